@@ -1,0 +1,32 @@
+# The two set-up commands for a fresh machine: `make run` and `make test`.
+# Both install the wasm32-wasip2 Rust target when it is missing (the default
+# policy is compiled to a component and embedded in the binary).
+
+CARGO ?= cargo
+LISTEN ?= 0.0.0.0:3001
+WASM_TARGET := wasm32-wasip2
+
+.PHONY: run test build release wasm-target fmt lint clean
+
+run: wasm-target
+	$(CARGO) run --release -p switchboard -- --listen $(LISTEN)
+
+test: wasm-target
+	$(CARGO) build -p switchboard
+	$(CARGO) test --workspace --all-targets
+
+build: wasm-target
+	$(CARGO) build --release -p switchboard
+
+wasm-target:
+	@rustup target list --installed 2>/dev/null | grep -qx '$(WASM_TARGET)' || rustup target add $(WASM_TARGET)
+
+fmt:
+	$(CARGO) fmt --all
+
+lint: wasm-target
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+clean:
+	$(CARGO) clean

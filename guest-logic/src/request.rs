@@ -1,0 +1,286 @@
+//! Reading a client's request (protocol v1) in one pass over the text,
+//! borrowing from it: the known fields are captured as `&RawValue` (a slice of
+//! the frame), unknown fields are skipped, and each field is then checked on
+//! its own so an error can name it. `data` and `ref` are never parsed further.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde_json::value::RawValue;
+
+use crate::frames::ErrorCode;
+
+/// Longest room name, in characters.
+pub const MAX_ROOM_CHARS: usize = 64;
+
+/// The fields protocol v1 knows, as raw JSON slices of the frame. A field
+/// given twice keeps its last value (as JavaScript's `JSON.parse` does).
+#[derive(Debug, Default)]
+pub struct Fields<'a> {
+    /// `type`: which request (must be a string).
+    pub r#type: Option<&'a RawValue>,
+    /// `ref`: echoed back in the answer (must be a string or a number).
+    pub r#ref: Option<&'a RawValue>,
+    /// `room`: for join, leave, room.
+    pub room: Option<&'a RawValue>,
+    /// `to`: for notice.
+    pub to: Option<&'a RawValue>,
+    /// `data`: for room, broadcast, notice; any JSON value.
+    pub data: Option<&'a RawValue>,
+}
+
+/// Why a request is refused: the error code and its message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// Sent as `code`.
+    pub code: ErrorCode,
+    /// Sent as `message`.
+    pub message: Cow<'static, str>,
+}
+
+impl Refusal {
+    /// A refusal with a fixed message.
+    pub const fn fixed(code: ErrorCode, message: &'static str) -> Self {
+        Refusal {
+            code,
+            message: Cow::Borrowed(message),
+        }
+    }
+
+    /// A refusal with a built message.
+    pub fn new(code: ErrorCode, message: String) -> Self {
+        Refusal {
+            code,
+            message: Cow::Owned(message),
+        }
+    }
+}
+
+/// The six requests of protocol v1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Join,
+    Leave,
+    Room,
+    Broadcast,
+    Notice,
+    Ping,
+}
+
+impl Kind {
+    /// The request named by `type`, if any.
+    pub fn from_name(name: &str) -> Option<Kind> {
+        Some(match name {
+            "join" => Kind::Join,
+            "leave" => Kind::Leave,
+            "room" => Kind::Room,
+            "broadcast" => Kind::Broadcast,
+            "notice" => Kind::Notice,
+            "ping" => Kind::Ping,
+            _ => return None,
+        })
+    }
+}
+
+/// Parse a text frame into its fields. Anything but a JSON object is
+/// `bad-json`, with a message saying what was wrong.
+pub fn parse(text: &str) -> Result<Fields<'_>, Refusal> {
+    serde_json::from_str::<Fields<'_>>(text).map_err(|e| bad_json(text, &e))
+}
+
+/// The `bad-json` refusal for a text that did not parse as an object.
+fn bad_json(text: &str, err: &serde_json::Error) -> Refusal {
+    // `Fields` fails on bad syntax, or at the first byte of a top-level value
+    // that is not an object; parse the whole text again to say which (only
+    // on the error path).
+    match serde_json::from_str::<IgnoredAny>(text) {
+        Err(syntax) => Refusal::new(ErrorCode::BadJson, format!("invalid JSON: {syntax}")),
+        Ok(_) => {
+            let what = match text.trim_start().as_bytes().first() {
+                Some(b'[') => "an array",
+                Some(b'"') => "a string",
+                Some(b't' | b'f') => "a boolean",
+                Some(b'n') => "null",
+                Some(b'-' | b'0'..=b'9') => "a number",
+                // Unreachable for valid JSON that `Fields` refused.
+                _ => return Refusal::new(ErrorCode::BadJson, format!("invalid JSON: {err}")),
+            };
+            Refusal::new(
+                ErrorCode::BadJson,
+                format!("expected a JSON object, got {what}"),
+            )
+        }
+    }
+}
+
+/// `ref`, if present and usable. A `ref` that is neither a string nor a
+/// number is refused, and that refusal cannot echo it.
+pub fn reference<'a>(fields: &Fields<'a>) -> Result<Option<&'a RawValue>, Refusal> {
+    match fields.r#ref {
+        None => Ok(None),
+        Some(raw) => match raw.get().as_bytes().first() {
+            Some(b'"' | b'-' | b'0'..=b'9') => Ok(Some(raw)),
+            _ => Err(Refusal::fixed(
+                ErrorCode::BadRequest,
+                "field `ref` must be a string or a number",
+            )),
+        },
+    }
+}
+
+/// The request named by `type`.
+pub fn kind(fields: &Fields<'_>) -> Result<Kind, Refusal> {
+    let raw = fields.r#type.ok_or(Refusal::fixed(
+        ErrorCode::BadRequest,
+        "missing field `type`",
+    ))?;
+    let name = json_str(raw).ok_or(Refusal::fixed(
+        ErrorCode::BadRequest,
+        "field `type` must be a string",
+    ))?;
+    Kind::from_name(&name).ok_or_else(|| {
+        Refusal::new(
+            ErrorCode::UnknownType,
+            format!(
+                "unknown type `{}`: expected join, leave, room, broadcast, notice or ping",
+                shorten(&name)
+            ),
+        )
+    })
+}
+
+/// `room`: a string of 1-64 characters without control characters.
+pub fn room<'a>(fields: &Fields<'a>) -> Result<Cow<'a, str>, Refusal> {
+    const BAD: Refusal = Refusal::fixed(
+        ErrorCode::BadRequest,
+        "field `room` must be a string of 1-64 characters",
+    );
+    let raw = fields.room.ok_or(Refusal::fixed(
+        ErrorCode::BadRequest,
+        "missing field `room`",
+    ))?;
+    let room = json_str(raw).ok_or(BAD)?;
+    // Bytes bound characters from above, so most names skip the count.
+    if room.is_empty() || (room.len() > MAX_ROOM_CHARS && room.chars().count() > MAX_ROOM_CHARS) {
+        return Err(BAD);
+    }
+    if room.chars().any(char::is_control) {
+        return Err(Refusal::fixed(
+            ErrorCode::BadRequest,
+            "field `room` must not contain control characters",
+        ));
+    }
+    Ok(room)
+}
+
+/// `to`: any string (an id that cannot be online is simply never reached).
+pub fn to<'a>(fields: &Fields<'a>) -> Result<Cow<'a, str>, Refusal> {
+    let raw = fields
+        .to
+        .ok_or(Refusal::fixed(ErrorCode::BadRequest, "missing field `to`"))?;
+    json_str(raw).ok_or(Refusal::fixed(
+        ErrorCode::BadRequest,
+        "field `to` must be a string",
+    ))
+}
+
+/// `data`: any JSON value (`null` too), but present.
+pub fn data<'a>(fields: &Fields<'a>) -> Result<&'a RawValue, Refusal> {
+    fields.data.ok_or(Refusal::fixed(
+        ErrorCode::BadRequest,
+        "missing field `data` (any JSON value, null allowed)",
+    ))
+}
+
+/// The string a raw JSON value holds, or `None` if it is not a string.
+/// Borrows from the frame unless the string has escapes to decode.
+pub fn json_str(raw: &RawValue) -> Option<Cow<'_, str>> {
+    let s = raw.get();
+    let inner = s.strip_prefix('"')?.strip_suffix('"')?;
+    if !inner.contains('\\') {
+        // Valid JSON without escapes: the content is the text between quotes.
+        return Some(Cow::Borrowed(inner));
+    }
+    serde_json::from_str::<CowStr<'_>>(s).ok().map(|c| c.0)
+}
+
+/// At most 64 characters of a client's string, for error messages.
+pub fn shorten(s: &str) -> &str {
+    match s.char_indices().nth(MAX_ROOM_CHARS) {
+        Some((end, _)) => &s[..end],
+        None => s,
+    }
+}
+
+/// A JSON string, borrowed when it has no escapes.
+struct CowStr<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for CowStr<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = CowStr<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(CowStr(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(CowStr(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(CowStr(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// The keys of a request, decoded (so `"\u0074ype"` is `type` too).
+#[derive(Deserialize)]
+#[serde(field_identifier, rename_all = "lowercase")]
+enum Key {
+    Type,
+    Ref,
+    Room,
+    To,
+    Data,
+    #[serde(other)]
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Fields<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // A map visitor only: unlike a derived struct, this refuses arrays
+        // and tolerates repeated keys.
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Fields<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut fields = Fields::default();
+                while let Some(key) = map.next_key::<Key>()? {
+                    let slot = match key {
+                        Key::Type => &mut fields.r#type,
+                        Key::Ref => &mut fields.r#ref,
+                        Key::Room => &mut fields.room,
+                        Key::To => &mut fields.to,
+                        Key::Data => &mut fields.data,
+                        Key::Other => {
+                            map.next_value::<IgnoredAny>()?;
+                            continue;
+                        }
+                    };
+                    *slot = Some(map.next_value::<&'de RawValue>()?);
+                }
+                Ok(fields)
+            }
+        }
+        d.deserialize_map(V)
+    }
+}

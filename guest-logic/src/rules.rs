@@ -1,0 +1,216 @@
+//! Protocol v1: what happens on connect, on each request, on disconnect.
+//!
+//! Answers: a request with a `ref` gets exactly one answer, an `ack` after the
+//! request's other actions or an `error`; a request without one gets only
+//! errors. A `notice`'s ack rides in the `send` action's `on_sent`, so the host
+//! queues it only after the notice itself.
+
+use serde_json::value::RawValue;
+
+use crate::action::{Action, Incoming};
+use crate::frames::{self, ErrorCode};
+use crate::request::{self, Fields, Kind, Refusal};
+
+/// The host's registry, as far as the rules need it. Answers reflect the
+/// registry before this call's actions are applied.
+pub trait Registry {
+    /// Is `id` a member of `room`?
+    fn in_room(&self, id: &str, room: &str) -> bool;
+    /// The rooms `id` is a member of.
+    fn rooms_of(&self, id: &str) -> Vec<String>;
+}
+
+/// The message of the `bad-request` error answering a binary frame.
+pub const BINARY_MESSAGE: &str = "binary frames are not supported: send JSON text frames";
+
+/// A client connected: greet it with `welcome`. The default rules never
+/// refuse a connection.
+pub fn on_connect(id: &str) -> Vec<Action> {
+    vec![Action::Reply(frames::welcome(id))]
+}
+
+/// `id` went offline: every room it was in hears `left`, and it leaves them.
+pub fn on_disconnect<R: Registry + ?Sized>(registry: &R, id: &str) -> Vec<Action> {
+    let rooms = registry.rooms_of(id);
+    let mut actions = Vec::with_capacity(rooms.len() * 2);
+    for room in rooms {
+        actions.push(Action::SendRoom {
+            frame: frames::left(&room, id),
+            room: room.clone(),
+            except: Some(id.to_owned()),
+        });
+        actions.push(Action::Leave {
+            id: id.to_owned(),
+            room,
+        });
+    }
+    actions
+}
+
+/// A frame arrived from `sender`.
+pub fn on_message<R: Registry + ?Sized>(
+    registry: &R,
+    sender: &str,
+    frame: Incoming<'_>,
+) -> Vec<Action> {
+    let text = match frame {
+        Incoming::Text(text) => text,
+        Incoming::Binary(_) => {
+            return refuse(None, &Refusal::fixed(ErrorCode::BadRequest, BINARY_MESSAGE));
+        }
+    };
+    let fields = match request::parse(text) {
+        Ok(fields) => fields,
+        Err(refusal) => return refuse(None, &refusal),
+    };
+    let reference = match request::reference(&fields) {
+        Ok(reference) => reference,
+        Err(refusal) => return refuse(None, &refusal),
+    };
+    let request = Request {
+        registry,
+        sender,
+        reference,
+        fields: &fields,
+    };
+    match request.handle() {
+        Ok(actions) => actions,
+        Err(refusal) => refuse(reference, &refusal),
+    }
+}
+
+/// The `error` reply for `refusal`.
+fn refuse(reference: Option<&RawValue>, refusal: &Refusal) -> Vec<Action> {
+    vec![Action::Reply(frames::error(
+        reference,
+        refusal.code,
+        &refusal.message,
+    ))]
+}
+
+/// One request being decided.
+struct Request<'r, 'a, R: ?Sized> {
+    /// The host's registry.
+    registry: &'r R,
+    /// Who sent the request.
+    sender: &'a str,
+    /// The request's `ref`, already checked to be a string or a number.
+    reference: Option<&'a RawValue>,
+    /// The request's fields.
+    fields: &'r Fields<'a>,
+}
+
+impl<R: Registry + ?Sized> Request<'_, '_, R> {
+    /// The request's actions, ending with its ack if it has a `ref`.
+    fn handle(&self) -> Result<Vec<Action>, Refusal> {
+        let mut actions = Vec::with_capacity(3);
+        match request::kind(self.fields)? {
+            Kind::Join => self.join(&mut actions)?,
+            Kind::Leave => self.leave(&mut actions)?,
+            Kind::Room => self.room(&mut actions)?,
+            Kind::Broadcast => self.broadcast(&mut actions)?,
+            Kind::Ping => actions.push(Action::Reply(frames::pong())),
+            // Its ack goes in `on_sent`, not after it.
+            Kind::Notice => {
+                self.notice(&mut actions)?;
+                return Ok(actions);
+            }
+        }
+        if let Some(reference) = self.reference {
+            actions.push(Action::Reply(frames::ack(reference)));
+        }
+        Ok(actions)
+    }
+
+    /// `join {room}`: a new member and everyone already there hear `joined`;
+    /// joining again changes nothing (only the ack).
+    fn join(&self, actions: &mut Vec<Action>) -> Result<(), Refusal> {
+        let room = request::room(self.fields)?;
+        if !self.registry.in_room(self.sender, &room) {
+            let frame = frames::joined(&room, self.sender);
+            let room = room.into_owned();
+            actions.push(Action::Join {
+                id: self.sender.to_owned(),
+                room: room.clone(),
+            });
+            actions.push(Action::SendRoom {
+                room,
+                frame,
+                except: None,
+            });
+        }
+        Ok(())
+    }
+
+    /// `leave {room}`: the leaver and the remaining members hear `left`.
+    fn leave(&self, actions: &mut Vec<Action>) -> Result<(), Refusal> {
+        let room = request::room(self.fields)?;
+        self.member_of(&room)?;
+        let frame = frames::left(&room, self.sender);
+        let room = room.into_owned();
+        actions.push(Action::SendRoom {
+            room: room.clone(),
+            frame,
+            except: None,
+        });
+        actions.push(Action::Leave {
+            id: self.sender.to_owned(),
+            room,
+        });
+        Ok(())
+    }
+
+    /// `room {room, data}`: every other member gets the message.
+    fn room(&self, actions: &mut Vec<Action>) -> Result<(), Refusal> {
+        let room = request::room(self.fields)?;
+        let data = request::data(self.fields)?;
+        self.member_of(&room)?;
+        actions.push(Action::SendRoom {
+            frame: frames::room(&room, self.sender, data),
+            room: room.into_owned(),
+            except: Some(self.sender.to_owned()),
+        });
+        Ok(())
+    }
+
+    /// `broadcast {data}`: every other online connection gets the message.
+    fn broadcast(&self, actions: &mut Vec<Action>) -> Result<(), Refusal> {
+        let data = request::data(self.fields)?;
+        actions.push(Action::Broadcast {
+            frame: frames::broadcast(self.sender, data),
+            except: Some(self.sender.to_owned()),
+        });
+        Ok(())
+    }
+
+    /// `notice {to, data}`: one `send`; the host replies with the ack (if any)
+    /// once the notice is queued, or with `target-closed` if it cannot be.
+    fn notice(&self, actions: &mut Vec<Action>) -> Result<(), Refusal> {
+        let to = request::to(self.fields)?;
+        let data = request::data(self.fields)?;
+        let closed = format!("`{}` is not online", request::shorten(&to));
+        actions.push(Action::Send {
+            frame: frames::notice(self.sender, data),
+            on_sent: self.reference.map(frames::ack),
+            on_closed: Some(frames::error(
+                self.reference,
+                ErrorCode::TargetClosed,
+                &closed,
+            )),
+            to: to.into_owned(),
+        });
+        Ok(())
+    }
+
+    /// Refuse with `not-in-room` unless the sender is a member of `room`.
+    fn member_of(&self, room: &str) -> Result<(), Refusal> {
+        if self.registry.in_room(self.sender, room) {
+            Ok(())
+        } else {
+            Err(Refusal::new(
+                ErrorCode::NotInRoom,
+                format!("not a member of room `{}`", request::shorten(room)),
+            ))
+        }
+    }
+}

@@ -1,0 +1,140 @@
+//! Every setting the server has, with its default. The CLI (`cli.rs`) and
+//! tests build a [`Config`]; nothing else reads flags or the environment.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Everything `server::Server::bind` needs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where clients connect (ws:// or, with `tls`, wss://).
+    pub listen: SocketAddr,
+    /// PEM certificate chain and key; `None` serves plain ws://.
+    pub tls: Option<TlsFiles>,
+    /// Which component decides the chat rules.
+    pub policy: PolicySource,
+    /// Per-connection limits and timeouts.
+    pub limits: Limits,
+    /// What one policy call may use.
+    pub policy_limits: PolicyLimits,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([0, 0, 0, 0], 3001)),
+            tls: None,
+            policy: PolicySource::Embedded,
+            limits: Limits::default(),
+            policy_limits: PolicyLimits::default(),
+        }
+    }
+}
+
+/// PEM files for wss://.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// Certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// PKCS#8, PKCS#1 or SEC1 private key.
+    pub key: PathBuf,
+}
+
+/// Where the policy component comes from.
+#[derive(Debug, Clone)]
+pub enum PolicySource {
+    /// The default rules (guest-logic), compiled into the binary.
+    Embedded,
+    /// A component file given with `--policy`.
+    File(PathBuf),
+    /// Component bytes handed over directly (tests, embedding).
+    Bytes {
+        /// Shown in logs in place of a file name.
+        name: String,
+        /// The component.
+        bytes: Vec<u8>,
+    },
+}
+
+/// Limits that keep one connection from costing the server too much.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest message (and frame) a client may send; larger closes with 1009.
+    pub max_message_bytes: usize,
+    /// Frames waiting for a slow client before it is closed with 4008.
+    pub outbound_queue_frames: usize,
+    /// Bytes waiting for a slow client before it is closed with 4008.
+    pub outbound_queue_bytes: usize,
+    /// Connections served at once; more get HTTP 503 at the handshake.
+    pub max_connections: usize,
+    /// Time allowed for the TLS handshake.
+    pub tls_handshake_timeout: Duration,
+    /// Time allowed for the HTTP upgrade request to arrive and be answered.
+    pub upgrade_timeout: Duration,
+    /// A client that sends nothing for this long is closed with 1001.
+    pub idle_timeout: Duration,
+    /// Time allowed to deliver what is queued plus the close frame when a
+    /// connection is being closed, and to see the client hang up after it.
+    pub close_timeout: Duration,
+    /// tungstenite's read buffer per connection (its default, 128 KiB, would
+    /// dominate memory per idle connection).
+    pub read_buffer_bytes: usize,
+    /// tungstenite's write buffer target before it writes to the socket.
+    pub write_buffer_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_message_bytes: 64 * 1024,
+            outbound_queue_frames: 1024,
+            outbound_queue_bytes: 4 * 1024 * 1024,
+            max_connections: 100_000,
+            tls_handshake_timeout: Duration::from_secs(10),
+            upgrade_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(300),
+            close_timeout: Duration::from_secs(5),
+            read_buffer_bytes: 4 * 1024,
+            write_buffer_bytes: 0,
+        }
+    }
+}
+
+/// What a policy may use; every call that exceeds one fails with
+/// `policy-failed` and its actions are discarded.
+#[derive(Debug, Clone)]
+pub struct PolicyLimits {
+    /// Wall-clock time one call may run.
+    pub call_deadline: Duration,
+    /// Linear memory one instance may grow to.
+    pub memory_bytes: usize,
+    /// Actions one call may return.
+    pub max_actions: usize,
+    /// Bytes of frames one call may return (all actions together).
+    pub max_output_bytes: usize,
+    /// Largest key in the host-held state.
+    pub state_max_key_bytes: usize,
+    /// Largest value in the host-held state.
+    pub state_max_value_bytes: usize,
+    /// Total bytes (keys + values) of the host-held state.
+    pub state_max_total_bytes: usize,
+    /// Instances the pooling allocator keeps room for (one per worker thread
+    /// is in use at a time, plus spares while instances are replaced).
+    pub pool_instances: u32,
+}
+
+impl Default for PolicyLimits {
+    fn default() -> Self {
+        PolicyLimits {
+            call_deadline: Duration::from_millis(10),
+            memory_bytes: 16 * 1024 * 1024,
+            max_actions: 256,
+            max_output_bytes: 1024 * 1024,
+            state_max_key_bytes: 1024,
+            state_max_value_bytes: 64 * 1024,
+            state_max_total_bytes: 64 * 1024 * 1024,
+            pool_instances: 64,
+        }
+    }
+}

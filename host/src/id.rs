@@ -1,0 +1,148 @@
+//! Connection ids: where they come from in the URL and what they may be.
+
+use std::fmt;
+
+/// Longest id accepted.
+pub const MAX_ID_LEN: usize = 64;
+
+/// Why a request path does not name a usable id.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdError {
+    /// The path is not `/ws`, `/ws/` or `/ws/<id>`: HTTP 404.
+    #[error("no such endpoint: connect to /ws/<id> or /ws?id=<id>")]
+    NotFound,
+    /// `/ws` with no id anywhere: HTTP 400.
+    #[error("missing id: connect to /ws/<id> or /ws?id=<id>")]
+    Missing,
+    /// An id of the wrong length or with a forbidden character: HTTP 400.
+    #[error("invalid id {0:?}: an id is 1-64 characters of A-Z a-z 0-9 _ . -")]
+    Invalid(String),
+}
+
+impl IdError {
+    /// The HTTP status the handshake answers with.
+    pub fn status(&self) -> u16 {
+        match self {
+            IdError::NotFound => 404,
+            IdError::Missing | IdError::Invalid(_) => 400,
+        }
+    }
+}
+
+/// A validated connection id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ConnId(String);
+
+impl ConnId {
+    /// Validate `raw` as an id.
+    pub fn parse(raw: &str) -> Result<ConnId, IdError> {
+        let ok_len = (1..=MAX_ID_LEN).contains(&raw.len());
+        let ok_chars = raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+        if ok_len && ok_chars {
+            Ok(ConnId(raw.to_owned()))
+        } else {
+            // Cut what we echo back: the reason goes into an HTTP body and logs.
+            let shown: String = raw.chars().take(MAX_ID_LEN + 8).collect();
+            Err(IdError::Invalid(shown))
+        }
+    }
+
+    /// The id as a string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ConnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The id named by a request: `/ws/<id>` (percent-decoded) or `/ws?id=<id>`.
+/// A path id wins over a query id.
+pub fn from_request(path: &str, query: Option<&str>) -> Result<ConnId, IdError> {
+    let rest = path.strip_prefix("/ws").ok_or(IdError::NotFound)?;
+    let from_path = match rest {
+        "" | "/" => None,
+        _ => {
+            let raw = rest.strip_prefix('/').ok_or(IdError::NotFound)?;
+            Some(percent_decode(raw).ok_or_else(|| IdError::Invalid(raw.to_owned()))?)
+        }
+    };
+    let raw = match from_path {
+        Some(id) => id,
+        None => query_param(query.unwrap_or(""), "id").ok_or(IdError::Missing)?,
+    };
+    if raw.is_empty() {
+        return Err(IdError::Missing);
+    }
+    ConnId::parse(&raw)
+}
+
+/// The first value of `name` in a query string, percent-decoded.
+fn query_param(query: &str, name: &str) -> Option<String> {
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// Percent-decoding; `None` if the result is not UTF-8. Malformed escapes are
+/// kept as they are (and then fail validation on the `%`).
+fn percent_decode(s: &str) -> Option<String> {
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8()
+        .ok()
+        .map(|c| c.into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_and_query_ids() {
+        assert_eq!(from_request("/ws/alice", None).unwrap().as_str(), "alice");
+        assert_eq!(from_request("/ws", Some("id=bob")).unwrap().as_str(), "bob");
+        assert_eq!(
+            from_request("/ws/", Some("x=1&id=c.d-e_f"))
+                .unwrap()
+                .as_str(),
+            "c.d-e_f"
+        );
+        assert_eq!(from_request("/ws/a%2Db", None).unwrap().as_str(), "a-b");
+    }
+
+    #[test]
+    fn bad_ids() {
+        assert_eq!(from_request("/ws", None), Err(IdError::Missing));
+        assert_eq!(from_request("/ws/", None), Err(IdError::Missing));
+        assert_eq!(from_request("/ws", Some("id=")), Err(IdError::Missing));
+        assert!(matches!(
+            from_request("/ws/a b", None),
+            Err(IdError::Invalid(_))
+        ));
+        assert!(matches!(
+            from_request("/ws/a%20b", None),
+            Err(IdError::Invalid(_))
+        ));
+        assert!(matches!(
+            from_request("/ws/a/b", None),
+            Err(IdError::Invalid(_))
+        ));
+        assert!(matches!(
+            from_request("/ws/%zz", None),
+            Err(IdError::Invalid(_))
+        ));
+        let long = "x".repeat(65);
+        assert!(matches!(
+            from_request(&format!("/ws/{long}"), None),
+            Err(IdError::Invalid(_))
+        ));
+        assert!(from_request(&format!("/ws/{}", "x".repeat(64)), None).is_ok());
+        assert_eq!(from_request("/", None), Err(IdError::NotFound));
+        assert_eq!(from_request("/wsx/alice", None), Err(IdError::NotFound));
+    }
+}

@@ -1,0 +1,178 @@
+//! What a guest may call: read-only registry questions, the host-held state,
+//! logging and a clock, plus a WASI context that grants nothing. This is also
+//! the per-store data (`HostState`).
+
+use std::sync::OnceLock;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use wasmtime::ResourceLimiter;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use super::bindings::switchboard::policy::{clock, log, registry, state, types};
+use super::output::GuestOutput;
+use crate::registry::Registry;
+use crate::state::{StateError, StateStore};
+
+/// Longest log message a guest can emit in one call to `log`.
+const MAX_LOG_MESSAGE: usize = 4096;
+
+/// Everything a guest call can reach, one per store.
+pub struct HostState {
+    /// Empty WASI context: no preopens, env, args, network; stdio → log.
+    wasi: WasiCtx,
+    /// WASI resources (the guest's stdout/stderr streams).
+    table: ResourceTable,
+    /// Registry the read-only questions are answered from.
+    registry: Registry,
+    /// The host-held key-value store.
+    state: StateStore,
+    /// Memory cap and whether the guest hit it.
+    pub(crate) limiter: Limiter,
+    /// Policy version, for log lines.
+    version: u64,
+}
+
+impl HostState {
+    /// State for one store of policy version `version`.
+    pub fn new(registry: Registry, state: StateStore, memory_bytes: usize, version: u64) -> Self {
+        let wasi = WasiCtxBuilder::new()
+            .stdout(GuestOutput { stream: "stdout" })
+            .stderr(GuestOutput { stream: "stderr" })
+            .build();
+        HostState {
+            wasi,
+            table: ResourceTable::new(),
+            registry,
+            state,
+            limiter: Limiter {
+                memory_bytes,
+                hit: false,
+            },
+            version,
+        }
+    }
+}
+
+/// Refuses memory growth past the cap and remembers that it did, so a trap
+/// that follows can be reported as "out of memory".
+pub struct Limiter {
+    /// Largest linear memory allowed.
+    pub memory_bytes: usize,
+    /// Set when a growth was refused.
+    pub hit: bool,
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let ok = desired <= self.memory_bytes;
+        self.hit |= !ok;
+        Ok(ok)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl types::Host for HostState {}
+
+fn count(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+impl registry::Host for HostState {
+    fn is_online(&mut self, id: String) -> bool {
+        self.registry.is_online(&id)
+    }
+
+    fn in_room(&mut self, id: String, room: String) -> bool {
+        self.registry.in_room(&id, &room)
+    }
+
+    fn room_members(&mut self, room: String) -> Vec<String> {
+        self.registry.room_members(&room)
+    }
+
+    fn room_size(&mut self, room: String) -> u32 {
+        count(self.registry.room_size(&room))
+    }
+
+    fn rooms_of(&mut self, id: String) -> Vec<String> {
+        self.registry.rooms_of(&id)
+    }
+
+    fn online_count(&mut self) -> u32 {
+        count(self.registry.online_count())
+    }
+}
+
+impl state::Host for HostState {
+    fn get(&mut self, key: String) -> Option<Vec<u8>> {
+        self.state.get(&key)
+    }
+
+    fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), state::StateError> {
+        self.state.set(key, value).map_err(|e| match e {
+            StateError::TooLarge(n) => state::StateError::TooLarge(count(n)),
+            StateError::Full => state::StateError::Full,
+        })
+    }
+
+    fn delete(&mut self, key: String) -> bool {
+        self.state.delete(&key)
+    }
+}
+
+impl log::Host for HostState {
+    fn log(&mut self, level: types::Level, message: String) {
+        let mut message = message;
+        if message.len() > MAX_LOG_MESSAGE {
+            let mut cut = MAX_LOG_MESSAGE;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            message.truncate(cut);
+        }
+        let v = self.version;
+        match level {
+            types::Level::Trace => tracing::trace!(target: "policy", version = v, "{message}"),
+            types::Level::Debug => tracing::debug!(target: "policy", version = v, "{message}"),
+            types::Level::Info => tracing::info!(target: "policy", version = v, "{message}"),
+            types::Level::Warn => tracing::warn!(target: "policy", version = v, "{message}"),
+            types::Level::Error => tracing::error!(target: "policy", version = v, "{message}"),
+        }
+    }
+}
+
+impl clock::Host for HostState {
+    fn now_ms(&mut self) -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64)
+    }
+
+    fn monotonic_ns(&mut self) -> u64 {
+        static START: OnceLock<Instant> = OnceLock::new();
+        START.get_or_init(Instant::now).elapsed().as_nanos() as u64
+    }
+}

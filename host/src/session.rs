@@ -1,0 +1,352 @@
+//! One connection from first byte to last: the upgrade (with the policy's
+//! `on-connect`), registration, a read loop that hands each frame to the
+//! policy, a writer that drains the bounded queue in batches, and a close
+//! that delivers what it should, says why, and lets the client hang up first.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::time::timeout;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::Role;
+use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+
+use crate::actions;
+use crate::handshake::{self, Upgrade};
+use crate::outbound::{self, CloseReason, Inbox, Outbox, code};
+use crate::policy::{ConnectInfo, Frame};
+use crate::shared::{ConnectionGuard, Shared};
+
+/// Frames written before one flush.
+const WRITE_BATCH: usize = 64;
+
+/// Serve one accepted (and, for wss, TLS-wrapped) stream.
+pub async fn run<S>(shared: Arc<Shared>, mut stream: S, peer: SocketAddr)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let Some(_guard) = ConnectionGuard::try_new(&shared) else {
+        let _ = timeout(shared.limits.upgrade_timeout, async {
+            let _ = handshake::read_request(&mut stream).await;
+            handshake::refuse(
+                &mut stream,
+                503,
+                "server is at its connection limit; try again later",
+            )
+            .await
+        })
+        .await;
+        return;
+    };
+    let Some(upgrade) = upgrade(&shared, &mut stream, peer).await else {
+        return;
+    };
+    let id = upgrade.id.to_string();
+    let ws = WebSocketStream::from_partially_read(
+        stream,
+        upgrade.leftover,
+        Role::Server,
+        Some(shared.ws_config),
+    )
+    .await;
+
+    let serial = shared.registry.next_serial();
+    let limits = &shared.limits;
+    let (outbox, inbox) = outbound::channel(
+        serial,
+        limits.outbound_queue_frames,
+        limits.outbound_queue_bytes,
+    );
+    shared.registry.register(&id, outbox.clone());
+    tracing::debug!(%peer, id, serial, "connected");
+    if shared.is_shutting_down() {
+        outbox.close(shutdown_reason());
+    }
+    actions::apply(&shared.registry, Some(&outbox), upgrade.actions);
+
+    let reason = pump(&shared, ws, &id, &outbox, inbox).await;
+    tracing::debug!(%peer, id, serial, ?reason, "disconnected");
+    if shared.registry.unregister(&id, serial) && !reason.shutdown && !reason.replaced {
+        disconnected(&shared, &id).await;
+    }
+}
+
+/// The result of a successful upgrade.
+struct Accepted {
+    id: crate::id::ConnId,
+    leftover: Vec<u8>,
+    /// `on-connect`'s actions, applied once the connection is registered.
+    actions: Vec<crate::policy::Action>,
+}
+
+/// Read the upgrade request, ask the policy, answer. `None` if refused.
+async fn upgrade<S>(shared: &Shared, stream: &mut S, peer: SocketAddr) -> Option<Accepted>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let limit = shared.limits.upgrade_timeout;
+    let request = match timeout(limit, handshake::read_request(stream)).await {
+        Ok(Ok(u)) => u,
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, error = %e, "handshake refused");
+            if let Some(status) = e.status() {
+                let _ = timeout(limit, handshake::refuse(stream, status, &e.to_string())).await;
+            }
+            return None;
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "handshake timed out");
+            return None;
+        }
+    };
+    let info = connect_info(shared, &request, peer);
+    let actions = match shared.policy.on_connect(info).await {
+        Ok(Ok(actions)) => actions,
+        Ok(Err(reject)) => {
+            let status = handshake::reject_status(reject.status);
+            let _ = timeout(limit, handshake::refuse(stream, status, &reject.reason)).await;
+            return None;
+        }
+        Err(e) => {
+            tracing::warn!(%peer, error = %e, "on-connect failed");
+            let _ = timeout(
+                limit,
+                handshake::refuse(stream, 500, &format!("policy-failed: {e}")),
+            )
+            .await;
+            return None;
+        }
+    };
+    if !matches!(
+        timeout(limit, handshake::accept(stream, &request)).await,
+        Ok(Ok(()))
+    ) {
+        // The policy saw a connect that never happened: balance it, unless
+        // the id is online through another connection.
+        if !shared.registry.is_online(request.id.as_str()) {
+            disconnected(shared, request.id.as_str()).await;
+        }
+        return None;
+    }
+    let Upgrade { id, leftover, .. } = request;
+    Some(Accepted {
+        id,
+        leftover,
+        actions,
+    })
+}
+
+fn connect_info(shared: &Shared, request: &Upgrade, peer: SocketAddr) -> ConnectInfo {
+    ConnectInfo {
+        id: request.id.to_string(),
+        remote_addr: peer.to_string(),
+        path: request.path.clone(),
+        query: request.query.clone(),
+        headers: request.headers.clone(),
+        secure: shared.secure,
+    }
+}
+
+/// `on-disconnect` for an id that went offline, then forget its rooms.
+async fn disconnected(shared: &Shared, id: &str) {
+    match shared.policy.on_disconnect(id).await {
+        Ok(actions) => actions::apply(&shared.registry, None, actions),
+        Err(e) => tracing::warn!(id, error = %e, "on-disconnect failed"),
+    }
+    shared.registry.forget_rooms_if_offline(id);
+}
+
+fn shutdown_reason() -> CloseReason {
+    CloseReason {
+        shutdown: true,
+        ..CloseReason::with_code(code::GOING_AWAY, "server shutting down")
+    }
+}
+
+/// Run the reader and the writer until the connection closes; returns why.
+async fn pump<S>(
+    shared: &Shared,
+    ws: WebSocketStream<S>,
+    id: &str,
+    outbox: &Outbox,
+    mut inbox: Inbox,
+) -> CloseReason
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let (mut sink, mut stream) = ws.split();
+    tokio::join!(
+        read_loop(shared, &mut stream, id, outbox),
+        write_loop(&mut sink, &mut inbox, outbox)
+    );
+    let reason = inbox
+        .reason()
+        .cloned()
+        .unwrap_or_else(|| CloseReason::peer_gone("connection ended"));
+    finish(shared, sink, stream, inbox, &reason).await;
+    reason
+}
+
+async fn read_loop<S>(
+    shared: &Shared,
+    stream: &mut SplitStream<WebSocketStream<S>>,
+    id: &str,
+    outbox: &Outbox,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let idle = shared.limits.idle_timeout;
+    loop {
+        let next = tokio::select! {
+            biased;
+            _ = outbox.closed() => return,
+            next = timeout(idle, stream.next()) => next,
+        };
+        let message = match next {
+            Err(_) => {
+                outbox.close(CloseReason::with_code(code::GOING_AWAY, "idle timeout"));
+                return;
+            }
+            Ok(None) => {
+                outbox.close(CloseReason::peer_gone("client closed"));
+                return;
+            }
+            Ok(Some(Err(e))) => {
+                outbox.close(read_error(e, shared.limits.max_message_bytes));
+                return;
+            }
+            Ok(Some(Ok(m))) => m,
+        };
+        match message {
+            Message::Text(text) => {
+                let frame = Frame::Text(text.as_str().to_owned());
+                on_frame(shared, id, outbox, frame, Some(text.as_str())).await;
+            }
+            Message::Binary(bytes) => {
+                on_frame(shared, id, outbox, Frame::Binary(bytes.to_vec()), None).await
+            }
+            // Pings are answered by tungstenite; a close ends the stream next.
+            Message::Ping(_) | Message::Pong(_) | Message::Close(_) | Message::Frame(_) => {}
+        }
+    }
+}
+
+/// Hand one frame to the policy and carry out its answer.
+async fn on_frame(shared: &Shared, id: &str, outbox: &Outbox, frame: Frame, text: Option<&str>) {
+    match shared.policy.on_message(id, frame).await {
+        Ok(actions) => actions::apply(&shared.registry, Some(outbox), actions),
+        Err(e) => {
+            tracing::warn!(id, error = %e, "on-message failed");
+            let _ = outbox.push(actions::policy_failed(text, &e));
+        }
+    }
+}
+
+/// How a read error ends the connection.
+fn read_error(e: WsError, max: usize) -> CloseReason {
+    match e {
+        WsError::Utf8(_) => {
+            CloseReason::with_code(code::INVALID_PAYLOAD, "invalid UTF-8 in a text frame")
+        }
+        WsError::Capacity(_) => CloseReason {
+            drain: false,
+            ..CloseReason::with_code(
+                code::TOO_BIG,
+                format!("message too big (limit {max} bytes)"),
+            )
+        },
+        WsError::Protocol(p) => CloseReason {
+            drain: false,
+            ..CloseReason::with_code(1002, actions::cut(format!("protocol error: {p}")))
+        },
+        other => CloseReason::peer_gone(other.to_string()),
+    }
+}
+
+async fn write_loop<S>(
+    sink: &mut SplitSink<WebSocketStream<S>, Message>,
+    inbox: &mut Inbox,
+    outbox: &Outbox,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let result: Result<(), WsError> = async {
+        while let Some(first) = inbox.recv().await {
+            // A write blocked on a slow client must not delay the close.
+            let batch = async {
+                sink.feed(first).await?;
+                for _ in 1..WRITE_BATCH {
+                    match inbox.try_recv() {
+                        Some(m) => sink.feed(m).await?,
+                        None => break,
+                    }
+                }
+                sink.flush().await
+            };
+            tokio::select! {
+                biased;
+                _ = outbox.closed() => return Ok(()),
+                r = batch => r?,
+            }
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(e) = result {
+        outbox.close(CloseReason::peer_gone(format!("write failed: {e}")));
+    }
+}
+
+/// Deliver what the close reason asks for, send the close frame, then shut
+/// our side and wait (bounded) for the client to hang up, so the kernel does
+/// not reset the connection over unread input and lose the close frame.
+async fn finish<S>(
+    shared: &Shared,
+    mut sink: SplitSink<WebSocketStream<S>, Message>,
+    stream: SplitStream<WebSocketStream<S>>,
+    mut inbox: Inbox,
+    reason: &CloseReason,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let limit = shared.limits.close_timeout;
+    inbox.seal();
+    let _ = timeout(limit, async {
+        if let Some(code) = reason.code {
+            if reason.drain {
+                while let Some(m) = inbox.try_recv() {
+                    sink.feed(m).await?;
+                }
+            }
+            let frame = CloseFrame {
+                code: CloseCode::from(code),
+                reason: reason.reason.clone().into(),
+            };
+            sink.send(Message::Close(Some(frame))).await
+        } else {
+            // Lets tungstenite send its reply to the client's close.
+            sink.flush().await
+        }
+    })
+    .await;
+    let Ok(mut ws) = sink.reunite(stream) else {
+        return;
+    };
+    linger(ws.get_mut(), limit.min(Duration::from_secs(2))).await;
+}
+
+/// Shut down our write side and read until the client closes (or `limit`).
+async fn linger<S: AsyncRead + AsyncWrite + Unpin>(io: &mut S, limit: Duration) {
+    let _ = timeout(limit, async {
+        let _ = io.shutdown().await;
+        let mut sink = [0u8; 1024];
+        while matches!(io.read(&mut sink).await, Ok(n) if n > 0) {}
+    })
+    .await;
+}
