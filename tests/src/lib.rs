@@ -1,1 +1,315 @@
+//! Test harness: a real server on 127.0.0.1 port 0 (in-process, through the
+//! library's `Server`), real WebSocket clients over TCP or TLS, certificates
+//! generated per test, and the test guests built by build.rs.
+//!
+//! Every wait is bounded by [`WAIT`] so a broken server fails a test instead
+//! of hanging it; nothing sleeps to synchronise.
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use switchboard::config::{Config, PolicySource, TlsFiles};
+use switchboard::registry::Registry;
+use switchboard::server::Server;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+/// Longest any single wait in a test may take before the test fails.
+pub const WAIT: Duration = Duration::from_secs(15);
+
+/// The misbehaving test policy (see tests/guests/misbehave).
+pub fn misbehave_wasm() -> PathBuf {
+    PathBuf::from(env!("MISBEHAVE_WASM"))
+}
+
+/// A config for tests: defaults, listening on 127.0.0.1 port 0.
+pub fn config() -> Config {
+    Config {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        ..Config::default()
+    }
+}
+
+/// A config running the misbehaving test policy.
+pub fn misbehave_config() -> Config {
+    Config {
+        policy: PolicySource::File(misbehave_wasm()),
+        ..config()
+    }
+}
+
+/// A server running in this process.
+pub struct TestServer {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// The registry, to check who is online.
+    pub registry: Registry,
+    /// Present when the server speaks wss.
+    tls: Option<Arc<TestCert>>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl TestServer {
+    /// Start a server with `config` (listen address forced to 127.0.0.1:0).
+    pub async fn start(config: Config) -> Result<TestServer> {
+        Self::start_inner(config, None).await
+    }
+
+    /// Start a wss:// server with a certificate generated for this test.
+    pub async fn start_tls(mut config: Config) -> Result<TestServer> {
+        let cert = Arc::new(TestCert::generate()?);
+        config.tls = Some(cert.files());
+        Self::start_inner(config, Some(cert)).await
+    }
+
+    async fn start_inner(mut config: Config, tls: Option<Arc<TestCert>>) -> Result<TestServer> {
+        config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        let server = Server::bind(config)
+            .await
+            .context("server failed to start")?;
+        let addr = server.local_addr();
+        let registry = server.registry();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(server.run(async {
+            let _ = stopped.await;
+        }));
+        Ok(TestServer {
+            addr,
+            registry,
+            tls,
+            stop: Some(stop),
+            task: Some(task),
+        })
+    }
+
+    /// `ws://` or `wss://` URL for `path` (e.g. `/ws/alice`).
+    pub fn url(&self, path: &str) -> String {
+        let scheme = if self.tls.is_some() { "wss" } else { "ws" };
+        format!("{scheme}://localhost:{}{path}", self.addr.port())
+    }
+
+    /// Connect to `/ws/<id>` and return the client (welcome not yet read).
+    pub async fn connect(&self, id: &str) -> Result<Client> {
+        self.connect_path(&format!("/ws/{id}")).await
+    }
+
+    /// Connect to `/ws/<id>` and read the welcome frame.
+    pub async fn join(&self, id: &str) -> Result<Client> {
+        let mut c = self.connect(id).await?;
+        let welcome = c.recv_json().await?;
+        if welcome["type"] != "welcome" || welcome["id"] != id {
+            bail!("expected welcome for {id}, got {welcome}");
+        }
+        Ok(c)
+    }
+
+    /// Connect to an arbitrary path.
+    pub async fn connect_path(&self, path: &str) -> Result<Client> {
+        let tcp = TcpStream::connect(self.addr).await?;
+        self.handshake(tcp, path).await
+    }
+
+    /// Complete a WebSocket handshake over an already connected socket.
+    pub async fn handshake(&self, tcp: TcpStream, path: &str) -> Result<Client> {
+        tcp.set_nodelay(true)?;
+        let io: Box<dyn Io> = match &self.tls {
+            None => Box::new(tcp),
+            Some(cert) => Box::new(cert.connect(tcp).await?),
+        };
+        let config = WebSocketConfig::default().max_message_size(Some(64 << 20));
+        let (ws, _) = tokio::time::timeout(
+            WAIT,
+            tokio_tungstenite::client_async_with_config(self.url(path), io, Some(config)),
+        )
+        .await
+        .map_err(|_| anyhow!("handshake timed out"))??;
+        Ok(Client { ws })
+    }
+
+    /// Stop the server gracefully and wait until it has stopped.
+    pub async fn shutdown(mut self) -> Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(WAIT * 2, task)
+                .await
+                .map_err(|_| anyhow!("server did not stop"))??;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// Any byte stream a client can run over.
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// A WebSocket client.
+pub struct Client {
+    /// The socket, for tests that need raw access.
+    pub ws: WebSocketStream<Box<dyn Io>>,
+}
+
+/// What ended a connection, as seen by the client.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Closed {
+    /// Close code, if a close frame arrived.
+    pub code: Option<u16>,
+    /// Close reason.
+    pub reason: String,
+}
+
+impl Client {
+    /// Send a JSON value as a text frame.
+    pub async fn send_json(&mut self, v: Value) -> Result<()> {
+        self.send_text(&v.to_string()).await
+    }
+
+    /// Send a text frame.
+    pub async fn send_text(&mut self, s: &str) -> Result<()> {
+        Ok(self.ws.send(Message::text(s)).await?)
+    }
+
+    /// Send a binary frame.
+    pub async fn send_binary(&mut self, b: Vec<u8>) -> Result<()> {
+        Ok(self.ws.send(Message::binary(b)).await?)
+    }
+
+    /// The next data frame (text or binary), skipping pings and pongs.
+    pub async fn recv(&mut self) -> Result<Message> {
+        loop {
+            let next = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .map_err(|_| anyhow!("no frame within {WAIT:?}"))?;
+            match next {
+                None => bail!("connection ended"),
+                Some(Err(e)) => bail!("read failed: {e}"),
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                Some(Ok(m)) => return Ok(m),
+            }
+        }
+    }
+
+    /// The next text frame.
+    pub async fn recv_text(&mut self) -> Result<String> {
+        match self.recv().await? {
+            Message::Text(t) => Ok(t.to_string()),
+            other => bail!("expected a text frame, got {other:?}"),
+        }
+    }
+
+    /// The next text frame, parsed as JSON.
+    pub async fn recv_json(&mut self) -> Result<Value> {
+        let text = self.recv_text().await?;
+        serde_json::from_str(&text).with_context(|| format!("not JSON: {text}"))
+    }
+
+    /// Read until the connection closes; return the close frame, skipping
+    /// any data frames still queued before it.
+    pub async fn closed(&mut self) -> Result<Closed> {
+        loop {
+            let next = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .map_err(|_| anyhow!("not closed within {WAIT:?}"))?;
+            match next {
+                Some(Ok(Message::Close(frame))) => {
+                    return Ok(Closed {
+                        code: frame.as_ref().map(|f| u16::from(f.code)),
+                        reason: frame.map(|f| f.reason.to_string()).unwrap_or_default(),
+                    });
+                }
+                Some(Ok(_)) => continue,
+                None | Some(Err(_)) => {
+                    return Ok(Closed {
+                        code: None,
+                        reason: String::new(),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Close from the client side and wait for the server's answer.
+    pub async fn close(mut self) -> Result<()> {
+        self.ws.close(None).await?;
+        while let Ok(Some(Ok(_))) = tokio::time::timeout(WAIT, self.ws.next()).await {}
+        Ok(())
+    }
+}
+
+/// A self-signed certificate for `localhost`, written to a temp directory.
+pub struct TestCert {
+    dir: PathBuf,
+    cert_der: rustls_pki_types::CertificateDer<'static>,
+}
+
+impl TestCert {
+    /// Generate a fresh certificate and key.
+    pub fn generate() -> Result<TestCert> {
+        let key = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])?;
+        let dir = std::env::temp_dir().join(format!(
+            "switchboard-test-{}-{}",
+            std::process::id(),
+            NEXT_DIR.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join("cert.pem"), key.cert.pem())?;
+        std::fs::write(dir.join("key.pem"), key.signing_key.serialize_pem())?;
+        Ok(TestCert {
+            dir,
+            cert_der: key.cert.der().clone(),
+        })
+    }
+
+    /// The PEM files, for the server's config.
+    pub fn files(&self) -> TlsFiles {
+        TlsFiles {
+            cert: self.dir.join("cert.pem"),
+            key: self.dir.join("key.pem"),
+        }
+    }
+
+    /// A TLS client session over `tcp` that trusts only this certificate.
+    pub async fn connect(
+        &self,
+        tcp: TcpStream,
+    ) -> Result<tokio_rustls::client::TlsStream<TcpStream>> {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(self.cert_der.clone())?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        let name = rustls_pki_types::ServerName::try_from("localhost")?;
+        Ok(connector.connect(name, tcp).await?)
+    }
+}
+
+impl Drop for TestCert {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+static NEXT_DIR: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);

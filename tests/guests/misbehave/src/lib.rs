@@ -1,0 +1,73 @@
+//! A policy that misbehaves on request, to prove the sandbox contains it.
+//! Every connection gets `welcome`; a text frame is answered by what it names:
+//! - `trap`   — panics (a trap)
+//! - `loop`   — spins forever (interrupted by the call deadline)
+//! - `alloc`  — allocates until memory runs out (the memory cap)
+//! - `print`  — writes to stdout and stderr, then replies `printed`
+//! - `spam`   — returns more actions than the host allows
+//! - `connect-trap` as an id (at connect) — traps in on-connect
+//! - anything else — echoed back to the sender
+//!
+//! Deliberately tiny and free of the default rules, so a test failure points
+//! at the host, not at protocol logic.
+
+#![cfg(target_arch = "wasm32")]
+
+wit_bindgen::generate!({
+    world: "policy",
+    path: "../../../wit",
+});
+
+use exports::switchboard::policy::handler::Guest;
+use switchboard::policy::types::{Action, ConnectInfo, Frame, Reject};
+
+struct Misbehave;
+
+impl Guest for Misbehave {
+    fn on_connect(info: ConnectInfo) -> Result<Vec<Action>, Reject> {
+        match info.id.as_str() {
+            "connect-trap" => panic!("on-connect trap requested"),
+            "reject-me" => Err(Reject {
+                status: 403,
+                reason: "rejected by policy".into(),
+            }),
+            id => Ok(vec![Action::Reply(Frame::Text(format!("welcome {id}")))]),
+        }
+    }
+
+    fn on_message(_sender: String, frame: Frame) -> Vec<Action> {
+        let Frame::Text(text) = frame else {
+            return vec![Action::Reply(frame)];
+        };
+        match text.as_str() {
+            "trap" => panic!("trap requested"),
+            "loop" => {
+                let mut n: u64 = 0;
+                loop {
+                    n = std::hint::black_box(n.wrapping_add(1));
+                }
+            }
+            "alloc" => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(std::hint::black_box(vec![1u8; 1 << 20]));
+                }
+            }
+            "print" => {
+                println!("hello from the guest's stdout");
+                eprintln!("hello from the guest's stderr");
+                vec![Action::Reply(Frame::Text("printed".into()))]
+            }
+            "spam" => (0..10_000)
+                .map(|i| Action::Reply(Frame::Text(i.to_string())))
+                .collect(),
+            _ => vec![Action::Reply(Frame::Text(text))],
+        }
+    }
+
+    fn on_disconnect(_id: String) -> Vec<Action> {
+        Vec::new()
+    }
+}
+
+export!(Misbehave);
