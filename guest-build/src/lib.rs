@@ -88,12 +88,12 @@ fn check_target_installed() {
         .ok()
         .and_then(|o| String::from_utf8(o.stdout).ok())
         .map(|s| PathBuf::from(s.trim()));
-    if let Some(sysroot) = sysroot {
-        if !sysroot.join("lib/rustlib").join(TARGET).is_dir() {
-            panic!(
-                "the {TARGET} Rust target is not installed; run `rustup target add {TARGET}` \
-                 (`make run` and `make test` do this for you)"
-            );
-        }
+    if let Some(sysroot) = sysroot
+        && !sysroot.join("lib/rustlib").join(TARGET).is_dir()
+    {
+        panic!(
+            "the {TARGET} Rust target is not installed; run `rustup target add {TARGET}` \
+             (`make run` and `make test` do this for you)"
+        );
     }
 }

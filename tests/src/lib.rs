@@ -40,6 +40,17 @@ pub fn config() -> Config {
     }
 }
 
+/// [`config`] with a policy call deadline of [`WAIT`] instead of 10 ms. The
+/// deadline is wall-clock time and covers instantiation too, so on a loaded
+/// machine a thread descheduled for a few milliseconds turns an ordinary call
+/// into `policy-failed` (or an HTTP 500 at the handshake, or a server that
+/// fails to start). Tests that are not about deadlines use this.
+pub fn tolerant_config() -> Config {
+    let mut c = config();
+    c.policy_limits.call_deadline = WAIT;
+    c
+}
+
 /// A config running the misbehaving test policy.
 pub fn misbehave_config() -> Config {
     Config {
@@ -248,6 +259,44 @@ impl Client {
         }
     }
 
+    /// Every frame queued to this client so far: sends a `ping` with a fresh
+    /// `ref` and returns the frames that arrive before that ping's `pong` and
+    /// `ack` (which must come last, in that order). Everything the server
+    /// queued to this client before it handled the ping is in the result, so
+    /// once other clients' requests have been acked this is exactly what
+    /// they caused here.
+    pub async fn drain(&mut self) -> Result<Vec<Value>> {
+        let r = format!(
+            "drain-{}",
+            NEXT_REF.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        let ack = serde_json::json!({"type": "ack", "ref": r});
+        self.send_json(serde_json::json!({"type": "ping", "ref": r}))
+            .await?;
+        let mut frames = Vec::new();
+        loop {
+            let v = self.recv_json().await?;
+            if v == ack {
+                break;
+            }
+            frames.push(v);
+        }
+        match frames.pop() {
+            Some(v) if v == serde_json::json!({"type": "pong"}) => Ok(frames),
+            other => bail!("expected the pong of ping {r} right before its ack, got {other:?}"),
+        }
+    }
+
+    /// Prove that nothing is queued to this client: the very next frames are
+    /// the `pong` and `ack` of a fresh ping.
+    pub async fn expect_idle(&mut self) -> Result<()> {
+        let frames = self.drain().await?;
+        if !frames.is_empty() {
+            bail!("expected nothing queued, got {frames:?}");
+        }
+        Ok(())
+    }
+
     /// Close from the client side and wait for the server's answer.
     pub async fn close(mut self) -> Result<()> {
         self.ws.close(None).await?;
@@ -312,4 +361,5 @@ impl Drop for TestCert {
     }
 }
 
+static NEXT_REF: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 static NEXT_DIR: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);

@@ -3,8 +3,13 @@
 //! - `trap`   — panics (a trap)
 //! - `loop`   — spins forever (interrupted by the call deadline)
 //! - `alloc`  — allocates until memory runs out (the memory cap)
+//! - `alloc <n>` — allocates (and writes) `n` MiB, then replies `allocated <n>`
+//! - `sleep`  — sleeps for an hour (a wait on a WASI pollable, which the
+//!   epoch cannot interrupt; the host's timer must)
 //! - `print`  — writes to stdout and stderr, then replies `printed`
 //! - `spam`   — returns more actions than the host allows
+//! - a JSON-looking text (starts with `{`) containing `"trap"` — panics, so
+//!   a test can check that the host echoes the request's `ref`
 //! - `connect-trap` as an id (at connect) — traps in on-connect
 //! - anything else — echoed back to the sender
 //!
@@ -39,6 +44,19 @@ impl Guest for Misbehave {
         let Frame::Text(text) = frame else {
             return vec![Action::Reply(frame)];
         };
+        if text.starts_with('{') && text.contains("\"trap\"") {
+            panic!("trap requested by a JSON frame");
+        }
+        if let Some(mib) = text
+            .strip_prefix("alloc ")
+            .and_then(|n| n.parse::<usize>().ok())
+        {
+            let hoard: Vec<Vec<u8>> = (0..mib)
+                .map(|_| std::hint::black_box(vec![1u8; 1 << 20]))
+                .collect();
+            std::hint::black_box(&hoard);
+            return vec![Action::Reply(Frame::Text(format!("allocated {mib}")))];
+        }
         match text.as_str() {
             "trap" => panic!("trap requested"),
             "loop" => {
@@ -52,6 +70,10 @@ impl Guest for Misbehave {
                 loop {
                     hoard.push(std::hint::black_box(vec![1u8; 1 << 20]));
                 }
+            }
+            "sleep" => {
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+                vec![Action::Reply(Frame::Text("slept".into()))]
             }
             "print" => {
                 println!("hello from the guest's stdout");

@@ -1,0 +1,497 @@
+//! The sandbox contains a misbehaving policy: a trap, an endless loop, a
+//! guest that sleeps, an unbounded allocation, an oversized answer or a
+//! chatty guest costs the sender one `policy-failed` error and nothing else.
+//! The connection stays open, other clients never notice, and the next call
+//! gets a fresh instance.
+//!
+//! Every test runs the real server in-process with the misbehave guest
+//! (tests/guests/misbehave) and talks to it over real WebSockets.
+//!
+//! Deadlines: the default call deadline (10 ms) is wall time counted by the
+//! epoch ticker, so on a loaded machine even an ordinary echo could be
+//! interrupted if its thread is descheduled mid-call. Tests that are not
+//! about time therefore run with a generous deadline, so the only limit that
+//! can fail a call is the one under test; the timeout tests use a deadline
+//! that is short enough to keep the tests quick and long enough that an
+//! ordinary echo never meets it.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use futures_util::future::join_all;
+use serde_json::{Value, json};
+use switchboard::config::Config;
+use switchboard_tests::{Client, TestServer, WAIT, misbehave_config};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite;
+
+/// The deadline for tests where time is not the point.
+const GENEROUS_DEADLINE: Duration = Duration::from_secs(5);
+
+/// The deadline for the endless-loop and sleep tests.
+const LOOP_DEADLINE: Duration = Duration::from_millis(200);
+
+/// The misbehave policy with a deadline no healthy call comes near.
+fn sandbox_config() -> Config {
+    let mut config = misbehave_config();
+    config.policy_limits.call_deadline = GENEROUS_DEADLINE;
+    config
+}
+
+/// The misbehave policy with the short deadline of the loop tests.
+fn loop_config() -> Config {
+    let mut config = misbehave_config();
+    config.policy_limits.call_deadline = LOOP_DEADLINE;
+    config
+}
+
+/// Connect as `id` and read the misbehave guest's welcome (`welcome <id>`).
+async fn join(server: &TestServer, id: &str) -> Result<Client> {
+    let mut c = server.connect(id).await?;
+    let welcome = c.recv_text().await?;
+    ensure!(
+        welcome == format!("welcome {id}"),
+        "expected the welcome for {id}, got {welcome:?}"
+    );
+    Ok(c)
+}
+
+/// Send `text` and expect it echoed back as the very next frame.
+async fn echo(c: &mut Client, text: &str) -> Result<()> {
+    echo_reply(c, text, text).await
+}
+
+/// Send `text` and expect `reply` as the very next frame.
+async fn echo_reply(c: &mut Client, text: &str, reply: &str) -> Result<()> {
+    c.send_text(text).await?;
+    let got = c.recv_text().await?;
+    ensure!(got == reply, "{text}: expected {reply:?}, got {got:?}");
+    Ok(())
+}
+
+/// Check that `text` is the host's `policy-failed` error; return it parsed.
+fn parse_failed(text: &str) -> Result<Value> {
+    let v: Value =
+        serde_json::from_str(text).with_context(|| format!("not a policy-failed error: {text}"))?;
+    ensure!(v["type"] == "error", "not an error frame: {v}");
+    ensure!(v["code"] == "policy-failed", "not policy-failed: {v}");
+    ensure!(v["message"].is_string(), "no message: {v}");
+    Ok(v)
+}
+
+/// The next frame must be `policy-failed`; return its message.
+async fn expect_failed(c: &mut Client) -> Result<String> {
+    let text = c.recv_text().await?;
+    let v = parse_failed(&text)?;
+    ensure!(v.get("ref").is_none(), "unexpected ref: {v}");
+    Ok(v["message"].as_str().unwrap_or_default().to_owned())
+}
+
+/// Send `text` and expect exactly one `policy-failed`; return its message.
+async fn provoke(c: &mut Client, text: &str) -> Result<String> {
+    c.send_text(text).await?;
+    expect_failed(c).await
+}
+
+/// Close the clients cleanly, then stop the server (which must stop).
+async fn finish(server: TestServer, clients: Vec<Client>) -> Result<()> {
+    for c in clients {
+        c.close().await?;
+    }
+    server.shutdown().await
+}
+
+/// The HTTP status the handshake was refused with (fails if it was accepted
+/// or failed some other way).
+async fn refused_status(server: &TestServer, id: &str) -> Result<u16> {
+    match server.connect(id).await {
+        Ok(_) => bail!("the handshake for {id} was accepted"),
+        Err(e) => match e.downcast_ref::<tungstenite::Error>() {
+            Some(tungstenite::Error::Http(response)) => Ok(response.status().as_u16()),
+            _ => bail!("the handshake for {id} failed without an HTTP answer: {e:#}"),
+        },
+    }
+}
+
+/// Send a valid upgrade request for `/ws/<id>` by hand and return the status
+/// code and body of the answer (read to the end: a refusal closes).
+async fn raw_upgrade(server: &TestServer, id: &str) -> Result<(u16, String)> {
+    let mut tcp = TcpStream::connect(server.addr).await?;
+    let request = format!(
+        "GET /ws/{id} HTTP/1.1\r\n\
+         Host: localhost:{port}\r\n\
+         Upgrade: websocket\r\n\
+         Connection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         Sec-WebSocket-Version: 13\r\n\
+         \r\n",
+        port = server.addr.port()
+    );
+    tcp.write_all(request.as_bytes()).await?;
+    let mut answer = Vec::new();
+    tokio::time::timeout(WAIT, tcp.read_to_end(&mut answer))
+        .await
+        .context("the refusal did not end the connection")??;
+    let answer = String::from_utf8(answer).context("answer is not UTF-8")?;
+    let (head, body) = answer
+        .split_once("\r\n\r\n")
+        .with_context(|| format!("no end of head in {answer:?}"))?;
+    let status = head
+        .strip_prefix("HTTP/1.1 ")
+        .and_then(|rest| rest.get(..3))
+        .and_then(|code| code.parse().ok())
+        .with_context(|| format!("no status line in {head:?}"))?;
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse().ok())?
+        })
+        .with_context(|| format!("no Content-Length in {head:?}"))?;
+    ensure!(
+        length == body.len(),
+        "Content-Length {length} but a body of {} bytes",
+        body.len()
+    );
+    Ok((status, body.to_owned()))
+}
+
+#[tokio::test]
+async fn trap_fails_one_call_and_the_connection_lives_on() -> Result<()> {
+    let server = TestServer::start(sandbox_config()).await?;
+    let mut bystander = join(&server, "bystander").await?;
+    let mut victim = join(&server, "victim").await?;
+    echo(&mut bystander, "before").await?;
+    echo(&mut victim, "before").await?;
+
+    let message = provoke(&mut victim, "trap").await?;
+    ensure!(message.contains("trapped"), "message: {message}");
+
+    // The trapped instance is poisoned; an echo works only from a new one.
+    echo(&mut victim, "hello").await?;
+    echo(&mut bystander, "after").await?;
+    ensure!(server.registry.is_online("victim"));
+    ensure!(server.registry.is_online("bystander"));
+    finish(server, vec![victim, bystander]).await
+}
+
+#[tokio::test]
+async fn infinite_loop_is_interrupted_at_the_deadline() -> Result<()> {
+    let server = TestServer::start(loop_config()).await?;
+    let mut bystander = join(&server, "bystander").await?;
+    let mut spinner = join(&server, "spinner").await?;
+
+    let started = Instant::now();
+    let message = provoke(&mut spinner, "loop").await?;
+    let elapsed = started.elapsed();
+    // The epoch interrupt was classified as a timeout of this deadline.
+    ensure!(message.contains("out of time"), "message: {message}");
+    ensure!(
+        message.contains(&format!("{} ms", LOOP_DEADLINE.as_millis())),
+        "message does not name the deadline: {message}"
+    );
+    // Not before the deadline: the epoch ticker needs at least that long to
+    // reach it (a loose bound, to catch unit mistakes, not to time anything).
+    ensure!(
+        elapsed >= LOOP_DEADLINE / 2,
+        "interrupted after {elapsed:?}"
+    );
+    // Liveness only: the loop was stopped at all, not how precisely.
+    ensure!(elapsed < Duration::from_secs(10), "took {elapsed:?}");
+
+    echo(&mut spinner, "hello").await?;
+    echo(&mut bystander, "hello").await?;
+    finish(server, vec![spinner, bystander]).await
+}
+
+#[tokio::test]
+async fn sleeping_guest_is_cut_off_by_the_host_timer() -> Result<()> {
+    // A guest blocked on a WASI pollable runs no wasm, so the epoch cannot
+    // interrupt it; the host's own timer has to.
+    let server = TestServer::start(loop_config()).await?;
+    let mut bystander = join(&server, "bystander").await?;
+    let mut sleeper = join(&server, "sleeper").await?;
+
+    let started = Instant::now();
+    let message = provoke(&mut sleeper, "sleep").await?;
+    let elapsed = started.elapsed();
+    ensure!(message.contains("out of time"), "message: {message}");
+    ensure!(
+        message.contains(&format!("{} ms", LOOP_DEADLINE.as_millis())),
+        "message does not name the deadline: {message}"
+    );
+    ensure!(elapsed >= LOOP_DEADLINE / 2, "cut off after {elapsed:?}");
+    ensure!(elapsed < Duration::from_secs(10), "took {elapsed:?}");
+
+    echo(&mut sleeper, "hello").await?;
+    echo(&mut bystander, "hello").await?;
+    finish(server, vec![sleeper, bystander]).await
+}
+
+#[tokio::test]
+async fn more_suspended_calls_than_the_pool_holds() -> Result<()> {
+    // Each sleeping call holds an instance (a pool slot) until the host's
+    // timer cuts it off, so more sleepers than the pool holds exhaust it for
+    // a moment. Whatever each call fails with, every sender gets exactly one
+    // policy-failed, and the slots all come back.
+    let config = loop_config();
+    let n = config.policy_limits.pool_instances as usize + 16;
+    let server = TestServer::start(config).await?;
+    let mut sleepers = Vec::new();
+    for i in 0..n {
+        sleepers.push(join(&server, &format!("sleeper-{i}")).await?);
+    }
+    for s in &mut sleepers {
+        s.send_text("sleep").await?;
+    }
+    for (i, s) in sleepers.iter_mut().enumerate() {
+        expect_failed(s)
+            .await
+            .with_context(|| format!("sleeper-{i}"))?;
+    }
+    for (i, s) in sleepers.iter_mut().enumerate() {
+        echo(s, &format!("sleeper-{i} again")).await?;
+    }
+    let newcomer = join(&server, "newcomer").await?;
+    sleepers.push(newcomer);
+    finish(server, sleepers).await
+}
+
+#[tokio::test]
+async fn unbounded_allocation_hits_the_memory_cap() -> Result<()> {
+    let config = sandbox_config();
+    let cap = config.policy_limits.memory_bytes;
+    let server = TestServer::start(config).await?;
+    let mut bystander = join(&server, "bystander").await?;
+    let mut hoarder = join(&server, "hoarder").await?;
+
+    // A bounded allocation well within the cap is fine…
+    echo_reply(&mut hoarder, "alloc 8", "allocated 8").await?;
+    // …an unbounded one stops at the cap.
+    let message = provoke(&mut hoarder, "alloc").await?;
+    ensure!(message.contains("memory limit"), "message: {message}");
+    ensure!(message.contains(&cap.to_string()), "message: {message}");
+
+    echo(&mut hoarder, "hello").await?;
+    echo(&mut bystander, "hello").await?;
+    // Twice: the replacement instance has its whole budget again.
+    let again = provoke(&mut hoarder, "alloc").await?;
+    ensure!(again == message, "{again} != {message}");
+    echo(&mut hoarder, "hello again").await?;
+    finish(server, vec![hoarder, bystander]).await
+}
+
+#[tokio::test]
+async fn unbounded_allocation_hits_a_smaller_configured_cap() -> Result<()> {
+    let cap = 4 * 1024 * 1024;
+    let mut config = sandbox_config();
+    config.policy_limits.memory_bytes = cap;
+    let server = TestServer::start(config).await?;
+    let mut hoarder = join(&server, "hoarder").await?;
+
+    echo_reply(&mut hoarder, "alloc 1", "allocated 1").await?;
+    // 8 MiB fits the default cap (see the test above) but not this one: the
+    // configured cap is the one enforced, not just the one reported.
+    for request in ["alloc 8", "alloc"] {
+        let message = provoke(&mut hoarder, request).await?;
+        ensure!(message.contains("memory limit"), "{request}: {message}");
+        ensure!(
+            message.contains(&format!("({cap} bytes)")),
+            "{request}: message does not name the 4 MiB cap: {message}"
+        );
+        echo(&mut hoarder, "hello").await?;
+    }
+    finish(server, vec![hoarder]).await
+}
+
+#[tokio::test]
+async fn too_many_actions_are_all_discarded() -> Result<()> {
+    let config = sandbox_config();
+    let limit = config.policy_limits.max_actions;
+    let server = TestServer::start(config).await?;
+    let mut spammer = join(&server, "spammer").await?;
+
+    spammer.send_text("spam").await?;
+    spammer.send_text("after spam").await?;
+    let message = expect_failed(&mut spammer).await?;
+    ensure!(
+        message.contains("10000 actions") && message.contains(&format!("limit {limit}")),
+        "message does not name the action limit: {message}"
+    );
+    // Not one of the 10,000 replies got through: the next frame is the echo.
+    let next = spammer.recv_text().await?;
+    ensure!(next == "after spam", "expected the echo, got {next:?}");
+    finish(server, vec![spammer]).await
+}
+
+/// The control for the test above: with the limit raised, the same guest
+/// answer is delivered in full and in order, so it was the limit that
+/// discarded it.
+#[tokio::test]
+async fn spam_within_a_raised_action_limit_is_delivered() -> Result<()> {
+    let mut config = sandbox_config();
+    config.policy_limits.max_actions = 10_000;
+    config.limits.outbound_queue_frames = 20_000;
+    let server = TestServer::start(config).await?;
+    let mut spammer = join(&server, "spammer").await?;
+
+    spammer.send_text("spam").await?;
+    for i in 0..10_000 {
+        let got = spammer.recv_text().await?;
+        ensure!(got == i.to_string(), "reply {i}: got {got:?}");
+    }
+    echo(&mut spammer, "after spam").await?;
+    finish(server, vec![spammer]).await
+}
+
+#[tokio::test]
+async fn guest_output_goes_to_the_log() -> Result<()> {
+    let server = TestServer::start(sandbox_config()).await?;
+    let mut bystander = join(&server, "bystander").await?;
+    let mut printer = join(&server, "printer").await?;
+    // Many times: output that blocked or filled a pipe would show up here.
+    for _ in 0..20 {
+        echo_reply(&mut printer, "print", "printed").await?;
+    }
+    echo(&mut printer, "hello").await?;
+    echo(&mut bystander, "hello").await?;
+    finish(server, vec![printer, bystander]).await
+}
+
+#[tokio::test]
+async fn on_connect_trap_and_reject_refuse_the_handshake() -> Result<()> {
+    let server = TestServer::start(sandbox_config()).await?;
+    let mut bystander = join(&server, "bystander").await?;
+
+    ensure!(refused_status(&server, "connect-trap").await? == 500);
+    let (status, body) = raw_upgrade(&server, "connect-trap").await?;
+    ensure!(status == 500, "status {status}");
+    ensure!(
+        body.starts_with("policy-failed:") && body.contains("trapped"),
+        "body: {body:?}"
+    );
+    ensure!(!server.registry.is_online("connect-trap"));
+
+    ensure!(refused_status(&server, "reject-me").await? == 403);
+    let (status, body) = raw_upgrade(&server, "reject-me").await?;
+    ensure!(status == 403, "status {status}");
+    ensure!(
+        body.trim_end_matches('\n') == "rejected by policy",
+        "body: {body:?}"
+    );
+    ensure!(!server.registry.is_online("reject-me"));
+
+    // The server carries on, for old and new clients alike.
+    echo(&mut bystander, "hello").await?;
+    let mut newcomer = join(&server, "newcomer").await?;
+    echo(&mut newcomer, "hello").await?;
+    finish(server, vec![bystander, newcomer]).await
+}
+
+#[tokio::test]
+async fn repeated_traps_exhaust_nothing() -> Result<()> {
+    // 100 traps, each of which discards an instance: more than the default
+    // pool holds (64), so a leaked slot would show up as a failed call.
+    let config = sandbox_config();
+    ensure!(config.policy_limits.pool_instances < 100);
+    let server = TestServer::start(config).await?;
+    let mut c = join(&server, "alternating").await?;
+
+    // All sent before any answer is read: the answers must come in order.
+    for i in 0..200 {
+        if i % 2 == 0 {
+            c.send_text("trap").await?;
+        } else {
+            c.send_text(&format!("echo {i}")).await?;
+        }
+    }
+    for i in 0..200 {
+        let got = c.recv_text().await?;
+        if i % 2 == 0 {
+            let v = parse_failed(&got).with_context(|| format!("answer {i}"))?;
+            let message = v["message"].as_str().unwrap_or_default();
+            ensure!(message.contains("trapped"), "answer {i}: {message}");
+        } else {
+            ensure!(got == format!("echo {i}"), "answer {i}: {got:?}");
+        }
+    }
+    echo(&mut c, "done").await?;
+    finish(server, vec![c]).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_loops_do_not_starve_others() -> Result<()> {
+    let server = TestServer::start(loop_config()).await?;
+    let mut spinners = Vec::new();
+    for i in 0..8 {
+        spinners.push(join(&server, &format!("spinner-{i}")).await?);
+    }
+    let mut steady = join(&server, "steady").await?;
+
+    for s in &mut spinners {
+        s.send_text("loop").await?;
+    }
+    // The steady client echoes all along, until every spinner has its answer.
+    let (done_tx, mut done_rx) = tokio::sync::watch::channel(false);
+    let steady_task = tokio::spawn(async move {
+        let mut sent = 0u32;
+        loop {
+            echo(&mut steady, &format!("steady {sent}")).await?;
+            sent += 1;
+            if *done_rx.borrow_and_update() {
+                return anyhow::Ok((steady, sent));
+            }
+        }
+    });
+    let answers = join_all(spinners.iter_mut().map(expect_failed)).await;
+    let _ = done_tx.send(true);
+    for (i, answer) in answers.into_iter().enumerate() {
+        let message = answer.with_context(|| format!("spinner-{i}"))?;
+        ensure!(
+            message.contains("out of time")
+                && message.contains(&format!("{} ms", LOOP_DEADLINE.as_millis())),
+            "spinner-{i}: {message}"
+        );
+    }
+    let (steady, _echoes) = steady_task.await??;
+
+    // Everyone carries on, and the server still accepts newcomers.
+    for (i, s) in spinners.iter_mut().enumerate() {
+        echo(s, &format!("spinner-{i} again")).await?;
+    }
+    let mut newcomer = join(&server, "newcomer").await?;
+    echo(&mut newcomer, "hello").await?;
+    spinners.push(steady);
+    spinners.push(newcomer);
+    finish(server, spinners).await
+}
+
+#[tokio::test]
+async fn policy_failed_echoes_the_ref() -> Result<()> {
+    let server = TestServer::start(sandbox_config()).await?;
+    let mut c = join(&server, "refs").await?;
+
+    // The guest echoes JSON that does not ask for a trap.
+    echo(&mut c, r#"{"type":"say","ref":"r-0"}"#).await?;
+
+    c.send_text(r#"{"type":"trap","ref":"r-1"}"#).await?;
+    let v = parse_failed(&c.recv_text().await?)?;
+    ensure!(v["ref"] == json!("r-1"), "{v}");
+    ensure!(
+        v["message"].as_str().is_some_and(|m| m.contains("trapped")),
+        "{v}"
+    );
+
+    c.send_text(r#"{"type":"trap","ref":42}"#).await?;
+    let v = parse_failed(&c.recv_text().await?)?;
+    ensure!(v["ref"] == json!(42), "{v}");
+
+    // No ref, no ref in the answer.
+    c.send_text(r#"{"type":"trap"}"#).await?;
+    expect_failed(&mut c).await?;
+
+    echo(&mut c, "hello").await?;
+    finish(server, vec![c]).await
+}
