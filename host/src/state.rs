@@ -126,7 +126,7 @@ mod tests {
         StateStore::new(StateLimits {
             max_key: 4,
             max_value: 8,
-            max_total: 20,
+            max_total: 21,
         })
     }
 

@@ -10,6 +10,7 @@
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use wasmtime::component::{Component, Linker};
@@ -27,6 +28,9 @@ use crate::state::StateStore;
 /// Idle instances one thread keeps per policy (more exist only while calls
 /// on that thread are suspended).
 const MAX_IDLE_PER_THREAD: usize = 4;
+
+/// Least time a new instance gets to instantiate.
+const INSTANTIATE_BUDGET: Duration = Duration::from_secs(1);
 
 /// Distinguishes `Policy` objects in the per-thread caches.
 static NEXT_KEY: AtomicU64 = AtomicU64::new(1);
@@ -262,12 +266,13 @@ impl Policy {
         let mut store = Store::new(&inner.engine, state);
         store.limiter(|s| &mut s.limiter);
         store.epoch_deadline_trap();
-        store.set_epoch_deadline(engine::ticks(inner.limits.call_deadline));
-        let made = tokio::time::timeout(
-            inner.limits.call_deadline * 2,
-            version.pre.instantiate_async(&mut store),
-        )
-        .await;
+        // Instantiation gets its own, longer budget: on a loaded machine it
+        // can take longer than a call deadline, and failing it would fail a
+        // call that merely needed a fresh instance.
+        let budget = inner.limits.call_deadline.max(INSTANTIATE_BUDGET);
+        store.set_epoch_deadline(engine::ticks(budget));
+        let made =
+            tokio::time::timeout(budget * 2, version.pre.instantiate_async(&mut store)).await;
         let bindings = match made {
             Err(_) => return Err(self.timeout()),
             Ok(Err(e)) => {
