@@ -148,6 +148,61 @@ impl TestServer {
         Ok(Client { ws })
     }
 
+    /// Send a valid WebSocket upgrade request for `target` over a raw TCP
+    /// socket and read the whole answer (a refusal closes the connection).
+    /// Checks that Content-Length matches the body.
+    pub async fn raw_upgrade(&self, target: &str) -> Result<HttpResponse> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut tcp = TcpStream::connect(self.addr).await?;
+        let request = format!(
+            "GET {target} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        );
+        tcp.write_all(request.as_bytes()).await?;
+        let mut raw = Vec::new();
+        tokio::time::timeout(WAIT, tcp.read_to_end(&mut raw))
+            .await
+            .context("response not finished in time")??;
+        let text = String::from_utf8(raw).context("answer is not UTF-8")?;
+        let Some((head, body)) = text.split_once("\r\n\r\n") else {
+            bail!("no complete HTTP head in {text:?}");
+        };
+        let status = head
+            .strip_prefix("HTTP/1.1 ")
+            .and_then(|s| s.get(..3))
+            .and_then(|s| s.parse().ok())
+            .with_context(|| format!("bad status line in {head:?}"))?;
+        let length: usize = head
+            .lines()
+            .find_map(|l| {
+                let (name, value) = l.split_once(':')?;
+                name.eq_ignore_ascii_case("content-length")
+                    .then(|| value.trim().parse().ok())?
+            })
+            .with_context(|| format!("no Content-Length in {head:?}"))?;
+        if length != body.len() {
+            bail!("Content-Length {length} but a body of {} bytes", body.len());
+        }
+        Ok(HttpResponse {
+            status,
+            head: head.to_owned(),
+            body: body.to_owned(),
+        })
+    }
+
+    /// The HTTP status a WebSocket client sees when the handshake for `path`
+    /// is refused (fails if it is accepted or fails another way).
+    pub async fn refused_status(&self, path: &str) -> Result<u16> {
+        use tokio_tungstenite::tungstenite::Error;
+        let Err(e) = self.connect_path(path).await else {
+            bail!("{path}: the handshake succeeded");
+        };
+        match e.downcast_ref::<Error>() {
+            Some(Error::Http(response)) => Ok(response.status().as_u16()),
+            _ => bail!("{path}: expected an HTTP error, got {e:#}"),
+        }
+    }
+
     /// Stop the server gracefully and wait until it has stopped.
     pub async fn shutdown(mut self) -> Result<()> {
         if let Some(stop) = self.stop.take() {
@@ -168,6 +223,17 @@ impl Drop for TestServer {
             task.abort();
         }
     }
+}
+
+/// An HTTP response, read raw.
+#[derive(Debug)]
+pub struct HttpResponse {
+    /// Status code.
+    pub status: u16,
+    /// Status line and headers.
+    pub head: String,
+    /// Body.
+    pub body: String,
 }
 
 /// Any byte stream a client can run over.

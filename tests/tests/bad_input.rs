@@ -4,11 +4,9 @@
 //! body). After each, the server — and, where the connection stays open, the
 //! same client — keeps working.
 
-use anyhow::{Context, Result, bail};
+use anyhow::Result;
 use serde_json::{Value, json};
-use switchboard_tests::{Client, TestServer, WAIT, tolerant_config};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use switchboard_tests::{Client, TestServer, tolerant_config};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
@@ -504,64 +502,6 @@ async fn invalid_utf8_in_a_text_frame_closes_with_1007() -> Result<()> {
     server.shutdown().await
 }
 
-/// An HTTP response, read raw.
-struct HttpResponse {
-    status: u16,
-    head: String,
-    body: String,
-}
-
-/// Send a WebSocket upgrade request for `target` over a raw TCP socket and
-/// read the whole response (the server closes after refusing).
-async fn raw_upgrade(server: &TestServer, target: &str) -> Result<HttpResponse> {
-    let mut tcp = TcpStream::connect(server.addr).await?;
-    let request = format!(
-        "GET {target} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
-    );
-    tcp.write_all(request.as_bytes()).await?;
-    let mut raw = Vec::new();
-    tokio::time::timeout(WAIT, tcp.read_to_end(&mut raw))
-        .await
-        .context("response not finished in time")??;
-    let text = String::from_utf8(raw)?;
-    let Some((head, body)) = text.split_once("\r\n\r\n") else {
-        bail!("no complete HTTP head in {text:?}");
-    };
-    let status = head
-        .strip_prefix("HTTP/1.1 ")
-        .and_then(|s| s.get(..3))
-        .and_then(|s| s.parse().ok())
-        .with_context(|| format!("bad status line in {head:?}"))?;
-    let length: usize = head
-        .lines()
-        .find_map(|l| {
-            l.to_ascii_lowercase()
-                .strip_prefix("content-length:")
-                .map(|v| v.trim().to_owned())
-        })
-        .with_context(|| format!("no Content-Length in {head:?}"))?
-        .parse()?;
-    assert_eq!(length, body.len(), "Content-Length of {head:?}");
-    Ok(HttpResponse {
-        status,
-        head: head.to_owned(),
-        body: body.to_owned(),
-    })
-}
-
-/// The HTTP status a WebSocket client sees for `path`.
-async fn client_status(server: &TestServer, path: &str) -> Result<u16> {
-    use tokio_tungstenite::tungstenite::Error;
-    let Err(e) = server.connect_path(path).await else {
-        bail!("{path}: the handshake succeeded");
-    };
-    match e.downcast_ref::<Error>() {
-        Some(Error::Http(response)) => Ok(response.status().as_u16()),
-        _ => bail!("{path}: expected an HTTP error, got {e:#}"),
-    }
-}
-
 #[tokio::test]
 async fn refused_handshakes_answer_with_a_status_and_the_reason() -> Result<()> {
     const MISSING: &str = "missing id: connect to /ws/<id> or /ws?id=<id>\n";
@@ -586,7 +526,7 @@ async fn refused_handshakes_answer_with_a_status_and_the_reason() -> Result<()> 
     let server = TestServer::start(tolerant_config()).await?;
     let mut watcher = server.join("watcher").await?;
     for (path, status, body) in &cases {
-        let r = raw_upgrade(&server, path).await?;
+        let r = server.raw_upgrade(path).await?;
         assert_eq!(r.status, *status, "{path}: {}", r.head);
         assert_eq!(&r.body, body, "{path}");
         assert!(
@@ -596,7 +536,7 @@ async fn refused_handshakes_answer_with_a_status_and_the_reason() -> Result<()> 
             "{path}: {}",
             r.head
         );
-        assert_eq!(client_status(&server, path).await?, *status, "{path}");
+        assert_eq!(server.refused_status(path).await?, *status, "{path}");
         still_serving(&server, "ok").await?;
     }
     // Nothing reached the other clients.

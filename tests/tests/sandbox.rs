@@ -17,14 +17,11 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use futures_util::future::join_all;
 use serde_json::{Value, json};
 use switchboard::config::Config;
-use switchboard_tests::{Client, TestServer, WAIT, misbehave_config};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite;
+use switchboard_tests::{Client, TestServer, misbehave_config};
 
 /// The deadline for tests where time is not the point.
 const GENEROUS_DEADLINE: Duration = Duration::from_secs(5);
@@ -100,62 +97,6 @@ async fn finish(server: TestServer, clients: Vec<Client>) -> Result<()> {
         c.close().await?;
     }
     server.shutdown().await
-}
-
-/// The HTTP status the handshake was refused with (fails if it was accepted
-/// or failed some other way).
-async fn refused_status(server: &TestServer, id: &str) -> Result<u16> {
-    match server.connect(id).await {
-        Ok(_) => bail!("the handshake for {id} was accepted"),
-        Err(e) => match e.downcast_ref::<tungstenite::Error>() {
-            Some(tungstenite::Error::Http(response)) => Ok(response.status().as_u16()),
-            _ => bail!("the handshake for {id} failed without an HTTP answer: {e:#}"),
-        },
-    }
-}
-
-/// Send a valid upgrade request for `/ws/<id>` by hand and return the status
-/// code and body of the answer (read to the end: a refusal closes).
-async fn raw_upgrade(server: &TestServer, id: &str) -> Result<(u16, String)> {
-    let mut tcp = TcpStream::connect(server.addr).await?;
-    let request = format!(
-        "GET /ws/{id} HTTP/1.1\r\n\
-         Host: localhost:{port}\r\n\
-         Upgrade: websocket\r\n\
-         Connection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
-         Sec-WebSocket-Version: 13\r\n\
-         \r\n",
-        port = server.addr.port()
-    );
-    tcp.write_all(request.as_bytes()).await?;
-    let mut answer = Vec::new();
-    tokio::time::timeout(WAIT, tcp.read_to_end(&mut answer))
-        .await
-        .context("the refusal did not end the connection")??;
-    let answer = String::from_utf8(answer).context("answer is not UTF-8")?;
-    let (head, body) = answer
-        .split_once("\r\n\r\n")
-        .with_context(|| format!("no end of head in {answer:?}"))?;
-    let status = head
-        .strip_prefix("HTTP/1.1 ")
-        .and_then(|rest| rest.get(..3))
-        .and_then(|code| code.parse().ok())
-        .with_context(|| format!("no status line in {head:?}"))?;
-    let length: usize = head
-        .lines()
-        .find_map(|l| {
-            let (name, value) = l.split_once(':')?;
-            name.eq_ignore_ascii_case("content-length")
-                .then(|| value.trim().parse().ok())?
-        })
-        .with_context(|| format!("no Content-Length in {head:?}"))?;
-    ensure!(
-        length == body.len(),
-        "Content-Length {length} but a body of {} bytes",
-        body.len()
-    );
-    Ok((status, body.to_owned()))
 }
 
 #[tokio::test]
@@ -365,8 +306,9 @@ async fn on_connect_trap_and_reject_refuse_the_handshake() -> Result<()> {
     let server = TestServer::start(sandbox_config()).await?;
     let mut bystander = join(&server, "bystander").await?;
 
-    ensure!(refused_status(&server, "connect-trap").await? == 500);
-    let (status, body) = raw_upgrade(&server, "connect-trap").await?;
+    ensure!(server.refused_status("/ws/connect-trap").await? == 500);
+    let r = server.raw_upgrade("/ws/connect-trap").await?;
+    let (status, body) = (r.status, r.body);
     ensure!(status == 500, "status {status}");
     ensure!(
         body.starts_with("policy-failed:") && body.contains("trapped"),
@@ -374,8 +316,9 @@ async fn on_connect_trap_and_reject_refuse_the_handshake() -> Result<()> {
     );
     ensure!(!server.registry.is_online("connect-trap"));
 
-    ensure!(refused_status(&server, "reject-me").await? == 403);
-    let (status, body) = raw_upgrade(&server, "reject-me").await?;
+    ensure!(server.refused_status("/ws/reject-me").await? == 403);
+    let r = server.raw_upgrade("/ws/reject-me").await?;
+    let (status, body) = (r.status, r.body);
     ensure!(status == 403, "status {status}");
     ensure!(
         body.trim_end_matches('\n') == "rejected by policy",
