@@ -1,34 +1,30 @@
-//! The component wrapper (wasm32 only): binds the rules to the
-//! `switchboard:policy` world. Host registry imports answer the rules'
-//! [`Registry`](crate::Registry) questions; the rules' actions are moved
-//! (not copied) into WIT actions.
-
-wit_bindgen::generate!({
-    world: "policy",
-    path: "../wit",
-});
-
-use exports::switchboard::policy::handler::Guest;
-use switchboard::policy::registry;
-use switchboard::policy::types as wit;
+//! The component side (wasm32 only): the default rules as a `Guest`
+//! ([`DefaultPolicy`]), the host imports as the rules' traits ([`Host`]), and
+//! the conversions between the rules' types and the WIT types ([`incoming`],
+//! [`lower`]). Public so that a policy that is "the default rules plus X" is
+//! a few lines: run X, and hand everything else to [`DefaultPolicy`].
+//!
+//! With the `component` feature (on by default) this crate exports
+//! [`DefaultPolicy`] as its own component's handler.
 
 use crate::action::{Action, Frame, Incoming};
+use crate::bindings::exports::switchboard::policy::handler::Guest;
+use crate::bindings::switchboard::policy::{registry, state, types as wit};
 use crate::rules;
+use crate::state::{State, StateError};
 
-/// The exported handler.
-struct Policy;
+/// The default rules (protocol v1) as the exported handler. Other policies
+/// call it for whatever they do not decide themselves, e.g.
+/// `<DefaultPolicy as Guest>::on_message(sender, frame)`.
+pub struct DefaultPolicy;
 
-impl Guest for Policy {
+impl Guest for DefaultPolicy {
     fn on_connect(info: wit::ConnectInfo) -> Result<Vec<wit::Action>, wit::Reject> {
         Ok(lower(rules::on_connect(&info.id)))
     }
 
     fn on_message(sender: wit::ConnId, frame: wit::Frame) -> Vec<wit::Action> {
-        let incoming = match &frame {
-            wit::Frame::Text(text) => Incoming::Text(text),
-            wit::Frame::Binary(bytes) => Incoming::Binary(bytes),
-        };
-        lower(rules::on_message(&Host, &sender, incoming))
+        lower(rules::on_message(&Host, &sender, incoming(&frame)))
     }
 
     fn on_disconnect(id: wit::ConnId) -> Vec<wit::Action> {
@@ -36,10 +32,14 @@ impl Guest for Policy {
     }
 }
 
-export!(Policy);
+#[cfg(feature = "component")]
+crate::bindings::export!(DefaultPolicy with_types_in crate::bindings);
 
-/// The host's registry, through the component's imports.
-struct Host;
+/// The host, through the component's imports: its registry answers the
+/// rules' [`Registry`](crate::Registry) questions and its key-value store is
+/// a [`State`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Host;
 
 impl rules::Registry for Host {
     fn in_room(&self, id: &str, room: &str) -> bool {
@@ -51,36 +51,62 @@ impl rules::Registry for Host {
     }
 }
 
-/// The rules' actions as WIT actions.
-fn lower(actions: Vec<Action>) -> Vec<wit::Action> {
-    actions.into_iter().map(action).collect()
+impl State for Host {
+    fn get(&self, key: &str) -> Option<Vec<u8>> {
+        state::get(key)
+    }
+
+    fn set(&self, key: &str, value: &[u8]) -> Result<(), StateError> {
+        state::set(key, value).map_err(|e| match e {
+            state::StateError::TooLarge(limit) => StateError::TooLarge(limit),
+            state::StateError::Full => StateError::Full,
+        })
+    }
+
+    fn delete(&self, key: &str) -> bool {
+        state::delete(key)
+    }
 }
 
-fn action(action: Action) -> wit::Action {
+/// A received WIT frame as the rules take it (borrowed, no copy).
+pub fn incoming(frame: &wit::Frame) -> Incoming<'_> {
+    match frame {
+        wit::Frame::Text(text) => Incoming::Text(text),
+        wit::Frame::Binary(bytes) => Incoming::Binary(bytes),
+    }
+}
+
+/// The rules' actions as WIT actions (moved, not copied).
+pub fn lower(actions: Vec<Action>) -> Vec<wit::Action> {
+    actions.into_iter().map(lower_action).collect()
+}
+
+/// One rules action as a WIT action.
+pub fn lower_action(action: Action) -> wit::Action {
     match action {
-        Action::Reply(f) => wit::Action::Reply(frame(f)),
+        Action::Reply(f) => wit::Action::Reply(lower_frame(f)),
         Action::Send {
             to,
-            frame: f,
+            frame,
             on_sent,
             on_closed,
         } => wit::Action::Send(wit::Send {
             to,
-            frame: frame(f),
-            on_sent: on_sent.map(frame),
-            on_closed: on_closed.map(frame),
+            frame: lower_frame(frame),
+            on_sent: on_sent.map(lower_frame),
+            on_closed: on_closed.map(lower_frame),
         }),
         Action::SendRoom {
             room,
-            frame: f,
+            frame,
             except,
         } => wit::Action::SendRoom(wit::SendRoom {
             room,
-            frame: frame(f),
+            frame: lower_frame(frame),
             except,
         }),
-        Action::Broadcast { frame: f, except } => wit::Action::Broadcast(wit::Broadcast {
-            frame: frame(f),
+        Action::Broadcast { frame, except } => wit::Action::Broadcast(wit::Broadcast {
+            frame: lower_frame(frame),
             except,
         }),
         Action::Join { id, room } => wit::Action::Join(wit::Membership { id, room }),
@@ -89,7 +115,8 @@ fn action(action: Action) -> wit::Action {
     }
 }
 
-fn frame(frame: Frame) -> wit::Frame {
+/// A rules frame as a WIT frame.
+pub fn lower_frame(frame: Frame) -> wit::Frame {
     match frame {
         Frame::Text(text) => wit::Frame::Text(text),
         Frame::Binary(bytes) => wit::Frame::Binary(bytes),

@@ -150,18 +150,24 @@ pub fn ack(reference: &RawValue) -> Frame {
 /// `{"type":"error","ref"?,"code","message"}`: the failure answer; `ref` is
 /// left out when the request had none (or had an unusable one).
 pub fn error(reference: Option<&RawValue>, code: ErrorCode, message: &str) -> Frame {
+    error_with_code(reference, code.as_str(), message)
+}
+
+/// [`error`] with a code of the caller's own (a policy's extra refusals, e.g.
+/// `rate-limited`), in the same shape: `{"type":"error","ref"?,"code","message"}`.
+pub fn error_with_code(reference: Option<&RawValue>, code: &str, message: &str) -> Frame {
     #[derive(Serialize)]
     struct Error<'a> {
         r#type: &'static str,
         #[serde(skip_serializing_if = "Option::is_none")]
         r#ref: Option<&'a RawValue>,
-        code: &'static str,
+        code: &'a str,
         message: &'a str,
     }
     text(&Error {
         r#type: "error",
         r#ref: reference,
-        code: code.as_str(),
+        code,
         message,
     })
 }

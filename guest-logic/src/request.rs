@@ -84,6 +84,34 @@ impl Kind {
     }
 }
 
+/// A well-formed request of a known type: what a policy layered on the
+/// default rules looks at before deciding whether to handle the request
+/// itself (see [`peek`]).
+#[derive(Debug)]
+pub struct Parsed<'a> {
+    /// Which request.
+    pub kind: Kind,
+    /// Its `ref` (a string or a number), to echo in an answer.
+    pub reference: Option<&'a RawValue>,
+    /// All its fields, to read with [`room`], [`to`] and [`data`].
+    pub fields: Fields<'a>,
+}
+
+/// Read a text frame as far as its type and `ref`: `None` when it is not
+/// JSON, not an object, has an unusable `ref` or an unknown or missing
+/// `type`, all of which the default rules refuse with the right error, so a
+/// policy can hand those frames to them unchanged.
+pub fn peek(text: &str) -> Option<Parsed<'_>> {
+    let fields = parse(text).ok()?;
+    let reference = reference(&fields).ok()?;
+    let kind = kind(&fields).ok()?;
+    Some(Parsed {
+        kind,
+        reference,
+        fields,
+    })
+}
+
 /// Parse a text frame into its fields. Anything but a JSON object is
 /// `bad-json`, with a message saying what was wrong.
 pub fn parse(text: &str) -> Result<Fields<'_>, Refusal> {

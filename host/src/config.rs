@@ -18,6 +18,38 @@ pub struct Config {
     pub limits: Limits,
     /// What one policy call may use.
     pub policy_limits: PolicyLimits,
+    /// Reload a `PolicySource::File` when the file changes.
+    pub watch_policy: bool,
+    /// How often the watched policy file is looked at.
+    pub watch_interval: Duration,
+    /// The admin listener; `None` runs without one.
+    pub admin: Option<AdminConfig>,
+    /// Record every event (connect, message, disconnect) to this JSON-lines
+    /// file, for `switchboard policy replay`. Off by default: it holds every
+    /// message's content.
+    pub record_events: Option<PathBuf>,
+}
+
+/// The admin interface (policy status, swap, rollback, health).
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    /// Where it listens; keep it off the public network.
+    pub listen: SocketAddr,
+    /// Bearer token every `/admin/*` request must carry. Required unless
+    /// `listen` is a loopback address.
+    pub token: Option<String>,
+    /// Largest component `PUT /admin/policy` accepts.
+    pub max_upload_bytes: usize,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 3002)),
+            token: None,
+            max_upload_bytes: 64 * 1024 * 1024,
+        }
+    }
 }
 
 impl Default for Config {
@@ -28,6 +60,10 @@ impl Default for Config {
             policy: PolicySource::Embedded,
             limits: Limits::default(),
             policy_limits: PolicyLimits::default(),
+            watch_policy: true,
+            watch_interval: Duration::from_secs(1),
+            admin: Some(AdminConfig::default()),
+            record_events: None,
         }
     }
 }
@@ -122,6 +158,11 @@ pub struct PolicyLimits {
     /// Instances the pooling allocator keeps room for (one per worker thread
     /// is in use at a time, plus spares while instances are replaced).
     pub pool_instances: u32,
+    /// Failed calls (traps, timeouts, memory, over-limit answers) after which
+    /// a freshly swapped-in version is rolled back automatically (0: never).
+    pub rollback_failures: u64,
+    /// How long after a swap the automatic rollback watches a version.
+    pub rollback_window: Duration,
 }
 
 impl Default for PolicyLimits {
@@ -135,6 +176,8 @@ impl Default for PolicyLimits {
             state_max_value_bytes: 64 * 1024,
             state_max_total_bytes: 64 * 1024 * 1024,
             pool_instances: 64,
+            rollback_failures: 10,
+            rollback_window: Duration::from_secs(60),
         }
     }
 }

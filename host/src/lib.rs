@@ -13,17 +13,29 @@
 //! - [`outbound`]  — a connection's bounded outbound queue and close signal
 //! - [`registry`]  — who is online, who is in which room
 //! - [`state`]     — the host-held key-value store policies keep data in
+//! - [`clock`]     — the time policies read (system, or set by a replay)
 //! - [`actions`]   — carrying out a policy's decisions
 //! - [`policy`]    — the sandbox; the only place wasmtime is named
+//! - [`admin`]     — the admin HTTP interface (status, swap, rollback)
+//! - [`reload`]    — reloading the policy file (SIGHUP, file changes)
+//! - [`record`]    — opt-in recording of policy events (JSON lines)
+//! - [`config_file`] — `switchboard.toml`
+//! - [`ops`]       — `switchboard policy …` (admin client, check, replay)
 
 pub mod actions;
+pub mod admin;
 pub mod cli;
+pub mod clock;
 pub mod config;
+pub mod config_file;
 pub mod handshake;
 pub mod id;
+pub mod ops;
 pub mod outbound;
 pub mod policy;
+pub mod record;
 pub mod registry;
+pub mod reload;
 pub mod server;
 pub mod session;
 pub mod shared;

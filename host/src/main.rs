@@ -1,56 +1,132 @@
-//! `switchboard`: parse flags, start logging, serve until SIGINT/SIGTERM.
+//! `switchboard`: parse the command line, then serve or run a policy command.
 
-use anyhow::Context;
+use std::process::ExitCode;
+
 use clap::Parser;
-use switchboard::cli::Cli;
+use switchboard::cli::{Cli, Command, ServeArgs};
+use switchboard::config_file::FileConfig;
 use switchboard::server::Server;
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_new(&cli.log).context("invalid --log filter")?)
-        .with_writer(std::io::stderr)
-        .init();
+    match cli.command {
+        Some(Command::Policy(command)) => {
+            logging("warn");
+            switchboard::ops::run(command).await
+        }
+        Some(Command::Serve(args)) => serve(*args).await,
+        None => serve(cli.serve).await,
+    }
+}
+
+fn logging(filter: &str) -> bool {
+    match EnvFilter::try_new(filter) {
+        Ok(filter) => {
+            tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_writer(std::io::stderr)
+                .init();
+            true
+        }
+        Err(e) => {
+            eprintln!("error: invalid log filter {filter:?}: {e}");
+            false
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> ExitCode {
+    let settings = FileConfig::discover(args.config.as_deref())
+        .map_err(switchboard::cli::ConfigError::from)
+        .and_then(|file| args.into_config(file));
+    let (config, log) = match settings {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if !logging(&log) {
+        return ExitCode::from(2);
+    }
     // Install the signal handlers before anything is announced: a SIGTERM
     // sent as soon as "listening on" is logged must stop the server
     // gracefully, not kill it with the default action.
-    let shutdown = shutdown_signal();
-    let server = Server::bind(cli.into_config()).await?;
+    let shutdown = signals::shutdown();
+    let server = match Server::bind(config).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    signals::reload_on_sighup(server.reloader());
     server.run(shutdown).await;
     tracing::info!("stopped");
-    Ok(())
+    ExitCode::SUCCESS
 }
 
-/// Resolves on SIGINT or SIGTERM. The handlers are installed when this is
-/// called (not when the future is first polled, which happens only once the
-/// accept loop runs).
-fn shutdown_signal() -> impl std::future::Future<Output = ()> {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{Signal, SignalKind, signal};
-        async fn recv(signal: std::io::Result<Signal>) {
-            match signal {
-                Ok(mut s) => {
-                    s.recv().await;
+mod signals {
+    use std::sync::Arc;
+
+    use switchboard::reload::Reloader;
+
+    /// Resolves on SIGINT or SIGTERM. The handlers are installed when this
+    /// is called, not when the future is first polled.
+    pub fn shutdown() -> impl std::future::Future<Output = ()> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{Signal, SignalKind, signal};
+            async fn recv(signal: std::io::Result<Signal>) {
+                match signal {
+                    Ok(mut s) => {
+                        s.recv().await;
+                    }
+                    Err(_) => std::future::pending::<()>().await,
                 }
-                Err(_) => std::future::pending::<()>().await,
+            }
+            let term = signal(SignalKind::terminate());
+            let int = signal(SignalKind::interrupt());
+            async move {
+                tokio::select! {
+                    _ = recv(term) => {},
+                    _ = recv(int) => {},
+                }
             }
         }
-        let term = signal(SignalKind::terminate());
-        let int = signal(SignalKind::interrupt());
-        async move {
-            tokio::select! {
-                _ = recv(term) => {},
-                _ = recv(int) => {},
+        #[cfg(not(unix))]
+        async {
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
             }
         }
     }
-    #[cfg(not(unix))]
-    async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
+
+    /// SIGHUP reloads the policy file (or says there is none).
+    pub fn reload_on_sighup(reloader: Option<Arc<Reloader>>) {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let Ok(mut hup) = signal(SignalKind::hangup()) else {
+                tracing::warn!("cannot listen for SIGHUP; reload through the admin interface");
+                return;
+            };
+            tokio::spawn(async move {
+                while hup.recv().await.is_some() {
+                    match &reloader {
+                        Some(r) => {
+                            let _ = r.reload("SIGHUP").await;
+                        }
+                        None => tracing::warn!(
+                            "SIGHUP: the policy is not a file (--policy), nothing to reload"
+                        ),
+                    }
+                }
+            });
         }
+        #[cfg(not(unix))]
+        let _ = reloader;
     }
 }

@@ -12,11 +12,17 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::timeout;
 use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{Config, PolicyLimits, PolicySource};
+use crate::admin::{Admin, AdminError};
+use crate::record::{RecordError, Recorder};
+use crate::reload::Reloader;
+
+use crate::clock::Clock;
+use crate::config::{Config, PolicySource};
 use crate::outbound::{CloseReason, code};
-use crate::policy::{self, LoadError, Policy};
+use crate::policy::{self, LoadError, Policy, PolicyEnv};
 use crate::registry::Registry;
 use crate::session;
 use crate::shared::{self, Shared};
@@ -32,6 +38,12 @@ pub enum ServerError {
     /// TLS could not be set up.
     #[error(transparent)]
     Tls(#[from] TlsError),
+    /// The admin interface could not start.
+    #[error(transparent)]
+    Admin(#[from] AdminError),
+    /// Event recording could not start.
+    #[error(transparent)]
+    Record(#[from] RecordError),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -47,13 +59,22 @@ pub struct Server {
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     shared: Arc<Shared>,
+    admin: Option<Admin>,
+    /// Set when the policy comes from a file.
+    reloader: Option<Arc<Reloader>>,
+    /// Poll the policy file this often (`None`: don't).
+    watch: Option<Duration>,
 }
 
 impl Server {
     /// Load the policy, set up TLS and bind.
     pub async fn bind(config: Config) -> Result<Server, ServerError> {
         let registry = Registry::new();
-        let state = StateStore::new(state_limits(&config.policy_limits));
+        let state = StateStore::new(StateLimits::from(&config.policy_limits));
+        let policy_file = match &config.policy {
+            PolicySource::File(path) => Some(path.clone()),
+            _ => None,
+        };
         let (bytes, source) = match config.policy {
             PolicySource::Embedded => (
                 policy::DEFAULT_POLICY.to_vec(),
@@ -68,14 +89,12 @@ impl Server {
             }
             PolicySource::Bytes { name, bytes } => (bytes, name),
         };
-        let policy = Policy::load(
-            &bytes,
-            &source,
-            registry.clone(),
+        let env = PolicyEnv {
+            registry: registry.clone(),
             state,
-            config.policy_limits,
-        )
-        .await?;
+            clock: Clock::System,
+        };
+        let policy = Policy::load(bytes, &source, env, config.policy_limits).await?;
         let tls = match &config.tls {
             Some(files) => Some(TlsAcceptor::from(tls::server_config(files)?)),
             None => None,
@@ -87,9 +106,22 @@ impl Server {
                     addr: config.listen,
                     source,
                 })?;
+        let reloader = policy_file.map(|path| Arc::new(Reloader::new(policy.clone(), path)));
+        let admin = match &config.admin {
+            Some(admin) => {
+                Some(Admin::bind(admin, policy.clone(), registry.clone(), reloader.clone()).await?)
+            }
+            None => None,
+        };
+        let recorder = match &config.record_events {
+            Some(path) => Some(Recorder::start(path).await?),
+            None => None,
+        };
+        let watch = (config.watch_policy && reloader.is_some()).then_some(config.watch_interval);
         let shared = Arc::new(Shared {
             registry,
             policy,
+            recorder,
             ws_config: shared::ws_config(&config.limits),
             limits: config.limits,
             secure: tls.is_some(),
@@ -100,6 +132,9 @@ impl Server {
             listener,
             tls,
             shared,
+            admin,
+            reloader,
+            watch,
         })
     }
 
@@ -120,13 +155,45 @@ impl Server {
         self.shared.registry.clone()
     }
 
+    /// The policy runtime (status, swap, rollback).
+    pub fn policy(&self) -> Policy {
+        self.shared.policy.clone()
+    }
+
+    /// Where the admin interface listens, if it runs.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().and_then(Admin::local_addr)
+    }
+
+    /// The policy file's reloader (for SIGHUP), if the policy is a file.
+    pub fn reloader(&self) -> Option<Arc<Reloader>> {
+        self.reloader.clone()
+    }
+
     /// Serve until `shutdown` resolves, then close every client with 1001.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let Server {
             listener,
             tls,
             shared,
+            admin,
+            reloader,
+            watch,
         } = self;
+        let stop = CancellationToken::new();
+        if let Some(admin) = admin {
+            tokio::spawn(admin.run(stop.clone().cancelled_owned()));
+        }
+        if let (Some(reloader), Some(every)) = (reloader, watch) {
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = stop.cancelled() => {}
+                    _ = reloader.watch(every) => {}
+                }
+            });
+        }
+        let _stop_on_return = stop.drop_guard();
         let tasks = TaskTracker::new();
         tokio::pin!(shutdown);
         let policy = shared.policy.active();
@@ -176,6 +243,9 @@ impl Server {
                 "shutdown grace period over; dropping connections"
             );
         }
+        if let Some(recorder) = &shared.recorder {
+            recorder.finish(shared.limits.close_timeout).await;
+        }
     }
 }
 
@@ -193,13 +263,5 @@ async fn serve(shared: Arc<Shared>, tls: Option<TlsAcceptor>, tcp: TcpStream, pe
                 Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
             }
         }
-    }
-}
-
-fn state_limits(l: &PolicyLimits) -> StateLimits {
-    StateLimits {
-        max_key: l.state_max_key_bytes,
-        max_value: l.state_max_value_bytes,
-        max_total: l.state_max_total_bytes,
     }
 }

@@ -21,6 +21,7 @@ use crate::actions;
 use crate::handshake::{self, Upgrade};
 use crate::outbound::{self, CloseReason, Inbox, Outbox, code};
 use crate::policy::{ConnectInfo, Frame};
+use crate::record::Event;
 use crate::shared::{ConnectionGuard, Shared};
 
 /// Frames written before one flush.
@@ -106,6 +107,7 @@ where
         }
     };
     let info = connect_info(shared, &request, peer);
+    shared.record(|| Event::connect(&info));
     let actions = match shared.policy.on_connect(info).await {
         Ok(Ok(actions)) => actions,
         Ok(Err(reject)) => {
@@ -155,7 +157,16 @@ fn connect_info(shared: &Shared, request: &Upgrade, peer: SocketAddr) -> Connect
 
 /// `on-disconnect` for an id that went offline, then forget its rooms.
 async fn disconnected(shared: &Shared, id: &str) {
-    match shared.policy.on_disconnect(id).await {
+    shared.record(|| Event::Disconnect { id: id.to_owned() });
+    // A failed call runs once more on a fresh instance: the rooms' `left`
+    // notices depend on it, and a one-off (a deadline missed on a loaded
+    // machine) should not cost them.
+    let mut outcome = shared.policy.on_disconnect(id).await;
+    if let Err(e) = &outcome {
+        tracing::warn!(id, error = %e, "on-disconnect failed; retrying once");
+        outcome = shared.policy.on_disconnect(id).await;
+    }
+    match outcome {
         Ok(actions) => actions::apply(&shared.registry, None, actions),
         Err(e) => tracing::warn!(id, error = %e, "on-disconnect failed"),
     }
@@ -239,6 +250,7 @@ async fn read_loop<S>(
 
 /// Hand one frame to the policy and carry out its answer.
 async fn on_frame(shared: &Shared, id: &str, outbox: &Outbox, frame: Frame, text: Option<&str>) {
+    shared.record(|| Event::message(id, &frame));
     match shared.policy.on_message(id, frame).await {
         Ok(actions) => actions::apply(&shared.registry, Some(outbox), actions),
         Err(e) => {

@@ -6,6 +6,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::config::Limits;
 use crate::policy::Policy;
+use crate::record::Recorder;
 use crate::registry::Registry;
 
 /// Shared by the accept loop and every session (behind an `Arc`).
@@ -25,9 +26,18 @@ pub struct Shared {
     pub connections: AtomicUsize,
     /// Set once shutdown starts: new sessions close at once.
     pub shutting_down: AtomicBool,
+    /// Where policy events are recorded, if they are.
+    pub recorder: Option<Recorder>,
 }
 
 impl Shared {
+    /// Record `event` if recording is on.
+    pub fn record(&self, event: impl FnOnce() -> crate::record::Event) {
+        if let Some(r) = &self.recorder {
+            r.record(event());
+        }
+    }
+
     /// Whether shutdown has started.
     pub fn is_shutting_down(&self) -> bool {
         self.shutting_down.load(Ordering::SeqCst)

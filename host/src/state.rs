@@ -30,6 +30,16 @@ pub struct StateLimits {
     pub max_total: usize,
 }
 
+impl From<&crate::config::PolicyLimits> for StateLimits {
+    fn from(l: &crate::config::PolicyLimits) -> Self {
+        StateLimits {
+            max_key: l.state_max_key_bytes,
+            max_value: l.state_max_value_bytes,
+            max_total: l.state_max_total_bytes,
+        }
+    }
+}
+
 /// The cheap-to-clone store handle.
 #[derive(Debug, Clone)]
 pub struct StateStore {

@@ -14,6 +14,8 @@ use anyhow::{Context, Result, anyhow, bail};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use switchboard::config::{Config, PolicySource, TlsFiles};
+use switchboard::ops::AdminClient;
+use switchboard::policy::Policy;
 use switchboard::registry::Registry;
 use switchboard::server::Server;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -36,6 +38,8 @@ pub fn misbehave_wasm() -> PathBuf {
 pub fn config() -> Config {
     Config {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        // Tests that need the admin interface ask for one on port 0.
+        admin: None,
         ..Config::default()
     }
 }
@@ -65,6 +69,10 @@ pub struct TestServer {
     pub addr: SocketAddr,
     /// The registry, to check who is online.
     pub registry: Registry,
+    /// The policy runtime (status, swaps, rollbacks without HTTP).
+    pub policy: Policy,
+    /// Where the admin interface listens, when the config asked for one.
+    pub admin_addr: Option<SocketAddr>,
     /// Present when the server speaks wss.
     tls: Option<Arc<TestCert>>,
     stop: Option<oneshot::Sender<()>>,
@@ -91,6 +99,8 @@ impl TestServer {
             .context("server failed to start")?;
         let addr = server.local_addr();
         let registry = server.registry();
+        let policy = server.policy();
+        let admin_addr = server.admin_addr();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(server.run(async {
             let _ = stopped.await;
@@ -98,10 +108,23 @@ impl TestServer {
         Ok(TestServer {
             addr,
             registry,
+            policy,
+            admin_addr,
             tls,
             stop: Some(stop),
             task: Some(task),
         })
+    }
+
+    /// A client of this server's admin interface presenting `token`.
+    pub fn admin(&self, token: Option<&str>) -> Result<AdminClient> {
+        let addr = self
+            .admin_addr
+            .context("this server runs no admin interface (config.admin is None)")?;
+        Ok(AdminClient::new(
+            &format!("http://{addr}"),
+            token.map(str::to_owned),
+        ))
     }
 
     /// `ws://` or `wss://` URL for `path` (e.g. `/ws/alice`).

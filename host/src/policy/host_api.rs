@@ -2,15 +2,13 @@
 //! logging and a clock, plus a WASI context that grants nothing. This is also
 //! the per-store data (`HostState`).
 
-use std::sync::OnceLock;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
-
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::bindings::switchboard::policy::{clock, log, registry, state, types};
 use super::output::GuestOutput;
+use crate::clock::Clock;
 use crate::registry::Registry;
 use crate::state::{StateError, StateStore};
 
@@ -27,6 +25,8 @@ pub struct HostState {
     registry: Registry,
     /// The host-held key-value store.
     state: StateStore,
+    /// What `clock` answers from.
+    clock: Clock,
     /// Memory cap and whether the guest hit it.
     pub(crate) limiter: Limiter,
     /// Policy version, for log lines.
@@ -35,7 +35,7 @@ pub struct HostState {
 
 impl HostState {
     /// State for one store of policy version `version`.
-    pub fn new(registry: Registry, state: StateStore, memory_bytes: usize, version: u64) -> Self {
+    pub fn new(env: &PolicyEnv, memory_bytes: usize, version: u64) -> Self {
         let wasi = WasiCtxBuilder::new()
             .stdout(GuestOutput { stream: "stdout" })
             .stderr(GuestOutput { stream: "stderr" })
@@ -43,8 +43,9 @@ impl HostState {
         HostState {
             wasi,
             table: ResourceTable::new(),
-            registry,
-            state,
+            registry: env.registry.clone(),
+            state: env.state.clone(),
+            clock: env.clock.clone(),
             limiter: Limiter {
                 memory_bytes,
                 hit: false,
@@ -52,6 +53,19 @@ impl HostState {
             version,
         }
     }
+}
+
+/// What the host lends every version of a policy: the registry it asks,
+/// the state it keeps (shared by all versions, so it survives swaps) and the
+/// clock it reads.
+#[derive(Debug, Clone)]
+pub struct PolicyEnv {
+    /// Answers `registry` questions.
+    pub registry: Registry,
+    /// Backs `state`.
+    pub state: StateStore,
+    /// Backs `clock`.
+    pub clock: Clock,
 }
 
 /// Refuses memory growth past the cap and remembers that it did, so a trap
@@ -166,13 +180,10 @@ impl log::Host for HostState {
 
 impl clock::Host for HostState {
     fn now_ms(&mut self) -> u64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64)
+        self.clock.now_ms()
     }
 
     fn monotonic_ns(&mut self) -> u64 {
-        static START: OnceLock<Instant> = OnceLock::new();
-        START.get_or_init(Instant::now).elapsed().as_nanos() as u64
+        self.clock.monotonic_ns()
     }
 }

@@ -6,18 +6,31 @@
 //! - `host_api` — what a guest may call (registry, state, log, clock, WASI)
 //! - `output`   — guest stdout/stderr into the host log
 //! - `convert`  — generated types ↔ host types
-//! - `runtime`  — active version, per-thread instances, guarded calls
+//! - `version`  — one loaded version, its idle instances, a publication
+//! - `runtime`  — the active publication and guarded calls
+//! - `swap`     — candidates, publish, rollback (manual and automatic), status
+//! - `check`    — the offline check of a component file
 
 mod bindings;
+mod check;
 mod convert;
 mod engine;
 mod host_api;
 mod output;
 mod runtime;
+mod swap;
 pub mod types;
+mod version;
 
-pub use runtime::{Policy, VersionInfo};
+pub use check::{CheckReport, check};
+pub use host_api::PolicyEnv;
+pub use runtime::{Policy, sha256_hex};
+pub use swap::{
+    ActiveStatus, AutoRollback, PolicyStatus, PreviousStatus, RollbackError, RollbackRecord,
+    SwapReport,
+};
 pub use types::{Action, CallError, ConnectInfo, Frame, LoadError, Reject};
+pub use version::{PublishedBy, VersionInfo};
 
 /// The default policy (guest-logic), built by host/build.rs.
 pub const DEFAULT_POLICY: &[u8] = include_bytes!(env!("SWITCHBOARD_DEFAULT_POLICY"));

@@ -1,93 +1,54 @@
-//! Running the policy: the active version (an atomically swapped pointer),
-//! instances cached per worker thread, and one guarded call per event.
+//! Running the policy: the active publication (an atomically swapped
+//! pointer), instances pooled per version, and one guarded call per event.
 //!
-//! An instance is checked out of the current thread's cache for the length of
-//! a call and put back afterwards, so no lock is held on the hot path and a
-//! call that is suspended (a guest waiting on a WASI pollable) cannot be
-//! entered twice. Instances of an older version are dropped when met, which
-//! releases their pool slots once no call uses them.
+//! A call loads the active publication once and runs entirely on that
+//! version: a swap during the call does not affect it, and the next call
+//! uses the new version. An instance is checked out of its version's idle
+//! queue for the length of a call (so a suspended call cannot be entered
+//! twice) and put back only if its version is still the active one.
 
-use std::cell::RefCell;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
+use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, Store, Trap};
 
 use super::bindings::switchboard::policy::types as wit;
 use super::bindings::{Policy as Bindings, PolicyPre};
 use super::engine;
-use super::host_api::HostState;
+use super::host_api::{HostState, PolicyEnv};
+use super::swap::History;
 use super::types::{Action, CallError, ConnectInfo, Frame, LoadError, Reject};
+use super::version::{Instance, Published, PublishedBy, Version, VersionInfo, timestamp};
 use crate::config::PolicyLimits;
-use crate::registry::Registry;
-use crate::state::StateStore;
-
-/// Idle instances one thread keeps per policy (more exist only while calls
-/// on that thread are suspended).
-const MAX_IDLE_PER_THREAD: usize = 4;
 
 /// Least time a new instance gets to instantiate.
 const INSTANTIATE_BUDGET: Duration = Duration::from_secs(1);
 
-/// Distinguishes `Policy` objects in the per-thread caches.
-static NEXT_KEY: AtomicU64 = AtomicU64::new(1);
-
-thread_local! {
-    static IDLE: RefCell<Vec<Instance>> = const { RefCell::new(Vec::new()) };
-}
-
 /// The cheap-to-clone handle to the policy runtime.
 #[derive(Clone)]
 pub struct Policy {
-    inner: Arc<Inner>,
+    pub(super) inner: Arc<Inner>,
 }
 
-struct Inner {
-    /// Identity in the per-thread caches.
-    key: u64,
+pub(super) struct Inner {
     /// Compiles components and runs them (pooling allocator, epochs).
-    engine: Engine,
-    /// The version every new call uses.
-    active: ArcSwap<Version>,
+    pub engine: Engine,
+    /// Host imports (WASI that grants nothing, registry, state, log, clock).
+    pub linker: Linker<HostState>,
+    /// The version every new call uses, and since when.
+    pub active: ArcSwap<Published>,
+    /// The previous version (for rollback) and the last rollback.
+    pub history: Mutex<History>,
     /// Source of version numbers.
-    next_seq: AtomicU64,
-    /// Answers the guest's registry questions.
-    registry: Registry,
-    /// The host-held state, shared by all versions.
-    state: StateStore,
-    /// What a call may use.
-    limits: PolicyLimits,
-}
-
-/// One loaded component, ready to instantiate.
-pub struct Version {
-    /// Public facts about it.
-    pub info: VersionInfo,
-    /// Pre-linked, so instantiation is cheap.
-    pre: PolicyPre<HostState>,
-}
-
-/// What is known about a loaded version.
-#[derive(Debug, Clone)]
-pub struct VersionInfo {
-    /// 1 for the first version loaded, then increasing.
-    pub seq: u64,
-    /// Where it came from (file name, "embedded default", …).
-    pub source: String,
-    /// Component size in bytes.
-    pub size: usize,
-}
-
-/// An instance checked out for one call.
-struct Instance {
-    key: u64,
-    owner: Weak<Inner>,
-    seq: u64,
-    store: Store<HostState>,
-    bindings: Bindings,
+    pub next_seq: std::sync::atomic::AtomicU64,
+    /// What every version's calls reach.
+    pub env: PolicyEnv,
+    /// What a call may use, and when to roll back automatically.
+    pub limits: PolicyLimits,
 }
 
 /// The event a call delivers.
@@ -98,12 +59,12 @@ enum Event {
 }
 
 impl Policy {
-    /// Compile, check and trial-instantiate `bytes`, and make it the policy.
+    /// Compile, check and trial-instantiate `bytes`, and make it the policy
+    /// (version 1).
     pub async fn load(
-        bytes: &[u8],
+        bytes: Vec<u8>,
         source: &str,
-        registry: Registry,
-        state: StateStore,
+        env: PolicyEnv,
         limits: PolicyLimits,
     ) -> Result<Policy, LoadError> {
         let engine = engine::build(&limits)?;
@@ -112,41 +73,25 @@ impl Policy {
             .map_err(|e| LoadError::Engine(format!("{e:#}")))?;
         Bindings::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)
             .map_err(|e| LoadError::Engine(format!("{e:#}")))?;
-        let seq = 1;
-        let pre = prepare(&engine, &linker, bytes)?;
+        let max_idle = limits.pool_instances as usize;
+        let first = Arc::new(prepare(&engine, &linker, 1, &bytes, source, max_idle)?);
         let inner = Arc::new(Inner {
-            key: NEXT_KEY.fetch_add(1, Ordering::Relaxed),
             engine,
-            active: ArcSwap::from_pointee(Version {
-                info: VersionInfo {
-                    seq,
-                    source: source.to_owned(),
-                    size: bytes.len(),
-                },
-                pre,
-            }),
-            next_seq: AtomicU64::new(seq + 1),
-            registry,
-            state,
+            linker,
+            active: ArcSwap::from_pointee(Published::new(first.clone(), PublishedBy::Start)),
+            history: Mutex::new(History::default()),
+            next_seq: std::sync::atomic::AtomicU64::new(2),
+            env,
             limits,
         });
         let policy = Policy { inner };
-        let version = policy.inner.active.load_full();
-        policy
-            .instantiate(&version)
-            .await
-            .map_err(|e| LoadError::Instantiate(e.to_string()))?;
+        policy.warm(&first).await?;
         Ok(policy)
     }
 
     /// Facts about the active version.
     pub fn active(&self) -> VersionInfo {
-        self.inner.active.load().info.clone()
-    }
-
-    /// Source of the next version number (used by swaps).
-    pub fn next_seq(&self) -> u64 {
-        self.inner.next_seq.fetch_add(1, Ordering::Relaxed)
+        self.inner.active.load().version.info.clone()
     }
 
     /// `on-connect`: accept with actions, or refuse.
@@ -174,14 +119,36 @@ impl Policy {
             .map_err(|_| CallError::Trap("on-disconnect cannot reject".into()))
     }
 
-    /// One guarded call: instance from this thread's cache (or a new one),
-    /// deadline armed, limits checked on the answer.
+    /// One guarded call on the active version: an idle instance (or a new
+    /// one), deadline armed, limits checked on the answer.
     async fn invoke(&self, event: Event) -> Result<Result<Vec<Action>, wit::Reject>, CallError> {
-        let version = self.inner.active.load_full();
-        let mut inst = match self.checkout(version.info.seq) {
+        let published = self.inner.active.load_full();
+        let version = &published.version;
+        let mut inst = match version.take_idle() {
             Some(inst) => inst,
-            None => self.instantiate(&version).await?,
+            None => self.instantiate(version).await?,
         };
+        published.calls.fetch_add(1, Ordering::Relaxed);
+        let outcome = self.call(&mut inst, event).await;
+        let outcome = match outcome {
+            Ok(answer) => {
+                self.checkin(version, inst);
+                self.check_output(answer)
+            }
+            // A failed instance is dropped: a trap leaves it unusable.
+            Err(e) => Err(e),
+        };
+        if let Err(e) = &outcome {
+            self.failed(&published, e);
+        }
+        outcome
+    }
+
+    async fn call(
+        &self,
+        inst: &mut Instance,
+        event: Event,
+    ) -> Result<Result<Vec<wit::Action>, wit::Reject>, CallError> {
         let limits = &self.inner.limits;
         inst.store.data_mut().limiter.hit = false;
         inst.store
@@ -200,23 +167,22 @@ impl Policy {
         };
         // The epoch stops a guest that computes; this stops one that waits
         // on a WASI pollable (which the epoch cannot interrupt).
-        let outcome = tokio::time::timeout(limits.call_deadline * 2, call).await;
-        let answer = match outcome {
-            Err(_) => return Err(self.timeout()),
-            Ok(Err(e)) => return Err(self.classify(&inst, e)),
-            Ok(Ok(answer)) => answer,
-        };
-        self.checkin(inst);
+        match tokio::time::timeout(limits.call_deadline * 2, call).await {
+            Err(_) => Err(self.timeout()),
+            Ok(Err(e)) => Err(self.classify(inst, e)),
+            Ok(Ok(answer)) => Ok(answer),
+        }
+    }
+
+    fn check_output(
+        &self,
+        answer: Result<Vec<wit::Action>, wit::Reject>,
+    ) -> Result<Result<Vec<Action>, wit::Reject>, CallError> {
         let actions = match answer {
             Ok(actions) => actions,
             Err(reject) => return Ok(Err(reject)),
         };
         let actions: Vec<Action> = actions.into_iter().map(Action::from).collect();
-        self.check_output(&actions)?;
-        Ok(Ok(actions))
-    }
-
-    fn check_output(&self, actions: &[Action]) -> Result<(), CallError> {
         let limits = &self.inner.limits;
         if actions.len() > limits.max_actions {
             return Err(CallError::TooManyActions {
@@ -231,18 +197,20 @@ impl Policy {
                 limit: limits.max_output_bytes,
             });
         }
-        Ok(())
+        Ok(Ok(actions))
     }
 
     fn timeout(&self) -> CallError {
         CallError::Timeout(self.inner.limits.call_deadline.as_millis() as u64)
     }
 
-    /// Name a failed call. The instance is dropped by the caller: a trap
-    /// leaves it unusable.
+    /// Name a failed call.
     fn classify(&self, inst: &Instance, e: wasmtime::Error) -> CallError {
-        let version = inst.seq;
-        tracing::warn!(version, error = format!("{e:?}"), "policy call failed");
+        tracing::warn!(
+            version = inst.seq,
+            error = format!("{e:?}"),
+            "policy call failed"
+        );
         if inst.store.data().limiter.hit {
             return CallError::Memory(self.inner.limits.memory_bytes);
         }
@@ -253,16 +221,22 @@ impl Policy {
         }
     }
 
-    /// A fresh instance of `version`, itself under the call deadline (start
+    /// Make one instance of `version` and keep it idle: proves the version
+    /// instantiates, and the first call does not pay for it.
+    pub(super) async fn warm(&self, version: &Version) -> Result<(), LoadError> {
+        let inst = self
+            .instantiate(version)
+            .await
+            .map_err(|e| LoadError::Instantiate(e.to_string()))?;
+        version.put_idle(inst);
+        Ok(())
+    }
+
+    /// A fresh instance of `version`, itself under a deadline (start
     /// functions run guest code too).
     async fn instantiate(&self, version: &Version) -> Result<Instance, CallError> {
         let inner = &self.inner;
-        let state = HostState::new(
-            inner.registry.clone(),
-            inner.state.clone(),
-            inner.limits.memory_bytes,
-            version.info.seq,
-        );
+        let state = HostState::new(&inner.env, inner.limits.memory_bytes, version.info.seq);
         let mut store = Store::new(&inner.engine, state);
         store.limiter(|s| &mut s.limiter);
         store.epoch_deadline_trap();
@@ -273,64 +247,78 @@ impl Policy {
         store.set_epoch_deadline(engine::ticks(budget));
         let made =
             tokio::time::timeout(budget * 2, version.pre.instantiate_async(&mut store)).await;
-        let bindings = match made {
-            Err(_) => return Err(self.timeout()),
+        match made {
+            Err(_) => Err(self.timeout()),
             Ok(Err(e)) => {
-                tracing::warn!(error = format!("{e:?}"), "policy instantiation failed");
+                tracing::warn!(
+                    version = version.info.seq,
+                    error = format!("{e:?}"),
+                    "policy instantiation failed"
+                );
                 if store.data().limiter.hit {
                     return Err(CallError::Memory(inner.limits.memory_bytes));
                 }
-                return Err(CallError::Instantiate(format!("{e:#}")));
+                Err(CallError::Instantiate(format!("{e:#}")))
             }
-            Ok(Ok(b)) => b,
-        };
-        Ok(Instance {
-            key: inner.key,
-            owner: Arc::downgrade(inner),
-            seq: version.info.seq,
-            store,
-            bindings,
-        })
+            Ok(Ok(bindings)) => Ok(version.adopt(store, bindings)),
+        }
     }
 
-    /// An idle instance of version `seq` from this thread's cache, dropping
-    /// instances of older versions and of policies that no longer exist.
-    fn checkout(&self, seq: u64) -> Option<Instance> {
-        let key = self.inner.key;
-        IDLE.try_with(|idle| {
-            let mut idle = idle.try_borrow_mut().ok()?;
-            idle.retain(|i| i.owner.strong_count() > 0 && (i.key != key || i.seq >= seq));
-            let pos = idle.iter().position(|i| i.key == key && i.seq == seq)?;
-            Some(idle.swap_remove(pos))
-        })
-        .ok()
-        .flatten()
+    /// Return an instance after a call, unless its version is no longer the
+    /// active one. The second check closes the race with a swap that
+    /// released the idle queue between the first check and the push.
+    fn checkin(&self, version: &Arc<Version>, inst: Instance) {
+        if !self.is_active(version) {
+            return;
+        }
+        version.put_idle(inst);
+        if !self.is_active(version) {
+            version.release_idle();
+        }
     }
 
-    fn checkin(&self, inst: Instance) {
-        let _ = IDLE.try_with(|idle| {
-            if let Ok(mut idle) = idle.try_borrow_mut() {
-                let mine = idle.iter().filter(|i| i.key == inst.key).count();
-                if mine < MAX_IDLE_PER_THREAD {
-                    idle.push(inst);
-                }
-            }
-        });
+    pub(super) fn is_active(&self, version: &Arc<Version>) -> bool {
+        Arc::ptr_eq(&self.inner.active.load().version, version)
     }
 }
 
-/// Compile `bytes` and check it against the world.
-fn prepare(
+/// Compile `bytes`, check it against the world and pre-link it.
+pub(super) fn prepare(
     engine: &Engine,
     linker: &Linker<HostState>,
+    seq: u64,
     bytes: &[u8],
-) -> Result<PolicyPre<HostState>, LoadError> {
+    source: &str,
+    max_idle: usize,
+) -> Result<Version, LoadError> {
     let component =
         Component::new(engine, bytes).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+    let imports = component
+        .component_type()
+        .imports(engine)
+        .map(|(name, _)| name.to_owned())
+        .collect();
     let pre = linker
         .instantiate_pre(&component)
         .map_err(|e| LoadError::World(format!("{e:#}")))?;
-    PolicyPre::new(pre).map_err(|e| LoadError::World(format!("{e:#}")))
+    let pre = PolicyPre::new(pre).map_err(|e| LoadError::World(format!("{e:#}")))?;
+    let info = VersionInfo {
+        seq,
+        sha256: sha256_hex(bytes),
+        size: bytes.len(),
+        source: source.to_owned(),
+        loaded_at: timestamp(SystemTime::now()),
+        imports,
+    };
+    Ok(Version::new(info, pre, max_idle))
+}
+
+/// SHA-256 of `bytes` as lower-case hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 impl std::fmt::Debug for Policy {

@@ -2,7 +2,8 @@
 //! server speaks these types; only `policy/` knows the generated bindings.
 
 /// One WebSocket message.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Frame {
     /// Text (valid UTF-8).
     Text(String),
@@ -43,7 +44,7 @@ pub struct ConnectInfo {
 }
 
 /// A refusal at the handshake.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Reject {
     /// HTTP status (400-599 once normalised by the host).
     pub status: u16,
@@ -52,7 +53,8 @@ pub struct Reject {
 }
 
 /// One decision of the policy (see wit/policy.wit for the semantics).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Action {
     /// To the connection the event is about.
     Reply(Frame),
@@ -184,4 +186,18 @@ pub enum LoadError {
     /// The engine could not be set up with the given limits.
     #[error("cannot set up the wasm engine: {0}")]
     Engine(String),
+}
+
+impl LoadError {
+    /// The step that failed, as a short code: `read`, `compile`, `world`,
+    /// `instantiate` or `engine`.
+    pub fn step(&self) -> &'static str {
+        match self {
+            LoadError::Read { .. } => "read",
+            LoadError::Compile(_) => "compile",
+            LoadError::World(_) => "world",
+            LoadError::Instantiate(_) => "instantiate",
+            LoadError::Engine(_) => "engine",
+        }
+    }
 }

@@ -1,0 +1,29 @@
+//! The component (wasm32 only): moderation first, then guest-logic's default
+//! rules for everything it leaves alone.
+
+use guest_logic::bindings::exports::switchboard::policy::handler::Guest;
+use guest_logic::bindings::switchboard::policy::types as wit;
+use guest_logic::{DefaultPolicy, Host, lower};
+
+struct Moderation;
+
+impl Guest for Moderation {
+    fn on_connect(info: wit::ConnectInfo) -> Result<Vec<wit::Action>, wit::Reject> {
+        DefaultPolicy::on_connect(info)
+    }
+
+    fn on_message(sender: wit::ConnId, frame: wit::Frame) -> Vec<wit::Action> {
+        if let wit::Frame::Text(text) = &frame
+            && let Some(actions) = crate::check(&Host, &sender, text)
+        {
+            return lower(actions);
+        }
+        DefaultPolicy::on_message(sender, frame)
+    }
+
+    fn on_disconnect(id: wit::ConnId) -> Vec<wit::Action> {
+        DefaultPolicy::on_disconnect(id)
+    }
+}
+
+guest_logic::bindings::export!(Moderation with_types_in guest_logic::bindings);

@@ -1,0 +1,137 @@
+//! The admin routes and their JSON answers. Errors are
+//! `{"error": "<code>", "message": "<why>"}` with a fitting status.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Serialize;
+
+use super::AdminState;
+use super::auth::authorized;
+use crate::policy::{LoadError, RollbackError};
+
+type Shared = Arc<AdminState>;
+
+pub fn router(state: Shared, max_upload: usize) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/admin/policy", get(status).put(upload))
+        .route("/admin/policy/rollback", post(rollback))
+        .layer(DefaultBodyLimit::max(max_upload))
+        .with_state(state)
+}
+
+fn json<T: Serialize>(status: StatusCode, body: &T) -> Response {
+    match serde_json::to_vec_pretty(body) {
+        Ok(mut bytes) => {
+            bytes.push(b'\n');
+            (
+                status,
+                [(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                )],
+                bytes,
+            )
+                .into_response()
+        }
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            &e.to_string(),
+        ),
+    }
+}
+
+fn error(status: StatusCode, code: &str, message: &str) -> Response {
+    json(
+        status,
+        &serde_json::json!({ "error": code, "message": message }),
+    )
+}
+
+fn unauthorized() -> Response {
+    let mut r = error(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "missing or wrong bearer token (Authorization: Bearer <token>)",
+    );
+    r.headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    r
+}
+
+async fn healthz(State(s): State<Shared>) -> Response {
+    json(
+        StatusCode::OK,
+        &serde_json::json!({
+            "status": "ok",
+            "online": s.registry.online_count(),
+            "policy_seq": s.policy.active().seq,
+        }),
+    )
+}
+
+async fn status(State(s): State<Shared>, headers: HeaderMap) -> Response {
+    if !authorized(&headers, s.token.as_deref()) {
+        return unauthorized();
+    }
+    let mut body = serde_json::to_value(s.policy.status()).unwrap_or_default();
+    if let (Some(r), Some(map)) = (&s.reloader, body.as_object_mut()) {
+        map.insert("watched_file".into(), r.path().display().to_string().into());
+    }
+    json(StatusCode::OK, &body)
+}
+
+async fn upload(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> Response {
+    if !authorized(&headers, s.token.as_deref()) {
+        return unauthorized();
+    }
+    if body.is_empty() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "empty",
+            "the request body must be the component (.wasm) to load",
+        );
+    }
+    let source = query
+        .get("source")
+        .map(|name| format!("upload: {}", crate::actions::cut(name.clone())))
+        .unwrap_or_else(|| "upload".to_owned());
+    match s.policy.swap(body.to_vec(), &source).await {
+        Ok(report) => json(StatusCode::OK, &report),
+        Err(e) => load_error(&e),
+    }
+}
+
+/// A candidate that failed to load: 422 with the step that failed.
+pub fn load_error(e: &LoadError) -> Response {
+    let status = match e {
+        LoadError::Engine(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
+    };
+    error(status, e.step(), &e.to_string())
+}
+
+async fn rollback(State(s): State<Shared>, headers: HeaderMap) -> Response {
+    if !authorized(&headers, s.token.as_deref()) {
+        return unauthorized();
+    }
+    match s.policy.rollback("requested through the admin interface") {
+        Ok(record) => json(StatusCode::OK, &record),
+        Err(e @ (RollbackError::NoPrevious | RollbackError::Superseded)) => {
+            error(StatusCode::CONFLICT, "no-previous", &e.to_string())
+        }
+    }
+}

@@ -1,0 +1,171 @@
+//! The client side of the admin interface, for `policy swap|status|rollback`.
+//! Blocking HTTP (ureq) on a blocking thread: one request per command.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use super::fail;
+use crate::cli::AdminArgs;
+use crate::config_file::FileConfig;
+
+/// A client of the admin interface (used by the commands and by tests).
+#[derive(Debug, Clone)]
+pub struct AdminClient {
+    base: String,
+    token: Option<String>,
+}
+
+/// An admin request's method and body.
+#[derive(Debug, Clone)]
+pub enum Method {
+    /// GET
+    Get,
+    /// PUT with this body
+    Put(Vec<u8>),
+    /// POST without a body
+    Post,
+}
+
+impl AdminClient {
+    /// A client for `base` (e.g. `http://127.0.0.1:3002`).
+    pub fn new(base: &str, token: Option<String>) -> AdminClient {
+        AdminClient {
+            base: base.trim_end_matches('/').to_owned(),
+            token,
+        }
+    }
+
+    fn from_args(args: AdminArgs) -> Result<AdminClient, String> {
+        let file = FileConfig::discover(args.config.as_deref()).map_err(|e| e.to_string())?;
+        let base = match args.admin_url {
+            Some(url) => url,
+            None => match file.admin.listen.as_deref() {
+                Some("off") => return Err("the admin interface is off in the settings file".into()),
+                Some(addr) => format!("http://{addr}"),
+                None => "http://127.0.0.1:3002".to_owned(),
+            },
+        };
+        Ok(AdminClient::new(
+            &base,
+            args.admin_token.or(file.admin.token),
+        ))
+    }
+
+    /// One request; `Ok((status, body))` for any HTTP answer, `Err` when
+    /// there is no answer.
+    pub async fn request(&self, method: Method, path: &str) -> Result<(u16, String), String> {
+        let url = format!("{}{}", self.base, path);
+        let auth = self.token.as_ref().map(|t| format!("Bearer {t}"));
+        tokio::task::spawn_blocking(move || {
+            let agent: ureq::Agent = ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .timeout_global(Some(Duration::from_secs(120)))
+                .build()
+                .into();
+            let result = match method {
+                Method::Get => {
+                    let mut r = agent.get(&url);
+                    if let Some(a) = &auth {
+                        r = r.header("Authorization", a);
+                    }
+                    r.call()
+                }
+                Method::Post => {
+                    let mut r = agent.post(&url);
+                    if let Some(a) = &auth {
+                        r = r.header("Authorization", a);
+                    }
+                    r.send_empty()
+                }
+                Method::Put(body) => {
+                    let mut r = agent.put(&url).header("Content-Type", "application/wasm");
+                    if let Some(a) = &auth {
+                        r = r.header("Authorization", a);
+                    }
+                    r.send(&body[..])
+                }
+            };
+            let mut response = result.map_err(|e| format!("cannot reach {url}: {e}"))?;
+            let status = response.status().as_u16();
+            let body = response
+                .body_mut()
+                .read_to_string()
+                .map_err(|e| format!("bad answer from {url}: {e}"))?;
+            Ok((status, body))
+        })
+        .await
+        .map_err(|e| format!("request task failed: {e}"))?
+    }
+
+    /// `GET /admin/policy`
+    pub async fn status(&self) -> Result<(u16, String), String> {
+        self.request(Method::Get, "/admin/policy").await
+    }
+
+    /// `PUT /admin/policy?source=<name>`
+    pub async fn swap(&self, bytes: Vec<u8>, name: &str) -> Result<(u16, String), String> {
+        let query: String = form_urlencoded::Serializer::new(String::new())
+            .append_pair("source", name)
+            .finish();
+        self.request(Method::Put(bytes), &format!("/admin/policy?{query}"))
+            .await
+    }
+
+    /// `POST /admin/policy/rollback`
+    pub async fn rollback(&self) -> Result<(u16, String), String> {
+        self.request(Method::Post, "/admin/policy/rollback").await
+    }
+}
+
+/// Print a successful answer, or the error message of a failed one.
+fn report(answer: Result<(u16, String), String>) -> ExitCode {
+    match answer {
+        Ok((status, body)) if (200..300).contains(&status) => {
+            print!("{body}");
+            ExitCode::SUCCESS
+        }
+        Ok((status, body)) => {
+            let message = serde_json::from_str::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned))
+                .unwrap_or(body);
+            fail(&format!("HTTP {status}: {}", message.trim()))
+        }
+        Err(e) => fail(&e),
+    }
+}
+
+fn client(args: AdminArgs) -> Result<AdminClient, ExitCode> {
+    AdminClient::from_args(args).map_err(|e| fail(&e))
+}
+
+pub async fn swap(file: &Path, args: AdminArgs) -> ExitCode {
+    let client = match client(args) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let bytes = match std::fs::read(file) {
+        Ok(b) => b,
+        Err(e) => return fail(&format!("cannot read {}: {e}", file.display())),
+    };
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    report(client.swap(bytes, &name).await)
+}
+
+pub async fn status(args: AdminArgs) -> ExitCode {
+    match client(args) {
+        Ok(c) => report(c.status().await),
+        Err(code) => code,
+    }
+}
+
+pub async fn rollback(args: AdminArgs) -> ExitCode {
+    match client(args) {
+        Ok(c) => report(c.rollback().await),
+        Err(code) => code,
+    }
+}

@@ -1,0 +1,68 @@
+//! `switchboard policy …`: the operator commands.
+//!
+//! - `admin_client` — swap, status, rollback through the admin interface
+//! - `replay`       — recorded events through one or two components
+
+mod admin_client;
+mod replay;
+
+use std::process::ExitCode;
+
+use crate::cli::PolicyCommand;
+use crate::policy;
+
+pub use admin_client::{AdminClient, Method};
+pub use replay::{Outcome, Replay, ReplayLine};
+
+/// Run one policy command; what it prints goes to stdout, problems to
+/// stderr.
+pub async fn run(command: PolicyCommand) -> ExitCode {
+    match command {
+        PolicyCommand::Swap { file, admin } => admin_client::swap(&file, admin).await,
+        PolicyCommand::Status { admin } => admin_client::status(admin).await,
+        PolicyCommand::Rollback { admin } => admin_client::rollback(admin).await,
+        PolicyCommand::Check { file, limits } => check(&file, limits).await,
+        PolicyCommand::Replay {
+            file,
+            events,
+            against,
+            limits,
+        } => replay::run(&file, &events, against.as_deref(), limits).await,
+    }
+}
+
+async fn check(file: &std::path::Path, limits: crate::cli::LimitArgs) -> ExitCode {
+    let limits = match limits.into_limits() {
+        Ok(l) => l,
+        Err(e) => return fail(&e.to_string()),
+    };
+    let bytes = match std::fs::read(file) {
+        Ok(b) => b,
+        Err(e) => return fail(&format!("cannot read {}: {e}", file.display())),
+    };
+    match policy::check(bytes, &file.display().to_string(), limits).await {
+        Ok(report) => {
+            println!(
+                "ok: {} satisfies switchboard:policy/policy and instantiates",
+                file.display()
+            );
+            println!("  size:    {} bytes", report.info.size);
+            println!("  sha256:  {}", report.info.sha256);
+            println!(
+                "  load:    {} ms (compile, check, instantiate)",
+                report.load_ms
+            );
+            println!("  imports:");
+            for import in &report.info.imports {
+                println!("    {import}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&format!("{}: {e} [step: {}]", file.display(), e.step())),
+    }
+}
+
+pub(crate) fn fail(message: &str) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::FAILURE
+}

@@ -1,0 +1,289 @@
+//! Replacing the policy of a live server: a candidate is compiled (on a
+//! blocking thread, off the workers), checked against the world and
+//! trial-instantiated before it is published with one atomic pointer swap.
+//! The previous version is kept for rollback; a freshly swapped-in version
+//! that fails too many calls within its probation window is rolled back
+//! automatically.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use super::runtime::{Policy, prepare};
+use super::types::{CallError, LoadError};
+use super::version::{Published, PublishedBy, Version, VersionInfo, timestamp};
+
+/// What is kept besides the active version.
+#[derive(Default)]
+pub(super) struct History {
+    /// The version that was active before the current one.
+    pub previous: Option<Arc<Version>>,
+    /// The most recent rollback.
+    pub last_rollback: Option<RollbackRecord>,
+}
+
+/// A rollback that happened.
+#[derive(Debug, Clone, Serialize)]
+pub struct RollbackRecord {
+    /// The version rolled back from.
+    pub from: u64,
+    /// The version restored.
+    pub to: u64,
+    /// Whether the host did it on its own (too many failed calls).
+    pub automatic: bool,
+    /// Why.
+    pub reason: String,
+    /// When (RFC 3339, UTC).
+    pub at: String,
+}
+
+/// Why a rollback could not happen.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RollbackError {
+    /// Only one version has ever been loaded.
+    #[error("there is no previous version to roll back to")]
+    NoPrevious,
+    /// The version to roll back was replaced in the meantime.
+    #[error("the version has already been replaced")]
+    Superseded,
+}
+
+/// The answer to a swap.
+#[derive(Debug, Clone, Serialize)]
+pub struct SwapReport {
+    /// The version now active.
+    pub active: VersionInfo,
+    /// The version it replaced (kept for rollback).
+    pub previous: VersionInfo,
+}
+
+/// Everything an operator sees about the policy.
+#[derive(Debug, Clone, Serialize)]
+pub struct PolicyStatus {
+    /// The version in use.
+    pub active: ActiveStatus,
+    /// The version a rollback would restore.
+    pub previous: Option<PreviousStatus>,
+    /// The most recent rollback, manual or automatic.
+    pub last_rollback: Option<RollbackRecord>,
+    /// The automatic-rollback rule in force.
+    pub auto_rollback: AutoRollback,
+}
+
+/// The active version and how it is doing.
+#[derive(Debug, Clone, Serialize)]
+pub struct ActiveStatus {
+    /// The version.
+    #[serde(flatten)]
+    pub info: VersionInfo,
+    /// How it became active.
+    pub published_by: PublishedBy,
+    /// When it became active (RFC 3339, UTC).
+    pub published_at: String,
+    /// Calls since it became active.
+    pub calls: u64,
+    /// Of those, failed calls (trap, timeout, memory, over-limit answer).
+    pub failures: u64,
+    /// Instances that exist (idle or in a call).
+    pub instances: usize,
+}
+
+/// The version kept for rollback.
+#[derive(Debug, Clone, Serialize)]
+pub struct PreviousStatus {
+    /// The version.
+    #[serde(flatten)]
+    pub info: VersionInfo,
+    /// Instances still alive: 0 once no call uses it.
+    pub instances: usize,
+}
+
+/// When a new version is rolled back without an operator.
+#[derive(Debug, Clone, Serialize)]
+pub struct AutoRollback {
+    /// Failed calls that trigger it (0: never).
+    pub failures: u64,
+    /// For how long after a swap a version is watched, in seconds.
+    pub window_secs: u64,
+}
+
+impl Policy {
+    /// Compile, check and trial-instantiate `bytes` as the next version
+    /// without publishing it. Failures say which step failed and why.
+    pub(super) async fn candidate(
+        &self,
+        bytes: Vec<u8>,
+        source: &str,
+    ) -> Result<Arc<Version>, LoadError> {
+        let inner = self.inner.clone();
+        let source = source.to_owned();
+        // Compiling is CPU work of up to seconds: keep it off the workers
+        // that serve connections.
+        let version = tokio::task::spawn_blocking(move || {
+            let seq = inner.next_seq.fetch_add(1, Ordering::Relaxed);
+            let max_idle = inner.limits.pool_instances as usize;
+            prepare(&inner.engine, &inner.linker, seq, &bytes, &source, max_idle)
+        })
+        .await
+        .map_err(|e| LoadError::Engine(format!("compilation task failed: {e}")))??;
+        let version = Arc::new(version);
+        self.warm(&version).await?;
+        Ok(version)
+    }
+
+    /// Load `bytes` and, if every step succeeds, make it the active version.
+    /// Calls already running finish on the old version; every later call
+    /// uses the new one. On error the active version is untouched.
+    pub async fn swap(&self, bytes: Vec<u8>, source: &str) -> Result<SwapReport, LoadError> {
+        let version = self.candidate(bytes, source).await?;
+        let active = version.info.clone();
+        let old = self.publish(version, PublishedBy::Swap);
+        tracing::info!(
+            from = old.info.seq,
+            to = active.seq,
+            sha256 = %active.sha256,
+            source = %active.source,
+            "policy swapped"
+        );
+        Ok(SwapReport {
+            active,
+            previous: old.info.clone(),
+        })
+    }
+
+    /// Restore the previous version (which becomes the one a further
+    /// rollback would restore).
+    pub fn rollback(&self, reason: &str) -> Result<RollbackRecord, RollbackError> {
+        self.roll_back(reason, false, None)
+    }
+
+    /// The active version, the previous one and the rollback rule.
+    pub fn status(&self) -> PolicyStatus {
+        let published = self.inner.active.load_full();
+        let (previous, last_rollback) = {
+            let history = self.history();
+            (history.previous.clone(), history.last_rollback.clone())
+        };
+        let limits = &self.inner.limits;
+        PolicyStatus {
+            active: ActiveStatus {
+                info: published.version.info.clone(),
+                published_by: published.by,
+                published_at: timestamp(published.at_wall),
+                calls: published.calls.load(Ordering::Relaxed),
+                failures: published.failures.load(Ordering::Relaxed),
+                instances: published.version.instances(),
+            },
+            previous: previous.map(|v| PreviousStatus {
+                info: v.info.clone(),
+                instances: v.instances(),
+            }),
+            last_rollback,
+            auto_rollback: AutoRollback {
+                failures: limits.rollback_failures,
+                window_secs: limits.rollback_window.as_secs(),
+            },
+        }
+    }
+
+    /// Make `version` active; returns the version it replaced, whose idle
+    /// instances are released now (busy ones when their call ends).
+    fn publish(&self, version: Arc<Version>, by: PublishedBy) -> Arc<Version> {
+        let mut history = self.history();
+        let old = self
+            .inner
+            .active
+            .swap(Arc::new(Published::new(version, by)))
+            .version
+            .clone();
+        old.release_idle();
+        history.previous = Some(old.clone());
+        old
+    }
+
+    /// Count a failed call against the publication it ran on, and roll that
+    /// publication back if it is a fresh swap failing too often.
+    pub(super) fn failed(&self, published: &Arc<Published>, error: &CallError) {
+        if matches!(error, CallError::Instantiate(_)) {
+            // Usually the pool being full: the server's capacity, not the
+            // version's fault.
+            return;
+        }
+        let failures = published.failures.fetch_add(1, Ordering::Relaxed) + 1;
+        let limits = &self.inner.limits;
+        let threshold = limits.rollback_failures;
+        if published.by != PublishedBy::Swap
+            || threshold == 0
+            || failures < threshold
+            || published.at.elapsed() > limits.rollback_window
+        {
+            return;
+        }
+        let reason = format!(
+            "{failures} failed calls within {} s of the swap (last: {error})",
+            published.at.elapsed().as_secs()
+        );
+        match self.roll_back(&reason, true, Some(published)) {
+            Ok(record) => tracing::error!(
+                from = record.from,
+                to = record.to,
+                reason = %record.reason,
+                "policy rolled back automatically"
+            ),
+            Err(RollbackError::Superseded) => {}
+            Err(e) => tracing::error!(error = %e, "automatic rollback impossible"),
+        }
+    }
+
+    /// Swap active and previous. With `only_if`, nothing happens unless that
+    /// publication is still the active one (an automatic rollback must not
+    /// undo a swap made since).
+    fn roll_back(
+        &self,
+        reason: &str,
+        automatic: bool,
+        only_if: Option<&Arc<Published>>,
+    ) -> Result<RollbackRecord, RollbackError> {
+        let mut history = self.history();
+        let current = self.inner.active.load_full();
+        if let Some(expected) = only_if
+            && !Arc::ptr_eq(&current, expected)
+        {
+            return Err(RollbackError::Superseded);
+        }
+        let restored = history.previous.take().ok_or(RollbackError::NoPrevious)?;
+        let by = if automatic {
+            PublishedBy::AutoRollback
+        } else {
+            PublishedBy::Rollback
+        };
+        let record = RollbackRecord {
+            from: current.version.info.seq,
+            to: restored.info.seq,
+            automatic,
+            reason: reason.to_owned(),
+            at: timestamp(SystemTime::now()),
+        };
+        self.inner
+            .active
+            .store(Arc::new(Published::new(restored, by)));
+        current.version.release_idle();
+        history.previous = Some(current.version.clone());
+        history.last_rollback = Some(record.clone());
+        if !automatic {
+            tracing::warn!(from = record.from, to = record.to, "policy rolled back");
+        }
+        Ok(record)
+    }
+
+    fn history(&self) -> std::sync::MutexGuard<'_, History> {
+        // The history is a pair of pointers; a panic elsewhere while it was
+        // held cannot leave it half-written.
+        self.inner
+            .history
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}

@@ -1,0 +1,150 @@
+//! One loaded policy version (compiled, checked against the world,
+//! pre-linked) with the idle instances made from it, and one publication of
+//! a version as the active policy.
+//!
+//! Idle instances live in a lock-free queue on their version rather than in
+//! per-thread caches: when a version stops being active its idle instances
+//! are dropped at once (releasing their pool slots), whichever worker thread
+//! made them, and an instance still running a call is dropped when that call
+//! ends instead of being put back.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Instant, SystemTime};
+
+use crossbeam_queue::ArrayQueue;
+use serde::Serialize;
+use wasmtime::Store;
+
+use super::bindings::{Policy as Bindings, PolicyPre};
+use super::host_api::HostState;
+
+/// What is known about a loaded version.
+#[derive(Debug, Clone, Serialize)]
+pub struct VersionInfo {
+    /// 1 for the version loaded at start, then increasing with every load.
+    pub seq: u64,
+    /// SHA-256 of the component bytes, hex.
+    pub sha256: String,
+    /// Component size in bytes.
+    pub size: usize,
+    /// Where it came from (file name, "embedded default policy", "upload", …).
+    pub source: String,
+    /// When it was loaded (RFC 3339, UTC).
+    pub loaded_at: String,
+    /// What the component imports (interface names).
+    pub imports: Vec<String>,
+}
+
+/// A loaded version.
+pub struct Version {
+    /// Public facts.
+    pub info: VersionInfo,
+    /// Pre-linked, so instantiation is cheap.
+    pub(super) pre: PolicyPre<HostState>,
+    /// Instances waiting for a call.
+    idle: ArrayQueue<Instance>,
+    /// Instances in existence (idle or in a call).
+    live: Arc<AtomicUsize>,
+}
+
+impl Version {
+    pub(super) fn new(info: VersionInfo, pre: PolicyPre<HostState>, max_idle: usize) -> Self {
+        Version {
+            info,
+            pre,
+            idle: ArrayQueue::new(max_idle.max(1)),
+            live: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// Instances of this version that exist now (idle or running a call).
+    pub fn instances(&self) -> usize {
+        self.live.load(Ordering::SeqCst)
+    }
+
+    /// Wrap a freshly instantiated store.
+    pub(super) fn adopt(&self, store: Store<HostState>, bindings: Bindings) -> Instance {
+        self.live.fetch_add(1, Ordering::SeqCst);
+        Instance {
+            seq: self.info.seq,
+            store,
+            bindings,
+            live: self.live.clone(),
+        }
+    }
+
+    pub(super) fn take_idle(&self) -> Option<Instance> {
+        self.idle.pop()
+    }
+
+    /// Keep `inst` for a later call (dropped if enough are idle already).
+    pub(super) fn put_idle(&self, inst: Instance) {
+        let _ = self.idle.push(inst);
+    }
+
+    /// Drop every idle instance (the version is no longer active).
+    pub(super) fn release_idle(&self) {
+        while self.idle.pop().is_some() {}
+    }
+}
+
+/// An instance, checked out for one call at a time.
+pub(super) struct Instance {
+    /// Its version's `seq` (for logs).
+    pub seq: u64,
+    pub store: Store<HostState>,
+    pub bindings: Bindings,
+    live: Arc<AtomicUsize>,
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        self.live.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// How a version became the active one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PublishedBy {
+    /// Loaded at start-up.
+    Start,
+    /// Swapped in by an operator (admin API, file watch, SIGHUP).
+    Swap,
+    /// Restored by an operator's rollback.
+    Rollback,
+    /// Restored by the automatic rollback.
+    AutoRollback,
+}
+
+/// One period of a version being the active one, with its call counters.
+pub(super) struct Published {
+    pub version: Arc<Version>,
+    pub by: PublishedBy,
+    pub at: Instant,
+    pub at_wall: SystemTime,
+    /// Calls that ran on this publication.
+    pub calls: AtomicU64,
+    /// Of those, calls the policy failed (trap, timeout, memory, over-limit
+    /// answer).
+    pub failures: AtomicU64,
+}
+
+impl Published {
+    pub fn new(version: Arc<Version>, by: PublishedBy) -> Self {
+        Published {
+            version,
+            by,
+            at: Instant::now(),
+            at_wall: SystemTime::now(),
+            calls: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+        }
+    }
+}
+
+/// RFC 3339 with milliseconds, UTC.
+pub(super) fn timestamp(t: SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
+}
