@@ -30,9 +30,33 @@ fn main() {
         println!("cargo:rustc-env={var}={}", wasm.display());
     }
 
+    // The JavaScript example, built with its own ecosystem's tooling
+    // (componentize-js from the npm registry; needs node and npm).
+    let js_dir = root.join("examples/policies/js");
+    let js_wasm =
+        PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR is set for build scripts"))
+            .join("js-policy.wasm");
+    let status = std::process::Command::new("sh")
+        .arg(js_dir.join("build.sh"))
+        .arg(&js_wasm)
+        .status()
+        .expect("cannot run sh for examples/policies/js/build.sh");
+    assert!(
+        status.success(),
+        "examples/policies/js/build.sh failed ({status}); it needs Node.js >= 20 and npm with the npm registry"
+    );
+    println!("cargo:rustc-env=JS_POLICY_WASM={}", js_wasm.display());
+    for file in ["policy.js", "package.json", "package-lock.json", "build.sh"] {
+        println!("cargo:rerun-if-changed={}", js_dir.join(file).display());
+    }
+
     guest_build::rerun_if_changed(&[
         &root.join("tests/guests"),
-        &root.join("examples"),
+        // Not examples/ as a whole: examples/policies/js/node_modules is
+        // large and changes with every npm install.
+        &root.join("examples/policies/echo"),
+        &root.join("examples/policies/moderation"),
+        &root.join("examples/policies/rate-limit"),
         &root.join("guest-logic/src"),
         &root.join("guest-logic/Cargo.toml"),
         &root.join("wit"),

@@ -178,6 +178,11 @@ pub struct ServeArgs {
     /// Log filter (tracing env-filter syntax), e.g. `info` or `switchboard=debug` [default: info].
     #[arg(long, env = "SWITCHBOARD_LOG")]
     pub log: Option<String>,
+    /// Benchmarks only: run the default rules compiled into the host instead
+    /// of the sandboxed policy.
+    #[cfg(feature = "native-rules")]
+    #[arg(long)]
+    pub native_rules: bool,
 }
 
 /// A setting that cannot be used.

@@ -28,6 +28,9 @@ pub struct Config {
     /// file, for `switchboard policy replay`. Off by default: it holds every
     /// message's content.
     pub record_events: Option<PathBuf>,
+    /// Run the default rules compiled into the host instead of the policy
+    /// (only in builds with the `native-rules` feature; for benchmarks).
+    pub native_rules: bool,
 }
 
 /// The admin interface (policy status, swap, rollback, health).
@@ -64,6 +67,7 @@ impl Default for Config {
             watch_interval: Duration::from_secs(1),
             admin: Some(AdminConfig::default()),
             record_events: None,
+            native_rules: false,
         }
     }
 }

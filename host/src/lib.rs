@@ -15,6 +15,8 @@
 //! - [`state`]     — the host-held key-value store policies keep data in
 //! - [`clock`]     — the time policies read (system, or set by a replay)
 //! - [`actions`]   — carrying out a policy's decisions
+//! - [`decide`]    — asking the rules about an event (records it first)
+//! - `native`      — the default rules compiled in (feature `native-rules`, benchmarks)
 //! - [`policy`]    — the sandbox; the only place wasmtime is named
 //! - [`admin`]     — the admin HTTP interface (status, swap, rollback)
 //! - [`reload`]    — reloading the policy file (SIGHUP, file changes)
@@ -28,8 +30,11 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod config_file;
+pub mod decide;
 pub mod handshake;
 pub mod id;
+#[cfg(feature = "native-rules")]
+pub mod native;
 pub mod ops;
 pub mod outbound;
 pub mod policy;

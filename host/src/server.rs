@@ -44,6 +44,9 @@ pub enum ServerError {
     /// Event recording could not start.
     #[error(transparent)]
     Record(#[from] RecordError),
+    /// `native_rules` asked of a build without them.
+    #[error("this build has no native rules (build with --features native-rules)")]
+    NoNativeRules,
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -118,7 +121,17 @@ impl Server {
             None => None,
         };
         let watch = (config.watch_policy && reloader.is_some()).then_some(config.watch_interval);
+        #[cfg(feature = "native-rules")]
+        let native = config
+            .native_rules
+            .then(|| crate::native::NativeRules::new(registry.clone()));
+        #[cfg(not(feature = "native-rules"))]
+        if config.native_rules {
+            return Err(ServerError::NoNativeRules);
+        }
         let shared = Arc::new(Shared {
+            #[cfg(feature = "native-rules")]
+            native,
             registry,
             policy,
             recorder,

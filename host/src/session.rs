@@ -18,10 +18,10 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use crate::actions;
+use crate::decide;
 use crate::handshake::{self, Upgrade};
 use crate::outbound::{self, CloseReason, Inbox, Outbox, code};
 use crate::policy::{ConnectInfo, Frame};
-use crate::record::Event;
 use crate::shared::{ConnectionGuard, Shared};
 
 /// Frames written before one flush.
@@ -107,8 +107,7 @@ where
         }
     };
     let info = connect_info(shared, &request, peer);
-    shared.record(|| Event::connect(&info));
-    let actions = match shared.policy.on_connect(info).await {
+    let actions = match decide::on_connect(shared, info).await {
         Ok(Ok(actions)) => actions,
         Ok(Err(reject)) => {
             let status = handshake::reject_status(reject.status);
@@ -157,16 +156,7 @@ fn connect_info(shared: &Shared, request: &Upgrade, peer: SocketAddr) -> Connect
 
 /// `on-disconnect` for an id that went offline, then forget its rooms.
 async fn disconnected(shared: &Shared, id: &str) {
-    shared.record(|| Event::Disconnect { id: id.to_owned() });
-    // A failed call runs once more on a fresh instance: the rooms' `left`
-    // notices depend on it, and a one-off (a deadline missed on a loaded
-    // machine) should not cost them.
-    let mut outcome = shared.policy.on_disconnect(id).await;
-    if let Err(e) = &outcome {
-        tracing::warn!(id, error = %e, "on-disconnect failed; retrying once");
-        outcome = shared.policy.on_disconnect(id).await;
-    }
-    match outcome {
+    match decide::on_disconnect(shared, id).await {
         Ok(actions) => actions::apply(&shared.registry, None, actions),
         Err(e) => tracing::warn!(id, error = %e, "on-disconnect failed"),
     }
@@ -250,8 +240,7 @@ async fn read_loop<S>(
 
 /// Hand one frame to the policy and carry out its answer.
 async fn on_frame(shared: &Shared, id: &str, outbox: &Outbox, frame: Frame, text: Option<&str>) {
-    shared.record(|| Event::message(id, &frame));
-    match shared.policy.on_message(id, frame).await {
+    match decide::on_message(shared, id, frame).await {
         Ok(actions) => actions::apply(&shared.registry, Some(outbox), actions),
         Err(e) => {
             tracing::warn!(id, error = %e, "on-message failed");

@@ -28,6 +28,10 @@ pub struct Shared {
     pub shutting_down: AtomicBool,
     /// Where policy events are recorded, if they are.
     pub recorder: Option<Recorder>,
+    /// The default rules compiled in, used instead of the policy
+    /// (benchmarks only).
+    #[cfg(feature = "native-rules")]
+    pub native: Option<crate::native::NativeRules>,
 }
 
 impl Shared {

@@ -36,9 +36,11 @@ cd "$here"
 if [ ! -x node_modules/.bin/componentize-js ]; then
     echo "build.sh: installing componentize-js into $here/node_modules" >&2
     if [ -f package-lock.json ]; then
-        npm ci --no-audit --no-fund --loglevel=error
+        npm ci --no-audit --no-fund --loglevel=error >/dev/null ||
+            die "npm ci failed (is the npm registry reachable?)"
     else
-        npm install --no-audit --no-fund --loglevel=error
+        npm install --no-audit --no-fund --loglevel=error >/dev/null ||
+            die "npm install failed (is the npm registry reachable?)"
     fi
 fi
 
@@ -52,7 +54,8 @@ node_modules/.bin/componentize-js \
     --world-name policy \
     --disable http fetch-event \
     -o "$out" \
-    policy.js
+    policy.js ||
+    die "componentize-js failed"
 
 [ -s "$out" ] || die "componentize-js did not write $out"
 

@@ -49,6 +49,7 @@ impl HostState {
             limiter: Limiter {
                 memory_bytes,
                 hit: false,
+                largest: 0,
             },
             version,
         }
@@ -75,6 +76,8 @@ pub struct Limiter {
     pub memory_bytes: usize,
     /// Set when a growth was refused.
     pub hit: bool,
+    /// The largest linear memory size reached (any memory of the instance).
+    pub largest: usize,
 }
 
 impl ResourceLimiter for Limiter {
@@ -86,6 +89,9 @@ impl ResourceLimiter for Limiter {
     ) -> wasmtime::Result<bool> {
         let ok = desired <= self.memory_bytes;
         self.hit |= !ok;
+        if ok {
+            self.largest = self.largest.max(desired);
+        }
         Ok(ok)
     }
 

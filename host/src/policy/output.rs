@@ -24,7 +24,13 @@ impl GuestOutput {
     fn log(&self, bytes: &[u8]) {
         let text = String::from_utf8_lossy(&bytes[..bytes.len().min(MAX_LOG_CHUNK)]);
         for line in text.lines().filter(|l| !l.trim().is_empty()) {
-            tracing::info!(target: "policy", stream = self.stream, "{line}");
+            // stderr is where guests report errors (panic messages, uncaught
+            // exceptions): make it stand out.
+            if self.stream == "stderr" {
+                tracing::warn!(target: "policy", stream = self.stream, "{line}");
+            } else {
+                tracing::info!(target: "policy", stream = self.stream, "{line}");
+            }
         }
     }
 }

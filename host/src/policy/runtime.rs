@@ -265,10 +265,10 @@ impl Policy {
     }
 
     /// Return an instance after a call, unless its version is no longer the
-    /// active one. The second check closes the race with a swap that
+    /// active one or the instance has used most of its memory headroom. The second check closes the race with a swap that
     /// released the idle queue between the first check and the push.
     fn checkin(&self, version: &Arc<Version>, inst: Instance) {
-        if !self.is_active(version) {
+        if !self.is_active(version) || inst.worn_out() {
             return;
         }
         version.put_idle(inst);
@@ -291,8 +291,17 @@ pub(super) fn prepare(
     source: &str,
     max_idle: usize,
 ) -> Result<Version, LoadError> {
-    let component =
-        Component::new(engine, bytes).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+    let component = Component::new(engine, bytes).map_err(|e| {
+        let message = format!("{e:#}");
+        if message.contains("minimum byte size") {
+            // The pool's memory size is the per-instance cap.
+            LoadError::Instantiate(format!(
+                "{message}: its initial memory is larger than the memory cap (raise --policy-memory-mib)"
+            ))
+        } else {
+            LoadError::Compile(message)
+        }
+    })?;
     let imports = component
         .component_type()
         .imports(engine)

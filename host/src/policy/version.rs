@@ -66,8 +66,12 @@ impl Version {
     /// Wrap a freshly instantiated store.
     pub(super) fn adopt(&self, store: Store<HostState>, bindings: Bindings) -> Instance {
         self.live.fetch_add(1, Ordering::SeqCst);
+        let cap = store.data().limiter.memory_bytes;
+        let start = store.data().limiter.largest;
         Instance {
             seq: self.info.seq,
+            // Half the headroom left after instantiation.
+            recycle_above: start + cap.saturating_sub(start) / 2,
             store,
             bindings,
             live: self.live.clone(),
@@ -93,9 +97,22 @@ impl Version {
 pub(super) struct Instance {
     /// Its version's `seq` (for logs).
     pub seq: u64,
+    /// Memory size past which the instance is replaced after its call
+    /// rather than reused.
+    pub recycle_above: usize,
     pub store: Store<HostState>,
     pub bindings: Bindings,
     live: Arc<AtomicUsize>,
+}
+
+impl Instance {
+    /// Whether the instance has grown enough that its next call might run
+    /// out of memory: a guest that leaks (or a garbage-collected language
+    /// that collects late) is replaced between calls, at the cost of one
+    /// instantiation, instead of failing a client's call at the cap.
+    pub fn worn_out(&self) -> bool {
+        self.store.data().limiter.largest > self.recycle_above
+    }
 }
 
 impl Drop for Instance {

@@ -1,0 +1,48 @@
+//! Asking the rules: the sandboxed policy, or (benchmark builds with the
+//! `native-rules` feature and `--native-rules`) the same rules compiled in.
+//! Every event is recorded first when recording is on.
+
+use crate::policy::{Action, CallError, ConnectInfo, Frame, Reject};
+use crate::record::Event;
+use crate::shared::Shared;
+
+/// `on-connect`: accept with actions, or refuse.
+pub async fn on_connect(
+    shared: &Shared,
+    info: ConnectInfo,
+) -> Result<Result<Vec<Action>, Reject>, CallError> {
+    shared.record(|| Event::connect(&info));
+    #[cfg(feature = "native-rules")]
+    if let Some(native) = &shared.native {
+        return Ok(Ok(native.on_connect(&info.id)));
+    }
+    shared.policy.on_connect(info).await
+}
+
+/// `on-message`.
+pub async fn on_message(shared: &Shared, id: &str, frame: Frame) -> Result<Vec<Action>, CallError> {
+    shared.record(|| Event::message(id, &frame));
+    #[cfg(feature = "native-rules")]
+    if let Some(native) = &shared.native {
+        return Ok(native.on_message(id, &frame));
+    }
+    shared.policy.on_message(id, frame).await
+}
+
+/// `on-disconnect`, retried once on failure: the rooms' `left` notices
+/// depend on it, and a one-off (a deadline missed on a loaded machine)
+/// should not cost them.
+pub async fn on_disconnect(shared: &Shared, id: &str) -> Result<Vec<Action>, CallError> {
+    shared.record(|| Event::Disconnect { id: id.to_owned() });
+    #[cfg(feature = "native-rules")]
+    if let Some(native) = &shared.native {
+        return Ok(native.on_disconnect(id));
+    }
+    match shared.policy.on_disconnect(id).await {
+        Ok(actions) => Ok(actions),
+        Err(e) => {
+            tracing::warn!(id, error = %e, "on-disconnect failed; retrying once");
+            shared.policy.on_disconnect(id).await
+        }
+    }
+}
