@@ -452,3 +452,26 @@ impl Drop for TestCert {
 
 static NEXT_REF: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 static NEXT_DIR: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The `switchboard` binary: `$SWITCHBOARD_BIN`, or the one `cargo build -p
+/// switchboard` (which `make test` runs first) puts next to the test binaries.
+pub fn switchboard_bin() -> Result<PathBuf> {
+    if let Some(path) = std::env::var_os("SWITCHBOARD_BIN") {
+        return Ok(PathBuf::from(path));
+    }
+    // target/<profile>/deps/<test>-<hash> → target/<profile>/switchboard
+    let exe = std::env::current_exe()?;
+    let path = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .map(|dir| dir.join(format!("switchboard{}", std::env::consts::EXE_SUFFIX)))
+        .context("no directory above the test binary")?;
+    if !path.is_file() {
+        bail!(
+            "{} not found: run `cargo build -p switchboard` first (as `make test` does) \
+             or set SWITCHBOARD_BIN",
+            path.display()
+        );
+    }
+    Ok(path)
+}

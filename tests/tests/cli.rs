@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use switchboard::ops::AdminClient;
 use switchboard::policy::{DEFAULT_POLICY, sha256_hex};
 use switchboard::record::{Event, Recorded};
-use switchboard_tests::{Client, WAIT, misbehave_wasm};
+use switchboard_tests::{Client, WAIT, misbehave_wasm, switchboard_bin};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -100,33 +100,10 @@ fn misbehave_bytes() -> Result<Vec<u8>> {
 // Running the binary
 // ---------------------------------------------------------------------------
 
-/// The `switchboard` binary: `$SWITCHBOARD_BIN`, or the one `cargo build -p
-/// switchboard` (which `make test` runs first) puts next to the test binaries.
-fn binary() -> Result<PathBuf> {
-    if let Some(path) = std::env::var_os("SWITCHBOARD_BIN") {
-        return Ok(PathBuf::from(path));
-    }
-    // target/<profile>/deps/cli-<hash> → target/<profile>/switchboard
-    let exe = std::env::current_exe()?;
-    let path = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .map(|dir| dir.join(format!("switchboard{}", std::env::consts::EXE_SUFFIX)))
-        .context("no directory above the test binary")?;
-    if !path.is_file() {
-        bail!(
-            "{} not found: run `cargo build -p switchboard` first (as `make test` does) \
-             or set SWITCHBOARD_BIN",
-            path.display()
-        );
-    }
-    Ok(path)
-}
-
 /// The binary with `args`, run in `cwd`, with no `SWITCHBOARD_*` variable
 /// but those in `env`, and no colours in its log.
 fn command(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<Command> {
-    let mut cmd = Command::new(binary()?);
+    let mut cmd = Command::new(switchboard_bin()?);
     cmd.args(args).current_dir(cwd).env("NO_COLOR", "1");
     for (name, _) in std::env::vars_os() {
         if name.to_string_lossy().starts_with("SWITCHBOARD_") {

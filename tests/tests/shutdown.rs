@@ -2,14 +2,13 @@
 //! both for a server in this process and for the real `switchboard` binary
 //! on SIGTERM (which then exits with status 0). Unix only: it sends signals.
 
-use std::path::PathBuf;
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::json;
-use switchboard_tests::{Client, TestServer, WAIT, tolerant_config};
+use switchboard_tests::{Client, TestServer, WAIT, switchboard_bin, tolerant_config};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -48,29 +47,6 @@ async fn shutdown_closes_every_client_with_1001() -> Result<()> {
     Ok(())
 }
 
-/// The `switchboard` binary: `$SWITCHBOARD_BIN`, or the one `cargo build -p
-/// switchboard` (which `make test` runs first) puts next to the test binaries.
-fn binary() -> Result<PathBuf> {
-    if let Some(path) = std::env::var_os("SWITCHBOARD_BIN") {
-        return Ok(PathBuf::from(path));
-    }
-    // target/<profile>/deps/shutdown-<hash> → target/<profile>/switchboard
-    let exe = std::env::current_exe()?;
-    let path = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .map(|dir| dir.join(format!("switchboard{}", std::env::consts::EXE_SUFFIX)))
-        .context("no directory above the test binary")?;
-    if !path.is_file() {
-        bail!(
-            "{} not found: run `cargo build -p switchboard` first (as `make test` does) \
-             or set SWITCHBOARD_BIN",
-            path.display()
-        );
-    }
-    Ok(path)
-}
-
 /// The `switchboard` binary, running, listening on 127.0.0.1:`port`.
 struct Running {
     pid: u32,
@@ -98,7 +74,7 @@ impl Running {
     }
 
     async fn start_inner(terminate_at_once: bool) -> Result<Running> {
-        let bin = binary()?;
+        let bin = switchboard_bin()?;
         let mut child = Command::new(&bin)
             // A deadline that a loaded machine's scheduling cannot exceed
             // (see `tolerant_config`).

@@ -395,3 +395,19 @@ async fn host_state_survives_a_swap() -> Result<()> {
     ensure!(s["active"]["seq"] == 3, "{s}");
     server.shutdown().await
 }
+
+#[tokio::test]
+async fn an_upload_over_the_limit_is_refused_in_json() -> Result<()> {
+    let mut config = admin_config();
+    if let Some(admin) = &mut config.admin {
+        admin.max_upload_bytes = 4096;
+    }
+    let server = TestServer::start(config).await?;
+    let (code, answer) = swap(&server, std::fs::read(misbehave_wasm())?, "big").await?;
+    ensure!(
+        code == 413 && answer["error"] == "too-large",
+        "{code} {answer}"
+    );
+    ensure!(status(&server).await?["active"]["seq"] == 1);
+    server.shutdown().await
+}

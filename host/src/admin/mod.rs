@@ -53,6 +53,8 @@ struct AdminState {
     token: Option<String>,
     /// Set when the policy comes from a file, for the status answer.
     reloader: Option<Arc<Reloader>>,
+    /// Largest upload accepted.
+    max_upload: usize,
 }
 
 /// A bound admin listener.
@@ -81,8 +83,9 @@ impl Admin {
             registry,
             token: config.token.clone(),
             reloader,
+            max_upload: config.max_upload_bytes,
         });
-        let router = routes::router(state, config.max_upload_bytes);
+        let router = routes::router(state);
         let listener =
             TcpListener::bind(config.listen)
                 .await

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -18,12 +18,14 @@ use crate::policy::{LoadError, RollbackError};
 
 type Shared = Arc<AdminState>;
 
-pub fn router(state: Shared, max_upload: usize) -> Router {
+pub fn router(state: Shared) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/admin/policy", get(status).put(upload))
         .route("/admin/policy/rollback", post(rollback))
-        .layer(DefaultBodyLimit::max(max_upload))
+        // `upload` enforces its own limit, to answer in JSON like every
+        // other error.
+        .layer(DefaultBodyLimit::disable())
         .with_state(state)
 }
 
@@ -93,11 +95,24 @@ async fn upload(
     State(s): State<Shared>,
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     if !authorized(&headers, s.token.as_deref()) {
         return unauthorized();
     }
+    let body = match axum::body::to_bytes(body, s.max_upload).await {
+        Ok(bytes) => bytes,
+        Err(_) => {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too-large",
+                &format!(
+                    "the component is larger than the upload limit ({} bytes; [admin] max_upload_bytes)",
+                    s.max_upload
+                ),
+            );
+        }
+    };
     if body.is_empty() {
         return error(
             StatusCode::BAD_REQUEST,

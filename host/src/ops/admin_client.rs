@@ -121,10 +121,7 @@ impl AdminClient {
 /// Print a successful answer, or the error message of a failed one.
 fn report(answer: Result<(u16, String), String>) -> ExitCode {
     match answer {
-        Ok((status, body)) if (200..300).contains(&status) => {
-            print!("{body}");
-            ExitCode::SUCCESS
-        }
+        Ok((status, body)) if (200..300).contains(&status) => super::out(&body),
         Ok((status, body)) => {
             let message = serde_json::from_str::<serde_json::Value>(&body)
                 .ok()

@@ -38,27 +38,40 @@ async fn check(file: &std::path::Path, limits: crate::cli::LimitArgs) -> ExitCod
     };
     let bytes = match std::fs::read(file) {
         Ok(b) => b,
-        Err(e) => return fail(&format!("cannot read {}: {e}", file.display())),
+        Err(e) => {
+            return fail(&format!("cannot read {}: {e} [step: read]", file.display()));
+        }
     };
     match policy::check(bytes, &file.display().to_string(), limits).await {
         Ok(report) => {
-            println!(
-                "ok: {} satisfies switchboard:policy/policy and instantiates",
-                file.display()
-            );
-            println!("  size:    {} bytes", report.info.size);
-            println!("  sha256:  {}", report.info.sha256);
-            println!(
-                "  load:    {} ms (compile, check, instantiate)",
+            let mut text = format!(
+                "ok: {} satisfies switchboard:policy/policy and instantiates\n  size:    {} bytes\n  sha256:  {}\n  load:    {} ms (compile, check, instantiate)\n  imports:\n",
+                file.display(),
+                report.info.size,
+                report.info.sha256,
                 report.load_ms
             );
-            println!("  imports:");
             for import in &report.info.imports {
-                println!("    {import}");
+                text.push_str(&format!("    {import}\n"));
             }
-            ExitCode::SUCCESS
+            out(&text)
         }
         Err(e) => fail(&format!("{}: {e} [step: {}]", file.display(), e.step())),
+    }
+}
+
+/// Print `text` on stdout; a reader that went away (`| head`) is not an
+/// error worth a panic.
+pub(crate) fn out(text: &str) -> ExitCode {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => fail(&format!("cannot write the output: {e}")),
     }
 }
 
