@@ -411,3 +411,38 @@ async fn an_upload_over_the_limit_is_refused_in_json() -> Result<()> {
     ensure!(status(&server).await?["active"]["seq"] == 1);
     server.shutdown().await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_in_progress_finishes_on_the_old_version() -> Result<()> {
+    let mut config = admin_config();
+    config.policy = switchboard::config::PolicySource::File(misbehave_wasm());
+    config.watch_policy = false;
+    let server = TestServer::start(config).await?;
+    let mut alice = server.connect("alice").await?;
+    ensure!(alice.recv_text().await? == "welcome alice");
+    let calls = |s: &Value| s["active"]["calls"].as_u64().unwrap_or(0);
+    let before = calls(&status(&server).await?);
+
+    // Hold a call on version 1 until "go" is online.
+    alice.send_text("wait-for go").await?;
+    let deadline = tokio::time::Instant::now() + switchboard_tests::WAIT;
+    while calls(&status(&server).await?) == before {
+        ensure!(
+            tokio::time::Instant::now() < deadline,
+            "the call never started"
+        );
+        tokio::task::yield_now().await;
+    }
+    let (code, report) = swap(&server, DEFAULT_POLICY.to_vec(), "default").await?;
+    ensure!(code == 200 && report["active"]["seq"] == 2, "{report}");
+    // `go` connects through the new version (its welcome is protocol v1)
+    // and releases alice's call, which answers as version 1 did.
+    let _go = server.join("go").await?;
+    let released = alice.recv_text().await?;
+    ensure!(released == "go is online", "{released}");
+    // Alice's next message meets version 2.
+    alice.expect_idle().await?;
+    let s = status(&server).await?;
+    ensure!(s["previous"]["instances"] == 0, "{s}");
+    server.shutdown().await
+}

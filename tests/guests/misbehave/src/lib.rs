@@ -8,6 +8,8 @@
 //!   epoch cannot interrupt; the host's timer must)
 //! - `print`  — writes to stdout and stderr, then replies `printed`
 //! - `spam`   — returns more actions than the host allows
+//! - `wait-for <id>` — waits until `id` is online, then replies `<id> is
+//!   online` (holds a call in progress for as long as a test needs)
 //! - a JSON-looking text (starts with `{`) containing `"trap"` — panics, so
 //!   a test can check that the host echoes the request's `ref`
 //! - `connect-trap` as an id (at connect) — traps in on-connect
@@ -46,6 +48,16 @@ impl Guest for Misbehave {
         };
         if text.starts_with('{') && text.contains("\"trap\"") {
             panic!("trap requested by a JSON frame");
+        }
+        if let Some(id) = text.strip_prefix("wait-for ") {
+            // Waits (within the deadline) until `id` is online, so a test
+            // can hold a call in progress and release it at will. Sleeping
+            // (a WASI pollable) yields the host's thread, where a spin
+            // would hold it.
+            while !switchboard::policy::registry::is_online(id) {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            return vec![Action::Reply(Frame::Text(format!("{id} is online")))];
         }
         if let Some(mib) = text
             .strip_prefix("alloc ")
