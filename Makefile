@@ -6,7 +6,7 @@ CARGO ?= cargo
 LISTEN ?= 0.0.0.0:3001
 WASM_TARGET := wasm32-wasip2
 
-.PHONY: run test build release wasm-target fmt lint clean
+.PHONY: run test build release wasm-target fmt lint clean bench bench-quick
 
 run: wasm-target
 	$(CARGO) run --release -p switchboard -- --listen $(LISTEN)
@@ -17,6 +17,13 @@ test: wasm-target
 
 build: wasm-target
 	$(CARGO) build --release -p switchboard
+
+# Side by side with node.js ws and Socket.IO (bench/README.md). Needs node/npm.
+bench: wasm-target
+	python3 bench/bench.py
+
+bench-quick: wasm-target
+	python3 bench/bench.py --quick
 
 wasm-target:
 	@rustup target list --installed 2>/dev/null | grep -qx '$(WASM_TARGET)' || rustup target add $(WASM_TARGET)

@@ -1,0 +1,550 @@
+#!/usr/bin/env python3
+"""Switchboard benchmark driver: every peer, every scenario, one table.
+
+    python3 bench/bench.py            # full run (release builds, a few minutes)
+    python3 bench/bench.py --quick    # smoke run: tiny sizes, 1 round, exits 1 on any failure
+
+It installs the peers' npm packages (npm ci) when missing, builds loadgen and
+switchboard, starts each server pinned to CPU 0 and the load generator pinned
+to CPU 1 (taskset), alternates the peers within each round (A B C A B C ...),
+and prints one table: the median of the rounds for each scenario x peer, the
+ratios Switchboard/peer, and server CPU seconds per million deliveries.
+Raw results (one JSON line per loadgen result) go to target/bench/.
+
+Only python3's standard library, node/npm, cargo and taskset are used.
+See bench/README.md.
+"""
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+
+BENCH = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(BENCH)
+OUT = os.path.join(ROOT, "target", "bench")
+
+# Below the kernel's ephemeral range (32768-60999 here), so no client
+# socket of this or another process can hold a server's port.
+BASE_PORT = 23100
+
+# --------------------------------------------------------------------------- helpers
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def run(cmd, **kw):
+    log("$ " + " ".join(cmd))
+    return subprocess.run(cmd, check=True, **kw)
+
+
+def raise_nofile():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        hard = 1 << 20
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ValueError, OSError):
+        hard = soft
+    return hard
+
+
+def loadavg():
+    try:
+        with open("/proc/loadavg") as f:
+            return float(f.read().split()[0])
+    except (OSError, ValueError):
+        return -1.0
+
+
+def wait_port(port, proc, timeout=30.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            return False
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return True
+        except OSError:
+            time.sleep(0.01)
+    return False
+
+
+def pinned(cpu, cmd, pin):
+    return (["taskset", "-c", str(cpu)] + cmd) if pin else cmd
+
+
+# --------------------------------------------------------------------------- peers
+
+
+class Peer:
+    def __init__(self, name, protocol, cmd, tls_args=None, tls_env=False, env=None, cwd=None):
+        self.name = name
+        self.protocol = protocol
+        self.cmd = cmd
+        self.tls_args = tls_args or []
+        self.tls_env = tls_env
+        self.env = env or {}
+        self.cwd = cwd
+
+
+def make_peers(args, sb_bin, cert_dir):
+    cert = os.path.join(cert_dir, "cert.pem")
+    key = os.path.join(cert_dir, "key.pem")
+    sb = [sb_bin, "--admin-listen", "off", "--log", "warn"]
+    if args.quick:
+        # The smoke run must not fail because a busy machine (make test runs
+        # builds beside it) preempted the server mid-call past the policy's
+        # 10 ms wall-clock deadline.
+        sb += ["--call-deadline-ms", "1000"]
+    sb_tls = ["--tls-cert", cert, "--tls-key", key]
+    peers = {}
+    peers["switchboard"] = Peer("switchboard", "v1", sb, sb_tls)
+    help_text = subprocess.run([sb_bin, "--help"], capture_output=True, text=True).stdout
+    if "--native-rules" in help_text:
+        peers["switchboard-native"] = Peer("switchboard-native", "v1", sb + ["--native-rules"], sb_tls)
+    else:
+        log("note: switchboard has no --native-rules flag yet: skipping the switchboard-native peer")
+    tls_env = {"TLS_CERT": cert, "TLS_KEY": key}
+    for name, proto in (("node-ws", "v1"), ("socketio", "socketio")):
+        d = os.path.join(BENCH, "peers", name)
+        peers[name] = Peer(name, proto, ["node", os.path.join(d, "server.js")], tls_env=tls_env, cwd=d)
+    wanted = args.peers.split(",") if args.peers else list(peers)
+    return [peers[p] for p in wanted if p in peers]
+
+
+class Server:
+    """One server process, pinned, on its own port."""
+
+    def __init__(self, peer, port, tls, logpath, pin):
+        self.peer = peer
+        self.port = port
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SWITCHBOARD_")}
+        env.update(peer.env)
+        cmd = list(peer.cmd)
+        if peer.name.startswith("switchboard"):
+            cmd += ["--listen", f"127.0.0.1:{port}"]
+            if tls:
+                cmd += peer.tls_args
+        else:
+            env["PORT"] = str(port)
+            if tls:
+                env.update(peer.tls_env)
+        self.logf = open(logpath, "w")
+        # Switchboard reads ./switchboard.toml when present: run it from OUT.
+        self.proc = subprocess.Popen(
+            pinned(0, cmd, pin), stdout=self.logf, stderr=subprocess.STDOUT, env=env, cwd=peer.cwd or OUT
+        )
+        if not wait_port(port, self.proc):
+            self.stop()
+            raise RuntimeError(f"{peer.name} did not start listening on {port} (see {logpath})")
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.logf.close()
+
+
+# --------------------------------------------------------------------------- plan
+
+
+def settings(args, nofile):
+    if args.quick:
+        s = dict(
+            idle_n=args.idle_connections or 200,
+            settle="0.3",
+            timing=["--warmup", "0.2", "--duration", "0.5", "--grace", "3"],
+            big=(1, 50, 2),
+            small=(10, 5, 1),
+            pairs=10,
+            loads=[0.5],
+            rounds=args.rounds or 1,
+            idle_rounds=1,
+        )
+    else:
+        s = dict(
+            idle_n=args.idle_connections or 19000,
+            settle="1",
+            timing=["--warmup", str(args.warmup), "--duration", str(args.duration), "--grace", "3"],
+            big=(1, 1000, 10),
+            small=(100, 10, 1),
+            pairs=50,
+            loads=[0.25, 0.5, 0.75],
+            rounds=args.rounds or 3,
+            idle_rounds=args.idle_rounds,
+        )
+    # One fd per connection in the server and in loadgen, plus some spare.
+    cap = max(100, nofile - 1000)
+    if s["idle_n"] > cap:
+        log(f"note: idle connections capped at {cap} by the open-file limit ({nofile})")
+        s["idle_n"] = cap
+    return s
+
+
+def fmt_loads(loads):
+    return ",".join(str(round(x)) for x in loads)
+
+
+def jobs_for(s, rnd, offered=None, saturation=True):
+    """The runs of round `rnd`: (name, tls, loadgen args). With `offered`
+    (fixed loads from earlier rounds) the fanout and notice runs add their
+    latency phases after the saturation phase, in the same session; with
+    saturation=False they run only those."""
+    t = s["timing"]
+    jobs = []
+    if saturation:
+        if rnd <= s["idle_rounds"]:
+            jobs.append(("idle", False, ["idle", "--connections", str(s["idle_n"]), "--settle", s["settle"]]))
+        jobs.append(("connect-ws", False, ["connect"] + t))
+        jobs.append(("connect-wss", True, ["connect", "--tls"] + t))
+    for (r, m, snd) in (s["big"], s["small"]):
+        name = f"fanout-{r}x{m}"
+        loads = ([0] if saturation else []) + list((offered or {}).get(name, []))
+        if loads:
+            jobs.append((name, False, ["fanout", "--rooms", str(r), "--members", str(m),
+                                       "--senders-per-room", str(snd), "--offered", fmt_loads(loads)] + t))
+    loads = ([0] if saturation else []) + list((offered or {}).get("notice", []))
+    if loads:
+        jobs.append(("notice", False, ["notice", "--pairs", str(s["pairs"]), "--offered", fmt_loads(loads)] + t))
+    return jobs
+
+
+def fixed_loads(runner, s):
+    """25/50/75% of the slowest peer's median fan-out saturation; 50% of
+    node-ws's notice saturation (of the slowest when node-ws is not run)."""
+    offered = {}
+    for (r, m, _) in (s["big"], s["small"]):
+        job = f"fanout-{r}x{m}"
+        sats = [runner.median(p.name, job, mode="saturation", key="deliveries_per_s") for p in runner.peers]
+        sats = [x for x in sats if x]
+        if sats:
+            offered[job] = [round(f * min(sats)) for f in s["loads"]]
+    nsats = {p.name: runner.median(p.name, "notice", mode="saturation", key="round_trips_per_s")
+             for p in runner.peers}
+    if nsats.get("node-ws"):
+        offered["notice"] = [round(0.5 * nsats["node-ws"])]
+        offered["notice_basis"] = "50% of node-ws saturation"
+    elif any(nsats.values()):
+        offered["notice"] = [round(0.5 * min(x for x in nsats.values() if x))]
+        offered["notice_basis"] = "50% of slowest saturation"
+    return offered
+
+
+# --------------------------------------------------------------------------- running
+
+
+class Runner:
+    def __init__(self, args, loadgen, peers, pin):
+        self.args = args
+        self.loadgen = loadgen
+        self.peers = peers
+        self.pin = pin
+        self.results = []  # (round, peer, job, result dict)
+        self.failures = []
+        os.makedirs(os.path.join(OUT, "logs"), exist_ok=True)
+        self.raw = open(os.path.join(OUT, "results.jsonl"), "w")
+        self.port = BASE_PORT
+
+    def one(self, rnd, peer, job):
+        name, tls, lg_args = job
+        self.port += 1
+        if self.port > BASE_PORT + 800:
+            self.port = BASE_PORT + 1
+        logpath = os.path.join(OUT, "logs", f"{peer.name}-{name}-r{rnd}.log")
+        t0 = time.time()
+        server = None
+        for attempt in range(3):
+            try:
+                server = Server(peer, self.port, tls, logpath, self.pin)
+                break
+            except RuntimeError as e:
+                with open(logpath) as f:
+                    text = f.read()
+                in_use = "EADDRINUSE" in text or "Address already in use" in text
+                if not in_use or attempt == 2:
+                    self.fail(rnd, peer, name, str(e))
+                    return
+                self.port += 1
+        t_started = time.time()
+        try:
+            cmd = pinned(1, [self.loadgen] + lg_args + [
+                "--addr", f"127.0.0.1:{self.port}", "--protocol", peer.protocol,
+                "--pid", str(server.pid), "--peer", peer.name], self.pin)
+            try:
+                p = subprocess.run(cmd, capture_output=True, text=True, timeout=self.args.job_timeout)
+            except subprocess.TimeoutExpired:
+                self.fail(rnd, peer, name, f"loadgen timed out after {self.args.job_timeout} s")
+                return
+            got = []
+            for line in p.stdout.splitlines():
+                line = line.strip()
+                if line.startswith("{"):
+                    try:
+                        got.append(json.loads(line))
+                    except json.JSONDecodeError:
+                        pass
+            for r in got:
+                r["round"] = rnd
+                r["job"] = name
+                self.raw.write(json.dumps(r) + "\n")
+                self.results.append((rnd, peer.name, name, r))
+                if not r.get("ok"):
+                    self.fail(rnd, peer, name, r.get("problem", "not ok"), quiet=True)
+            self.raw.flush()
+            for line in p.stderr.splitlines():
+                log("    " + line)
+            if p.returncode != 0 and not any(not r.get("ok") for r in got):
+                self.fail(rnd, peer, name, f"loadgen exited {p.returncode}: {p.stderr.strip()[-500:]}")
+            if not got and p.returncode == 0:
+                self.fail(rnd, peer, name, "loadgen printed no result")
+            if not server.alive():
+                self.fail(rnd, peer, name, f"server exited with {server.proc.returncode} (see {logpath})")
+        finally:
+            server.stop()
+        log(f"  ({time.time() - t0:.1f} s, server start {t_started - t0:.1f} s)")
+
+    def fail(self, rnd, peer, job, why, quiet=False):
+        self.failures.append((rnd, peer.name, job, why))
+        if not quiet:
+            log(f"    FAILED [{peer.name}] {job} round {rnd}: {why}")
+
+    def round(self, rnd, rounds, jobs):
+        for job in jobs:
+            for peer in self.peers:
+                log(f"[round {rnd}/{rounds}] {peer.name}: {job[0]}")
+                self.one(rnd, peer, job)
+
+    def median(self, peer, job, mode=None, offered=None, key=None):
+        vals = []
+        for (_, p, j, r) in self.results:
+            if p != peer or j != job or not r.get("ok"):
+                continue
+            if mode and r.get("mode") != mode:
+                continue
+            if offered is not None and r.get("offered_per_s") != offered:
+                continue
+            if key in r and isinstance(r[key], (int, float)):
+                vals.append(r[key])
+        return statistics.median(vals) if vals else None
+
+
+# --------------------------------------------------------------------------- table
+
+
+def fmt(x):
+    if x is None:
+        return "-"
+    if abs(x) >= 1000:
+        return f"{x:,.0f}"
+    if abs(x) >= 100:
+        return f"{x:.0f}"
+    if abs(x) >= 10:
+        return f"{x:.1f}"
+    return f"{x:.2f}"
+
+
+def table(runner, s, offered):
+    peers = [p.name for p in runner.peers]
+    rows = []  # (label, better, {peer: value})
+
+    def row(label, better, job, key, mode=None, off=None):
+        vals = {p: runner.median(p, job, mode=mode, offered=off, key=key) for p in peers}
+        rows.append((label, better, vals))
+
+    rb, mb, _ = s["big"]
+    rs, ms, _ = s["small"]
+    row(f"idle: server RSS per connection, KiB (N={s['idle_n']})", "lower", "idle", "rss_per_conn_kib")
+    row("connect ws://: handshakes/s (64 in flight)", "higher", "connect-ws", "handshakes_per_s")
+    row("connect wss://: handshakes/s (64 in flight)", "higher", "connect-wss", "handshakes_per_s")
+    for (r, m) in ((rb, mb), (rs, ms)):
+        job = f"fanout-{r}x{m}"
+        row(f"fanout {r}x{m}: deliveries/s at saturation", "higher", job, "deliveries_per_s", "saturation")
+        row(f"fanout {r}x{m}: server CPU s per million deliveries", "lower", job, "cpu_s_per_m_deliveries", "saturation")
+        row(f"fanout {r}x{m}: server CPU use at saturation (1.0 = one core)", "info", job, "server_cpu_util",
+            "saturation")
+    for (r, m) in ((rb, mb), (rs, ms)):
+        job = f"fanout-{r}x{m}"
+        for frac, load in zip(s["loads"], offered.get(job, [])):
+            off = round(load)
+            for q, label in (("p50_us", "p50"), ("p99_us", "p99"), ("p999_us", "p99.9")):
+                row(f"fanout {r}x{m} @ {fmt(off)}/s ({frac:.0%} of slowest): {label} latency µs", "lower",
+                    job, q, "latency", off)
+    row("notice: round trips/s at saturation", "higher", "notice", "round_trips_per_s", "saturation")
+    row("notice: server CPU s per million notices", "lower", "notice", "cpu_s_per_m_notices", "saturation")
+    if offered.get("notice"):
+        off = round(offered["notice"][0])
+        for q, label in (("p50_us", "p50"), ("p99_us", "p99"), ("p999_us", "p99.9")):
+            row(f"notice @ {fmt(off)}/s round trips ({offered['notice_basis']}): {label} µs", "lower",
+                "notice", q, "latency", off)
+
+    base = "switchboard"
+    others = [p for p in peers if p != base]
+    ratio_cols = [f"sb/{p}" for p in others] if base in peers else []
+    head = ["scenario (median of rounds)"] + peers + ratio_cols
+    lines = []
+    body = []
+    for (label, better, vals) in rows:
+        cells = [label] + [fmt(vals[p]) for p in peers]
+        if base in peers:
+            for p in others:
+                a, b = vals.get(base), vals.get(p)
+                cells.append(f"{a / b:.2f}" if a is not None and b else "-")
+        body.append((cells, better))
+    widths = [max(len(head[i]), *(len(c[0][i]) for c in body)) for i in range(len(head))]
+    sep = "  "
+    lines.append(sep.join(h.ljust(widths[0]) if i == 0 else h.rjust(widths[i]) for i, h in enumerate(head)) + "  better")
+    lines.append("-" * (sum(widths) + len(sep) * (len(widths) - 1) + 8))
+    for cells, better in body:
+        lines.append(sep.join(c.ljust(widths[0]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(cells))
+                     + f"  {better}")
+    return "\n".join(lines), rows
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="smoke run: tiny sizes, 1 round; exit 1 on any failure")
+    ap.add_argument("--rounds", type=int, help="rounds (default: 3, quick: 1)")
+    ap.add_argument("--duration", type=float, default=1.5, help="seconds measured per phase (full run)")
+    ap.add_argument("--warmup", type=float, default=0.5, help="seconds of warm-up before each phase (full run)")
+    ap.add_argument("--idle-rounds", type=int, default=1, help="rounds of the idle scenario (full run; slow for Socket.IO)")
+    ap.add_argument("--idle-connections", type=int, help="connections for idle (default: 19000, capped by the fd limit)")
+    ap.add_argument("--peers", help="comma-separated subset of: switchboard,switchboard-native,node-ws,socketio")
+    ap.add_argument("--release", action="store_true", help="quick mode: use release builds (default: debug)")
+    ap.add_argument("--no-build", action="store_true", help="use the binaries already built")
+    ap.add_argument("--switchboard", help="switchboard binary to use (implies nothing about building)")
+    ap.add_argument("--loadgen", help="loadgen binary to use")
+    ap.add_argument("--no-native", action="store_true", help="build without the native-rules feature")
+    ap.add_argument("--no-pin", action="store_true", help="do not pin with taskset")
+    ap.add_argument("--job-timeout", type=float, default=180.0, help="seconds one loadgen run may take")
+    args = ap.parse_args()
+
+    started = time.time()
+    load_before = loadavg()
+    os.makedirs(OUT, exist_ok=True)
+    nofile = raise_nofile()
+
+    for tool in ("node", "npm", "cargo"):
+        if not shutil.which(tool):
+            sys.exit(f"bench: `{tool}` is needed and not on PATH")
+    pin = not args.no_pin and shutil.which("taskset") is not None and (os.cpu_count() or 1) >= 2
+    if not pin:
+        log("note: not pinning (no taskset, fewer than 2 CPUs, or --no-pin)")
+
+    # npm packages of the peers
+    for name in ("node-ws", "socketio"):
+        d = os.path.join(BENCH, "peers", name)
+        marker = os.path.join(d, "node_modules", ".package-lock.json")
+        if not os.path.exists(marker) or os.path.getmtime(marker) < os.path.getmtime(os.path.join(d, "package-lock.json")):
+            run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=d)
+
+    release = args.release or not args.quick
+    profile_dir = "release" if release else "debug"
+    if not args.no_build:
+        cmd = ["cargo", "build", "-p", "switchboard", "-p", "loadgen"] + (["--release"] if release else [])
+        # The rules compiled natively into the host (the switchboard-native
+        # peer) sit behind a cargo feature; the default (wasm) path of that
+        # binary is the same code as without it.
+        with open(os.path.join(ROOT, "host", "Cargo.toml")) as f:
+            if "native-rules" in f.read() and not args.no_native:
+                cmd += ["--features", "switchboard/native-rules"]
+        run(cmd, cwd=ROOT)
+    sb_bin = os.path.abspath(args.switchboard) if args.switchboard else os.path.join(ROOT, "target", profile_dir, "switchboard")
+    loadgen = os.path.abspath(args.loadgen) if args.loadgen else os.path.join(ROOT, "target", profile_dir, "loadgen")
+    for b in (sb_bin, loadgen):
+        if not os.path.exists(b):
+            sys.exit(f"bench: {b} not built")
+    # Run private copies: the shared target/ directory may be rebuilt (with
+    # other features) by someone else while the benchmark runs.
+    bindir = os.path.join(OUT, "bin")
+    os.makedirs(bindir, exist_ok=True)
+    for name in ("switchboard", "loadgen"):
+        src = sb_bin if name == "switchboard" else loadgen
+        dst = os.path.join(bindir, name)
+        tmp = dst + ".tmp"
+        shutil.copy2(src, tmp)
+        os.replace(tmp, dst)
+    sb_bin = os.path.join(bindir, "switchboard")
+    loadgen = os.path.join(bindir, "loadgen")
+
+    cert_dir = os.path.join(OUT, "cert")
+    if not os.path.exists(os.path.join(cert_dir, "key.pem")):
+        run([loadgen, "gencert", "--out-dir", cert_dir])
+
+    if loadavg() > 1.5:
+        log(f"WARNING: load average is {loadavg():.1f} on {os.cpu_count()} CPUs: other work shares the pinned "
+            "cores, so the figures will be noisy")
+    peers = make_peers(args, sb_bin, cert_dir)
+    s = settings(args, nofile)
+    runner = Runner(args, loadgen, peers, pin)
+    log(f"peers: {', '.join(p.name for p in peers)}; rounds: {s['rounds']}; "
+        f"{'release' if release else 'debug'} builds; pinned: {pin}")
+
+    # Rounds 1..R-1 measure saturation (and idle, connect); the fixed loads
+    # of the latency phases come from their medians, and round R measures
+    # saturation and then latency in the same sessions (one set-up each).
+    # With a single round, the latency phases get sessions of their own.
+    rounds = s["rounds"]
+    for rnd in range(1, max(rounds, 2)):
+        runner.round(rnd, rounds, jobs_for(s, rnd))
+    offered = fixed_loads(runner, s)
+    log(f"fixed loads for the latency phases: {offered}")
+    if rounds >= 2:
+        runner.round(rounds, rounds, jobs_for(s, rounds, offered))
+    else:
+        runner.round(1, 1, jobs_for(s, 1, offered, saturation=False))
+
+    text, rows = table(runner, s, offered)
+    elapsed = time.time() - started
+    header = (f"Switchboard benchmark ({'quick' if args.quick else 'full'}; {s['rounds']} round(s); "
+              f"{'release' if release else 'debug'} builds; servers on CPU 0, loadgen on CPU 1: {pin}; "
+              f"{elapsed:.0f} s; load average {load_before:.1f} before, {loadavg():.1f} after)")
+    print()
+    print(header)
+    print(text)
+    with open(os.path.join(OUT, "table.txt"), "w") as f:
+        f.write(header + "\n" + text + "\n")
+    with open(os.path.join(OUT, "summary.json"), "w") as f:
+        json.dump({"header": header, "rows": [{"scenario": l, "better": b, "values": v} for (l, b, v) in rows],
+                   "failures": runner.failures}, f, indent=1)
+    # loadgen is one thread: its run-queue wait is other work taking its core.
+    windows = [r for (_, _, _, r) in runner.results if "client_wait_frac" in r]
+    disturbed = [r for r in windows if r["client_wait_frac"] > 0.1]
+    if disturbed:
+        print(f"\nnote: in {len(disturbed)} of {len(windows)} measured windows the load generator waited for "
+              f"its core more than 10% of the time (other work on the machine; median wait "
+              f"{statistics.median(r['client_wait_frac'] for r in windows):.0%}): figures are noisy. "
+              "server_wait_frac / client_wait_frac in results.jsonl tell per run.")
+    if runner.failures:
+        print(f"\n{len(runner.failures)} failure(s):")
+        for (rnd, p, j, why) in runner.failures:
+            print(f"  round {rnd} [{p}] {j}: {why}")
+        sys.exit(1)
+    print(f"\nall scenarios ok; raw results in {os.path.relpath(OUT, os.getcwd())}/results.jsonl")
+
+
+if __name__ == "__main__":
+    main()

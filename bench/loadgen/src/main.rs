@@ -1,0 +1,318 @@
+//! loadgen: one client for every peer of the benchmark (Switchboard, node
+//! `ws`, Socket.IO). Scenarios by subcommand; `--protocol v1|socketio` picks
+//! how it speaks to the peer. One JSON line per result on stdout, a
+//! human-readable line on stderr. Exit status 1 if any result is not ok.
+//!
+//! It runs on one thread (meant to be pinned to its own core with taskset),
+//! on a current-thread tokio runtime.
+
+mod conn;
+mod proto;
+mod scenarios;
+mod sys;
+mod tls;
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use serde_json::Value;
+
+use crate::conn::Target;
+use crate::proto::Protocol;
+use crate::scenarios::{Common, FanoutOpts, NoticeOpts};
+
+/// Load generator for Switchboard and its peers.
+#[derive(Parser)]
+#[command(name = "loadgen", version)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Open N connections and report the server's RSS growth per connection.
+    Idle {
+        #[command(flatten)]
+        common: CommonArgs,
+        /// Connections to open (each is one fd here and one in the server).
+        #[arg(long, default_value_t = 1000)]
+        connections: usize,
+        /// Seconds to wait after the last connection before reading RSS.
+        #[arg(long, default_value_t = 1.0)]
+        settle: f64,
+    },
+    /// Handshakes per second, closed loop: connect, welcome, close, repeat.
+    Connect {
+        #[command(flatten)]
+        common: CommonArgs,
+        /// Connections being opened at any time.
+        #[arg(long, default_value_t = 64)]
+        in_flight: usize,
+        #[command(flatten)]
+        timing: Timing,
+    },
+    /// Rooms of M members; senders publish timestamped room messages.
+    Fanout {
+        #[command(flatten)]
+        common: CommonArgs,
+        /// Number of rooms.
+        #[arg(long, default_value_t = 1)]
+        rooms: usize,
+        /// Members per room.
+        #[arg(long, default_value_t = 1000)]
+        members: usize,
+        /// Members of each room that publish.
+        #[arg(long, default_value_t = 1)]
+        senders_per_room: usize,
+        /// Offered loads in deliveries/s, comma-separated; 0 = saturation
+        /// (closed loop). Each is one phase and one result, in order.
+        #[arg(long, value_delimiter = ',', default_value = "0")]
+        offered: Vec<f64>,
+        /// Saturation: messages in flight [default: max(8, 4 × rooms)].
+        #[arg(long)]
+        window: Option<usize>,
+        #[command(flatten)]
+        timing: Timing,
+    },
+    /// Private-message round trips between pairs of connections.
+    Notice {
+        #[command(flatten)]
+        common: CommonArgs,
+        /// Pairs (initiator, echoer).
+        #[arg(long, default_value_t = 50)]
+        pairs: usize,
+        /// Offered loads in round trips/s, comma-separated; 0 = saturation.
+        #[arg(long, value_delimiter = ',', default_value = "0")]
+        offered: Vec<f64>,
+        /// Saturation: round trips in flight.
+        #[arg(long, default_value_t = 64)]
+        window: usize,
+        #[command(flatten)]
+        timing: Timing,
+    },
+    /// Write a self-signed certificate (cert.pem, key.pem) for localhost.
+    Gencert {
+        /// Directory for the files.
+        #[arg(long)]
+        out_dir: PathBuf,
+    },
+}
+
+#[derive(Args, Clone)]
+struct CommonArgs {
+    /// The server, host:port.
+    #[arg(long, default_value = "127.0.0.1:3001")]
+    addr: String,
+    /// How to speak to the server.
+    #[arg(long, value_enum, default_value = "v1")]
+    protocol: Protocol,
+    /// Use wss:// (any certificate is accepted).
+    #[arg(long)]
+    tls: bool,
+    /// The server's pid: RSS and CPU time are read from /proc/<pid>.
+    #[arg(long)]
+    pid: Option<u32>,
+    /// The server's name in the report.
+    #[arg(long, default_value = "peer")]
+    peer: String,
+    /// Client source addresses 127.0.0.2, 127.0.0.3, … used round robin
+    /// (0: the kernel's choice).
+    #[arg(long, default_value_t = 8)]
+    src_ips: u8,
+    /// Connections opened at once while setting up.
+    #[arg(long, default_value_t = 128)]
+    concurrency: usize,
+    /// Seconds allowed for setting up (connecting, joining).
+    #[arg(long, default_value_t = 60.0)]
+    setup_timeout: f64,
+    /// Padding bytes in each message's data.
+    #[arg(long, default_value_t = 100)]
+    pad: usize,
+}
+
+#[derive(Args, Clone)]
+struct Timing {
+    /// Seconds before measuring.
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
+    /// Seconds measured.
+    #[arg(long, default_value_t = 3.0)]
+    duration: f64,
+    /// Seconds to wait for stragglers after a phase.
+    #[arg(long, default_value_t = 3.0)]
+    grace: f64,
+}
+
+fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s.max(0.0))
+}
+
+fn resolve(addr: &str) -> Result<SocketAddr> {
+    addr.to_socket_addrs()
+        .with_context(|| format!("resolve {addr}"))?
+        .find(SocketAddr::is_ipv4)
+        .with_context(|| format!("no IPv4 address for {addr}"))
+}
+
+fn setup(c: &CommonArgs) -> Result<(Common, Rc<Target>)> {
+    let target = Target::new(resolve(&c.addr)?, c.protocol, c.tls, c.src_ips)?;
+    let common = Common {
+        peer: c.peer.clone(),
+        pid: c.pid,
+        setup_timeout: secs(c.setup_timeout),
+        concurrency: c.concurrency,
+        pad: "x".repeat(c.pad),
+        tag: format!("b{}", std::process::id() % 100_000),
+    };
+    Ok((common, Rc::new(target)))
+}
+
+async fn run(cmd: Cmd) -> Result<Vec<Value>> {
+    Ok(match cmd {
+        Cmd::Gencert { out_dir } => {
+            tls::gencert(&out_dir)?;
+            eprintln!("wrote {}/cert.pem and key.pem", out_dir.display());
+            Vec::new()
+        }
+        Cmd::Idle {
+            common,
+            connections,
+            settle,
+        } => {
+            let (c, t) = setup(&common)?;
+            scenarios::idle(&c, &t, connections, secs(settle)).await
+        }
+        Cmd::Connect {
+            common,
+            in_flight,
+            timing,
+        } => {
+            let (c, t) = setup(&common)?;
+            scenarios::connect(
+                &c,
+                &t,
+                in_flight,
+                secs(timing.warmup),
+                secs(timing.duration),
+            )
+            .await
+        }
+        Cmd::Fanout {
+            common,
+            rooms,
+            members,
+            senders_per_room,
+            offered,
+            window,
+            timing,
+        } => {
+            let (c, t) = setup(&common)?;
+            let o = FanoutOpts {
+                rooms,
+                members,
+                senders_per_room,
+                offered,
+                warmup: secs(timing.warmup),
+                duration: secs(timing.duration),
+                grace: secs(timing.grace),
+                window: window.unwrap_or((4 * rooms).max(8)),
+            };
+            scenarios::fanout(&c, &t, &o).await
+        }
+        Cmd::Notice {
+            common,
+            pairs,
+            offered,
+            window,
+            timing,
+        } => {
+            let (c, t) = setup(&common)?;
+            let o = NoticeOpts {
+                pairs,
+                offered,
+                warmup: secs(timing.warmup),
+                duration: secs(timing.duration),
+                grace: secs(timing.grace),
+                window,
+            };
+            scenarios::notice(&c, &t, &o).await
+        }
+    })
+}
+
+/// One human-readable line for a result.
+fn human(v: &Value) -> String {
+    let g = |k: &str| v.get(k).cloned().unwrap_or(Value::Null);
+    let s = |k: &str| g(k).as_str().map(str::to_owned).unwrap_or_default();
+    let mut line = format!(
+        "[{}] {} {} {}:",
+        s("peer"),
+        s("scenario"),
+        s("variant"),
+        s("mode")
+    );
+    const KEYS: &[(&str, &str)] = &[
+        ("rss_per_conn_kib", "KiB/conn"),
+        ("connections", "conns"),
+        ("opened_per_s", "opened/s"),
+        ("handshakes_per_s", "handshakes/s"),
+        ("offered_per_s", "offered/s"),
+        ("deliveries_per_s", "deliveries/s"),
+        ("round_trips_per_s", "round trips/s"),
+        ("p50_us", "p50 µs"),
+        ("p99_us", "p99 µs"),
+        ("p999_us", "p99.9 µs"),
+        ("max_us", "max µs"),
+        ("missing", "missing"),
+        ("server_cpu_util", "server CPU"),
+        ("cpu_s_per_m_deliveries", "CPU s/M deliveries"),
+        ("cpu_s_per_m_notices", "CPU s/M notices"),
+        ("cpu_ms_per_k_handshakes", "CPU ms/k handshakes"),
+        ("client_cpu_util", "loadgen CPU"),
+        ("server_wait_frac", "server run-queue wait"),
+        ("client_wait_frac", "loadgen run-queue wait"),
+    ];
+    for (k, label) in KEYS {
+        if let Some(x) = v.get(*k) {
+            line.push_str(&format!(" {label} {x};"));
+        }
+    }
+    if v.get("ok") == Some(&Value::Bool(true)) {
+        line.push_str(" ok");
+    } else {
+        line.push_str(&format!(" FAILED: {}", s("problem")));
+    }
+    line
+}
+
+fn main() {
+    let cli = Cli::parse();
+    sys::raise_nofile();
+    conn::now_ns();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let local = tokio::task::LocalSet::new();
+    let results = local.block_on(&rt, run(cli.cmd));
+    let results = match results {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("loadgen: {e:#}");
+            std::process::exit(2);
+        }
+    };
+    let mut ok = true;
+    for r in &results {
+        println!("{r}");
+        eprintln!("{}", human(r));
+        ok &= r.get("ok") == Some(&Value::Bool(true));
+    }
+    // Leave without waiting for connection tasks: the sockets are reset.
+    std::process::exit(if ok { 0 } else { 1 });
+}
