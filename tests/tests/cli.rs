@@ -457,7 +457,7 @@ async fn policy_check_accepts_good_components_and_names_the_failing_step() -> Re
     let default = dir.write("default.wasm", DEFAULT_POLICY)?;
     let misbehave = misbehave_wasm();
 
-    // What each must import, and (the misbehave guest needs no registry)
+    // What each must import, and (the misbehave guest keeps no state)
     // must not.
     type Good<'a> = (&'a Path, Vec<u8>, &'a [&'a str], &'a [&'a str]);
     let good: [Good; 2] = [
@@ -471,7 +471,7 @@ async fn policy_check_accepts_good_components_and_names_the_failing_step() -> Re
             &misbehave,
             misbehave_bytes()?,
             &["switchboard:policy/types@", "wasi:clocks/monotonic-clock@"],
-            &["switchboard:policy/registry@"],
+            &["switchboard:policy/state@"],
         ),
     ];
     for (path, bytes, present, absent) in good {
