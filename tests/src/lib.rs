@@ -475,3 +475,49 @@ pub fn switchboard_bin() -> Result<PathBuf> {
     }
     Ok(path)
 }
+
+/// A spawned process's stderr, line by line, and its exit, each read by a
+/// thread of its own (the pipe and `wait` block). Reading stderr to the end
+/// also keeps the process from blocking on a full pipe.
+pub struct Watched {
+    /// stderr lines as they arrive.
+    pub lines: tokio::sync::mpsc::UnboundedReceiver<String>,
+    /// The exit status, once the process has exited.
+    pub status: oneshot::Receiver<std::io::Result<std::process::ExitStatus>>,
+    /// Set when the process has exited.
+    pub exited: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// Watch `child` (spawned with a piped stderr); `on_line` sees each stderr
+/// line on the reading thread, before it is passed on.
+pub fn watch(
+    mut child: std::process::Child,
+    on_line: impl Fn(&str) + Send + 'static,
+) -> Result<Watched> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let stderr = child.stderr.take().context("no stderr pipe")?;
+    let (line_tx, lines) = tokio::sync::mpsc::unbounded_channel::<String>();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            on_line(&line);
+            if line_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let exited = Arc::new(AtomicBool::new(false));
+    let (status_tx, status) = oneshot::channel();
+    let flag = exited.clone();
+    std::thread::spawn(move || {
+        let result = child.wait();
+        flag.store(true, Ordering::SeqCst);
+        let _ = status_tx.send(result);
+    });
+    Ok(Watched {
+        lines,
+        status,
+        exited,
+    })
+}

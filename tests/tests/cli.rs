@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use switchboard::ops::AdminClient;
 use switchboard::policy::{DEFAULT_POLICY, sha256_hex};
 use switchboard::record::{Event, Recorded};
-use switchboard_tests::{Client, WAIT, misbehave_wasm, switchboard_bin};
+use switchboard_tests::{Client, WAIT, Watched, misbehave_wasm, switchboard_bin, watch};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -209,34 +209,18 @@ impl Served {
     /// (and, with `admin`, until the admin interface is up too).
     async fn start(cwd: &Path, args: &[&str], env: &[(&str, &str)], admin: bool) -> Result<Served> {
         let mut cmd = command(cwd, args, env)?;
-        let mut child = cmd
+        let child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .context("cannot start the binary")?;
         let pid = child.id();
-        let exited = Arc::new(AtomicBool::new(false));
-        // stderr, line by line (a thread: the pipe is blocking). Reading it
-        // to the end also keeps the server from blocking on a full pipe.
-        let stderr = child.stderr.take().context("no stderr pipe")?;
-        let (line_tx, lines) = mpsc::unbounded_channel::<String>();
-        std::thread::spawn(move || {
-            use std::io::BufRead;
-            for line in std::io::BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if line_tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let (status_tx, status) = oneshot::channel();
-        let flag = exited.clone();
-        std::thread::spawn(move || {
-            let result = child.wait();
-            flag.store(true, Ordering::SeqCst);
-            let _ = status_tx.send(result);
-        });
+        let Watched {
+            lines,
+            status,
+            exited,
+        } = watch(child, |_| {})?;
         let mut served = Served {
             pid,
             ws: SocketAddr::from(([0, 0, 0, 0], 0)),

@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::json;
-use switchboard_tests::{Client, TestServer, WAIT, switchboard_bin, tolerant_config};
+use switchboard_tests::{
+    Client, TestServer, WAIT, Watched, switchboard_bin, tolerant_config, watch,
+};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -75,7 +77,7 @@ impl Running {
 
     async fn start_inner(terminate_at_once: bool) -> Result<Running> {
         let bin = switchboard_bin()?;
-        let mut child = Command::new(&bin)
+        let child = Command::new(&bin)
             // A deadline that a loaded machine's scheduling cannot exceed
             // (see `tolerant_config`).
             .args(["--listen", "127.0.0.1:0", "--log", "info"])
@@ -87,30 +89,17 @@ impl Running {
             .spawn()
             .with_context(|| format!("cannot start {}", bin.display()))?;
         let pid = child.id();
-        let exited = Arc::new(AtomicBool::new(false));
-        // stderr, line by line, to this test (a thread: the pipe is blocking).
-        let stderr = child.stderr.take().context("no stderr pipe")?;
-        let (line_tx, lines) = mpsc::unbounded_channel::<String>();
-        std::thread::spawn(move || {
-            use std::io::BufRead;
-            for line in std::io::BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if terminate_at_once && listening_port(&line).is_some() {
-                    terminate(pid);
-                }
-                if line_tx.send(line).is_err() {
-                    break;
-                }
+        // With `terminate_at_once`, SIGTERM goes out from the reading thread
+        // the moment the `listening on` line is read.
+        let Watched {
+            lines,
+            status,
+            exited,
+        } = watch(child, move |line| {
+            if terminate_at_once && listening_port(line).is_some() {
+                terminate(pid);
             }
-        });
-        // The exit status, from a thread that waits for it.
-        let (status_tx, status) = oneshot::channel();
-        let flag = exited.clone();
-        std::thread::spawn(move || {
-            let result = child.wait();
-            flag.store(true, Ordering::SeqCst);
-            let _ = status_tx.send(result);
-        });
+        })?;
         let mut running = Running {
             pid,
             port: 0,
