@@ -11,9 +11,15 @@ WASM_TARGET := wasm32-wasip2
 run: wasm-target
 	$(CARGO) run --release -p switchboard -- --listen $(LISTEN)
 
+# The host is built once, with the natively compiled rules the benchmark
+# compares against; the quick benchmark then runs those same debug binaries
+# so the harness (bench/) never rots.
+FEATURES := --features switchboard/native-rules
+
 test: wasm-target
-	$(CARGO) build -p switchboard
-	$(CARGO) test --workspace --all-targets
+	$(CARGO) build -p switchboard -p loadgen $(FEATURES)
+	$(CARGO) test --workspace --all-targets $(FEATURES)
+	python3 bench/bench.py --quick --no-build
 
 build: wasm-target
 	$(CARGO) build --release -p switchboard

@@ -95,6 +95,8 @@ class Peer:
         self.tls_env = tls_env
         self.env = env or {}
         self.cwd = cwd
+        # Switchboard takes --listen and TLS flags; the node peers, env vars.
+        self.switchboard = protocol == "v1" and cmd[0] != "node"
 
 
 def make_peers(args, sb_bin, cert_dir):
@@ -114,12 +116,23 @@ def make_peers(args, sb_bin, cert_dir):
         peers["switchboard-native"] = Peer("switchboard-native", "v1", sb + ["--native-rules"], sb_tls)
     else:
         log("note: switchboard has no --native-rules flag yet: skipping the switchboard-native peer")
+    # Other switchboard builds (a baseline before an optimisation, say), so an
+    # A/B comparison is measured in the same run, alternating with the rest.
+    for spec in args.extra or []:
+        name, _, path = spec.partition("=")
+        if not name or not path or not os.path.exists(path):
+            sys.exit(f"bench: --extra wants NAME=BINARY (an existing file), got {spec!r}")
+        binary = os.path.abspath(path)
+        peers[name] = Peer(name, "v1", [binary] + sb[1:], sb_tls)
     tls_env = {"TLS_CERT": cert, "TLS_KEY": key}
     for name, proto in (("node-ws", "v1"), ("socketio", "socketio")):
         d = os.path.join(BENCH, "peers", name)
         peers[name] = Peer(name, proto, ["node", os.path.join(d, "server.js")], tls_env=tls_env, cwd=d)
     wanted = args.peers.split(",") if args.peers else list(peers)
-    return [peers[p] for p in wanted if p in peers]
+    unknown = [p for p in wanted if p not in peers]
+    if unknown:
+        sys.exit(f"bench: unknown peer(s) {', '.join(unknown)}; known: {', '.join(peers)}")
+    return [peers[p] for p in wanted]
 
 
 class Server:
@@ -131,7 +144,7 @@ class Server:
         env = {k: v for k, v in os.environ.items() if not k.startswith("SWITCHBOARD_")}
         env.update(peer.env)
         cmd = list(peer.cmd)
-        if peer.name.startswith("switchboard"):
+        if peer.switchboard:
             cmd += ["--listen", f"127.0.0.1:{port}"]
             if tls:
                 cmd += peer.tls_args
@@ -194,6 +207,7 @@ def settings(args, nofile):
             rounds=args.rounds or 3,
             idle_rounds=args.idle_rounds,
         )
+    s["only"] = set(args.only.split(",")) if args.only else None
     # One fd per connection in the server and in loadgen, plus some spare.
     cap = max(100, nofile - 1000)
     if s["idle_n"] > cap:
@@ -227,6 +241,8 @@ def jobs_for(s, rnd, offered=None, saturation=True):
     loads = ([0] if saturation else []) + list((offered or {}).get("notice", []))
     if loads:
         jobs.append(("notice", False, ["notice", "--pairs", str(s["pairs"]), "--offered", fmt_loads(loads)] + t))
+    if s.get("only"):
+        jobs = [j for j in jobs if j[0] in s["only"]]
     return jobs
 
 
@@ -437,6 +453,10 @@ def main():
     ap.add_argument("--no-build", action="store_true", help="use the binaries already built")
     ap.add_argument("--switchboard", help="switchboard binary to use (implies nothing about building)")
     ap.add_argument("--loadgen", help="loadgen binary to use")
+    ap.add_argument("--extra", action="append", metavar="NAME=BINARY",
+                    help="also measure this switchboard binary as peer NAME (repeatable; for A/B of a change)")
+    ap.add_argument("--only", help="comma-separated subset of the scenarios: idle,connect-ws,connect-wss,"
+                    "fanout-1x1000,fanout-100x10,notice (quick: fanout-1x50,fanout-10x5)")
     ap.add_argument("--no-native", action="store_true", help="build without the native-rules feature")
     ap.add_argument("--no-pin", action="store_true", help="do not pin with taskset")
     ap.add_argument("--job-timeout", type=float, default=180.0, help="seconds one loadgen run may take")

@@ -117,10 +117,14 @@ pub struct Limits {
     /// Time allowed to deliver what is queued plus the close frame when a
     /// connection is being closed, and to see the client hang up after it.
     pub close_timeout: Duration,
-    /// tungstenite's read buffer per connection (its default, 128 KiB, would
-    /// dominate memory per idle connection).
+    /// tungstenite's read buffer per connection, and the most one socket
+    /// read takes: every idle connection holds it (its default, 128 KiB,
+    /// would dominate memory), and every read attempt zeroes it first.
+    /// Larger messages are still read whole, in reads of this size.
     pub read_buffer_bytes: usize,
-    /// tungstenite's write buffer target before it writes to the socket.
+    /// tungstenite's write buffer target before it writes to the socket:
+    /// frames queued together go out in one write up to this size. The
+    /// buffer keeps its capacity, so this bounds memory per busy connection.
     pub write_buffer_bytes: usize,
 }
 
@@ -135,8 +139,8 @@ impl Default for Limits {
             upgrade_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(300),
             close_timeout: Duration::from_secs(5),
-            read_buffer_bytes: 4 * 1024,
-            write_buffer_bytes: 0,
+            read_buffer_bytes: 1024,
+            write_buffer_bytes: 8 * 1024,
         }
     }
 }

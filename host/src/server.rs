@@ -269,12 +269,36 @@ async fn serve(shared: Arc<Shared>, tls: Option<TlsAcceptor>, tcp: TcpStream, pe
     let _ = tcp.set_nodelay(true);
     match tls {
         None => session::run(shared, tcp, peer).await,
-        Some(acceptor) => {
-            match timeout(shared.limits.tls_handshake_timeout, acceptor.accept(tcp)).await {
-                Ok(Ok(stream)) => session::run(shared, stream, peer).await,
-                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-            }
-        }
+        // Boxed: a TLS stream and its handshake are large, and a task's
+        // future is as large as its largest state, so inline they would
+        // make every plain connection pay for them too.
+        Some(acceptor) => Box::pin(serve_tls(shared, acceptor, tcp, peer)).await,
+    }
+}
+
+async fn serve_tls(shared: Arc<Shared>, acceptor: TlsAcceptor, tcp: TcpStream, peer: SocketAddr) {
+    match timeout(shared.limits.tls_handshake_timeout, acceptor.accept(tcp)).await {
+        Ok(Ok(stream)) => session::run(shared, stream, peer).await,
+        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+
+    /// The size of the future an async fn returns, without calling it.
+    fn future_size<A, B, C, D, F: Future>(_: impl Fn(A, B, C, D) -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+
+    /// A connection's task holds this future for its whole life, idle or
+    /// not: what it weighs is memory per connection (see bench/RESULTS.md).
+    #[test]
+    fn a_plain_connection_task_stays_small() {
+        let size = future_size(super::serve);
+        eprintln!("serve future: {size} bytes");
+        assert!(size <= 2048, "serve's future grew to {size} bytes");
     }
 }

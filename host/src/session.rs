@@ -3,10 +3,12 @@
 //! policy, a writer that drains the bounded queue in batches, and a close
 //! that delivers what it should, says why, and lets the client hang up first.
 
+use std::future::poll_fn;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_concurrency::future::Join;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -24,28 +26,20 @@ use crate::outbound::{self, CloseReason, Inbox, Outbox, code};
 use crate::policy::{ConnectInfo, Frame};
 use crate::shared::{ConnectionGuard, Shared};
 
-/// Frames written before one flush.
-const WRITE_BATCH: usize = 64;
-
 /// Serve one accepted (and, for wss, TLS-wrapped) stream.
 pub async fn run<S>(shared: Arc<Shared>, mut stream: S, peer: SocketAddr)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
+    // The task's future is as large as its largest state, and most of the
+    // time a connection sits idle in `pump`: the states that are large and
+    // short-lived (the upgrade, a policy call, the close) are boxed so an
+    // idle connection does not carry their size.
     let Some(_guard) = ConnectionGuard::try_new(&shared) else {
-        let _ = timeout(shared.limits.upgrade_timeout, async {
-            let _ = handshake::read_request(&mut stream).await;
-            handshake::refuse(
-                &mut stream,
-                503,
-                "server is at its connection limit; try again later",
-            )
-            .await
-        })
-        .await;
+        Box::pin(at_limit(&shared, &mut stream)).await;
         return;
     };
-    let Some(upgrade) = upgrade(&shared, &mut stream, peer).await else {
+    let Some(upgrade) = Box::pin(upgrade(&shared, &mut stream, peer)).await else {
         return;
     };
     let id = upgrade.id.to_string();
@@ -71,11 +65,31 @@ where
     }
     actions::apply(&shared.registry, Some(&outbox), upgrade.actions);
 
-    let reason = pump(&shared, ws, &id, &outbox, inbox).await;
+    // Split here, not in `pump`: an argument stays in a future for its whole
+    // life, and the stream itself (320 bytes) moves into the split's lock.
+    let (sink, stream) = ws.split();
+    let reason = pump(&shared, sink, stream, &id, &outbox, inbox).await;
     tracing::debug!(%peer, id, serial, ?reason, "disconnected");
     if shared.registry.unregister(&id, serial) && !reason.shutdown && !reason.replaced {
-        disconnected(&shared, &id).await;
+        Box::pin(disconnected(&shared, &id)).await;
     }
+}
+
+/// Refuse a connection over the limit with 503 (bounded in time).
+async fn at_limit<S>(shared: &Shared, stream: &mut S)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let _ = timeout(shared.limits.upgrade_timeout, async {
+        let _ = handshake::read_request(stream).await;
+        handshake::refuse(
+            stream,
+            503,
+            "server is at its connection limit; try again later",
+        )
+        .await
+    })
+    .await;
 }
 
 /// The result of a successful upgrade.
@@ -173,7 +187,8 @@ fn shutdown_reason() -> CloseReason {
 /// Run the reader and the writer until the connection closes; returns why.
 async fn pump<S>(
     shared: &Shared,
-    ws: WebSocketStream<S>,
+    mut sink: SplitSink<WebSocketStream<S>, Message>,
+    mut stream: SplitStream<WebSocketStream<S>>,
     id: &str,
     outbox: &Outbox,
     mut inbox: Inbox,
@@ -181,16 +196,20 @@ async fn pump<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let (mut sink, mut stream) = ws.split();
-    tokio::join!(
+    // Not `tokio::join!`, which polls both halves on every wake: each frame
+    // queued for this client would also poll the reader (a read attempt
+    // through tungstenite). This join polls only the half that was woken.
+    (
         read_loop(shared, &mut stream, id, outbox),
-        write_loop(&mut sink, &mut inbox, outbox)
-    );
+        write_loop(&mut sink, &mut inbox, outbox),
+    )
+        .join()
+        .await;
     let reason = inbox
         .reason()
         .cloned()
         .unwrap_or_else(|| CloseReason::peer_gone("connection ended"));
-    finish(shared, sink, stream, inbox, &reason).await;
+    Box::pin(finish(shared, sink, stream, inbox, &reason)).await;
     reason
 }
 
@@ -227,10 +246,17 @@ async fn read_loop<S>(
         match message {
             Message::Text(text) => {
                 let frame = Frame::Text(text.as_str().to_owned());
-                on_frame(shared, id, outbox, frame, Some(text.as_str())).await;
+                Box::pin(on_frame(shared, id, outbox, frame, Some(text.as_str()))).await;
             }
             Message::Binary(bytes) => {
-                on_frame(shared, id, outbox, Frame::Binary(bytes.to_vec()), None).await
+                Box::pin(on_frame(
+                    shared,
+                    id,
+                    outbox,
+                    Frame::Binary(bytes.to_vec()),
+                    None,
+                ))
+                .await
             }
             // Pings are answered by tungstenite; a close ends the stream next.
             Message::Ping(_) | Message::Pong(_) | Message::Close(_) | Message::Frame(_) => {}
@@ -278,22 +304,35 @@ async fn write_loop<S>(
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let result: Result<(), WsError> = async {
-        while let Some(first) = inbox.recv().await {
-            // A write blocked on a slow client must not delay the close.
-            let batch = async {
-                sink.feed(first).await?;
-                for _ in 1..WRITE_BATCH {
-                    match inbox.try_recv() {
-                        Some(m) => sink.feed(m).await?,
-                        None => break,
+        while inbox.ready().await {
+            // Let the tasks that are ready run first: under load they queue
+            // more frames here, and all of them go out in one socket write
+            // (a write per frame is what costs most in fan-out).
+            tokio::task::yield_now().await;
+            if inbox.is_closing() {
+                // What is queued stays queued: the close drains it if asked.
+                break;
+            }
+            let mut batch = inbox.take_all();
+            // A write blocked on a slow client must not delay the close; a
+            // frame leaves `batch` only once the sink has taken it, so what
+            // was not written can go back to the queue for the close.
+            let write = async {
+                while !batch.is_empty() {
+                    poll_fn(|cx| sink.poll_ready_unpin(cx)).await?;
+                    if let Some(m) = batch.pop_front() {
+                        sink.start_send_unpin(m)?;
                     }
                 }
                 sink.flush().await
             };
             tokio::select! {
                 biased;
-                _ = outbox.closed() => return Ok(()),
-                r = batch => r?,
+                _ = outbox.closed() => {
+                    inbox.requeue(batch);
+                    return Ok(());
+                }
+                r = write => r?,
             }
         }
         Ok(())
@@ -350,4 +389,41 @@ async fn linger<S: AsyncRead + AsyncWrite + Unpin>(io: &mut S, limit: Duration) 
         while matches!(io.read(&mut sink).await, Ok(n) if n > 0) {}
     })
     .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+
+    use tokio::net::TcpStream;
+    use tokio_tungstenite::WebSocketStream;
+
+    fn size3<A, B, C, F: Future>(_: impl Fn(A, B, C) -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+
+    fn size4<A, B, C, D, F: Future>(_: impl Fn(A, B, C, D) -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+
+    fn size6<A, B, C, D, E, G, F: Future>(_: impl Fn(A, B, C, D, E, G) -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+
+    /// A connection's task holds `run`'s future for its whole life; most of
+    /// that life is spent in `pump`. The states around it (upgrade, policy
+    /// calls, close) are boxed, so `run` must weigh little more than `pump`.
+    /// Sizes print with `--nocapture` (bench/RESULTS.md quotes them).
+    #[test]
+    fn an_idle_connection_carries_only_pump() {
+        let run = size3(super::run::<TcpStream>);
+        let pump = size6(super::pump::<TcpStream>);
+        eprintln!(
+            "run {run} pump {pump} read_loop {} write_loop {} WebSocketStream {}",
+            size4(super::read_loop::<TcpStream>),
+            size3(super::write_loop::<TcpStream>),
+            std::mem::size_of::<WebSocketStream<TcpStream>>(),
+        );
+        assert!(run <= pump + 400, "run {run} bytes vs pump {pump}");
+    }
 }
