@@ -83,6 +83,55 @@ fn bench(c: &mut Criterion) {
         });
     }
     group.finish();
+
+    // Criterion reports means; the target is a median. Time calls one by
+    // one (an `Instant` pair costs some tens of ns) and print percentiles.
+    let calls = if std::env::args().any(|a| a == "--bench") {
+        200_000
+    } else {
+        100
+    };
+    let wasm = rt.block_on(async {
+        percentiles(calls, || async {
+            let actions = policy
+                .on_message("alice", Frame::Text(text.clone()))
+                .await
+                .expect("the call succeeds");
+            std::hint::black_box(actions);
+        })
+        .await
+    });
+    println!("one call, {calls} timed one by one: wasm policy {wasm}");
+    #[cfg(feature = "native-rules")]
+    {
+        let native = switchboard::native::NativeRules::new(registry.clone());
+        let rules = rt.block_on(percentiles(calls, || async {
+            std::hint::black_box(native.on_message("alice", &Frame::Text(text.clone())));
+        }));
+        println!("one call, {calls} timed one by one: native rules {rules}");
+    }
+}
+
+/// p50 / p99 / p99.9 of `n` runs of `call`, as text.
+async fn percentiles<F, Fut>(n: usize, call: F) -> String
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut ns = Vec::with_capacity(n);
+    for _ in 0..n {
+        let start = std::time::Instant::now();
+        call().await;
+        ns.push(start.elapsed().as_nanos() as u64);
+    }
+    ns.sort_unstable();
+    let at = |q: f64| ns[((ns.len() - 1) as f64 * q) as usize] as f64 / 1000.0;
+    format!(
+        "p50 {:.2} µs, p99 {:.2} µs, p99.9 {:.2} µs",
+        at(0.5),
+        at(0.99),
+        at(0.999)
+    )
 }
 
 criterion_group!(benches, bench);
