@@ -185,7 +185,7 @@ class Server:
 def settings(args, nofile):
     if args.quick:
         s = dict(
-            idle_n=args.idle_connections or 200,
+            idle_ns=sizes(args.idle_connections) or [200],
             settle="0.3",
             timing=["--warmup", "0.2", "--duration", "0.5", "--grace", "3"],
             big=(1, 50, 2),
@@ -197,7 +197,8 @@ def settings(args, nofile):
         )
     else:
         s = dict(
-            idle_n=args.idle_connections or 19000,
+            # 10k and 50k asked; 50k cannot run under a 20k open-file limit.
+            idle_ns=sizes(args.idle_connections) or [10000, 19000],
             settle="1",
             timing=["--warmup", str(args.warmup), "--duration", str(args.duration), "--grace", "3"],
             big=(1, 1000, 10),
@@ -210,10 +211,15 @@ def settings(args, nofile):
     s["only"] = set(args.only.split(",")) if args.only else None
     # One fd per connection in the server and in loadgen, plus some spare.
     cap = max(100, nofile - 1000)
-    if s["idle_n"] > cap:
+    if max(s["idle_ns"]) > cap:
         log(f"note: idle connections capped at {cap} by the open-file limit ({nofile})")
-        s["idle_n"] = cap
+        s["idle_ns"] = sorted({min(n, cap) for n in s["idle_ns"]})
     return s
+
+
+def sizes(text):
+    """`--idle-connections 10000,19000` as a list of ints (None if not given)."""
+    return [int(x) for x in text.split(",")] if text else None
 
 
 def fmt_loads(loads):
@@ -229,7 +235,8 @@ def jobs_for(s, rnd, offered=None, saturation=True):
     jobs = []
     if saturation:
         if rnd <= s["idle_rounds"]:
-            jobs.append(("idle", False, ["idle", "--connections", str(s["idle_n"]), "--settle", s["settle"]]))
+            for n in s["idle_ns"]:
+                jobs.append((f"idle-{n}", False, ["idle", "--connections", str(n), "--settle", s["settle"]]))
         jobs.append(("connect-ws", False, ["connect"] + t))
         jobs.append(("connect-wss", True, ["connect", "--tls"] + t))
     for (r, m, snd) in (s["big"], s["small"]):
@@ -242,7 +249,8 @@ def jobs_for(s, rnd, offered=None, saturation=True):
     if loads:
         jobs.append(("notice", False, ["notice", "--pairs", str(s["pairs"]), "--offered", fmt_loads(loads)] + t))
     if s.get("only"):
-        jobs = [j for j in jobs if j[0] in s["only"]]
+        # `idle` selects every idle size.
+        jobs = [j for j in jobs if j[0] in s["only"] or j[0].split("-")[0] in s["only"]]
     return jobs
 
 
@@ -390,7 +398,8 @@ def table(runner, s, offered):
 
     rb, mb, _ = s["big"]
     rs, ms, _ = s["small"]
-    row(f"idle: server RSS per connection, KiB (N={s['idle_n']})", "lower", "idle", "rss_per_conn_kib")
+    for n in s["idle_ns"]:
+        row(f"idle: server RSS per connection, KiB (N={n})", "lower", f"idle-{n}", "rss_per_conn_kib")
     row("connect ws://: handshakes/s (64 in flight)", "higher", "connect-ws", "handshakes_per_s")
     row("connect wss://: handshakes/s (64 in flight)", "higher", "connect-wss", "handshakes_per_s")
     for (r, m) in ((rb, mb), (rs, ms)):
@@ -447,7 +456,8 @@ def main():
     ap.add_argument("--duration", type=float, default=1.5, help="seconds measured per phase (full run)")
     ap.add_argument("--warmup", type=float, default=0.5, help="seconds of warm-up before each phase (full run)")
     ap.add_argument("--idle-rounds", type=int, default=1, help="rounds of the idle scenario (full run; slow for Socket.IO)")
-    ap.add_argument("--idle-connections", type=int, help="connections for idle (default: 19000, capped by the fd limit)")
+    ap.add_argument("--idle-connections", help="connections for idle, comma-separated sizes (default: 10000,19000; "
+                    "capped by the fd limit)")
     ap.add_argument("--peers", help="comma-separated subset of: switchboard,switchboard-native,node-ws,socketio")
     ap.add_argument("--release", action="store_true", help="quick mode: use release builds (default: debug)")
     ap.add_argument("--no-build", action="store_true", help="use the binaries already built")
