@@ -2,6 +2,8 @@
 //! (the sandboxed component), against the same rules compiled natively
 //! (`--features native-rules`). Run: `cargo bench -p switchboard --features
 //! native-rules --bench policy_call`. Under `cargo test` each case runs once.
+//! `POLICY_CALL_COMPONENT=<file.wasm>` also times that component on the
+//! same frame (the echo example gives the cost of the call path alone).
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use switchboard::clock::Clock;
@@ -45,7 +47,12 @@ fn bench(c: &mut Criterion) {
     let text = message();
     assert_eq!(text.len(), 200);
     let (registry, _inboxes) = registry();
-    let limits = PolicyLimits::default();
+    // This measures speed, not deadlines: a busy machine (a build beside
+    // it) must not fail a call for running past the default 10 ms.
+    let limits = PolicyLimits {
+        call_deadline: std::time::Duration::from_secs(1),
+        ..PolicyLimits::default()
+    };
     let env = PolicyEnv {
         registry: registry.clone(),
         state: StateStore::new(StateLimits::from(&limits)),
@@ -56,7 +63,7 @@ fn bench(c: &mut Criterion) {
             DEFAULT_POLICY.to_vec(),
             "default",
             env,
-            limits,
+            limits.clone(),
         ))
         .expect("the default policy loads");
 
@@ -102,6 +109,28 @@ fn bench(c: &mut Criterion) {
         .await
     });
     println!("one call, {calls} timed one by one: wasm policy {wasm}");
+    // Any other component on the same frame, e.g. the echo example (no
+    // JSON, no host calls: what the call path itself costs).
+    if let Some(path) = std::env::var_os("POLICY_CALL_COMPONENT") {
+        let bytes = std::fs::read(&path).expect("POLICY_CALL_COMPONENT is readable");
+        let env = PolicyEnv {
+            registry: registry.clone(),
+            state: StateStore::new(StateLimits::from(&limits)),
+            clock: Clock::System,
+        };
+        let name = path.to_string_lossy().into_owned();
+        let other = rt
+            .block_on(Policy::load(bytes, &name, env, limits))
+            .expect("POLICY_CALL_COMPONENT loads");
+        let figures = rt.block_on(percentiles(calls, || async {
+            let actions = other
+                .on_message("alice", Frame::Text(text.clone()))
+                .await
+                .expect("the call succeeds");
+            std::hint::black_box(actions);
+        }));
+        println!("one call, {calls} timed one by one: {name} {figures}");
+    }
     #[cfg(feature = "native-rules")]
     {
         let native = switchboard::native::NativeRules::new(registry.clone());

@@ -30,6 +30,9 @@ pub fn build(limits: &PolicyLimits) -> Result<Engine, LoadError> {
         .wasm_component_model(true)
         .epoch_interruption(true)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    if std::env::var_os("SWITCHBOARD_PERFMAP").is_some() {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     let engine = Engine::new(&config).map_err(|e| LoadError::Engine(format!("{e:#}")))?;
     start_ticker(&engine)?;
     Ok(engine)
