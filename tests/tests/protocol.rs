@@ -256,6 +256,45 @@ async fn room_message_reaches_every_other_member_and_not_the_sender() -> Result<
     server.shutdown().await
 }
 
+/// Frames queued together leave in one socket write (the writer takes the
+/// whole queue): a burst must still arrive whole, in order, exactly once.
+#[tokio::test]
+async fn a_burst_of_room_messages_arrives_whole_and_in_order() -> Result<()> {
+    const BURST: i64 = 500;
+    let server = TestServer::start(tolerant_config()).await?;
+    let mut alice = server.join("alice").await?;
+    let mut bob = server.join("bob").await?;
+    let mut carol = server.join("carol").await?;
+    join(&mut alice, "alice", "lobby", 1).await?;
+    join(&mut bob, "bob", "lobby", 1).await?;
+    join(&mut carol, "carol", "lobby", 1).await?;
+    alice.drain().await?;
+    bob.drain().await?;
+
+    // Sent back to back without waiting; only the last asks for an ack.
+    for n in 0..BURST {
+        let mut msg = json!({"type": "room", "room": "lobby", "data": {"n": n}});
+        if n == BURST - 1 {
+            msg["ref"] = json!(2);
+        }
+        alice.send_json(msg).await?;
+    }
+    assert_eq!(alice.recv_json().await?, ack(2));
+    for c in [&mut bob, &mut carol] {
+        for n in 0..BURST {
+            assert_eq!(
+                c.recv_json().await?,
+                json!({"type": "room", "room": "lobby", "from": "alice", "data": {"n": n}})
+            );
+        }
+    }
+    for c in [&mut alice, &mut bob, &mut carol] {
+        c.expect_idle().await?;
+    }
+    drop((alice, bob, carol));
+    server.shutdown().await
+}
+
 #[tokio::test]
 async fn room_message_needs_membership() -> Result<()> {
     let server = TestServer::start(tolerant_config()).await?;
