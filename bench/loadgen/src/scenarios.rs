@@ -116,6 +116,76 @@ fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
 
+/// How a saturation phase runs: `window` sends in flight, each complete once
+/// the phase's completion count has grown by `fan`; measured for `duration`
+/// after `warmup`.
+#[derive(Clone, Copy)]
+struct ClosedLoop {
+    warmup: Duration,
+    duration: Duration,
+    window: u64,
+    fan: u64,
+}
+
+/// The saturation phases' closed loop (see [`ClosedLoop`]): `done` counts
+/// completions, `stop` ends the phase early (checked while waiting), `send(k)`
+/// sends the k-th. Returns (sent, measured wall seconds, server CPU seconds,
+/// completions in the measured window).
+async fn closed_loop(
+    c: &Common,
+    m: &mut serde_json::Map<String, Value>,
+    shared: &Rc<Shared>,
+    plan: &ClosedLoop,
+    done: impl Fn(&Shared) -> u64,
+    stop: impl Fn(&Shared) -> bool,
+    mut send: impl FnMut(u64),
+) -> (u64, f64, Option<f64>, u64) {
+    let ClosedLoop {
+        warmup,
+        duration,
+        window,
+        fan,
+    } = *plan;
+    let d0 = done(shared);
+    let start = Instant::now();
+    let warm_end = start + warmup;
+    let end = warm_end + duration;
+    let mut sent = 0u64;
+    let mut mark0: Option<(CpuMark, u64)> = None;
+    loop {
+        let now = Instant::now();
+        if mark0.is_none() && now >= warm_end {
+            mark0 = Some((CpuMark::now(c.pid), done(shared)));
+            let t = now_ns();
+            shared.record_window(t, t + duration.as_nanos() as u64);
+        }
+        if now >= end {
+            break;
+        }
+        if (sent * fan).saturating_sub(done(shared) - d0) >= window * fan {
+            tokio::select! {
+                _ = shared.progress.notified() => {}
+                _ = tokio::time::sleep(Duration::from_millis(5)) => {}
+            }
+            if stop(shared) {
+                break;
+            }
+            continue;
+        }
+        send(sent);
+        sent += 1;
+    }
+    let mark1 = CpuMark::now(c.pid);
+    match mark0 {
+        Some((m0, dstart)) => {
+            let (wall, cpu) = m0.until(&mark1);
+            contention(m, &m0, &mark1);
+            (sent, wall, cpu, done(shared) - dstart)
+        }
+        None => (sent, 0.0, None, 0),
+    }
+}
+
 /// Sleep until now_ns() >= target: coarse sleep, then yield-spin the last
 /// stretch (the tokio timer has millisecond resolution).
 async fn wait_until_ns(target: u64) {
@@ -435,47 +505,25 @@ async fn fanout_saturation(
     let mut m = base(c, target, "fanout", variant, "saturation");
     let window = o.window as u64;
     let d0 = shared.deliveries.get();
-    let start = Instant::now();
-    let warm_end = start + o.warmup;
-    let end = warm_end + o.duration;
-    let mut sent = 0u64;
-    let mut mark0: Option<(CpuMark, u64)> = None;
-    loop {
-        let now = Instant::now();
-        if mark0.is_none() && now >= warm_end {
-            mark0 = Some((CpuMark::now(c.pid), shared.deliveries.get()));
-            let t = now_ns();
-            shared.record_window(t, t + o.duration.as_nanos() as u64);
-        }
-        if now >= end {
-            break;
-        }
-        let delivered = shared.deliveries.get() - d0;
-        if (sent * fan).saturating_sub(delivered) >= window * fan {
-            tokio::select! {
-                _ = shared.progress.notified() => {}
-                _ = tokio::time::sleep(Duration::from_millis(5)) => {}
-            }
-            if shared.closed.get() > 0 {
-                break;
-            }
-            continue;
-        }
-        let p = &pubs[(sent % pubs.len() as u64) as usize];
-        let _ =
-            p.tx.send(target.proto.room(&p.room, &data(now_ns(), &c.pad)));
-        sent += 1;
-    }
-    let mark1 = CpuMark::now(c.pid);
-    let d1 = shared.deliveries.get();
-    let (wall, cpu, dd) = match mark0 {
-        Some((m0, dstart)) => {
-            let (wall, cpu) = m0.until(&mark1);
-            contention(&mut m, &m0, &mark1);
-            (wall, cpu, d1 - dstart)
-        }
-        None => (0.0, None, 0),
-    };
+    let (sent, wall, cpu, dd) = closed_loop(
+        c,
+        &mut m,
+        shared,
+        &ClosedLoop {
+            warmup: o.warmup,
+            duration: o.duration,
+            window,
+            fan,
+        },
+        |s| s.deliveries.get(),
+        |s| s.closed.get() > 0,
+        |k| {
+            let p = &pubs[(k % pubs.len() as u64) as usize];
+            let _ =
+                p.tx.send(target.proto.room(&p.room, &data(now_ns(), &c.pad)));
+        },
+    )
+    .await;
     // Drain, so the next phase starts from an idle server.
     let expected = d0 + sent * fan;
     let drained = shared
@@ -718,44 +766,24 @@ async fn notice_saturation(
     let mut m = base(c, target, "notice", variant, "saturation");
     let window = o.window as u64;
     let r0 = shared.round_trips.get();
-    let start = Instant::now();
-    let warm_end = start + o.warmup;
-    let end = warm_end + o.duration;
-    let mut sent = 0u64;
-    let mut mark0: Option<(CpuMark, u64)> = None;
-    loop {
-        let now = Instant::now();
-        if mark0.is_none() && now >= warm_end {
-            mark0 = Some((CpuMark::now(c.pid), shared.round_trips.get()));
-            let t = now_ns();
-            shared.record_window(t, t + o.duration.as_nanos() as u64);
-        }
-        if now >= end {
-            break;
-        }
-        if sent - (shared.round_trips.get() - r0) >= window {
-            tokio::select! {
-                _ = shared.progress.notified() => {}
-                _ = tokio::time::sleep(Duration::from_millis(5)) => {}
-            }
-            if shared.closed.get() > 0 || shared.errors.get() > 0 {
-                break;
-            }
-            continue;
-        }
-        let (tx, to) = &initiators[(sent % initiators.len() as u64) as usize];
-        let _ = tx.send(target.proto.notice(to, &data(now_ns(), &c.pad)));
-        sent += 1;
-    }
-    let mark1 = CpuMark::now(c.pid);
-    let (wall, cpu, n) = match mark0 {
-        Some((m0, rstart)) => {
-            let (wall, cpu) = m0.until(&mark1);
-            contention(&mut m, &m0, &mark1);
-            (wall, cpu, shared.round_trips.get() - rstart)
-        }
-        None => (0.0, None, 0),
-    };
+    let (sent, wall, cpu, n) = closed_loop(
+        c,
+        &mut m,
+        shared,
+        &ClosedLoop {
+            warmup: o.warmup,
+            duration: o.duration,
+            window,
+            fan: 1,
+        },
+        |s| s.round_trips.get(),
+        |s| s.closed.get() > 0 || s.errors.get() > 0,
+        |k| {
+            let (tx, to) = &initiators[(k % initiators.len() as u64) as usize];
+            let _ = tx.send(target.proto.notice(to, &data(now_ns(), &c.pad)));
+        },
+    )
+    .await;
     let expected = r0 + sent;
     let drained = shared
         .wait_for(o.grace, |s| s.round_trips.get() >= expected)
