@@ -8,18 +8,10 @@
 //   TLS_CERT=cert.pem TLS_KEY=key.pem   serve wss:// instead of ws://
 'use strict';
 
-const fs = require('fs');
-const http = require('http');
-const https = require('https');
 const WebSocket = require('ws');
+const { ID_RE, createServer, listen } = require('../serve.js');
 
-const PORT = Number(process.env.PORT || process.argv[2] || 3001);
-const HOST = process.env.HOST || '127.0.0.1';
-const ID_RE = /^[A-Za-z0-9_.-]{1,64}$/;
-
-const server = process.env.TLS_CERT
-  ? https.createServer({ cert: fs.readFileSync(process.env.TLS_CERT), key: fs.readFileSync(process.env.TLS_KEY) })
-  : http.createServer();
+const server = createServer();
 
 // id -> ws
 const sockets = {};
@@ -187,9 +179,4 @@ wss.on('connection', (ws, req) => {
   ws.on('error', () => {});
 });
 
-server.listen(PORT, HOST, () => {
-  console.log(`node-ws listening on ${process.env.TLS_CERT ? 'wss' : 'ws'}://${HOST}:${PORT}`);
-});
-
-process.on('SIGTERM', () => process.exit(0));
-process.on('SIGINT', () => process.exit(0));
+listen(server, 'node-ws');

@@ -7,18 +7,10 @@
 // Clients connect with ?id=<id> (e.g. /socket.io/?EIO=4&transport=websocket&id=alice).
 'use strict';
 
-const fs = require('fs');
-const http = require('http');
-const https = require('https');
 const { Server } = require('socket.io');
+const { ID_RE, createServer, listen } = require('../serve.js');
 
-const PORT = Number(process.env.PORT || process.argv[2] || 3001);
-const HOST = process.env.HOST || '127.0.0.1';
-const ID_RE = /^[A-Za-z0-9_.-]{1,64}$/;
-
-const server = process.env.TLS_CERT
-  ? https.createServer({ cert: fs.readFileSync(process.env.TLS_CERT), key: fs.readFileSync(process.env.TLS_KEY) })
-  : http.createServer();
+const server = createServer();
 
 const io = new Server(server, { serveClient: false, maxHttpBufferSize: 65536 });
 
@@ -132,9 +124,4 @@ io.on('connection', (socket) => {
   });
 });
 
-server.listen(PORT, HOST, () => {
-  console.log(`socketio listening on ${process.env.TLS_CERT ? 'wss' : 'ws'}://${HOST}:${PORT}`);
-});
-
-process.on('SIGTERM', () => process.exit(0));
-process.on('SIGINT', () => process.exit(0));
+listen(server, 'socketio');
