@@ -53,19 +53,7 @@ fn bench(c: &mut Criterion) {
         call_deadline: std::time::Duration::from_secs(1),
         ..PolicyLimits::default()
     };
-    let env = PolicyEnv {
-        registry: registry.clone(),
-        state: StateStore::new(StateLimits::from(&limits)),
-        clock: Clock::System,
-    };
-    let policy = rt
-        .block_on(Policy::load(
-            DEFAULT_POLICY.to_vec(),
-            "default",
-            env,
-            limits.clone(),
-        ))
-        .expect("the default policy loads");
+    let policy = load(&rt, DEFAULT_POLICY.to_vec(), "default", &registry, &limits);
 
     let mut group = c.benchmark_group("room message, 200 bytes");
     group.bench_function("wasm policy", |b| {
@@ -98,37 +86,15 @@ fn bench(c: &mut Criterion) {
     } else {
         100
     };
-    let wasm = rt.block_on(async {
-        percentiles(calls, || async {
-            let actions = policy
-                .on_message("alice", Frame::Text(text.clone()))
-                .await
-                .expect("the call succeeds");
-            std::hint::black_box(actions);
-        })
-        .await
-    });
+    let wasm = rt.block_on(time_calls(&policy, &text, calls));
     println!("one call, {calls} timed one by one: wasm policy {wasm}");
     // Any other component on the same frame, e.g. the echo example (no
     // JSON, no host calls: what the call path itself costs).
     if let Some(path) = std::env::var_os("POLICY_CALL_COMPONENT") {
         let bytes = std::fs::read(&path).expect("POLICY_CALL_COMPONENT is readable");
-        let env = PolicyEnv {
-            registry: registry.clone(),
-            state: StateStore::new(StateLimits::from(&limits)),
-            clock: Clock::System,
-        };
         let name = path.to_string_lossy().into_owned();
-        let other = rt
-            .block_on(Policy::load(bytes, &name, env, limits))
-            .expect("POLICY_CALL_COMPONENT loads");
-        let figures = rt.block_on(percentiles(calls, || async {
-            let actions = other
-                .on_message("alice", Frame::Text(text.clone()))
-                .await
-                .expect("the call succeeds");
-            std::hint::black_box(actions);
-        }));
+        let other = load(&rt, bytes, &name, &registry, &limits);
+        let figures = rt.block_on(time_calls(&other, &text, calls));
         println!("one call, {calls} timed one by one: {name} {figures}");
     }
     #[cfg(feature = "native-rules")]
@@ -139,6 +105,35 @@ fn bench(c: &mut Criterion) {
         }));
         println!("one call, {calls} timed one by one: native rules {rules}");
     }
+}
+
+/// Load a component as the policy of a server whose registry is `registry`.
+fn load(
+    rt: &tokio::runtime::Runtime,
+    bytes: Vec<u8>,
+    name: &str,
+    registry: &Registry,
+    limits: &PolicyLimits,
+) -> Policy {
+    let env = PolicyEnv {
+        registry: registry.clone(),
+        state: StateStore::new(StateLimits::from(limits)),
+        clock: Clock::System,
+    };
+    rt.block_on(Policy::load(bytes, name, env, limits.clone()))
+        .unwrap_or_else(|e| panic!("{name} loads: {e}"))
+}
+
+/// Percentiles of `n` `on-message` calls of `policy` with `text`, one by one.
+async fn time_calls(policy: &Policy, text: &str, n: usize) -> String {
+    percentiles(n, || async {
+        let actions = policy
+            .on_message("alice", Frame::Text(text.to_owned()))
+            .await
+            .expect("the call succeeds");
+        std::hint::black_box(actions);
+    })
+    .await
 }
 
 /// p50 / p99 / p99.9 of `n` runs of `call`, as text.
