@@ -269,11 +269,6 @@ impl Inbox {
         q.frames.extend(newer);
     }
 
-    /// Whether a close has been requested.
-    pub fn is_closing(&self) -> bool {
-        self.shared.is_closing()
-    }
-
     /// A queued frame if one is ready now.
     pub fn try_recv(&mut self) -> Option<Message> {
         let mut q = self.shared.queue();

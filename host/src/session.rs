@@ -309,7 +309,7 @@ async fn write_loop<S>(
             // more frames here, and all of them go out in one socket write
             // (a write per frame is what costs most in fan-out).
             tokio::task::yield_now().await;
-            if inbox.is_closing() {
+            if outbox.is_closing() {
                 // What is queued stays queued: the close drains it if asked.
                 break;
             }
