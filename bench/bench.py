@@ -209,6 +209,14 @@ def settings(args, nofile):
             idle_rounds=args.idle_rounds,
         )
     s["only"] = set(args.only.split(",")) if args.only else None
+    if s["only"]:
+        # Scenario names as jobs_for makes them; a prefix (`idle`, `fanout`)
+        # selects all of its kind.
+        known = {j for (j, _, _) in jobs_for(dict(s, only=None), 1)}
+        known |= {j.split("-")[0] for j in known}
+        unknown = sorted(s["only"] - known)
+        if unknown:
+            sys.exit(f"bench: unknown scenario(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
     # One fd per connection in the server and in loadgen, plus some spare.
     cap = max(100, nofile - 1000)
     if max(s["idle_ns"]) > cap:
@@ -219,7 +227,15 @@ def settings(args, nofile):
 
 def sizes(text):
     """`--idle-connections 10000,19000` as a list of ints (None if not given)."""
-    return [int(x) for x in text.split(",")] if text else None
+    if not text:
+        return None
+    try:
+        ns = [int(x) for x in text.split(",")]
+    except ValueError:
+        ns = []
+    if not ns or min(ns) < 1:
+        sys.exit(f"bench: --idle-connections wants positive whole numbers, comma-separated; got {text!r}")
+    return ns
 
 
 def fmt_loads(loads):
