@@ -81,6 +81,9 @@ impl Running {
             // A deadline that a loaded machine's scheduling cannot exceed
             // (see `tolerant_config`).
             .args(["--listen", "127.0.0.1:0", "--log", "info"])
+            // Not the default 127.0.0.1:3002: a server a developer runs
+            // beside the tests (`make run`) holds that port.
+            .args(["--admin-listen", "127.0.0.1:0"])
             .args(["--call-deadline-ms", &WAIT.as_millis().to_string()])
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
