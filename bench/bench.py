@@ -87,8 +87,11 @@ def pinned(cpu, cmd, pin):
 
 
 class Peer:
-    def __init__(self, name, protocol, cmd, tls_args=None, tls_env=False, env=None, cwd=None):
+    def __init__(self, name, protocol, cmd, tls_args=None, tls_env=False, env=None, cwd=None, expect=None):
         self.name = name
+        # Fields the server's start line ("serving rules=… messages_per_sec=…")
+        # must show: proof that the column runs what its name says.
+        self.expect = expect or {}
         self.protocol = protocol
         self.cmd = cmd
         self.tls_args = tls_args or []
@@ -102,18 +105,47 @@ class Peer:
 def make_peers(args, sb_bin, cert_dir):
     cert = os.path.join(cert_dir, "cert.pem")
     key = os.path.join(cert_dir, "key.pem")
-    sb = [sb_bin, "--admin-listen", "off", "--log", "warn"]
+    # The server's start line (INFO) says which rules and limits it runs.
+    sb = [sb_bin, "--admin-listen", "off", "--log", "warn,switchboard::server=info"]
     if args.quick:
         # The smoke run must not fail because a busy machine (make test runs
         # builds beside it) preempted the server mid-call past the policy's
         # 10 ms wall-clock deadline.
         sb += ["--call-deadline-ms", "1000"]
     sb_tls = ["--tls-cert", cert, "--tls-key", key]
+    # The peers have no per-client limits, so Switchboard runs with its own
+    # off (a rate of 0 turns one off; one IP's caps raised past what the
+    # load generator opens). Environment variables rather than flags: older
+    # builds given with --extra ignore what they do not know.
+    no_limits = {
+        "SWITCHBOARD_MESSAGES_PER_SEC": "0",
+        "SWITCHBOARD_BROADCASTS_PER_SEC": "0",
+        "SWITCHBOARD_MAX_CONNECTIONS_PER_IP": "1000000",
+        "SWITCHBOARD_MAX_HANDSHAKES_PER_IP": "1000000",
+    }
+    # Every limit on and checked on every frame, set high enough that this
+    # load never reaches them: what the checks themselves cost.
+    limits_on = {
+        "SWITCHBOARD_MESSAGES_PER_SEC": "1000000",
+        "SWITCHBOARD_MESSAGES_BURST": "1000000",
+        "SWITCHBOARD_BROADCASTS_PER_SEC": "1000000",
+        "SWITCHBOARD_BROADCASTS_BURST": "1000000",
+        "SWITCHBOARD_MAX_CONNECTIONS_PER_IP": "1000000",
+        "SWITCHBOARD_MAX_HANDSHAKES_PER_IP": "1000000",
+    }
     peers = {}
-    peers["switchboard"] = Peer("switchboard", "v1", sb, sb_tls)
+    off = {"messages_per_sec": "0", "broadcasts_per_sec": "0"}
+    peers["switchboard"] = Peer("switchboard", "v1", sb, sb_tls, env=no_limits,
+                                expect={"rules": '"wasm"', **off})
+    peers["switchboard-limits"] = Peer("switchboard-limits", "v1", sb, sb_tls, env=limits_on,
+                                       expect={"rules": '"wasm"', "messages_per_sec": "1000000",
+                                               "broadcasts_per_sec": "1000000"})
     help_text = subprocess.run([sb_bin, "--help"], capture_output=True, text=True).stdout
     if "--native-rules" in help_text:
-        peers["switchboard-native"] = Peer("switchboard-native", "v1", sb + ["--native-rules"], sb_tls)
+        peers["switchboard-native"] = Peer(
+            "switchboard-native", "v1", sb + ["--native-rules"], sb_tls, env=no_limits,
+            expect={"rules": '"native"', **off},
+        )
     else:
         log("note: switchboard has no --native-rules flag yet: skipping the switchboard-native peer")
     # Other switchboard builds (a baseline before an optimisation, say), so an
@@ -123,7 +155,7 @@ def make_peers(args, sb_bin, cert_dir):
         if not name or not path or not os.path.exists(path):
             sys.exit(f"bench: --extra wants NAME=BINARY (an existing file), got {spec!r}")
         binary = os.path.abspath(path)
-        peers[name] = Peer(name, "v1", [binary] + sb[1:], sb_tls)
+        peers[name] = Peer(name, "v1", [binary] + sb[1:], sb_tls, env=no_limits)
     tls_env = {"TLS_CERT": cert, "TLS_KEY": key}
     for name, proto in (("node-ws", "v1"), ("socketio", "socketio")):
         d = os.path.join(BENCH, "peers", name)
@@ -160,6 +192,25 @@ class Server:
         if not wait_port(port, self.proc):
             self.stop()
             raise RuntimeError(f"{peer.name} did not start listening on {port} (see {logpath})")
+        if peer.expect:
+            self.check_start_line(logpath)
+
+    def check_start_line(self, logpath):
+        """The start line must show what the peer's name claims (which rules,
+        which limits), or the column would measure something else."""
+        deadline = time.time() + 15
+        line = None
+        while line is None and time.time() < deadline and self.alive():
+            with open(logpath, errors="replace") as f:
+                line = next((l for l in f if " serving " in l), None)
+            if line is None:
+                time.sleep(0.05)
+        wrong = [f"{k}={v}" for k, v in self.peer.expect.items() if f"{k}={v}" not in (line or "")]
+        if wrong:
+            self.stop()
+            raise RuntimeError(
+                f"{self.peer.name} does not run what its name says: no {', '.join(wrong)} in its start line "
+                f"{(line or '(none)').strip()!r} (see {logpath})")
 
     @property
     def pid(self):

@@ -28,7 +28,7 @@ impl Guest for DefaultPolicy {
     }
 
     fn on_disconnect(id: wit::ConnId) -> Vec<wit::Action> {
-        lower(rules::on_disconnect(&Host, &id))
+        lower(rules::on_disconnect(&id))
     }
 }
 
@@ -44,10 +44,6 @@ pub struct Host;
 impl rules::Registry for Host {
     fn in_room(&self, id: &str, room: &str) -> bool {
         registry::in_room(id, room)
-    }
-
-    fn rooms_of(&self, id: &str) -> Vec<String> {
-        registry::rooms_of(id)
     }
 }
 

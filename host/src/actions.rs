@@ -2,13 +2,16 @@
 //! frame is turned into a WebSocket message once; fan-out clones that message
 //! (a reference-counted buffer), never the bytes.
 
+use std::time::Instant;
+
 use bytes::Bytes;
-use serde_json::value::RawValue;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::outbound::{CloseReason, Outbox, code};
-use crate::policy::{Action, CallError, Frame};
-use crate::registry::Registry;
+use crate::policy::{Action, Frame};
+use crate::rate::Bucket;
+use crate::registry::{Joined, Registry};
+use crate::replies;
 
 /// Longest close reason the WebSocket protocol allows.
 const MAX_CLOSE_REASON: usize = 123;
@@ -21,27 +24,82 @@ pub fn to_message(frame: Frame) -> Message {
     }
 }
 
-/// Apply `actions`; `caller` is the connection the event was about (`None`
-/// for `on-disconnect`, whose connection is gone).
-pub fn apply(registry: &Registry, caller: Option<&Outbox>, actions: Vec<Action>) {
-    let reply = |frame: Option<Frame>| {
-        if let (Some(c), Some(f)) = (caller, frame) {
-            // A caller that is closing no longer wants answers.
-            let _ = c.push(to_message(f));
+/// The connection an event was about, and what its answers need.
+pub struct Caller<'a> {
+    /// Where replies go.
+    pub outbox: &'a Outbox,
+    /// The client's text frame being answered, for the `ref` the host's own
+    /// errors echo (`None` for a binary frame or `on-connect`).
+    pub request: Option<&'a str>,
+    /// The connection's broadcast allowance (`None`: unlimited).
+    pub broadcasts: Option<&'a mut Bucket>,
+}
+
+impl<'a> Caller<'a> {
+    /// A caller with no request to answer and no broadcast limit.
+    pub fn new(outbox: &'a Outbox) -> Self {
+        Caller {
+            outbox,
+            request: None,
+            broadcasts: None,
+        }
+    }
+
+    fn reply(&self, msg: Message) {
+        // A caller that is closing no longer wants answers.
+        let _ = self.outbox.push(msg);
+    }
+}
+
+/// Apply `actions` for an event about `caller`'s connection.
+///
+/// The host's limits apply here, not in the policy: a `join` past the
+/// rooms-per-id limit or a `broadcast` past the connection's allowance is
+/// not carried out, and neither is anything after it in the list (the acks
+/// and notices that assumed it); the caller gets `too-many-rooms` or
+/// `rate-limited` instead, echoing its `ref`.
+pub fn apply(registry: &Registry, caller: Caller<'_>, actions: Vec<Action>) {
+    carry_out(registry, Some(caller), None, actions);
+}
+
+/// Apply `on-disconnect`'s actions for `gone`, which went offline. Replies
+/// have no one to go to. Should `gone` be online again by now (a new
+/// connection), what the policy decided about the old one must not touch
+/// the new one: joins and closes of `gone` are skipped, and it leaves a
+/// room only while it is still offline.
+pub fn apply_disconnect(registry: &Registry, gone: &str, actions: Vec<Action>) {
+    carry_out(registry, None, Some(gone), actions);
+}
+
+fn carry_out(
+    registry: &Registry,
+    mut caller: Option<Caller<'_>>,
+    gone: Option<&str>,
+    actions: Vec<Action>,
+) {
+    let reply = |caller: &Option<Caller<'_>>, msg: Message| {
+        if let Some(c) = caller {
+            c.reply(msg);
         }
     };
+    let request = caller.as_ref().and_then(|c| c.request);
     for action in actions {
         match action {
-            Action::Reply(frame) => reply(Some(frame)),
+            Action::Reply(frame) => reply(&caller, to_message(frame)),
             Action::Send {
                 to,
                 frame,
                 on_sent,
                 on_closed,
-            } => match registry.send(&to, to_message(frame)) {
-                Ok(()) => reply(on_sent),
-                Err(_) => reply(on_closed),
-            },
+            } => {
+                let answer = match registry.send(&to, to_message(frame)) {
+                    Ok(()) => on_sent,
+                    Err(_) => on_closed,
+                };
+                if let Some(f) = answer {
+                    reply(&caller, to_message(f));
+                }
+            }
             Action::SendRoom {
                 room,
                 frame,
@@ -50,17 +108,40 @@ pub fn apply(registry: &Registry, caller: Option<&Outbox>, actions: Vec<Action>)
                 registry.send_room(&room, &to_message(frame), except.as_deref());
             }
             Action::Broadcast { frame, except } => {
+                let bucket = caller.as_mut().and_then(|c| c.broadcasts.as_deref_mut());
+                if let Some(Err(wait)) = bucket.map(|b| b.take(Instant::now())) {
+                    let message = "too many broadcasts; wait before broadcasting again";
+                    let refused =
+                        replies::error(request, replies::code::RATE_LIMITED, message, Some(wait));
+                    reply(&caller, refused);
+                    return;
+                }
                 registry.broadcast(&to_message(frame), except.as_deref());
             }
-            Action::Join { id, room } => {
-                registry.join(&id, &room);
+            Action::Join { id, room } if gone != Some(id.as_str()) => {
+                if registry.join(&id, &room) == Joined::TooManyRooms {
+                    let message = format!(
+                        "`{id}` is in {} rooms, the most allowed; leave one first",
+                        registry.max_rooms()
+                    );
+                    let refused =
+                        replies::error(request, replies::code::TOO_MANY_ROOMS, &message, None);
+                    reply(&caller, refused);
+                    return;
+                }
             }
             Action::Leave { id, room } => {
-                registry.leave(&id, &room);
+                if gone == Some(id.as_str()) {
+                    registry.leave_if_offline(&id, &room);
+                } else {
+                    registry.leave(&id, &room);
+                }
             }
-            Action::Close { id, code, reason } => {
+            Action::Close { id, code, reason } if gone != Some(id.as_str()) => {
                 registry.close(&id, CloseReason::with_code(close_code(code), cut(reason)));
             }
+            // A join or close of the id that went offline.
+            Action::Join { .. } | Action::Close { .. } => {}
         }
     }
 }
@@ -85,67 +166,9 @@ pub fn cut(mut s: String) -> String {
     s
 }
 
-/// The host's own answer when a policy call fails: a protocol-v1 error with
-/// code `policy-failed`, echoing the request's `ref` when the frame was a
-/// JSON object carrying one (so a request still gets exactly one answer).
-pub fn policy_failed(request: Option<&str>, err: &CallError) -> Message {
-    #[derive(serde::Deserialize)]
-    struct RefOnly<'a> {
-        #[serde(rename = "ref", borrow)]
-        r#ref: Option<&'a RawValue>,
-    }
-    #[derive(serde::Serialize)]
-    struct Failed<'a> {
-        r#type: &'static str,
-        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
-        r#ref: Option<&'a RawValue>,
-        code: &'static str,
-        message: String,
-    }
-    let r#ref = request
-        .and_then(|text| serde_json::from_str::<RefOnly<'_>>(text).ok())
-        .and_then(|r| r.r#ref)
-        .filter(|raw| {
-            matches!(
-                raw.get().as_bytes().first(),
-                Some(b'"' | b'-' | b'0'..=b'9')
-            )
-        });
-    let body = Failed {
-        r#type: "error",
-        r#ref,
-        code: "policy-failed",
-        message: err.to_string(),
-    };
-    let text = serde_json::to_string(&body).unwrap_or_else(|_| {
-        r#"{"type":"error","code":"policy-failed","message":"policy failed"}"#.into()
-    });
-    Message::Text(text.into())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn text(m: Message) -> String {
-        match m {
-            Message::Text(t) => t.to_string(),
-            other => panic!("not text: {other:?}"),
-        }
-    }
-
-    #[test]
-    fn policy_failed_echoes_ref() {
-        let e = CallError::Timeout(10);
-        let with = text(policy_failed(Some(r#"{"type":"room","ref":-1.5e3}"#), &e));
-        assert!(with.contains(r#""ref":-1.5e3"#), "{with}");
-        let s = text(policy_failed(Some(r#"{"ref":"a\"b"}"#), &e));
-        assert!(s.contains(r#""ref":"a\"b""#), "{s}");
-        let none = text(policy_failed(Some("not json"), &e));
-        assert!(!none.contains("ref"), "{none}");
-        let obj = text(policy_failed(Some(r#"{"ref":{"x":1}}"#), &e));
-        assert!(!obj.contains("ref"), "{obj}");
-    }
 
     #[test]
     fn close_codes_and_reasons() {

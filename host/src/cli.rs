@@ -1,17 +1,19 @@
-//! The command line: `switchboard [serve] [FLAGS]` and
-//! `switchboard policy <swap|status|rollback|check|replay>`.
+//! The command line: `switchboard [serve] [FLAGS]`,
+//! `switchboard policy <swap|status|rollback|check|replay>` and
+//! `switchboard token`.
 //!
 //! Serving settings come from, highest first: flags, `SWITCHBOARD_*`
-//! variables, `switchboard.toml`, the defaults in `config.rs`.
+//! variables, `switchboard.toml`, the defaults in `config.rs`; each is
+//! declared once, in `settings.rs`.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{AdminConfig, Config, PolicyLimits, PolicySource, TlsFiles};
-use crate::config_file::{ConfigFileError, FileConfig};
+use crate::config::{Config, PolicyLimits};
+use crate::config_file::ConfigFileError;
+use crate::settings::{AuthSettings, CallSettings, Settings};
 
 /// A WebSocket chat server whose chat rules run as a sandboxed WebAssembly
 /// component.
@@ -40,6 +42,10 @@ pub enum Command {
     /// component offline.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Mint a signed token (HS256 JWT) for a client from the configured
+    /// secret (--auth-secret, SWITCHBOARD_AUTH_SECRET or [auth] secret) and
+    /// print it.
+    Token(TokenArgs),
 }
 
 /// `switchboard policy …`
@@ -91,33 +97,23 @@ pub enum PolicyCommand {
 /// How the policy commands reach the admin interface.
 #[derive(Debug, Args)]
 pub struct AdminArgs {
-    /// Admin interface URL [default: from switchboard.toml, else http://127.0.0.1:3002].
+    /// Admin interface URL [default: from the settings file's [admin] listen, else http://127.0.0.1:3002].
     #[arg(long, env = "SWITCHBOARD_ADMIN_URL")]
     pub admin_url: Option<String>,
-    /// Bearer token [default: from switchboard.toml].
+    /// Bearer token [default: the settings file's [admin] token, else the one in --admin-token-file].
     #[arg(long, env = "SWITCHBOARD_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
-    /// Settings file to read the admin address and token from.
+    /// File holding the token a server made at start [default: the settings file's [admin] token_file, else the server's default].
+    #[arg(long, env = "SWITCHBOARD_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
+    /// Settings file to read the admin address and token from [default: ./switchboard.toml if it exists].
     #[arg(long, env = "SWITCHBOARD_CONFIG")]
     pub config: Option<PathBuf>,
 }
 
-/// Policy limits for the offline commands (same meaning as when serving).
-#[derive(Debug, Args, Default)]
-pub struct LimitArgs {
-    /// Milliseconds one policy call may run [default: 10].
-    #[arg(long, env = "SWITCHBOARD_CALL_DEADLINE_MS")]
-    pub call_deadline_ms: Option<u64>,
-    /// Memory one policy instance may use, in MiB [default: 16].
-    #[arg(long, env = "SWITCHBOARD_POLICY_MEMORY_MIB")]
-    pub policy_memory_mib: Option<usize>,
-    /// Actions one policy call may return [default: 256].
-    #[arg(long, env = "SWITCHBOARD_MAX_ACTIONS")]
-    pub max_actions: Option<usize>,
-    /// Bytes of frames one policy call may return [default: 1048576].
-    #[arg(long, env = "SWITCHBOARD_MAX_OUTPUT_BYTES")]
-    pub max_output_bytes: Option<usize>,
-}
+/// Policy limits for the offline commands (the `[policy]` call limits, with
+/// the same flags and meaning as when serving).
+pub type LimitArgs = CallSettings;
 
 /// Serving flags; each overrides `switchboard.toml`.
 #[derive(Debug, Args, Default)]
@@ -125,64 +121,31 @@ pub struct ServeArgs {
     /// Settings file [default: ./switchboard.toml if it exists].
     #[arg(long, env = "SWITCHBOARD_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Address to listen on [default: 0.0.0.0:3001].
-    #[arg(long, env = "SWITCHBOARD_LISTEN")]
-    pub listen: Option<SocketAddr>,
-    /// PEM certificate chain: serve wss:// (needs --tls-key).
-    #[arg(long, env = "SWITCHBOARD_TLS_CERT")]
-    pub tls_cert: Option<PathBuf>,
-    /// PEM private key for --tls-cert.
-    #[arg(long, env = "SWITCHBOARD_TLS_KEY")]
-    pub tls_key: Option<PathBuf>,
-    /// Policy component (.wasm) to run instead of the embedded default.
-    #[arg(long, env = "SWITCHBOARD_POLICY")]
-    pub policy: Option<PathBuf>,
-    /// Reload the --policy file when it changes [default: true].
-    #[arg(long, env = "SWITCHBOARD_WATCH_POLICY")]
-    pub watch_policy: Option<bool>,
-    /// Largest message a client may send, in bytes [default: 65536].
-    #[arg(long, env = "SWITCHBOARD_MAX_MESSAGE_BYTES")]
-    pub max_message_bytes: Option<usize>,
-    /// Frames queued for a slow client before it is closed with 4008 [default: 1024].
-    #[arg(long, env = "SWITCHBOARD_OUTBOUND_QUEUE_FRAMES")]
-    pub outbound_queue_frames: Option<usize>,
-    /// Bytes queued for a slow client before it is closed with 4008 [default: 4194304].
-    #[arg(long, env = "SWITCHBOARD_OUTBOUND_QUEUE_BYTES")]
-    pub outbound_queue_bytes: Option<usize>,
-    /// Connections served at once; more get HTTP 503 [default: 100000].
-    #[arg(long, env = "SWITCHBOARD_MAX_CONNECTIONS")]
-    pub max_connections: Option<usize>,
-    /// Seconds without a frame from a client before it is closed with 1001 [default: 300].
-    #[arg(long, env = "SWITCHBOARD_IDLE_TIMEOUT_SECS")]
-    pub idle_timeout_secs: Option<u64>,
-    /// Seconds allowed for the TLS handshake and for the HTTP upgrade, each [default: 10].
-    #[arg(long, env = "SWITCHBOARD_HANDSHAKE_TIMEOUT_SECS")]
-    pub handshake_timeout_secs: Option<u64>,
+    /// Every setting (settings.rs).
     #[command(flatten)]
-    pub limits: LimitArgs,
-    /// Failed calls after which a freshly swapped-in policy is rolled back (0: never) [default: 10].
-    #[arg(long, env = "SWITCHBOARD_ROLLBACK_FAILURES")]
-    pub rollback_failures: Option<u64>,
-    /// Seconds after a swap during which failures count towards a rollback [default: 60].
-    #[arg(long, env = "SWITCHBOARD_ROLLBACK_WINDOW_SECS")]
-    pub rollback_window_secs: Option<u64>,
-    /// Admin interface address, or `off` [default: 127.0.0.1:3002].
-    #[arg(long, env = "SWITCHBOARD_ADMIN_LISTEN")]
-    pub admin_listen: Option<String>,
-    /// Bearer token for the admin interface (required off loopback).
-    #[arg(long, env = "SWITCHBOARD_ADMIN_TOKEN", hide_env_values = true)]
-    pub admin_token: Option<String>,
-    /// Record every policy event to this JSON-lines file (for `policy replay`).
-    #[arg(long, env = "SWITCHBOARD_RECORD_EVENTS")]
-    pub record_events: Option<PathBuf>,
-    /// Log filter (tracing env-filter syntax), e.g. `info` or `switchboard=debug` [default: info].
-    #[arg(long, env = "SWITCHBOARD_LOG")]
-    pub log: Option<String>,
+    pub settings: Settings,
     /// Benchmarks only: run the default rules compiled into the host instead
     /// of the sandboxed policy.
     #[cfg(feature = "native-rules")]
-    #[arg(long)]
+    #[arg(long, env = "SWITCHBOARD_NATIVE_RULES")]
     pub native_rules: bool,
+}
+
+/// `switchboard token`: mint a signed token for a client.
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// The id the token proves (its `sub` claim).
+    #[arg(long)]
+    pub sub: String,
+    /// How long it is valid, e.g. `90s`, `30m`, `1h`, `7days`.
+    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+    pub ttl: Duration,
+    /// Settings file to read `[auth] secret` from [default: ./switchboard.toml if it exists].
+    #[arg(long, env = "SWITCHBOARD_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The secret, as the server takes it.
+    #[command(flatten)]
+    pub auth: AuthSettings,
 }
 
 /// A setting that cannot be used.
@@ -197,132 +160,305 @@ pub enum ConfigError {
 }
 
 impl ServeArgs {
-    /// The configuration these flags and `file` describe, and the log filter.
-    pub fn into_config(self, file: FileConfig) -> Result<(Config, String), ConfigError> {
-        let FileConfig {
-            listen,
-            log,
-            tls,
-            limits: fl,
-            policy: fp,
-            admin: fa,
-        } = file;
-        let mut c = Config::default();
-        set(&mut c.listen, self.listen.or(listen));
-        let cert = self.tls_cert.or(tls.cert);
-        let key = self.tls_key.or(tls.key);
-        c.tls = match (cert, key) {
-            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
-            (None, None) => None,
-            _ => {
-                return Err(ConfigError::Invalid(
-                    "TLS needs both a certificate and a key (--tls-cert and --tls-key)".into(),
-                ));
-            }
-        };
-        if let Some(path) = self.policy.or(fp.file) {
-            c.policy = PolicySource::File(path);
+    /// The configuration these flags and variables, over `file`, describe.
+    pub fn into_config(self, file: Settings) -> Result<Config, ConfigError> {
+        #[cfg_attr(not(feature = "native-rules"), allow(unused_mut))]
+        let mut config = self
+            .settings
+            .or(file)
+            .to_config()
+            .map_err(ConfigError::Invalid)?;
+        #[cfg(feature = "native-rules")]
+        {
+            config.native_rules = self.native_rules;
         }
-        set(&mut c.watch_policy, self.watch_policy.or(fp.watch));
-        c.record_events = self.record_events.or(fp.record_events);
-
-        let l = &mut c.limits;
-        set(
-            &mut l.max_message_bytes,
-            self.max_message_bytes.or(fl.max_message_bytes),
-        );
-        set(
-            &mut l.outbound_queue_frames,
-            self.outbound_queue_frames.or(fl.outbound_queue_frames),
-        );
-        set(
-            &mut l.outbound_queue_bytes,
-            self.outbound_queue_bytes.or(fl.outbound_queue_bytes),
-        );
-        set(
-            &mut l.max_connections,
-            self.max_connections.or(fl.max_connections),
-        );
-        set(
-            &mut l.idle_timeout,
-            self.idle_timeout_secs
-                .or(fl.idle_timeout_secs)
-                .map(Duration::from_secs),
-        );
-        if let Some(secs) = self.handshake_timeout_secs.or(fl.handshake_timeout_secs) {
-            l.tls_handshake_timeout = Duration::from_secs(secs);
-            l.upgrade_timeout = Duration::from_secs(secs);
-        }
-
-        let limits = LimitArgs {
-            call_deadline_ms: self.limits.call_deadline_ms.or(fp.call_deadline_ms),
-            policy_memory_mib: self.limits.policy_memory_mib.or(fp.memory_mib),
-            max_actions: self.limits.max_actions.or(fp.max_actions),
-            max_output_bytes: self.limits.max_output_bytes.or(fp.max_output_bytes),
-        };
-        c.policy_limits = limits.into_limits()?;
-        let p = &mut c.policy_limits;
-        set(
-            &mut p.rollback_failures,
-            self.rollback_failures.or(fp.rollback_failures),
-        );
-        set(
-            &mut p.rollback_window,
-            self.rollback_window_secs
-                .or(fp.rollback_window_secs)
-                .map(Duration::from_secs),
-        );
-
-        c.admin = match self.admin_listen.or(fa.listen).as_deref() {
-            Some("off") => None,
-            listen => {
-                let mut admin = AdminConfig::default();
-                if let Some(addr) = listen {
-                    admin.listen = addr.parse().map_err(|_| {
-                        ConfigError::Invalid(format!(
-                            "admin listen address {addr:?} is neither ip:port nor \"off\""
-                        ))
-                    })?;
-                }
-                admin.token = self.admin_token.or(fa.token);
-                set(&mut admin.max_upload_bytes, fa.max_upload_bytes);
-                Some(admin)
-            }
-        };
-        let log = self.log.or(log).unwrap_or_else(|| "info".to_owned());
-        Ok((c, log))
+        Ok(config)
     }
 }
 
-impl LimitArgs {
-    /// Policy limits with these overrides.
+impl CallSettings {
+    /// Policy limits with these overrides (for the offline commands).
     pub fn into_limits(self) -> Result<PolicyLimits, ConfigError> {
-        let mut p = PolicyLimits::default();
-        if self.call_deadline_ms == Some(0) {
-            return Err(ConfigError::Invalid(
-                "the call deadline must be at least 1 ms".into(),
-            ));
-        }
-        set(
-            &mut p.call_deadline,
-            self.call_deadline_ms.map(Duration::from_millis),
-        );
-        if let Some(mib) = self.policy_memory_mib {
-            if !(1..=4096).contains(&mib) {
-                return Err(ConfigError::Invalid(
-                    "the policy memory cap must be 1-4096 MiB".into(),
-                ));
-            }
-            p.memory_bytes = mib * 1024 * 1024;
-        }
-        set(&mut p.max_actions, self.max_actions);
-        set(&mut p.max_output_bytes, self.max_output_bytes);
-        Ok(p)
+        let mut config = Config::default();
+        self.apply(&mut config).map_err(ConfigError::Invalid)?;
+        Ok(config.policy_limits)
     }
 }
 
-fn set<T>(slot: &mut T, value: Option<T>) {
-    if let Some(v) = value {
-        *slot = v;
+impl TokenArgs {
+    /// The HMAC secret from the flag, the variable or `file`.
+    pub fn secret(&self, file: Settings) -> Option<String> {
+        self.auth.clone().or(file.auth).secret
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use clap::CommandFactory;
+
+    use super::*;
+    use crate::settings::Setting;
+
+    /// Flags of the serving command that are not settings of the table.
+    const NOT_IN_THE_TABLE: &[&str] = &["config", "native-rules", "help", "version"];
+
+    fn serve(args: &[String]) -> Config {
+        let mut argv = vec!["switchboard".to_owned()];
+        argv.extend_from_slice(args);
+        let cli = Cli::try_parse_from(argv).expect("the flags parse");
+        assert!(cli.command.is_none());
+        cli.serve
+            .into_config(Settings::default())
+            .expect("a valid config")
+    }
+
+    /// Every setting of `config` holds its sample (and the sample is not the
+    /// default, so it got there from the layer under test).
+    fn holds_every_sample(config: &Config, layer: &str) {
+        let defaults = Config::default();
+        for s in Settings::all() {
+            let sample = (s.sample_shown)();
+            assert_ne!(
+                (s.read)(&defaults).as_deref(),
+                Some(sample.as_str()),
+                "the sample of {} is its default",
+                s.file_key()
+            );
+            assert_eq!(
+                (s.read)(config).as_deref(),
+                Some(sample.as_str()),
+                "{} set through {layer} did not reach the config",
+                describe(&s)
+            );
+        }
+    }
+
+    fn describe(s: &Setting) -> String {
+        format!("{} (--{}, {})", s.file_key(), s.flag, s.env)
+    }
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_flag_is_a_setting_with_a_matching_variable() {
+        let all = Settings::all();
+        let command = Cli::command();
+        for arg in command.get_arguments() {
+            let Some(long) = arg.get_long() else { continue };
+            if NOT_IN_THE_TABLE.contains(&long) {
+                continue;
+            }
+            assert!(
+                all.iter().any(|s| s.flag == long),
+                "--{long} is not declared in settings.rs"
+            );
+        }
+        for s in &all {
+            let env = format!("SWITCHBOARD_{}", s.flag.replace('-', "_").to_uppercase());
+            assert_eq!(s.env, env, "{}", describe(s));
+            assert_eq!(all.iter().filter(|o| o.flag == s.flag).count(), 1);
+            assert_eq!(
+                all.iter()
+                    .filter(|o| o.table == s.table && o.key == s.key)
+                    .count(),
+                1
+            );
+        }
+    }
+
+    #[test]
+    fn every_flag_reaches_the_config() {
+        let mut args = Vec::new();
+        for s in Settings::all() {
+            args.push(format!("--{}", s.flag));
+            args.push(s.sample.to_owned());
+        }
+        holds_every_sample(&serve(&args), "its flag");
+    }
+
+    fn sample_file() -> Settings {
+        let mut root = toml::Table::new();
+        for s in Settings::all() {
+            let table = if s.table.is_empty() {
+                &mut root
+            } else {
+                match root
+                    .entry(s.table)
+                    .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                {
+                    toml::Value::Table(t) => t,
+                    _ => unreachable!("tables only"),
+                }
+            };
+            table.insert(s.key.to_owned(), (s.sample_toml)());
+        }
+        Settings::from_table(root, Path::new("/base")).expect("the samples parse")
+    }
+
+    #[test]
+    fn every_file_key_reaches_the_config() {
+        let config = ServeArgs::default()
+            .into_config(sample_file())
+            .expect("a valid config");
+        holds_every_sample(&config, "the settings file");
+    }
+
+    #[test]
+    fn a_flag_wins_over_the_file() {
+        let cli = Cli::try_parse_from(["switchboard", "--max-connections", "3"]).unwrap();
+        let config = cli.serve.into_config(sample_file()).unwrap();
+        assert_eq!(config.limits.max_connections, 3);
+        assert_eq!(
+            config.limits.max_rooms_per_id, 12,
+            "the file's other keys stay"
+        );
+    }
+
+    /// Set when this test binary runs itself to see the variables.
+    const CHILD: &str = "SWITCHBOARD_SETTINGS_TEST_CHILD";
+
+    /// Clap reads `SWITCHBOARD_*` from the process environment, which a
+    /// test must not change under the others: run this test binary again,
+    /// with every variable set, and have it check (`variables_child`).
+    #[test]
+    fn every_variable_reaches_the_config() {
+        let exe = std::env::current_exe().unwrap();
+        let mut child = std::process::Command::new(exe);
+        child.args([
+            "--exact",
+            "cli::tests::variables_child",
+            "--nocapture",
+            "--test-threads=1",
+        ]);
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("SWITCHBOARD_") {
+                child.env_remove(name);
+            }
+        }
+        for s in Settings::all() {
+            child.env(s.env, s.sample);
+        }
+        child
+            .env(CHILD, "1")
+            .env("SWITCHBOARD_NATIVE_RULES", "true");
+        let out = child.output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("1 passed"),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    #[test]
+    fn variables_child() {
+        if std::env::var_os(CHILD).is_none() {
+            return;
+        }
+        let config = serve(&[]);
+        holds_every_sample(&config, "its variable");
+        #[cfg(feature = "native-rules")]
+        assert!(config.native_rules, "SWITCHBOARD_NATIVE_RULES");
+        // A variable wins over the file, a flag over the variable.
+        let cli = Cli::try_parse_from(["switchboard"]).unwrap();
+        let config = cli
+            .serve
+            .into_config(sample_file_of_other_values())
+            .unwrap();
+        assert_eq!(config.limits.max_connections, 999, "the variable's");
+        let cli = Cli::try_parse_from(["switchboard", "--max-connections", "3"]).unwrap();
+        assert_eq!(
+            cli.serve
+                .into_config(Settings::default())
+                .unwrap()
+                .limits
+                .max_connections,
+            3
+        );
+    }
+
+    fn sample_file_of_other_values() -> Settings {
+        let table: toml::Table = toml::from_str("[limits]\nmax_connections = 5\n").unwrap();
+        Settings::from_table(table, Path::new("/")).unwrap()
+    }
+
+    #[cfg(feature = "native-rules")]
+    #[test]
+    fn native_rules_reaches_the_config() {
+        assert!(!serve(&[]).native_rules);
+        assert!(serve(&["--native-rules".to_owned()]).native_rules);
+    }
+
+    #[test]
+    fn without_a_setting_the_defaults_hold() {
+        let config = ServeArgs::default()
+            .into_config(Settings::default())
+            .unwrap();
+        let defaults = Config::default();
+        for s in Settings::all() {
+            assert_eq!((s.read)(&config), (s.read)(&defaults), "{}", describe(&s));
+        }
+        assert!(config.auth.is_none() && config.tls.is_none());
+    }
+
+    #[test]
+    fn the_auth_section_turns_on_with_a_secret_or_key_only() {
+        let leeway_only = serve(&["--auth-leeway-secs".into(), "5".into()]);
+        assert!(leeway_only.auth.is_none());
+        let key = serve(&["--auth-public-key".into(), "/k.pem".into()]);
+        let auth = key.auth.expect("auth on");
+        assert_eq!(auth.public_key.as_deref(), Some(Path::new("/k.pem")));
+        assert_eq!(auth.leeway, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_a_reason() {
+        for (args, why) in [
+            (vec!["--tls-cert", "/c.pem"], "both a certificate and a key"),
+            (vec!["--call-deadline-ms", "0"], "at least 1 ms"),
+            (vec!["--policy-memory-mib", "0"], "1-4096"),
+            (vec!["--admin-listen", "nowhere"], "neither ip:port"),
+        ] {
+            let cli = Cli::try_parse_from([&["switchboard"][..], &args].concat()).unwrap();
+            let err = cli.serve.into_config(Settings::default()).unwrap_err();
+            assert!(err.to_string().contains(why), "{args:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn admin_off_turns_the_admin_interface_off() {
+        let config = serve(&[
+            "--admin-listen".into(),
+            "off".into(),
+            "--admin-token".into(),
+            "x".repeat(20),
+        ]);
+        assert!(config.admin.is_none());
+    }
+
+    #[test]
+    fn the_token_command_takes_a_ttl_like_1h() {
+        for (ttl, secs) in [("1h", 3600), ("30m", 1800), ("90s", 90)] {
+            let cli = Cli::try_parse_from(["switchboard", "token", "--sub", "alice", "--ttl", ttl])
+                .unwrap();
+            let Some(Command::Token(t)) = cli.command else {
+                panic!("not the token command")
+            };
+            assert_eq!(t.ttl, Duration::from_secs(secs));
+            assert_eq!(t.sub, "alice");
+        }
+        let cli = Cli::try_parse_from(["switchboard", "token", "--sub", "bob"]).unwrap();
+        let Some(Command::Token(t)) = cli.command else {
+            panic!("not the token command")
+        };
+        assert_eq!(t.ttl, Duration::from_secs(3600), "the default ttl");
+        assert!(
+            Cli::try_parse_from(["switchboard", "token", "--sub", "a", "--ttl", "soon"]).is_err()
+        );
     }
 }

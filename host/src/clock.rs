@@ -1,11 +1,12 @@
-//! The clock a policy reads through the `clock` import. A live server uses
-//! the system clock; a decision replay sets the time of each recorded event,
-//! so rules that depend on time (rate limits) decide as they did live.
+//! The clock a policy reads, through the `clock` import and through WASI's
+//! wall and monotonic clocks alike. A live server uses the system clock; a
+//! decision replay sets the time of each recorded event, so rules that
+//! depend on time (rate limits) decide as they did live.
 
 use std::sync::Arc;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Where "now" comes from.
 #[derive(Debug, Clone, Default)]
@@ -35,6 +36,24 @@ impl Clock {
         match self {
             Clock::System => unix_ms(),
             Clock::Manual(t) => t.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Wall-clock time since the Unix epoch, as precise as the clock is.
+    pub fn since_epoch(&self) -> Duration {
+        match self {
+            Clock::System => SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default(),
+            Clock::Manual(t) => Duration::from_millis(t.load(Ordering::Relaxed)),
+        }
+    }
+
+    /// The smallest step either reading can take, in nanoseconds.
+    pub fn resolution_ns(&self) -> u64 {
+        match self {
+            Clock::System => 1,
+            Clock::Manual(_) => 1_000_000,
         }
     }
 

@@ -1,11 +1,12 @@
-//! Every setting the server has, with its default. The CLI (`cli.rs`) and
-//! tests build a [`Config`]; nothing else reads flags or the environment.
+//! Every setting the server has, with its default. `settings.rs` declares
+//! each one's flag, variable and file key and writes them into a [`Config`]
+//! (tests build one directly); nothing else reads flags or the environment.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Everything `server::Server::bind` needs.
+/// Everything `server::Server::bind` needs (and the binary's log filter).
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Where clients connect (ws:// or, with `tls`, wss://).
@@ -31,6 +32,35 @@ pub struct Config {
     /// Run the default rules compiled into the host instead of the policy
     /// (only in builds with the `native-rules` feature; for benchmarks).
     pub native_rules: bool,
+    /// Signed tokens that prove an id; `None` trusts ids from the URL.
+    pub auth: Option<AuthConfig>,
+    /// Size cap and rotation of the `record_events` file.
+    pub record_max_bytes: u64,
+    /// Log filter (tracing env-filter syntax) the binary installs.
+    pub log: String,
+}
+
+/// Who may connect as which id: a connection must carry a signed token
+/// (JWT) whose `sub` is its id.
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    /// HMAC secret for HS256 tokens.
+    pub secret: Option<String>,
+    /// PEM public key (RSA → RS256, EC P-256 → ES256) for tokens signed by
+    /// a key the server does not hold.
+    pub public_key: Option<PathBuf>,
+    /// Clock skew tolerated on `exp` and `nbf`.
+    pub leeway: Duration,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            secret: None,
+            public_key: None,
+            leeway: Duration::from_secs(30),
+        }
+    }
 }
 
 /// The admin interface (policy status, swap, rollback, health).
@@ -38,11 +68,32 @@ pub struct Config {
 pub struct AdminConfig {
     /// Where it listens; keep it off the public network.
     pub listen: SocketAddr,
-    /// Bearer token every `/admin/*` request must carry. Required unless
-    /// `listen` is a loopback address.
+    /// Bearer token every `/admin/*` request must carry; `None`: a random
+    /// one is made at start and written to `token_file`.
     pub token: Option<String>,
     /// Largest component `PUT /admin/policy` accepts.
     pub max_upload_bytes: usize,
+    /// Where the token made at start is written when none is configured
+    /// (readable by this user only); `switchboard policy …` reads it.
+    pub token_file: PathBuf,
+}
+
+/// The default place for the generated admin token:
+/// `$XDG_RUNTIME_DIR/switchboard/admin-token`, else
+/// `$HOME/.switchboard/admin-token`, else `./.switchboard-admin-token`.
+pub fn default_token_file() -> PathBuf {
+    let dir = |var: &str| {
+        std::env::var_os(var)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    if let Some(run) = dir("XDG_RUNTIME_DIR") {
+        run.join("switchboard").join("admin-token")
+    } else if let Some(home) = dir("HOME") {
+        home.join(".switchboard").join("admin-token")
+    } else {
+        PathBuf::from(".switchboard-admin-token")
+    }
 }
 
 impl Default for AdminConfig {
@@ -51,6 +102,7 @@ impl Default for AdminConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 3002)),
             token: None,
             max_upload_bytes: 64 * 1024 * 1024,
+            token_file: default_token_file(),
         }
     }
 }
@@ -68,6 +120,9 @@ impl Default for Config {
             admin: Some(AdminConfig::default()),
             record_events: None,
             native_rules: false,
+            auth: None,
+            record_max_bytes: 1024 * 1024 * 1024,
+            log: "info".to_owned(),
         }
     }
 }
@@ -126,6 +181,33 @@ pub struct Limits {
     /// frames queued together go out in one write up to this size. The
     /// buffer keeps its capacity, so this bounds memory per busy connection.
     pub write_buffer_bytes: usize,
+    /// Rooms one id may be in at once; a `join` past it is refused with
+    /// `too-many-rooms`.
+    pub max_rooms_per_id: usize,
+    /// Frames per second a connection may send (token bucket; 0: no limit).
+    /// Past it a frame is answered `rate-limited` and not handed to the policy.
+    pub messages_per_sec: u32,
+    /// How many frames a connection may send at once above the rate.
+    pub messages_burst: u32,
+    /// Broadcasts per second one connection's messages may cause (0: no limit).
+    pub broadcasts_per_sec: u32,
+    /// How many broadcasts at once above the rate.
+    pub broadcasts_burst: u32,
+    /// Connections (handshaking or open) from one IP address; more get 503.
+    pub max_connections_per_ip: usize,
+    /// Handshakes (TCP accepted, TLS or upgrade not finished) in progress
+    /// from one IP address; more get 503 (plain) or are dropped (TLS).
+    pub max_handshakes_per_ip: usize,
+    /// Bytes queued for all clients together; past it the largest queues
+    /// are closed with 4008 until the total is under it again (0: no limit).
+    pub outbound_total_bytes: usize,
+    /// A quiet connection is sent a WebSocket ping this often (0: never).
+    pub ping_interval: Duration,
+    /// After a ping, how long the client has to send anything (a pong
+    /// counts) before it is closed with 1001 `no pong`.
+    pub pong_timeout: Duration,
+    /// TCP keepalive idle time on accepted sockets (0: off).
+    pub tcp_keepalive: Duration,
 }
 
 impl Default for Limits {
@@ -141,6 +223,17 @@ impl Default for Limits {
             close_timeout: Duration::from_secs(5),
             read_buffer_bytes: 1024,
             write_buffer_bytes: 8 * 1024,
+            max_rooms_per_id: 256,
+            messages_per_sec: 50,
+            messages_burst: 100,
+            broadcasts_per_sec: 1,
+            broadcasts_burst: 5,
+            max_connections_per_ip: 4096,
+            max_handshakes_per_ip: 256,
+            outbound_total_bytes: 1024 * 1024 * 1024,
+            ping_interval: Duration::from_secs(25),
+            pong_timeout: Duration::from_secs(10),
+            tcp_keepalive: Duration::from_secs(60),
         }
     }
 }
@@ -161,8 +254,14 @@ pub struct PolicyLimits {
     pub state_max_key_bytes: usize,
     /// Largest value in the host-held state.
     pub state_max_value_bytes: usize,
-    /// Total bytes (keys + values) of the host-held state.
+    /// Total bytes (keys + values + a fixed overhead per entry) of the
+    /// host-held state.
     pub state_max_total_bytes: usize,
+    /// Entries the host-held state may hold.
+    pub state_max_entries: usize,
+    /// WASI resources (streams, pollables…) one instance may hold; an
+    /// instance past it fails its call and is replaced.
+    pub max_resources: usize,
     /// Instances the pooling allocator keeps room for (one per worker thread
     /// is in use at a time, plus spares while instances are replaced).
     pub pool_instances: u32,
@@ -183,6 +282,8 @@ impl Default for PolicyLimits {
             state_max_key_bytes: 1024,
             state_max_value_bytes: 64 * 1024,
             state_max_total_bytes: 64 * 1024 * 1024,
+            state_max_entries: 1_000_000,
+            max_resources: 1024,
             pool_instances: 64,
             rollback_failures: 10,
             rollback_window: Duration::from_secs(60),

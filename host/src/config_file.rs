@@ -1,12 +1,12 @@
-//! `switchboard.toml`: the settings file. Every key is optional; a flag or
+//! `switchboard.toml`: the settings file. Every key is optional (the keys
+//! are declared once, with their flags, in `settings.rs`); a flag or
 //! `SWITCHBOARD_*` variable overrides the file, and the file overrides the
 //! defaults in `config.rs`. Unknown keys are an error, so a typo is reported
 //! instead of silently ignored. Relative paths are relative to the file.
 
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use serde::Deserialize;
+use crate::settings::Settings;
 
 /// The name looked for in the working directory when `--config` is not given.
 pub const DEFAULT_FILE: &str = "switchboard.toml";
@@ -32,166 +32,108 @@ pub enum ConfigFileError {
     },
 }
 
-/// The whole file.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileConfig {
-    /// Public listen address.
-    pub listen: Option<SocketAddr>,
-    /// Log filter.
-    pub log: Option<String>,
-    /// wss:// certificate and key.
-    #[serde(default)]
-    pub tls: TlsSection,
-    /// Per-connection limits.
-    #[serde(default)]
-    pub limits: LimitsSection,
-    /// The policy and what its calls may use.
-    #[serde(default)]
-    pub policy: PolicySection,
-    /// The admin listener.
-    #[serde(default)]
-    pub admin: AdminSection,
+/// Read `path`; relative paths inside become relative to its directory.
+pub fn load(path: &Path) -> Result<Settings, ConfigFileError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigFileError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let parse_error = |message: String| ConfigFileError::Parse {
+        path: path.display().to_string(),
+        message,
+    };
+    let table: toml::Table =
+        toml::from_str(&text).map_err(|e| parse_error(e.to_string().trim().to_owned()))?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    Settings::from_table(table, base).map_err(parse_error)
 }
 
-/// `[tls]`
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TlsSection {
-    /// PEM certificate chain.
-    pub cert: Option<PathBuf>,
-    /// PEM private key.
-    pub key: Option<PathBuf>,
-}
-
-/// `[limits]`
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LimitsSection {
-    /// Largest client message in bytes.
-    pub max_message_bytes: Option<usize>,
-    /// Outbound queue length in frames.
-    pub outbound_queue_frames: Option<usize>,
-    /// Outbound queue size in bytes.
-    pub outbound_queue_bytes: Option<usize>,
-    /// Connections served at once.
-    pub max_connections: Option<usize>,
-    /// Idle timeout in seconds.
-    pub idle_timeout_secs: Option<u64>,
-    /// TLS handshake and HTTP upgrade timeouts in seconds.
-    pub handshake_timeout_secs: Option<u64>,
-}
-
-/// `[policy]`
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PolicySection {
-    /// Component file instead of the embedded default.
-    pub file: Option<PathBuf>,
-    /// Reload `file` when it changes.
-    pub watch: Option<bool>,
-    /// Call deadline in milliseconds.
-    pub call_deadline_ms: Option<u64>,
-    /// Memory cap per instance in MiB.
-    pub memory_mib: Option<usize>,
-    /// Actions per call.
-    pub max_actions: Option<usize>,
-    /// Bytes of frames per call.
-    pub max_output_bytes: Option<usize>,
-    /// Failed calls that roll a fresh swap back (0: never).
-    pub rollback_failures: Option<u64>,
-    /// Seconds a fresh swap is watched.
-    pub rollback_window_secs: Option<u64>,
-    /// Record every event to this JSON-lines file (for `policy replay`).
-    pub record_events: Option<PathBuf>,
-}
-
-/// `[admin]`
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AdminSection {
-    /// Admin listen address, or `"off"`.
-    pub listen: Option<String>,
-    /// Bearer token.
-    pub token: Option<String>,
-    /// Largest component accepted by `PUT /admin/policy`, in bytes.
-    pub max_upload_bytes: Option<usize>,
-}
-
-impl FileConfig {
-    /// Read `path`; relative paths inside become relative to its directory.
-    pub fn load(path: &Path) -> Result<FileConfig, ConfigFileError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigFileError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
-        let mut file: FileConfig = toml::from_str(&text).map_err(|e| ConfigFileError::Parse {
-            path: path.display().to_string(),
-            message: e.to_string(),
-        })?;
-        let base = path.parent().unwrap_or(Path::new("."));
-        for p in [
-            &mut file.tls.cert,
-            &mut file.tls.key,
-            &mut file.policy.file,
-            &mut file.policy.record_events,
-        ]
-        .into_iter()
-        .flatten()
-        {
-            if p.is_relative() {
-                *p = base.join(&*p);
-            }
-        }
-        Ok(file)
-    }
-
-    /// `explicit` if given, else `switchboard.toml` in the working directory
-    /// if it exists, else nothing.
-    pub fn discover(explicit: Option<&Path>) -> Result<FileConfig, ConfigFileError> {
-        match explicit {
-            Some(path) => FileConfig::load(path),
-            None if Path::new(DEFAULT_FILE).is_file() => FileConfig::load(Path::new(DEFAULT_FILE)),
-            None => Ok(FileConfig::default()),
-        }
+/// `explicit` if given, else `switchboard.toml` in the working directory if
+/// it exists, else nothing.
+pub fn discover(explicit: Option<&Path>) -> Result<Settings, ConfigFileError> {
+    match explicit {
+        Some(path) => load(path),
+        None if Path::new(DEFAULT_FILE).is_file() => load(Path::new(DEFAULT_FILE)),
+        None => Ok(Settings::default()),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
+    use crate::settings::Settings;
+
+    fn parse(text: &str) -> Result<Settings, String> {
+        let table: toml::Table = toml::from_str(text).map_err(|e| e.to_string())?;
+        Settings::from_table(table, Path::new("/base"))
+    }
+
+    /// Settings whose default depends on the machine (the environment).
+    const MACHINE_DEFAULTS: &[&str] = &["token_file"];
 
     #[test]
-    fn the_documented_example_parses_and_holds_the_defaults() {
+    fn the_documented_example_parses_and_holds_every_default() {
         let text = include_str!("../../switchboard.example.toml");
-        let file: FileConfig = toml::from_str(text).expect("switchboard.example.toml parses");
-        let defaults = crate::config::Config::default();
-        assert_eq!(file.listen, Some(defaults.listen));
-        let limits = crate::config::Limits::default();
-        assert_eq!(
-            file.limits.max_message_bytes,
-            Some(limits.max_message_bytes)
-        );
-        assert_eq!(
-            file.limits.outbound_queue_bytes,
-            Some(limits.outbound_queue_bytes)
-        );
-        let p = crate::config::PolicyLimits::default();
-        assert_eq!(
-            file.policy.call_deadline_ms,
-            Some(p.call_deadline.as_millis() as u64)
-        );
-        assert_eq!(file.policy.memory_mib, Some(p.memory_bytes / (1024 * 1024)));
-        assert_eq!(file.policy.rollback_failures, Some(p.rollback_failures));
-        assert_eq!(file.policy.max_output_bytes, Some(p.max_output_bytes));
-        let admin = crate::config::AdminConfig::default();
-        assert_eq!(file.admin.listen, Some(admin.listen.to_string()));
-        assert_eq!(file.admin.max_upload_bytes, Some(admin.max_upload_bytes));
+        let settings = parse(text).expect("switchboard.example.toml parses");
+        let from_file = settings.to_config().expect("the example is a valid config");
+        let defaults = Config::default();
+        for s in Settings::all() {
+            if MACHINE_DEFAULTS.contains(&s.key) {
+                continue;
+            }
+            let default = (s.read)(&defaults);
+            let documented = (s.read)(&from_file);
+            assert_eq!(
+                documented,
+                default,
+                "{} in switchboard.example.toml is not the default",
+                s.file_key()
+            );
+            // Keys with a default are set to it; the others shown commented out.
+            let commented_ok = default.is_none();
+            let shown = text.lines().any(|l| {
+                let l = if commented_ok {
+                    l.trim_start_matches(['#', ' '])
+                } else {
+                    l
+                };
+                l.starts_with(&format!("{} ", s.key)) || l.starts_with(&format!("{}=", s.key))
+            });
+            assert!(
+                shown,
+                "{} is missing from switchboard.example.toml",
+                s.file_key()
+            );
+        }
     }
 
     #[test]
     fn an_unknown_key_is_named() {
-        let err = toml::from_str::<FileConfig>("[policy]\ndeadline = 5\n").unwrap_err();
-        assert!(err.to_string().contains("deadline"), "{err}");
+        for (text, key) in [
+            ("[policy]\ndeadline = 5\n", "deadline"),
+            ("lissten = \"x\"\n", "lissten"),
+            ("[limit]\nmax_connections = 5\n", "limit"),
+        ] {
+            let err = parse(text).unwrap_err();
+            assert!(err.contains(key) && err.contains("unknown"), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_bad_value_is_named_with_its_table() {
+        let err = parse("[limits]\nmax_connections = \"many\"\n").unwrap_err();
+        assert!(err.contains("[limits]"), "{err}");
+    }
+
+    #[test]
+    fn relative_paths_are_relative_to_the_file() {
+        let s = parse("[policy]\nfile = \"rules.wasm\"\n[admin]\ntoken_file = \"/abs/t\"\n")
+            .expect("parses");
+        assert_eq!(
+            s.policy.file.as_deref(),
+            Some(Path::new("/base/rules.wasm"))
+        );
+        assert_eq!(s.admin.token_file.as_deref(), Some(Path::new("/abs/t")));
     }
 }

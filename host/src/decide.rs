@@ -29,20 +29,12 @@ pub async fn on_message(shared: &Shared, id: &str, frame: Frame) -> Result<Vec<A
     shared.policy.on_message(id, frame).await
 }
 
-/// `on-disconnect`, retried once on failure: the rooms' `left` notices
-/// depend on it, and a one-off (a deadline missed on a loaded machine)
-/// should not cost them.
+/// `on-disconnect`. Not retried: leaving the rooms does not depend on it.
 pub async fn on_disconnect(shared: &Shared, id: &str) -> Result<Vec<Action>, CallError> {
     shared.record(|| Event::Disconnect { id: id.to_owned() });
     #[cfg(feature = "native-rules")]
     if let Some(native) = &shared.native {
         return Ok(native.on_disconnect(id));
     }
-    match shared.policy.on_disconnect(id).await {
-        Ok(actions) => Ok(actions),
-        Err(e) => {
-            tracing::warn!(id, error = %e, "on-disconnect failed; retrying once");
-            shared.policy.on_disconnect(id).await
-        }
-    }
+    shared.policy.on_disconnect(id).await
 }

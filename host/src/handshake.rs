@@ -7,6 +7,7 @@
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
+use crate::auth::{AuthError, Identity, Verifier};
 use crate::id::{self, ConnId, IdError};
 
 /// Largest request head accepted.
@@ -26,11 +27,14 @@ const FORWARDED_HEADERS: [&str; 6] = [
 /// A valid WebSocket upgrade request.
 #[derive(Debug)]
 pub struct Upgrade {
-    /// The id from the URL.
-    pub id: ConnId,
+    /// The id from the URL, if it names one.
+    pub url_id: Option<ConnId>,
+    /// The signed token the request carries, if any.
+    token: Option<Token>,
     /// Request path.
     pub path: String,
-    /// Raw query string.
+    /// Raw query string, without its `token` parameter (the policy and the
+    /// recording must not see a credential).
     pub query: Option<String>,
     /// The headers in `FORWARDED_HEADERS` that were present.
     pub headers: Vec<(String, String)>,
@@ -43,12 +47,42 @@ pub struct Upgrade {
     pub leftover: Vec<u8>,
 }
 
+/// A bearer token as sent. Its `Debug` hides it: a token is a credential and
+/// goes into no log.
+struct Token(String);
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(..)")
+    }
+}
+
+impl Upgrade {
+    /// Who the connection is. With `auth`, the token's `sub` (the URL may
+    /// name the same id or none); without, the id in the URL, trusted.
+    pub fn identify(&self, auth: Option<&Verifier>) -> Result<Identity, HandshakeError> {
+        match auth {
+            Some(verifier) => Ok(verifier.verify(
+                self.token.as_ref().map(|t| t.0.as_str()),
+                self.url_id.as_ref(),
+            )?),
+            None => Ok(Identity {
+                id: self.url_id.clone().ok_or(IdError::Missing)?,
+                claims: None,
+            }),
+        }
+    }
+}
+
 /// Why an upgrade request is refused; each maps to an HTTP answer.
 #[derive(Debug, thiserror::Error)]
 pub enum HandshakeError {
     /// Bad or missing id, or a path we do not serve.
     #[error("{0}")]
     Id(#[from] IdError),
+    /// Signed tokens are on and the request has no acceptable one.
+    #[error("{0}")]
+    Auth(#[from] AuthError),
     /// Not a WebSocket upgrade.
     #[error("{0}")]
     NotWebSocket(&'static str),
@@ -68,6 +102,7 @@ impl HandshakeError {
     pub fn status(&self) -> Option<u16> {
         match self {
             HandshakeError::Id(e) => Some(e.status()),
+            HandshakeError::Auth(e) => Some(e.status()),
             HandshakeError::NotWebSocket(_) => Some(426),
             HandshakeError::Malformed(_) => Some(400),
             HandshakeError::TooLarge => Some(431),
@@ -114,7 +149,7 @@ fn check(req: &httparse::Request<'_, '_>) -> Result<Upgrade, HandshakeError> {
         Some((p, q)) => (p, Some(q)),
         None => (target, None),
     };
-    let id = id::from_request(path, query)?;
+    let url_id = id::from_request_if_any(path, query)?;
     let header = |name: &str| {
         req.headers
             .iter()
@@ -149,15 +184,48 @@ fn check(req: &httparse::Request<'_, '_>) -> Result<Upgrade, HandshakeError> {
     let protocol = header("sec-websocket-protocol")
         .and_then(|v| v.split(',').map(str::trim).find(|p| !p.is_empty()))
         .map(str::to_owned);
+    let token = bearer(header("authorization"))
+        .or_else(|| query.and_then(|q| id::query_param(q, TOKEN_PARAM)))
+        .filter(|t| !t.is_empty())
+        .map(Token);
     Ok(Upgrade {
-        id,
+        url_id,
+        token,
         path: path.to_owned(),
-        query: query.map(str::to_owned),
+        query: query.and_then(|q| without_param(q, TOKEN_PARAM)),
         headers,
         key: key.trim().to_owned(),
         protocol,
         leftover: Vec::new(),
     })
+}
+
+/// The query parameter a token may come in.
+const TOKEN_PARAM: &str = "token";
+
+/// The token of an `Authorization: Bearer <token>` header (scheme name in
+/// any case). Another scheme is not ours: it may be meant for a proxy.
+fn bearer(value: Option<&str>) -> Option<String> {
+    let (scheme, token) = value?.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then(|| token.to_owned())
+}
+
+/// `query` without its `name` parameters (the rest kept byte for byte);
+/// `None` if nothing is left.
+fn without_param(query: &str, name: &str) -> Option<String> {
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| {
+            let key = pair.split_once('=').map_or(*pair, |(k, _)| k);
+            // Compare decoded, so `%74oken=` cannot slip a token through.
+            form_urlencoded::parse(key.as_bytes())
+                .next()
+                .is_none_or(|(k, _)| k != name)
+        })
+        .collect();
+    let kept = kept.join("&");
+    (!kept.is_empty()).then_some(kept)
 }
 
 /// Answer 101 Switching Protocols.
@@ -208,5 +276,170 @@ pub fn reject_status(status: u16) -> u16 {
         status
     } else {
         403
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::AuthConfig;
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+    /// Parse a request head (sent with the headers a WebSocket client sends).
+    fn parse(target: &str, extra: &str) -> Result<Upgrade, HandshakeError> {
+        let head = format!(
+            "GET {target} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{extra}\r\n"
+        );
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut req = httparse::Request::new(&mut headers);
+        assert!(req.parse(head.as_bytes()).unwrap().is_complete());
+        check(&req)
+    }
+
+    fn token(u: &Upgrade) -> Option<&str> {
+        u.token.as_ref().map(|t| t.0.as_str())
+    }
+
+    /// Strings with every character a query treats specially, and some it
+    /// must carry encoded (deterministic pseudo-random, many cases).
+    fn samples() -> impl Iterator<Item = String> {
+        const ALPHABET: &[char] = &[
+            'a', 'Z', '0', '-', '_', '.', '~', '=', '&', '+', '%', ' ', '?', '#', '/', 'é', '中',
+            '"', ';',
+        ];
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        (0..500).map(move |_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let len = 1 + (seed % 40) as usize;
+            (0..len)
+                .map(|i| ALPHABET[((seed >> (i % 50)) as usize + i * 7) % ALPHABET.len()])
+                .collect()
+        })
+    }
+
+    #[test]
+    fn a_percent_encoded_query_token_is_read_and_hidden_from_the_query() {
+        for raw in samples() {
+            let encoded: String = form_urlencoded::byte_serialize(raw.as_bytes()).collect();
+            let u = parse(&format!("/ws?x=1&token={encoded}&id=alice"), "").unwrap();
+            assert_eq!(token(&u), Some(raw.as_str()), "{encoded}");
+            assert_eq!(u.query.as_deref(), Some("x=1&id=alice"), "{encoded}");
+            assert_eq!(u.url_id.as_ref().map(ConnId::as_str), Some("alice"));
+        }
+    }
+
+    #[test]
+    fn every_token_parameter_is_stripped_however_spelt() {
+        let u = parse("/ws/?%74oken=abc&a=%26&token=def", "").unwrap();
+        assert_eq!(token(&u), Some("abc"));
+        assert_eq!(u.query.as_deref(), Some("a=%26"));
+        let u = parse("/ws?token=abc", "").unwrap();
+        assert_eq!(u.query, None);
+        assert!(u.url_id.is_none());
+        let u = parse("/ws/bob?tokens=1&token", "").unwrap();
+        assert_eq!(u.query.as_deref(), Some("tokens=1"));
+        assert_eq!(token(&u), None, "an empty value is no token");
+        let u = parse("/ws/bob?a=1", "").unwrap();
+        assert_eq!(u.query.as_deref(), Some("a=1"));
+        assert_eq!(token(&u), None);
+    }
+
+    #[test]
+    fn a_bearer_header_is_read_and_wins_over_the_query() {
+        for raw in samples().filter(|s| s.is_ascii() && !s.trim().is_empty()) {
+            for scheme in ["Bearer", "bearer", "BEARER"] {
+                let u = parse("/ws/alice", &format!("Authorization: {scheme} {raw}\r\n")).unwrap();
+                assert_eq!(token(&u), Some(raw.trim()), "{scheme} {raw:?}");
+            }
+        }
+        let u = parse("/ws?token=query", "authorization:   Bearer   header  \r\n").unwrap();
+        assert_eq!(token(&u), Some("header"));
+        assert_eq!(u.query, None);
+        for other in ["Basic dXNlcjpwYXNz", "Bearer", "Bearer   ", "Bearertoken"] {
+            let u = parse("/ws/a", &format!("Authorization: {other}\r\n")).unwrap();
+            assert_eq!(token(&u), None, "{other}");
+        }
+        let u = parse("/ws/a?token=q", "Authorization: Basic x\r\n").unwrap();
+        assert_eq!(
+            token(&u),
+            Some("q"),
+            "another scheme leaves the query token"
+        );
+    }
+
+    #[test]
+    fn the_token_is_not_forwarded_nor_printed() {
+        let u = parse("/ws?token=s3cr3t", "Authorization: Bearer h3ad3r\r\n").unwrap();
+        let shown = format!("{u:?}");
+        assert!(
+            !shown.contains("s3cr3t") && !shown.contains("h3ad3r"),
+            "{shown}"
+        );
+        assert!(u.headers.iter().all(|(name, _)| name != "authorization"));
+    }
+
+    #[test]
+    fn identify_without_auth_trusts_the_url_and_needs_an_id() {
+        let u = parse("/ws/alice?token=whatever", "").unwrap();
+        let who = u.identify(None).unwrap();
+        assert_eq!(who.id.as_str(), "alice");
+        assert!(who.claims.is_none());
+        let e = parse("/ws?token=x", "")
+            .unwrap()
+            .identify(None)
+            .unwrap_err();
+        assert!(matches!(e, HandshakeError::Id(IdError::Missing)), "{e}");
+        assert_eq!(e.status(), Some(400));
+    }
+
+    #[test]
+    fn identify_with_auth_takes_the_sub() {
+        let verifier = Verifier::new(&AuthConfig {
+            secret: Some(SECRET.into()),
+            ..AuthConfig::default()
+        })
+        .unwrap();
+        let mut extra = crate::auth::Claims::new();
+        extra.insert("role".into(), "admin".into());
+        let t = crate::auth::mint_token(SECRET, "alice", Duration::from_secs(60), extra).unwrap();
+        for (target, header) in [
+            (format!("/ws?token={t}"), String::new()),
+            (format!("/ws/?token={t}"), String::new()),
+            (format!("/ws/alice?token={t}"), String::new()),
+            (format!("/ws?id=alice&token={t}"), String::new()),
+            ("/ws".to_owned(), format!("Authorization: Bearer {t}\r\n")),
+        ] {
+            let who = parse(&target, &header)
+                .unwrap()
+                .identify(Some(&verifier))
+                .unwrap();
+            assert_eq!(who.id.as_str(), "alice", "{target}");
+            let claims = who.claims.unwrap();
+            assert_eq!(claims["role"], "admin");
+            assert_eq!(claims["sub"], "alice");
+        }
+        let refused = |target: &str| {
+            let e = parse(target, "")
+                .unwrap()
+                .identify(Some(&verifier))
+                .unwrap_err();
+            assert_eq!(e.status(), Some(401), "{target}: {e}");
+            e.to_string()
+        };
+        assert_eq!(
+            refused("/ws/alice"),
+            "missing token: pass ?token= or Authorization: Bearer"
+        );
+        assert_eq!(
+            refused(&format!("/ws/bob?token={t}")),
+            "token sub \"alice\" does not match the id \"bob\" in the URL"
+        );
+        assert!(refused("/ws?token=abc").starts_with("invalid token: "));
     }
 }

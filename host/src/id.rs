@@ -64,6 +64,12 @@ impl fmt::Display for ConnId {
 /// The id named by a request: `/ws/<id>` (percent-decoded) or `/ws?id=<id>`.
 /// A path id wins over a query id.
 pub fn from_request(path: &str, query: Option<&str>) -> Result<ConnId, IdError> {
+    from_request_if_any(path, query)?.ok_or(IdError::Missing)
+}
+
+/// Like [`from_request`], but a request that names no id is `Ok(None)`
+/// (with signed tokens, the token's `sub` is the id).
+pub fn from_request_if_any(path: &str, query: Option<&str>) -> Result<Option<ConnId>, IdError> {
     let rest = path.strip_prefix("/ws").ok_or(IdError::NotFound)?;
     let from_path = match rest {
         "" | "/" => None,
@@ -74,16 +80,19 @@ pub fn from_request(path: &str, query: Option<&str>) -> Result<ConnId, IdError> 
     };
     let raw = match from_path {
         Some(id) => id,
-        None => query_param(query.unwrap_or(""), "id").ok_or(IdError::Missing)?,
+        None => match query_param(query.unwrap_or(""), "id") {
+            Some(id) => id,
+            None => return Ok(None),
+        },
     };
     if raw.is_empty() {
-        return Err(IdError::Missing);
+        return Ok(None);
     }
-    ConnId::parse(&raw)
+    ConnId::parse(&raw).map(Some)
 }
 
 /// The first value of `name` in a query string, percent-decoded.
-fn query_param(query: &str, name: &str) -> Option<String> {
+pub fn query_param(query: &str, name: &str) -> Option<String> {
     form_urlencoded::parse(query.as_bytes())
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.into_owned())
@@ -144,5 +153,33 @@ mod tests {
         assert!(from_request(&format!("/ws/{}", "x".repeat(64)), None).is_ok());
         assert_eq!(from_request("/", None), Err(IdError::NotFound));
         assert_eq!(from_request("/wsx/alice", None), Err(IdError::NotFound));
+    }
+
+    #[test]
+    fn no_id_is_none_when_optional() {
+        for (path, query) in [
+            ("/ws", None),
+            ("/ws/", None),
+            ("/ws", Some("id=")),
+            ("/ws/", Some("token=x")),
+        ] {
+            assert_eq!(
+                from_request_if_any(path, query),
+                Ok(None),
+                "{path} {query:?}"
+            );
+        }
+        assert_eq!(
+            from_request_if_any("/ws/a", None)
+                .unwrap()
+                .unwrap()
+                .as_str(),
+            "a"
+        );
+        assert!(matches!(
+            from_request_if_any("/ws/a b", None),
+            Err(IdError::Invalid(_))
+        ));
+        assert_eq!(from_request_if_any("/x", None), Err(IdError::NotFound));
     }
 }

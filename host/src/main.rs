@@ -1,10 +1,10 @@
-//! `switchboard`: parse the command line, then serve or run a policy command.
+//! `switchboard`: parse the command line, then serve, run a policy command
+//! or mint a token.
 
 use std::process::ExitCode;
 
 use clap::Parser;
 use switchboard::cli::{Cli, Command, ServeArgs};
-use switchboard::config_file::FileConfig;
 use switchboard::server::Server;
 use tracing_subscriber::EnvFilter;
 
@@ -16,6 +16,7 @@ async fn main() -> ExitCode {
             logging("warn");
             switchboard::ops::run(command).await
         }
+        Some(Command::Token(args)) => switchboard::ops::token(args),
         Some(Command::Serve(args)) => serve(*args).await,
         None => serve(cli.serve).await,
     }
@@ -24,9 +25,13 @@ async fn main() -> ExitCode {
 fn logging(filter: &str) -> bool {
     match EnvFilter::try_new(filter) {
         Ok(filter) => {
+            use std::io::IsTerminal;
             tracing_subscriber::fmt()
                 .with_env_filter(filter)
                 .with_writer(std::io::stderr)
+                // Colour codes only for a person at a terminal, not in log
+                // files and pipes.
+                .with_ansi(std::io::stderr().is_terminal())
                 .init();
             true
         }
@@ -38,17 +43,17 @@ fn logging(filter: &str) -> bool {
 }
 
 async fn serve(args: ServeArgs) -> ExitCode {
-    let settings = FileConfig::discover(args.config.as_deref())
+    let settings = switchboard::config_file::discover(args.config.as_deref())
         .map_err(switchboard::cli::ConfigError::from)
         .and_then(|file| args.into_config(file));
-    let (config, log) = match settings {
+    let config = match settings {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(2);
         }
     };
-    if !logging(&log) {
+    if !logging(&config.log) {
         return ExitCode::from(2);
     }
     // Install the signal handlers before anything is announced: a SIGTERM

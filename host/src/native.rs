@@ -38,7 +38,7 @@ impl NativeRules {
 
     /// `on-disconnect`.
     pub fn on_disconnect(&self, id: &str) -> Vec<Action> {
-        lower(guest_logic::on_disconnect(&Adapter(&self.registry), id))
+        lower(guest_logic::on_disconnect(id))
     }
 }
 
@@ -47,10 +47,6 @@ struct Adapter<'a>(&'a Registry);
 impl guest_logic::Registry for Adapter<'_> {
     fn in_room(&self, id: &str, room: &str) -> bool {
         self.0.in_room(id, room)
-    }
-
-    fn rooms_of(&self, id: &str) -> Vec<String> {
-        self.0.rooms_of(id)
     }
 }
 

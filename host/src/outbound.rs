@@ -7,9 +7,16 @@
 //! connection then holds no queue memory at all (a channel keeps its first
 //! block of slots), and the writer takes everything queued in one lock, so
 //! one socket write carries as many frames as have piled up.
+//!
+//! Every queue of a server also counts its bytes in one [`Budget`]: per
+//! connection bounds alone let many slow clients together hold
+//! `connections × outbound_queue_bytes`. A frame is counted from the push
+//! until the writer has handed it to the socket (or it is dropped: a close
+//! that does not drain, the queue's end); past the budget, [`shed`] closes
+//! the largest queues with 4008.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use tokio::sync::Notify;
@@ -29,6 +36,134 @@ pub mod code {
     pub const REPLACED: u16 = 4001;
     /// The outbound queue overflowed: the client reads too slowly.
     pub const TOO_SLOW: u16 = 4008;
+}
+
+/// The bytes queued to all of a server's clients together, and the limit
+/// past which the largest queues are closed.
+#[derive(Debug)]
+pub struct Budget {
+    /// Bytes counted now: queued, or taken by a writer and not yet written.
+    total: AtomicUsize,
+    /// Past this the largest queues are closed ([`shed`]); `usize::MAX`
+    /// counts nothing at all.
+    limit: usize,
+    /// Past this a push is refused and its target closed with 4008, whatever
+    /// its size: the bound that holds while [`shed`] catches up.
+    ceiling: usize,
+    /// Wakes whoever sheds: a push left the total over the limit.
+    over: Notify,
+}
+
+impl Budget {
+    /// A budget of `limit` bytes (0: no limit). The total never passes twice
+    /// the limit: between the two, the largest queues are being closed.
+    pub fn new(limit: usize) -> Arc<Budget> {
+        let limit = if limit == 0 { usize::MAX } else { limit };
+        Arc::new(Budget {
+            total: AtomicUsize::new(0),
+            limit,
+            ceiling: limit.saturating_mul(2),
+            over: Notify::new(),
+        })
+    }
+
+    /// A budget that counts nothing (replay, benchmarks).
+    pub fn unlimited() -> Arc<Budget> {
+        Budget::new(0)
+    }
+
+    /// Bytes counted now.
+    pub fn total(&self) -> usize {
+        self.total.load(Ordering::Relaxed)
+    }
+
+    /// The limit, if there is one.
+    pub fn limit(&self) -> Option<usize> {
+        (self.limit != usize::MAX).then_some(self.limit)
+    }
+
+    /// Whether the total is over the limit.
+    pub fn is_over(&self) -> bool {
+        self.total() > self.limit
+    }
+
+    /// Resolves after a push has left the total over the limit (at once if
+    /// one did since the last call).
+    pub async fn exceeded(&self) {
+        self.over.notified().await
+    }
+
+    /// Count `len` more bytes; false (and nothing counted) past the ceiling.
+    fn charge(&self, len: usize) -> bool {
+        if self.limit == usize::MAX {
+            return true;
+        }
+        let total = self.total.fetch_add(len, Ordering::Relaxed) + len;
+        if total > self.limit {
+            if total > self.ceiling {
+                self.total.fetch_sub(len, Ordering::Relaxed);
+                return false;
+            }
+            self.over.notify_one();
+        }
+        true
+    }
+
+    /// Stop counting `len` bytes (written or dropped).
+    fn release(&self, len: usize) {
+        if self.limit != usize::MAX && len > 0 {
+            self.total.fetch_sub(len, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Close the largest of `outboxes` with 4008 until what stays counted in
+/// `budget` is under its limit; returns how many were closed. Queues already
+/// closing are about to give their bytes back, so they count as gone.
+/// Called only while the budget is exceeded; a scan and a sort of the
+/// queues that hold anything.
+pub fn shed(budget: &Budget, outboxes: impl IntoIterator<Item = Outbox>) -> usize {
+    let Some(limit) = budget.limit() else {
+        return 0;
+    };
+    let mut leaving = 0;
+    let mut open = Vec::new();
+    for outbox in outboxes {
+        let held = outbox.held();
+        if held == 0 {
+            continue;
+        }
+        if outbox.is_closing() {
+            leaving += held;
+        } else {
+            open.push((held, outbox));
+        }
+    }
+    let mut excess = budget.total().saturating_sub(limit).saturating_sub(leaving);
+    open.sort_unstable_by_key(|(held, _)| std::cmp::Reverse(*held));
+    let mut closed = 0;
+    for (held, outbox) in open {
+        if excess == 0 {
+            break;
+        }
+        tracing::warn!(
+            serial = outbox.serial(),
+            held,
+            "outbound budget exceeded, closing the largest queue with 4008"
+        );
+        outbox.close(budget_reason());
+        excess = excess.saturating_sub(held);
+        closed += 1;
+    }
+    closed
+}
+
+/// Why a queue closed for the server-wide budget goes.
+fn budget_reason() -> CloseReason {
+    CloseReason {
+        drain: false,
+        ..CloseReason::with_code(code::TOO_SLOW, "too slow: server outbound budget exceeded")
+    }
 }
 
 /// Why and how a connection ends.
@@ -83,10 +218,12 @@ pub enum PushError {
 /// Frames waiting for the writer.
 #[derive(Debug, Default)]
 struct Queue {
+    /// The frames, oldest first.
     frames: VecDeque<Message>,
     /// Payload bytes in `frames`.
     bytes: usize,
-    /// No more frames are accepted (the session is finishing).
+    /// No more frames are accepted (the session is finishing, or a close
+    /// that does not drain dropped what was queued).
     sealed: bool,
 }
 
@@ -95,9 +232,17 @@ struct Queue {
 struct Shared {
     /// Distinguishes connections that had the same id at different times.
     serial: u64,
+    /// Frames the queue holds before the connection is closed with 4008.
     max_frames: usize,
+    /// Bytes the queue holds before the connection is closed with 4008.
     max_bytes: usize,
+    /// The frames waiting for the writer.
     queue: Mutex<Queue>,
+    /// Bytes the writer has taken and not yet handed to the socket (still
+    /// counted in `budget`).
+    in_flight: AtomicUsize,
+    /// Where this queue's bytes are counted with every other queue's.
+    budget: Arc<Budget>,
     /// Set with the first close request; checked without the lock.
     closing: AtomicBool,
     /// The first close request wins; later ones are ignored.
@@ -110,10 +255,32 @@ struct Shared {
 
 impl Shared {
     fn close(&self, reason: CloseReason) {
-        let _ = self.reason.set(reason);
+        let drain = reason.drain;
+        let first = self.reason.set(reason).is_ok();
         if !self.closing.swap(true, Ordering::AcqRel) {
             self.ready.notify_one();
             self.closed.notify_waiters();
+        }
+        if first && !drain {
+            // Nothing queued will be sent: give the memory (and the budget)
+            // back now, not when the close frame has made it out.
+            let mut q = self.queue();
+            q.sealed = true;
+            q.frames = VecDeque::new();
+            self.budget.release(std::mem::take(&mut q.bytes));
+        }
+    }
+
+    /// Append `msg` (`len` payload bytes, already charged to the budget)
+    /// and release the lock. The writer takes the whole queue at once, so
+    /// only the push that makes it non-empty needs to wake it.
+    fn enqueue(&self, mut q: MutexGuard<'_, Queue>, msg: Message, len: usize) {
+        let was_empty = q.frames.is_empty();
+        q.frames.push_back(msg);
+        q.bytes += len;
+        drop(q);
+        if was_empty {
+            self.ready.notify_one();
         }
     }
 
@@ -151,13 +318,33 @@ pub struct Inbox {
     shared: Arc<Shared>,
 }
 
-/// A new queue for connection `serial`, bounded by `max_frames` and `max_bytes`.
+impl Drop for Shared {
+    fn drop(&mut self) {
+        let q = self.queue.get_mut().unwrap_or_else(|e| e.into_inner());
+        self.budget.release(q.bytes + *self.in_flight.get_mut());
+    }
+}
+
+/// A new queue for connection `serial`, bounded by `max_frames` and
+/// `max_bytes`, counted in no server-wide budget.
 pub fn channel(serial: u64, max_frames: usize, max_bytes: usize) -> (Outbox, Inbox) {
+    channel_in(serial, max_frames, max_bytes, Budget::unlimited())
+}
+
+/// [`channel`], with the queue's bytes counted in `budget`.
+pub fn channel_in(
+    serial: u64,
+    max_frames: usize,
+    max_bytes: usize,
+    budget: Arc<Budget>,
+) -> (Outbox, Inbox) {
     let shared = Arc::new(Shared {
         serial,
         max_frames: max_frames.max(1),
         max_bytes,
         queue: Mutex::default(),
+        in_flight: AtomicUsize::new(0),
+        budget,
         closing: AtomicBool::new(false),
         reason: OnceLock::new(),
         ready: Notify::new(),
@@ -185,7 +372,7 @@ impl Outbox {
             return Err(PushError::Closed);
         }
         let len = msg.len();
-        let mut q = s.queue();
+        let q = s.queue();
         if q.sealed {
             return Err(PushError::Closed);
         }
@@ -195,16 +382,40 @@ impl Outbox {
             self.overflow();
             return Err(PushError::Full);
         }
-        let was_empty = q.frames.is_empty();
-        q.frames.push_back(msg);
-        q.bytes += len;
-        drop(q);
-        // The writer takes the whole queue at once, so only the push that
-        // makes it non-empty needs to wake it.
-        if was_empty {
-            s.ready.notify_one();
+        if !s.budget.charge(len) {
+            drop(q);
+            tracing::warn!(
+                serial = s.serial,
+                "outbound budget at its ceiling, closing with 4008"
+            );
+            self.close(budget_reason());
+            return Err(PushError::Full);
         }
+        s.enqueue(q, msg, len);
         Ok(())
+    }
+
+    /// Queue a control frame (the server's ping) without the queue's
+    /// limits: a heartbeat never closes a connection by itself. Refused
+    /// only once the connection is closing.
+    pub fn push_control(&self, msg: Message) -> Result<(), PushError> {
+        let s = &*self.shared;
+        let len = msg.len();
+        let q = s.queue();
+        if q.sealed || s.is_closing() {
+            return Err(PushError::Closed);
+        }
+        // Not refused past the ceiling either (a ping has no payload).
+        s.budget.charge(len);
+        s.enqueue(q, msg, len);
+        Ok(())
+    }
+
+    /// Bytes this connection holds in the server-wide budget: queued, or
+    /// taken by the writer and not yet written.
+    pub fn held(&self) -> usize {
+        let s = &*self.shared;
+        s.queue().bytes + s.in_flight.load(Ordering::Relaxed)
     }
 
     /// Ask the session to end. The first reason wins.
@@ -250,30 +461,54 @@ impl Inbox {
         }
     }
 
-    /// Everything queued now, oldest first (empty if nothing is).
+    /// Everything queued now, oldest first (empty if nothing is). Its bytes
+    /// stay counted in the budget until [`Inbox::written`] (or
+    /// [`Inbox::requeue`]) says what became of them.
     pub fn take_all(&mut self) -> VecDeque<Message> {
-        let mut q = self.shared.queue();
-        q.bytes = 0;
+        let s = &*self.shared;
+        let mut q = s.queue();
+        let bytes = std::mem::take(&mut q.bytes);
+        // A batch taken before is done with by now.
+        s.budget.release(s.in_flight.swap(bytes, Ordering::Relaxed));
         std::mem::take(&mut q.frames)
     }
 
+    /// Everything taken by [`Inbox::take_all`] has gone to the socket.
+    pub fn written(&mut self) {
+        let s = &*self.shared;
+        s.budget.release(s.in_flight.swap(0, Ordering::Relaxed));
+    }
+
     /// Put frames taken by [`Inbox::take_all`] and not written back at the
-    /// front of the queue, in order (the close then drains them if asked).
+    /// front of the queue, in order (the close then drains them if asked;
+    /// a close that does not drain drops them).
     pub fn requeue(&mut self, frames: VecDeque<Message>) {
-        if frames.is_empty() {
+        let s = &*self.shared;
+        let mut q = s.queue();
+        let taken = s.in_flight.swap(0, Ordering::Relaxed);
+        if q.sealed {
+            s.budget.release(taken);
             return;
         }
-        let mut q = self.shared.queue();
-        q.bytes += frames.iter().map(Message::len).sum::<usize>();
-        let newer = std::mem::replace(&mut q.frames, frames);
-        q.frames.extend(newer);
+        let back = frames.iter().map(Message::len).sum::<usize>();
+        // What is not back was written.
+        s.budget.release(taken.saturating_sub(back));
+        q.bytes += back;
+        if q.frames.is_empty() {
+            q.frames = frames;
+        } else if !frames.is_empty() {
+            let newer = std::mem::replace(&mut q.frames, frames);
+            q.frames.extend(newer);
+        }
     }
 
     /// A queued frame if one is ready now.
     pub fn try_recv(&mut self) -> Option<Message> {
-        let mut q = self.shared.queue();
+        let s = &*self.shared;
+        let mut q = s.queue();
         let m = q.frames.pop_front()?;
         q.bytes -= m.len();
+        s.budget.release(m.len());
         Some(m)
     }
 
@@ -375,6 +610,137 @@ mod tests {
         assert_eq!(inbox.try_recv(), Some(text("b")));
         assert_eq!(inbox.try_recv(), Some(text("c")));
         assert_eq!(inbox.try_recv(), None);
+    }
+
+    fn counted(budget: &Arc<Budget>) -> (Outbox, Inbox) {
+        channel_in(1, 100, 1 << 20, budget.clone())
+    }
+
+    #[tokio::test]
+    async fn the_budget_counts_until_written() {
+        let budget = Budget::new(1 << 20);
+        let (out, mut inbox) = counted(&budget);
+        out.push(text("abcd")).unwrap();
+        out.push(text("ef")).unwrap();
+        assert_eq!((budget.total(), out.held()), (6, 6));
+        let mut batch = inbox.take_all();
+        // Taken is not yet written.
+        assert_eq!((budget.total(), out.held()), (6, 6));
+        out.push(text("g")).unwrap();
+        assert_eq!(budget.total(), 7);
+        // One frame of the batch written, one back to the queue.
+        batch.pop_front();
+        inbox.requeue(batch);
+        assert_eq!((budget.total(), out.held()), (3, 3));
+        assert_eq!(inbox.try_recv(), Some(text("ef")));
+        assert_eq!(budget.total(), 1);
+        inbox.take_all();
+        inbox.written();
+        assert_eq!((budget.total(), out.held()), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn a_close_that_does_not_drain_gives_everything_back() {
+        let budget = Budget::new(1 << 20);
+        let (out, mut inbox) = counted(&budget);
+        out.push(text("abcd")).unwrap();
+        let batch = inbox.take_all();
+        out.push(text("ef")).unwrap();
+        out.close(CloseReason::peer_gone("gone"));
+        // The queue is dropped at once; the batch when the writer puts it back.
+        assert_eq!(budget.total(), 4);
+        inbox.requeue(batch);
+        assert_eq!(budget.total(), 0);
+        assert_eq!(inbox.try_recv(), None);
+        assert_eq!(out.push(text("late")), Err(PushError::Closed));
+        assert_eq!(budget.total(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_draining_close_counts_until_drained_and_the_end_gives_the_rest_back() {
+        let budget = Budget::new(1 << 20);
+        let (out, mut inbox) = counted(&budget);
+        out.push(text("abcd")).unwrap();
+        out.push(text("ef")).unwrap();
+        out.close(CloseReason::with_code(code::GOING_AWAY, "bye"));
+        inbox.seal();
+        assert_eq!(budget.total(), 6);
+        assert_eq!(inbox.try_recv(), Some(text("abcd")));
+        assert_eq!(budget.total(), 2);
+        // The session ends with a frame still queued (its close timed out).
+        drop((out, inbox));
+        assert_eq!(budget.total(), 0);
+
+        // A queue dropped with a batch taken and not written.
+        let (out, mut inbox) = counted(&budget);
+        out.push(text("abcd")).unwrap();
+        inbox.take_all();
+        out.push(text("ef")).unwrap();
+        drop((out, inbox));
+        assert_eq!(budget.total(), 0);
+    }
+
+    #[tokio::test]
+    async fn past_twice_the_budget_a_push_is_refused_and_its_target_closed() {
+        let budget = Budget::new(10);
+        let (out, inbox) = counted(&budget);
+        out.push(text("0123456789")).unwrap();
+        out.push(text("0123456789")).unwrap();
+        assert_eq!(budget.total(), 20);
+        assert_eq!(out.push(text("x")), Err(PushError::Full));
+        let reason = inbox.reason().cloned().unwrap();
+        assert_eq!(reason.code, Some(code::TOO_SLOW));
+        assert_eq!(reason.reason, "too slow: server outbound budget exceeded");
+        assert_eq!(budget.total(), 0);
+    }
+
+    #[tokio::test]
+    async fn shed_closes_the_largest_queues_until_under_the_budget() {
+        let budget = Budget::new(100);
+        let mut queues: Vec<_> = (0..4).map(|_| counted(&budget)).collect();
+        // Held: 10, 60, 20, 40 = 130 bytes, 30 over.
+        for ((out, _), n) in queues.iter().zip([10, 60, 20, 40]) {
+            out.push(text(&"x".repeat(n))).unwrap();
+        }
+        let exceeded = budget.exceeded();
+        tokio::pin!(exceeded);
+        // The push that went over asked for shedding.
+        futures_util::FutureExt::now_or_never(exceeded.as_mut()).unwrap();
+        // The largest one's writer holds its frame (taken, not written).
+        let batch = queues[1].1.take_all();
+        let outboxes =
+            |q: &Vec<(Outbox, Inbox)>| q.iter().map(|(o, _)| o.clone()).collect::<Vec<_>>();
+        assert_eq!(shed(&budget, outboxes(&queues)), 1);
+        let closing: Vec<_> = queues.iter().map(|(o, _)| o.is_closing()).collect();
+        assert_eq!(closing, [false, true, false, false]);
+        // Its 60 bytes are still counted, but they are on their way out: a
+        // second pass closes nothing more.
+        assert_eq!(budget.total(), 130);
+        assert_eq!(shed(&budget, outboxes(&queues)), 0);
+        queues[1].1.requeue(batch);
+        assert_eq!(budget.total(), 70);
+
+        // Over again: the largest open queue goes, and only it.
+        queues[3].0.push(text(&"y".repeat(45))).unwrap();
+        assert_eq!(budget.total(), 115);
+        assert_eq!(shed(&budget, outboxes(&queues)), 1);
+        let closing: Vec<_> = queues.iter().map(|(o, _)| o.is_closing()).collect();
+        assert_eq!(closing, [false, true, false, true]);
+        assert_eq!(budget.total(), 30);
+    }
+
+    #[tokio::test]
+    async fn pings_pass_a_full_queue() {
+        let (out, mut inbox) = channel(1, 1, 1024);
+        out.push(text("a")).unwrap();
+        out.push_control(Message::Ping(Default::default())).unwrap();
+        assert!(!out.is_closing());
+        assert_eq!(inbox.take_all().len(), 2);
+        out.close(CloseReason::with_code(code::GOING_AWAY, "bye"));
+        assert_eq!(
+            out.push_control(Message::Ping(Default::default())),
+            Err(PushError::Closed)
+        );
     }
 
     #[tokio::test]

@@ -8,13 +8,18 @@
 //! {"t":1764115200009,"event":"disconnect","id":"alice"}
 //! ```
 //!
-//! Sessions never wait for the disk: events go through a bounded queue to
-//! one writer task. If the disk cannot keep up, events are dropped and a
-//! `{"event":"gap","dropped":N}` line says how many.
+//! Sessions never wait for the disk: events go through a queue bounded in
+//! events and in bytes to one writer task. If the disk cannot keep up,
+//! events are dropped and a `{"event":"gap","dropped":N}` line says how many.
+//!
+//! The file is created readable by its owner only (it holds what clients
+//! sent). Past `record_max_bytes` it is renamed to `<file>.1` (replacing the
+//! previous one) and a new file is started, so at most two files of at most
+//! that size each are kept (a single longer line goes alone in its file).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -28,6 +33,13 @@ use crate::policy::{ConnectInfo, Frame};
 
 /// Events waiting for the writer.
 const QUEUE: usize = 65_536;
+
+/// Bytes of events waiting for the writer (approximately: see
+/// [`Event::size`]).
+pub const QUEUE_BYTES: usize = 64 * 1024 * 1024;
+
+/// What an event costs besides its strings (the struct, the queue slot).
+const EVENT_OVERHEAD: usize = 128;
 
 /// One recorded line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -112,6 +124,37 @@ impl Event {
         }
     }
 
+    /// Approximately how many bytes the event holds in memory.
+    pub fn size(&self) -> usize {
+        let strings = match self {
+            Event::Connect {
+                id,
+                remote_addr,
+                path,
+                query,
+                headers,
+                ..
+            } => {
+                id.len()
+                    + remote_addr.len()
+                    + path.len()
+                    + query.as_ref().map_or(0, String::len)
+                    + headers
+                        .iter()
+                        .map(|(k, v)| k.len() + v.len())
+                        .sum::<usize>()
+            }
+            Event::Message { id, text, binary } => {
+                id.len()
+                    + text.as_ref().map_or(0, String::len)
+                    + binary.as_ref().map_or(0, String::len)
+            }
+            Event::Disconnect { id } => id.len(),
+            Event::Gap { .. } => 0,
+        };
+        EVENT_OVERHEAD + strings
+    }
+
     /// The frame of a message event (`None` if it carries neither form or
     /// bad base64).
     pub fn frame(text: &Option<String>, binary: &Option<String>) -> Option<Frame> {
@@ -134,7 +177,8 @@ pub struct RecordError {
 /// What the writer task is sent.
 #[derive(Debug)]
 enum Msg {
-    Line(Recorded),
+    /// An event and the bytes it was counted for in the queue.
+    Line(Recorded, usize),
     /// Write everything before this, flush, answer, and stop.
     Finish(oneshot::Sender<()>),
 }
@@ -142,36 +186,94 @@ enum Msg {
 /// The handle sessions record through (cheap to clone).
 #[derive(Debug, Clone)]
 pub struct Recorder {
+    /// To the writer task.
     tx: mpsc::Sender<Msg>,
+    /// Events dropped since the last `gap` line.
     dropped: Arc<AtomicU64>,
+    /// Bytes of events in the queue, and their bound.
+    queued: Arc<Queued>,
+}
+
+/// Bytes of events in the queue.
+#[derive(Debug)]
+struct Queued {
+    /// Now.
+    bytes: AtomicUsize,
+    /// At most.
+    max: usize,
+}
+
+impl Queued {
+    /// Count `n` more bytes, unless that would pass the bound.
+    fn take(&self, n: usize) -> bool {
+        self.bytes
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
+                b.checked_add(n).filter(|total| *total <= self.max)
+            })
+            .is_ok()
+    }
+
+    /// `n` bytes left the queue.
+    fn give_back(&self, n: usize) {
+        self.bytes.fetch_sub(n, Ordering::Relaxed);
+    }
 }
 
 impl Recorder {
-    /// Append to `path` (created if missing) from a background task.
-    pub async fn start(path: &Path) -> Result<Recorder, RecordError> {
-        let file = tokio::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .await
-            .map_err(|source| RecordError {
-                path: path.display().to_string(),
-                source,
-            })?;
+    /// Append to `path` (created if missing, owner-only) from a background
+    /// task, rotating it past `max_bytes` (0: never).
+    pub async fn start(path: &Path, max_bytes: u64) -> Result<Recorder, RecordError> {
+        let failed = |source| RecordError {
+            path: path.display().to_string(),
+            source,
+        };
+        let file = open_private(path).await.map_err(failed)?;
+        let written = file.metadata().await.map_err(failed)?.len();
+        let (recorder, rx) = Recorder::channel(QUEUE_BYTES);
+        let out = Output {
+            path: path.to_owned(),
+            file: tokio::io::BufWriter::new(file),
+            written,
+            max_bytes,
+        };
+        tokio::spawn(write(
+            out,
+            rx,
+            recorder.dropped.clone(),
+            recorder.queued.clone(),
+        ));
+        tracing::info!(path = %path.display(), max_bytes, "recording policy events");
+        Ok(recorder)
+    }
+
+    /// A recorder and the receiving end of its queue, bounded to
+    /// `max_bytes` of events.
+    fn channel(max_bytes: usize) -> (Recorder, mpsc::Receiver<Msg>) {
         let (tx, rx) = mpsc::channel(QUEUE);
-        let dropped = Arc::new(AtomicU64::new(0));
-        tokio::spawn(write(file, path.to_owned(), rx, dropped.clone()));
-        tracing::info!(path = %path.display(), "recording policy events");
-        Ok(Recorder { tx, dropped })
+        let recorder = Recorder {
+            tx,
+            dropped: Arc::new(AtomicU64::new(0)),
+            queued: Arc::new(Queued {
+                bytes: AtomicUsize::new(0),
+                max: max_bytes,
+            }),
+        };
+        (recorder, rx)
     }
 
     /// Record `event` now, without waiting.
     pub fn record(&self, event: Event) {
+        let size = event.size();
+        if !self.queued.take(size) {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         let line = Recorded {
             t: unix_ms(),
             event,
         };
-        if self.tx.try_send(Msg::Line(line)).is_err() {
+        if self.tx.try_send(Msg::Line(line, size)).is_err() {
+            self.queued.give_back(size);
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -191,40 +293,101 @@ impl Recorder {
     }
 }
 
-async fn write(
-    file: tokio::fs::File,
+/// Open `path` for appending, readable and writable by its owner only
+/// (an existing file with a wider mode is narrowed).
+async fn open_private(path: &Path) -> std::io::Result<tokio::fs::File> {
+    let mut options = tokio::fs::OpenOptions::new();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    let file = options.open(path).await?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = file.metadata().await?.permissions().mode();
+        if mode & 0o077 != 0 {
+            file.set_permissions(std::fs::Permissions::from_mode(0o600))
+                .await?;
+        }
+    }
+    Ok(file)
+}
+
+/// The file being written, and when to rotate it.
+struct Output {
+    /// Its path.
     path: PathBuf,
+    /// The open file.
+    file: tokio::io::BufWriter<tokio::fs::File>,
+    /// Bytes in it.
+    written: u64,
+    /// Rotate before passing this (0: never).
+    max_bytes: u64,
+}
+
+impl Output {
+    /// Whether a line of `more` bytes after `pending` unwritten ones would
+    /// take the file past its cap. An empty file takes any line (a line
+    /// longer than the cap goes alone).
+    fn would_overflow(&self, pending: usize, more: usize) -> bool {
+        let before = self.written + pending as u64;
+        self.max_bytes > 0 && before > 0 && before + more as u64 > self.max_bytes
+    }
+
+    /// Write and flush `buf` (then empty it).
+    async fn put(&mut self, buf: &mut Vec<u8>) -> std::io::Result<()> {
+        if buf.is_empty() {
+            return Ok(());
+        }
+        self.file.write_all(buf).await?;
+        self.file.flush().await?;
+        self.written += buf.len() as u64;
+        buf.clear();
+        Ok(())
+    }
+
+    /// Move the file to `<file>.1` (replacing it) and start a new one.
+    async fn rotate(&mut self) -> std::io::Result<()> {
+        self.file.flush().await?;
+        let mut old = self.path.clone().into_os_string();
+        old.push(".1");
+        tokio::fs::rename(&self.path, &old).await?;
+        self.file = tokio::io::BufWriter::new(open_private(&self.path).await?);
+        self.written = 0;
+        Ok(())
+    }
+}
+
+async fn write(
+    mut out: Output,
     mut rx: mpsc::Receiver<Msg>,
     dropped: Arc<AtomicU64>,
+    queued: Arc<Queued>,
 ) {
-    let mut out = tokio::io::BufWriter::new(file);
     let mut buf = Vec::with_capacity(64 * 1024);
+    let mut line = Vec::with_capacity(1024);
     let mut batch = Vec::with_capacity(256);
     let mut finished = None;
     while finished.is_none() && rx.recv_many(&mut batch, 256).await > 0 {
-        buf.clear();
+        let mut lines = Vec::with_capacity(batch.len() + 1);
         let gap = dropped.swap(0, Ordering::Relaxed);
         if gap > 0 {
-            push_line(
-                &mut buf,
-                &Recorded {
-                    t: unix_ms(),
-                    event: Event::Gap { dropped: gap },
-                },
-            );
+            lines.push(Recorded {
+                t: unix_ms(),
+                event: Event::Gap { dropped: gap },
+            });
         }
         for msg in batch.drain(..) {
             match msg {
-                Msg::Line(line) => push_line(&mut buf, &line),
+                Msg::Line(recorded, size) => {
+                    queued.give_back(size);
+                    lines.push(recorded);
+                }
                 Msg::Finish(done) => finished = Some(done),
             }
         }
-        let written = async {
-            out.write_all(&buf).await?;
-            out.flush().await
-        };
-        if let Err(e) = written.await {
-            tracing::error!(path = %path.display(), error = %e, "recording stopped");
+        if let Err(e) = write_lines(&mut out, &lines, &mut buf, &mut line).await {
+            tracing::error!(path = %out.path.display(), error = %e, "recording stopped");
             return;
         }
     }
@@ -233,8 +396,76 @@ async fn write(
     }
 }
 
+/// Write `lines`, rotating the file whenever the next line would take it
+/// past its cap.
+async fn write_lines(
+    out: &mut Output,
+    lines: &[Recorded],
+    buf: &mut Vec<u8>,
+    line: &mut Vec<u8>,
+) -> std::io::Result<()> {
+    for recorded in lines {
+        line.clear();
+        push_line(line, recorded);
+        if out.would_overflow(buf.len(), line.len()) {
+            out.put(buf).await?;
+            out.rotate().await?;
+        }
+        buf.extend_from_slice(line);
+    }
+    out.put(buf).await
+}
+
 fn push_line(buf: &mut Vec<u8>, line: &Recorded) {
     if serde_json::to_writer(&mut *buf, line).is_ok() {
         buf.push(b'\n');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(bytes: usize) -> Event {
+        Event::Message {
+            id: "alice".into(),
+            text: Some("x".repeat(bytes)),
+            binary: None,
+        }
+    }
+
+    #[test]
+    fn the_queue_is_bounded_in_bytes() {
+        let one = message(1000).size();
+        let (recorder, mut rx) = Recorder::channel(3 * one);
+        for _ in 0..10 {
+            recorder.record(message(1000));
+        }
+        // Three fit in the bytes allowed, although the queue has room for
+        // many more events; the rest are counted for the gap line.
+        assert_eq!(recorder.dropped.load(Ordering::Relaxed), 7);
+        assert_eq!(recorder.queued.bytes.load(Ordering::Relaxed), 3 * one);
+        // Even a small one, while the bytes are taken.
+        recorder.record(message(0));
+        assert_eq!(recorder.dropped.load(Ordering::Relaxed), 8);
+        // What the writer takes out makes room again.
+        let Ok(Msg::Line(_, size)) = rx.try_recv() else {
+            panic!("an event was queued");
+        };
+        recorder.queued.give_back(size);
+        recorder.record(message(1000));
+        assert_eq!(recorder.dropped.load(Ordering::Relaxed), 8);
+        assert_eq!(recorder.queued.bytes.load(Ordering::Relaxed), 3 * one);
+    }
+
+    #[test]
+    fn event_sizes_count_their_strings() {
+        assert!(message(10_000).size() >= 10_000);
+        let binary = Event::message("bob", &Frame::Binary(vec![0; 3000]));
+        assert!(
+            binary.size() >= 4000,
+            "base64 of 3000 bytes: {}",
+            binary.size()
+        );
     }
 }

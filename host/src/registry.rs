@@ -1,13 +1,21 @@
 //! Who is online and who is in which room. Membership belongs to the id, not
 //! to a socket: a reconnect that replaces a stale socket keeps its rooms.
 //!
-//! Lock order (DashMap shards): `members_of` → `rooms` → `online`. Fan-out
-//! holds a room's shard for reading while it queues to each member; queueing
-//! never blocks, so the hold is short.
+//! Changes to one id's presence and memberships (register, unregister with
+//! its rooms, join, leave) are serialised by a lock striped by id, so a
+//! connection going offline and a new one with the same id joining a room
+//! cannot interleave: either the new connection finds the id still in its
+//! rooms, or the rooms have already heard `left` before its `joined`.
+//!
+//! Lock order: an id stripe → `members_of` → `rooms` → `online` (DashMap
+//! shards). Fan-out holds a room's shard for reading while it queues to each
+//! member; queueing never blocks, so the hold is short. Nothing holding a
+//! shard ever takes a stripe.
 
 use std::collections::HashSet;
-use std::sync::Arc;
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use dashmap::DashMap;
 use tokio_tungstenite::tungstenite::Message;
@@ -17,13 +25,20 @@ use crate::outbound::{CloseReason, Outbox, PushError, code};
 /// Shared name of an id or a room: cloned into several sets, stored once.
 pub type Name = Arc<str>;
 
+/// Stripes of the per-id lock: enough that unrelated ids rarely wait on
+/// each other, few enough to cost nothing.
+const STRIPES: usize = 256;
+
+/// Rooms an id may be in when the registry is made without a limit.
+pub const DEFAULT_MAX_ROOMS: usize = 256;
+
 /// The cheap-to-clone registry handle.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Registry {
     inner: Arc<Inner>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Inner {
     /// id → its current connection.
     online: DashMap<Name, Outbox>,
@@ -33,6 +48,25 @@ struct Inner {
     members_of: DashMap<Name, HashSet<Name>>,
     /// Source of connection serials.
     next_serial: AtomicU64,
+    /// Serialises presence and membership changes per id (see module doc).
+    stripes: Box<[Mutex<()>]>,
+    /// Picks an id's stripe.
+    hasher: std::collections::hash_map::RandomState,
+    /// Rooms one id may be in at once.
+    max_rooms: usize,
+}
+
+/// What a `join` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Joined {
+    /// The id is now a member.
+    Added,
+    /// It already was.
+    AlreadyMember,
+    /// The id is not online (an offline id cannot join).
+    Offline,
+    /// The id is in as many rooms as it may be.
+    TooManyRooms,
 }
 
 /// Result of a fan-out: how many got the frame, how many could not take it.
@@ -54,10 +88,31 @@ impl Delivery {
     }
 }
 
+impl Default for Registry {
+    fn default() -> Self {
+        Registry::with_max_rooms(DEFAULT_MAX_ROOMS)
+    }
+}
+
 impl Registry {
-    /// An empty registry.
+    /// An empty registry allowing [`DEFAULT_MAX_ROOMS`] rooms per id.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty registry allowing `max_rooms` rooms per id.
+    pub fn with_max_rooms(max_rooms: usize) -> Self {
+        Registry {
+            inner: Arc::new(Inner {
+                online: DashMap::new(),
+                rooms: DashMap::new(),
+                members_of: DashMap::new(),
+                next_serial: AtomicU64::new(0),
+                stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
+                hasher: Default::default(),
+                max_rooms,
+            }),
+        }
     }
 
     /// A fresh serial for a new connection.
@@ -68,6 +123,7 @@ impl Registry {
     /// Make `outbox` the connection of `id`. An older connection with the same
     /// id is closed with 4001 and returned.
     pub fn register(&self, id: &str, outbox: Outbox) -> Option<Outbox> {
+        let _id = self.lock(id);
         let old = self.inner.online.insert(Name::from(id), outbox);
         if let Some(old) = &old {
             old.close(CloseReason {
@@ -81,56 +137,71 @@ impl Registry {
     /// Take `id` offline if connection `serial` still holds it. Returns
     /// whether it did (false after a replacement).
     pub fn unregister(&self, id: &str, serial: u64) -> bool {
+        let _id = self.lock(id);
         self.inner
             .online
             .remove_if(id, |_, o| o.serial() == serial)
             .is_some()
     }
 
-    /// Remove an offline id from all its rooms (after its `on-disconnect`).
-    /// Does nothing if the id came back online meanwhile.
-    pub fn forget_rooms_if_offline(&self, id: &str) {
+    /// Remove an offline id from all its rooms, telling each room's
+    /// remaining members with `left(room, id)`. Does nothing if the id is
+    /// online again (a new connection took it and keeps its rooms). Returns
+    /// how many rooms it left.
+    pub fn leave_all_if_offline(&self, id: &str, left: impl Fn(&str, &str) -> Message) -> usize {
+        let _id = self.lock(id);
         if self.is_online(id) {
-            return;
+            return 0;
         }
-        if let Some((_, rooms)) = self.inner.members_of.remove(id) {
-            for room in rooms {
-                self.remove_member(&room, id);
-            }
+        let Some((_, rooms)) = self.inner.members_of.remove(id) else {
+            return 0;
+        };
+        // Under the id's lock: a new connection's `join` waits, so every
+        // room hears this `left` before that `joined`.
+        for room in &rooms {
+            self.remove_member(room, id);
+            self.send_room(room, &left(room, id), None);
         }
+        rooms.len()
     }
 
-    /// Add `id` to `room`; an offline id cannot join. True if it was added.
-    pub fn join(&self, id: &str, room: &str) -> bool {
+    /// Add `id` to `room`, within the rooms-per-id limit.
+    pub fn join(&self, id: &str, room: &str) -> Joined {
+        let _id = self.lock(id);
         let Some(id) = self.online_name(id) else {
-            return false;
+            return Joined::Offline;
         };
         let room = Name::from(room);
-        let added = self
-            .inner
-            .members_of
-            .entry(id.clone())
-            .or_default()
-            .insert(room.clone());
-        if added {
-            self.inner.rooms.entry(room).or_default().insert(id);
+        {
+            let mut rooms = self.inner.members_of.entry(id.clone()).or_default();
+            if rooms.contains(&room) {
+                return Joined::AlreadyMember;
+            }
+            if rooms.len() >= self.inner.max_rooms {
+                return Joined::TooManyRooms;
+            }
+            rooms.insert(room.clone());
         }
-        added
+        self.inner.rooms.entry(room).or_default().insert(id);
+        Joined::Added
     }
 
     /// Remove `id` from `room`. True if it was a member.
     pub fn leave(&self, id: &str, room: &str) -> bool {
-        let removed = match self.inner.members_of.get_mut(id) {
-            Some(mut rooms) => rooms.remove(room),
-            None => false,
-        };
-        self.inner
-            .members_of
-            .remove_if(id, |_, rooms| rooms.is_empty());
-        if removed {
-            self.remove_member(room, id);
-        }
-        removed
+        let _id = self.lock(id);
+        self.remove_membership(id, room)
+    }
+
+    /// Remove `id` from `room` only while `id` is offline (what an
+    /// `on-disconnect` decided must not touch a newer connection).
+    pub fn leave_if_offline(&self, id: &str, room: &str) -> bool {
+        let _id = self.lock(id);
+        !self.is_online(id) && self.remove_membership(id, room)
+    }
+
+    /// The rooms-per-id limit.
+    pub fn max_rooms(&self) -> usize {
+        self.inner.max_rooms
     }
 
     /// Is `id` online?
@@ -226,9 +297,44 @@ impl Registry {
         }
     }
 
+    /// Every online connection's queue (the outbound budget looks for the
+    /// largest when it is exceeded).
+    pub fn outboxes(&self) -> Vec<Outbox> {
+        self.inner
+            .online
+            .iter()
+            .map(|e| e.value().clone())
+            .collect()
+    }
+
     /// The registry's own copy of an online id's name (so rooms share it).
     fn online_name(&self, id: &str) -> Option<Name> {
         self.inner.online.get(id).map(|e| e.key().clone())
+    }
+
+    /// The lock serialising `id`'s presence and membership changes.
+    fn lock(&self, id: &str) -> MutexGuard<'_, ()> {
+        let stripe = self.inner.hasher.hash_one(id) as usize % STRIPES;
+        // The guarded data is `()`: a panic elsewhere cannot leave it invalid.
+        self.inner.stripes[stripe]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Take `room` from `id`'s rooms and `id` from `room`'s members (the
+    /// caller holds `id`'s lock).
+    fn remove_membership(&self, id: &str, room: &str) -> bool {
+        let removed = match self.inner.members_of.get_mut(id) {
+            Some(mut rooms) => rooms.remove(room),
+            None => false,
+        };
+        self.inner
+            .members_of
+            .remove_if(id, |_, rooms| rooms.is_empty());
+        if removed {
+            self.remove_member(room, id);
+        }
+        removed
     }
 
     fn remove_member(&self, room: &str, id: &str) {

@@ -6,8 +6,8 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::timeout;
@@ -16,12 +16,13 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::admin::{Admin, AdminError};
+use crate::admission::{Admission, Refusal, Ticket};
 use crate::record::{RecordError, Recorder};
 use crate::reload::Reloader;
 
 use crate::clock::Clock;
-use crate::config::{Config, PolicySource};
-use crate::outbound::{CloseReason, code};
+use crate::config::{Config, Limits, PolicySource};
+use crate::outbound::{self, Budget, CloseReason, code};
 use crate::policy::{self, LoadError, Policy, PolicyEnv};
 use crate::registry::Registry;
 use crate::session;
@@ -44,6 +45,9 @@ pub enum ServerError {
     /// Event recording could not start.
     #[error(transparent)]
     Record(#[from] RecordError),
+    /// The `[auth]` settings are unusable (short secret, bad key file).
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthSetupError),
     /// `native_rules` asked of a build without them.
     #[error("this build has no native rules (build with --features native-rules)")]
     NoNativeRules,
@@ -72,7 +76,8 @@ pub struct Server {
 impl Server {
     /// Load the policy, set up TLS and bind.
     pub async fn bind(config: Config) -> Result<Server, ServerError> {
-        let registry = Registry::new();
+        let auth = crate::auth::verifier(config.auth.as_ref())?;
+        let registry = Registry::with_max_rooms(config.limits.max_rooms_per_id);
         let state = StateStore::new(StateLimits::from(&config.policy_limits));
         let policy_file = match &config.policy {
             PolicySource::File(path) => Some(path.clone()),
@@ -112,12 +117,14 @@ impl Server {
         let reloader = policy_file.map(|path| Arc::new(Reloader::new(policy.clone(), path)));
         let admin = match &config.admin {
             Some(admin) => {
-                Some(Admin::bind(admin, policy.clone(), registry.clone(), reloader.clone()).await?)
+                let (policy, registry, reloader) =
+                    (policy.clone(), registry.clone(), reloader.clone());
+                Some(Admin::bind(admin, policy, registry, reloader, config.native_rules).await?)
             }
             None => None,
         };
         let recorder = match &config.record_events {
-            Some(path) => Some(Recorder::start(path).await?),
+            Some(path) => Some(Recorder::start(path, config.record_max_bytes).await?),
             None => None,
         };
         let watch = (config.watch_policy && reloader.is_some()).then_some(config.watch_interval);
@@ -136,9 +143,11 @@ impl Server {
             policy,
             recorder,
             ws_config: shared::ws_config(&config.limits),
+            admission: Admission::new(&config.limits),
+            budget: Budget::new(config.limits.outbound_total_bytes),
             limits: config.limits,
             secure: tls.is_some(),
-            connections: AtomicUsize::new(0),
+            auth,
             shutting_down: AtomicBool::new(false),
         });
         Ok(Server {
@@ -166,6 +175,16 @@ impl Server {
     /// The registry (for embedding and tests: who is online, rooms).
     pub fn registry(&self) -> Registry {
         self.shared.registry.clone()
+    }
+
+    /// The bytes queued to all clients together (for tests and metrics).
+    pub fn outbound_budget(&self) -> Arc<Budget> {
+        self.shared.budget.clone()
+    }
+
+    /// What is admitted now: connections server-wide and per address.
+    pub fn admission(&self) -> Arc<Admission> {
+        self.shared.admission.clone()
     }
 
     /// The policy runtime (status, swap, rollback).
@@ -206,6 +225,16 @@ impl Server {
                 }
             });
         }
+        if shared.budget.limit().is_some() {
+            let stop = stop.clone();
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = stop.cancelled() => {}
+                    _ = shed(&shared) => {}
+                }
+            });
+        }
         let _stop_on_return = stop.drop_guard();
         let tasks = TaskTracker::new();
         tokio::pin!(shutdown);
@@ -221,6 +250,20 @@ impl Server {
             policy.source,
             policy.size
         );
+        // What a benchmark column claims to run is checked against this line
+        // (bench/bench.py): which rules, and the client limits in effect.
+        let l = &shared.limits;
+        tracing::info!(
+            rules = shared.rules(),
+            messages_per_sec = l.messages_per_sec,
+            broadcasts_per_sec = l.broadcasts_per_sec,
+            max_rooms_per_id = l.max_rooms_per_id,
+            max_connections_per_ip = l.max_connections_per_ip,
+            max_handshakes_per_ip = l.max_handshakes_per_ip,
+            outbound_total_bytes = l.outbound_total_bytes,
+            "serving"
+        );
+        let mut failures = AcceptFailures::default();
         loop {
             let accepted = tokio::select! {
                 _ = &mut shutdown => break,
@@ -228,12 +271,23 @@ impl Server {
             };
             match accepted {
                 Ok((tcp, peer)) => {
-                    tasks.spawn(serve(shared.clone(), tls.clone(), tcp, peer));
+                    if let Some(failed) = failures.recovered() {
+                        tracing::info!(failed, "accepting again after failures");
+                    }
+                    match shared.admission.admit(peer.ip()) {
+                        Ok(ticket) => {
+                            tasks.spawn(serve(shared.clone(), tls.clone(), tcp, peer, ticket));
+                        }
+                        Err(refusal) => refuse(&tasks, &shared, &tls, tcp, peer, refusal),
+                    }
                 }
                 Err(e) => {
                     // Usually out of file descriptors: back off instead of
-                    // spinning, and let open connections finish.
-                    tracing::warn!(error = %e, "accept failed");
+                    // spinning, and let open connections finish. Logged at
+                    // most once a second: at the limit every attempt fails.
+                    if let Some(failed) = failures.note(Instant::now()) {
+                        tracing::warn!(error = %e, failed, "accept failed");
+                    }
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             }
@@ -262,25 +316,162 @@ impl Server {
     }
 }
 
-/// One accepted TCP connection: TLS (bounded in time) if configured, then
-/// the session.
-async fn serve(shared: Arc<Shared>, tls: Option<TlsAcceptor>, tcp: TcpStream, peer: SocketAddr) {
-    // Chat frames are small and latency matters more than packet count.
-    let _ = tcp.set_nodelay(true);
+/// One admitted TCP connection: TLS (bounded in time) if configured, then
+/// the session. `ticket` counts it until it ends.
+async fn serve(
+    shared: Arc<Shared>,
+    tls: Option<TlsAcceptor>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    mut ticket: Ticket,
+) {
+    if let Err(e) = configure(&tcp, &shared.limits) {
+        tracing::debug!(%peer, error = %e, "socket options not set");
+    }
     match tls {
-        None => session::run(shared, tcp, peer).await,
+        None => session::run(shared, tcp, peer, &mut ticket).await,
         // Boxed: a TLS stream and its handshake are large, and a task's
         // future is as large as its largest state, so inline they would
         // make every plain connection pay for them too.
-        Some(acceptor) => Box::pin(serve_tls(shared, acceptor, tcp, peer)).await,
+        Some(acceptor) => Box::pin(serve_tls(shared, acceptor, tcp, peer, ticket)).await,
     }
 }
 
-async fn serve_tls(shared: Arc<Shared>, acceptor: TlsAcceptor, tcp: TcpStream, peer: SocketAddr) {
+async fn serve_tls(
+    shared: Arc<Shared>,
+    acceptor: TlsAcceptor,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    mut ticket: Ticket,
+) {
     match timeout(shared.limits.tls_handshake_timeout, acceptor.accept(tcp)).await {
-        Ok(Ok(stream)) => session::run(shared, stream, peer).await,
+        Ok(Ok(stream)) => session::run(shared, stream, peer, &mut ticket).await,
         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+    }
+}
+
+/// Socket options of an accepted connection: no Nagle delay (chat frames
+/// are small and latency matters more than packet count), and TCP
+/// keepalive after `limits.tcp_keepalive` of silence (0: off), so a peer
+/// that vanished without a FIN is found even when pings are off.
+pub fn configure(tcp: &TcpStream, limits: &Limits) -> std::io::Result<()> {
+    tcp.set_nodelay(true)?;
+    if !limits.tcp_keepalive.is_zero() {
+        let keepalive = socket2::TcpKeepalive::new()
+            .with_time(limits.tcp_keepalive)
+            .with_interval(KEEPALIVE_PROBE_INTERVAL);
+        socket2::SockRef::from(tcp).set_tcp_keepalive(&keepalive)?;
+    }
+    Ok(())
+}
+
+/// Between keepalive probes once they start (the OS default, 75 s on Linux,
+/// would take over ten minutes to give up).
+const KEEPALIVE_PROBE_INTERVAL: Duration = Duration::from_secs(10);
+
+/// A connection over an admission limit.
+///
+/// - Plain ws: a task answers 503 with the reason (after reading the
+///   request, bounded by `upgrade_timeout`).
+/// - wss, over the per-IP handshake limit: the socket is closed at once.
+///   Answering would mean a TLS handshake, which is the very work that
+///   limit is there to bound.
+/// - wss, over a connection limit: the TLS handshake is completed (bounded
+///   by `tls_handshake_timeout`) so the 503 can be read, then answered.
+///
+/// Refusals being answered are bounded ([`crate::admission::MAX_REFUSING`]
+/// at once, TLS handshakes included); past that the socket is closed.
+fn refuse(
+    tasks: &TaskTracker,
+    shared: &Arc<Shared>,
+    tls: &Option<TlsAcceptor>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    refusal: Refusal,
+) {
+    tracing::debug!(%peer, %refusal, "connection refused");
+    if tls.is_some() && refusal == Refusal::IpHandshakes {
+        return;
+    }
+    let Some(slot) = shared.admission.refusing() else {
+        return;
+    };
+    let shared = shared.clone();
+    let tls = tls.clone();
+    tasks.spawn(async move {
+        let _slot = slot;
+        let reason = refusal.to_string();
+        let _ = tcp.set_nodelay(true);
+        match tls {
+            None => {
+                let mut tcp = tcp;
+                session::at_limit(&shared, &mut tcp, &reason).await;
+            }
+            Some(acceptor) => {
+                let limit = shared.limits.tls_handshake_timeout;
+                if let Ok(Ok(mut stream)) = timeout(limit, acceptor.accept(tcp)).await {
+                    session::at_limit(&shared, &mut stream, &reason).await;
+                }
+            }
+        }
+    });
+}
+
+/// Close the largest queues while the outbound budget is exceeded.
+async fn shed(shared: &Shared) {
+    loop {
+        shared.budget.exceeded().await;
+        let closed = outbound::shed(&shared.budget, shared.registry.outboxes());
+        tracing::debug!(
+            closed,
+            total = shared.budget.total(),
+            "outbound budget shed"
+        );
+        if closed == 0 {
+            // Over only by queues already closing: their writers give the
+            // bytes back as they see the close. Pushes meanwhile ask again;
+            // don't scan for each (the budget's ceiling holds until then).
+            tokio::time::sleep(SHED_PAUSE).await;
+        }
+    }
+}
+
+/// The least time between two passes of [`shed`] that closed nothing.
+const SHED_PAUSE: Duration = Duration::from_millis(1);
+
+/// Accept failures (at the file limit every attempt fails) are logged at
+/// most once a second, with how many there were.
+#[derive(Debug, Default)]
+struct AcceptFailures {
+    /// When one was last logged.
+    logged: Option<Instant>,
+    /// Failures since then (not logged yet).
+    unlogged: u64,
+}
+
+impl AcceptFailures {
+    /// A failure at `now`. `Some(n)` when it is to be logged, with the `n`
+    /// failures since the last log (this one included).
+    fn note(&mut self, now: Instant) -> Option<u64> {
+        self.unlogged += 1;
+        if self
+            .logged
+            .is_some_and(|at| now.saturating_duration_since(at) < Duration::from_secs(1))
+        {
+            return None;
+        }
+        self.logged = Some(now);
+        Some(std::mem::take(&mut self.unlogged))
+    }
+
+    /// An accept succeeded: `Some(n)` if `n` failures were not logged yet.
+    fn recovered(&mut self) -> Option<u64> {
+        if self.unlogged == 0 {
+            return None;
+        }
+        self.logged = None;
+        Some(std::mem::take(&mut self.unlogged))
     }
 }
 
@@ -289,7 +480,7 @@ mod tests {
     use std::future::Future;
 
     /// The size of the future an async fn returns, without calling it.
-    fn future_size<A, B, C, D, F: Future>(_: impl Fn(A, B, C, D) -> F) -> usize {
+    fn future_size<A, B, C, D, E, F: Future>(_: impl Fn(A, B, C, D, E) -> F) -> usize {
         std::mem::size_of::<F>()
     }
 
@@ -300,5 +491,58 @@ mod tests {
         let size = future_size(super::serve);
         eprintln!("serve future: {size} bytes");
         assert!(size <= 2048, "serve's future grew to {size} bytes");
+    }
+
+    #[tokio::test]
+    async fn accepted_sockets_get_keepalive_and_no_delay() {
+        use std::time::Duration;
+
+        use crate::config::Limits;
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (accepted, _) = listener.accept().await.unwrap();
+        let sock = socket2::SockRef::from(&accepted);
+        assert!(!sock.keepalive().unwrap());
+
+        let limits = Limits {
+            tcp_keepalive: Duration::from_secs(42),
+            ..Limits::default()
+        };
+        super::configure(&accepted, &limits).unwrap();
+        assert!(sock.keepalive().unwrap());
+        assert_eq!(sock.tcp_keepalive_time().unwrap(), Duration::from_secs(42));
+        assert!(accepted.nodelay().unwrap());
+
+        // 0 turns it off: a fresh socket stays without it.
+        let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (accepted, _) = listener.accept().await.unwrap();
+        let off = Limits {
+            tcp_keepalive: Duration::ZERO,
+            ..Limits::default()
+        };
+        super::configure(&accepted, &off).unwrap();
+        assert!(!socket2::SockRef::from(&accepted).keepalive().unwrap());
+    }
+
+    #[test]
+    fn accept_failures_are_logged_once_a_second_with_a_count() {
+        use std::time::{Duration, Instant};
+
+        let mut f = super::AcceptFailures::default();
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        assert_eq!(f.note(t0), Some(1));
+        assert_eq!(f.note(ms(10)), None);
+        assert_eq!(f.note(ms(500)), None);
+        assert_eq!(f.note(ms(999)), None);
+        assert_eq!(f.note(ms(1000)), Some(4));
+        assert_eq!(f.note(ms(1500)), None);
+        // Accepting again reports what was not logged yet, and the next
+        // failure is logged at once.
+        assert_eq!(f.recovered(), Some(1));
+        assert_eq!(f.recovered(), None);
+        assert_eq!(f.note(ms(1600)), Some(1));
     }
 }

@@ -6,28 +6,33 @@
 use std::future::poll_fn;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_concurrency::future::Join;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::time::timeout;
+use tokio::time::{timeout, timeout_at};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
-use crate::actions;
+use crate::actions::{self, Caller};
+use crate::admission::Ticket;
 use crate::decide;
 use crate::handshake::{self, Upgrade};
+use crate::liveness::{Due, Liveness};
 use crate::outbound::{self, CloseReason, Inbox, Outbox, code};
-use crate::policy::{ConnectInfo, Frame};
-use crate::shared::{ConnectionGuard, Shared};
+use crate::policy::{Action, ConnectInfo, Frame};
+use crate::rate::Quota;
+use crate::replies;
+use crate::shared::Shared;
 
-/// Serve one accepted (and, for wss, TLS-wrapped) stream.
-pub async fn run<S>(shared: Arc<Shared>, mut stream: S, peer: SocketAddr)
+/// Serve one accepted (and, for wss, TLS-wrapped) stream, admitted with
+/// `ticket` (which the caller holds until the connection ends).
+pub async fn run<S>(shared: Arc<Shared>, mut stream: S, peer: SocketAddr, ticket: &mut Ticket)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
@@ -35,13 +40,11 @@ where
     // time a connection sits idle in `pump`: the states that are large and
     // short-lived (the upgrade, a policy call, the close) are boxed so an
     // idle connection does not carry their size.
-    let Some(_guard) = ConnectionGuard::try_new(&shared) else {
-        Box::pin(at_limit(&shared, &mut stream)).await;
-        return;
-    };
     let Some(upgrade) = Box::pin(upgrade(&shared, &mut stream, peer)).await else {
         return;
     };
+    // The 101 is sent: no longer a handshake in progress for its address.
+    ticket.upgraded();
     let id = upgrade.id.to_string();
     let ws = WebSocketStream::from_partially_read(
         stream,
@@ -53,17 +56,28 @@ where
 
     let serial = shared.registry.next_serial();
     let limits = &shared.limits;
-    let (outbox, inbox) = outbound::channel(
+    let (outbox, inbox) = outbound::channel_in(
         serial,
         limits.outbound_queue_frames,
         limits.outbound_queue_bytes,
+        shared.budget.clone(),
     );
+    // The replies `on-connect` starts with (the welcome) are queued before
+    // the id is registered: from then on its rooms (kept from an earlier
+    // connection) can queue frames to it, and the welcome must come first.
+    let mut on_connect = upgrade.actions;
+    let first_replies = on_connect
+        .iter()
+        .take_while(|a| matches!(a, Action::Reply(_)))
+        .count();
+    let rest = on_connect.split_off(first_replies);
+    actions::apply(&shared.registry, Caller::new(&outbox), on_connect);
     shared.registry.register(&id, outbox.clone());
     tracing::debug!(%peer, id, serial, "connected");
     if shared.is_shutting_down() {
         outbox.close(shutdown_reason());
     }
-    actions::apply(&shared.registry, Some(&outbox), upgrade.actions);
+    actions::apply(&shared.registry, Caller::new(&outbox), rest);
 
     // Split here, not in `pump`: an argument stays in a future for its whole
     // life, and the stream itself (320 bytes) moves into the split's lock.
@@ -75,19 +89,15 @@ where
     }
 }
 
-/// Refuse a connection over the limit with 503 (bounded in time).
-async fn at_limit<S>(shared: &Shared, stream: &mut S)
+/// Refuse a connection over a limit: read its request, answer 503 with
+/// `reason` as the body (bounded in time).
+pub async fn at_limit<S>(shared: &Shared, stream: &mut S, reason: &str)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let _ = timeout(shared.limits.upgrade_timeout, async {
         let _ = handshake::read_request(stream).await;
-        handshake::refuse(
-            stream,
-            503,
-            "server is at its connection limit; try again later",
-        )
-        .await
+        handshake::refuse(stream, 503, reason).await
     })
     .await;
 }
@@ -120,7 +130,17 @@ where
             return None;
         }
     };
-    let info = connect_info(shared, &request, peer);
+    let identity = match request.identify(shared.auth.as_ref()) {
+        Ok(identity) => identity,
+        Err(e) => {
+            tracing::debug!(%peer, error = %e, "handshake refused");
+            if let Some(status) = e.status() {
+                let _ = timeout(limit, handshake::refuse(stream, status, &e.to_string())).await;
+            }
+            return None;
+        }
+    };
+    let info = connect_info(shared, &request, &identity, peer);
     let actions = match decide::on_connect(shared, info).await {
         Ok(Ok(actions)) => actions,
         Ok(Err(reject)) => {
@@ -144,37 +164,45 @@ where
     ) {
         // The policy saw a connect that never happened: balance it, unless
         // the id is online through another connection.
-        if !shared.registry.is_online(request.id.as_str()) {
-            disconnected(shared, request.id.as_str()).await;
+        if !shared.registry.is_online(identity.id.as_str()) {
+            disconnected(shared, identity.id.as_str()).await;
         }
         return None;
     }
-    let Upgrade { id, leftover, .. } = request;
     Some(Accepted {
-        id,
-        leftover,
+        id: identity.id,
+        leftover: request.leftover,
         actions,
     })
 }
 
-fn connect_info(shared: &Shared, request: &Upgrade, peer: SocketAddr) -> ConnectInfo {
+fn connect_info(
+    shared: &Shared,
+    request: &Upgrade,
+    identity: &crate::auth::Identity,
+    peer: SocketAddr,
+) -> ConnectInfo {
     ConnectInfo {
-        id: request.id.to_string(),
+        id: identity.id.to_string(),
         remote_addr: peer.to_string(),
         path: request.path.clone(),
         query: request.query.clone(),
         headers: request.headers.clone(),
         secure: shared.secure,
+        claims: identity.claims.clone(),
     }
 }
 
-/// `on-disconnect` for an id that went offline, then forget its rooms.
+/// `on-disconnect` for an id that went offline, then the host takes it out
+/// of every room it is still in, telling each room `left`. That part does
+/// not depend on the policy: a call that fails (or would need more actions
+/// than a call may return) cannot keep an id in its rooms.
 async fn disconnected(shared: &Shared, id: &str) {
     match decide::on_disconnect(shared, id).await {
-        Ok(actions) => actions::apply(&shared.registry, None, actions),
+        Ok(actions) => actions::apply_disconnect(&shared.registry, id, actions),
         Err(e) => tracing::warn!(id, error = %e, "on-disconnect failed"),
     }
-    shared.registry.forget_rooms_if_offline(id);
+    shared.registry.leave_all_if_offline(id, replies::left);
 }
 
 fn shutdown_reason() -> CloseReason {
@@ -221,18 +249,27 @@ async fn read_loop<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let idle = shared.limits.idle_timeout;
+    let mut live = Liveness::new(&shared.limits, tokio::time::Instant::now());
+    let mut quota = Quota::new(&shared.limits, Instant::now());
     loop {
         let next = tokio::select! {
             biased;
             _ = outbox.closed() => return,
-            next = timeout(idle, stream.next()) => next,
+            next = timeout_at(live.deadline(), stream.next()) => next,
         };
         let message = match next {
-            Err(_) => {
-                outbox.close(CloseReason::with_code(code::GOING_AWAY, "idle timeout"));
-                return;
-            }
+            Err(_) => match live.due(tokio::time::Instant::now()) {
+                // Through the queue, so the writer stays the only one
+                // writing; outside its limits, so it never closes anyone.
+                Due::Ping => {
+                    let _ = outbox.push_control(Message::Ping(Default::default()));
+                    continue;
+                }
+                Due::Close(reason) => {
+                    outbox.close(reason);
+                    return;
+                }
+            },
             Ok(None) => {
                 outbox.close(CloseReason::peer_gone("client closed"));
                 return;
@@ -241,18 +278,30 @@ async fn read_loop<S>(
                 outbox.close(read_error(e, shared.limits.max_message_bytes));
                 return;
             }
-            Ok(Some(Ok(m))) => m,
+            Ok(Some(Ok(m))) => {
+                live.heard(tokio::time::Instant::now());
+                m
+            }
         };
         match message {
             Message::Text(text) => {
                 let frame = Frame::Text(text.as_str().to_owned());
-                Box::pin(on_frame(shared, id, outbox, frame, Some(text.as_str()))).await;
+                Box::pin(on_frame(
+                    shared,
+                    id,
+                    outbox,
+                    &mut quota,
+                    frame,
+                    Some(text.as_str()),
+                ))
+                .await;
             }
             Message::Binary(bytes) => {
                 Box::pin(on_frame(
                     shared,
                     id,
                     outbox,
+                    &mut quota,
                     Frame::Binary(bytes.to_vec()),
                     None,
                 ))
@@ -264,13 +313,38 @@ async fn read_loop<S>(
     }
 }
 
-/// Hand one frame to the policy and carry out its answer.
-async fn on_frame(shared: &Shared, id: &str, outbox: &Outbox, frame: Frame, text: Option<&str>) {
+/// Hand one frame to the policy and carry out its answer, unless the
+/// connection is over its message rate: then the host answers
+/// `rate-limited` and the policy never sees the frame.
+async fn on_frame(
+    shared: &Shared,
+    id: &str,
+    outbox: &Outbox,
+    quota: &mut Quota,
+    frame: Frame,
+    text: Option<&str>,
+) {
+    if let Err(wait) = quota.messages.take(Instant::now()) {
+        let _ = outbox.push(replies::error(
+            text,
+            replies::code::RATE_LIMITED,
+            "too many messages; slow down",
+            Some(wait),
+        ));
+        return;
+    }
     match decide::on_message(shared, id, frame).await {
-        Ok(actions) => actions::apply(&shared.registry, Some(outbox), actions),
+        Ok(actions) => {
+            let caller = Caller {
+                outbox,
+                request: text,
+                broadcasts: Some(&mut quota.broadcasts),
+            };
+            actions::apply(&shared.registry, caller, actions)
+        }
         Err(e) => {
             tracing::warn!(id, error = %e, "on-message failed");
-            let _ = outbox.push(actions::policy_failed(text, &e));
+            let _ = outbox.push(replies::policy_failed(text, &e));
         }
     }
 }
@@ -334,12 +408,15 @@ async fn write_loop<S>(
                 }
                 r = write => r?,
             }
+            inbox.written();
         }
         Ok(())
     }
     .await;
     if let Err(e) = result {
         outbox.close(CloseReason::peer_gone(format!("write failed: {e}")));
+        // What the failed write held will never be sent.
+        inbox.written();
     }
 }
 
@@ -416,7 +493,7 @@ mod tests {
     /// Sizes print with `--nocapture` (bench/RESULTS.md quotes them).
     #[test]
     fn an_idle_connection_carries_only_pump() {
-        let run = size3(super::run::<TcpStream>);
+        let run = size4(super::run::<TcpStream>);
         let pump = size6(super::pump::<TcpStream>);
         eprintln!(
             "run {run} pump {pump} read_loop {} write_loop {} WebSocketStream {}",

@@ -1,10 +1,13 @@
 //! What every connection task shares: the cheap-to-clone server context.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
+use crate::admission::Admission;
 use crate::config::Limits;
+use crate::outbound::Budget;
 use crate::policy::Policy;
 use crate::record::Recorder;
 use crate::registry::Registry;
@@ -22,8 +25,13 @@ pub struct Shared {
     pub ws_config: WebSocketConfig,
     /// Whether connections arrive over TLS.
     pub secure: bool,
-    /// Connections being served (handshaking or open).
-    pub connections: AtomicUsize,
+    /// Checks the signed token that proves an id (`None`: ids are trusted
+    /// from the URL).
+    pub auth: Option<crate::auth::Verifier>,
+    /// Connections admitted (handshaking or open), server-wide and per IP.
+    pub admission: Arc<Admission>,
+    /// Bytes queued to all clients together.
+    pub budget: Arc<Budget>,
     /// Set once shutdown starts: new sessions close at once.
     pub shutting_down: AtomicBool,
     /// Where policy events are recorded, if they are.
@@ -42,27 +50,18 @@ impl Shared {
         }
     }
 
+    /// Which rules decide: `"native"` (compiled in, benchmarks) or `"wasm"`.
+    pub fn rules(&self) -> &'static str {
+        #[cfg(feature = "native-rules")]
+        if self.native.is_some() {
+            return "native";
+        }
+        "wasm"
+    }
+
     /// Whether shutdown has started.
     pub fn is_shutting_down(&self) -> bool {
         self.shutting_down.load(Ordering::SeqCst)
-    }
-}
-
-/// Counts a connection for as long as it lives.
-pub struct ConnectionGuard<'a>(&'a Shared);
-
-impl<'a> ConnectionGuard<'a> {
-    /// Count one more connection; `None` if the limit is reached.
-    pub fn try_new(shared: &'a Shared) -> Option<Self> {
-        let before = shared.connections.fetch_add(1, Ordering::SeqCst);
-        let guard = ConnectionGuard(shared);
-        (before < shared.limits.max_connections).then_some(guard)
-    }
-}
-
-impl Drop for ConnectionGuard<'_> {
-    fn drop(&mut self) {
-        self.0.connections.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

@@ -1,6 +1,8 @@
 //! The key-value store policies keep their lasting data in. It lives in the
 //! host, so it survives every instance being replaced (after a trap, on a
-//! swap). Bounded in key size, value size and total bytes.
+//! swap). Bounded in key size, value size, entry count and total bytes,
+//! where every entry also costs [`ENTRY_OVERHEAD`] (so a policy cannot fill
+//! the host's memory with empty entries that would cost nothing).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -8,13 +10,17 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
 
+/// Bytes every entry counts for besides its key and value: roughly what the
+/// map spends on it (two heap blocks, their headers, the slot).
+pub const ENTRY_OVERHEAD: usize = 64;
+
 /// Why a `set` was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum StateError {
     /// The key or value exceeds the per-item limit (given in bytes).
     #[error("key or value larger than {0} bytes")]
     TooLarge(usize),
-    /// The store's total limit would be exceeded.
+    /// The store's total size or entry count limit would be exceeded.
     #[error("state store full")]
     Full,
 }
@@ -26,8 +32,10 @@ pub struct StateLimits {
     pub max_key: usize,
     /// Largest value.
     pub max_value: usize,
-    /// Total of all keys and values.
+    /// Total of all keys and values, plus [`ENTRY_OVERHEAD`] per entry.
     pub max_total: usize,
+    /// Most entries.
+    pub max_entries: usize,
 }
 
 impl From<&crate::config::PolicyLimits> for StateLimits {
@@ -36,6 +44,7 @@ impl From<&crate::config::PolicyLimits> for StateLimits {
             max_key: l.state_max_key_bytes,
             max_value: l.state_max_value_bytes,
             max_total: l.state_max_total_bytes,
+            max_entries: l.state_max_entries,
         }
     }
 }
@@ -48,9 +57,13 @@ pub struct StateStore {
 
 #[derive(Debug)]
 struct Inner {
+    /// The entries.
     map: DashMap<String, Vec<u8>>,
-    /// Bytes of keys plus values held.
+    /// Bytes of keys plus values held, plus the overhead of each entry.
     total: AtomicUsize,
+    /// Entries held (counted apart from the map: reserved before insertion).
+    entries: AtomicUsize,
+    /// The bounds.
     limits: StateLimits,
 }
 
@@ -61,6 +74,7 @@ impl StateStore {
             inner: Arc::new(Inner {
                 map: DashMap::new(),
                 total: AtomicUsize::new(0),
+                entries: AtomicUsize::new(0),
                 limits,
             }),
         }
@@ -91,7 +105,11 @@ impl StateStore {
                 e.insert(value);
             }
             Entry::Vacant(e) => {
-                self.reserve(e.key().len() + value.len())?;
+                self.reserve_entry()?;
+                if let Err(full) = self.reserve(ENTRY_OVERHEAD + e.key().len() + value.len()) {
+                    self.inner.entries.fetch_sub(1, Ordering::Relaxed);
+                    return Err(full);
+                }
                 e.insert(value);
             }
         }
@@ -104,16 +122,33 @@ impl StateStore {
             Some((k, v)) => {
                 self.inner
                     .total
-                    .fetch_sub(k.len() + v.len(), Ordering::Relaxed);
+                    .fetch_sub(ENTRY_OVERHEAD + k.len() + v.len(), Ordering::Relaxed);
+                self.inner.entries.fetch_sub(1, Ordering::Relaxed);
                 true
             }
             None => false,
         }
     }
 
-    /// Bytes held (keys plus values).
+    /// Bytes held: keys plus values plus [`ENTRY_OVERHEAD`] per entry.
     pub fn total_bytes(&self) -> usize {
         self.inner.total.load(Ordering::Relaxed)
+    }
+
+    /// Entries held.
+    pub fn entries(&self) -> usize {
+        self.inner.entries.load(Ordering::Relaxed)
+    }
+
+    fn reserve_entry(&self) -> Result<(), StateError> {
+        let max = self.inner.limits.max_entries;
+        self.inner
+            .entries
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .map(|_| ())
+            .map_err(|_| StateError::Full)
     }
 
     fn reserve(&self, bytes: usize) -> Result<(), StateError> {
@@ -121,7 +156,7 @@ impl StateStore {
         self.inner
             .total
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| {
-                (t + bytes <= max).then_some(t + bytes)
+                t.checked_add(bytes).filter(|n| *n <= max)
             })
             .map(|_| ())
             .map_err(|_| StateError::Full)
@@ -132,21 +167,24 @@ impl StateStore {
 mod tests {
     use super::*;
 
-    fn store() -> StateStore {
+    const O: usize = ENTRY_OVERHEAD;
+
+    fn store(max_total: usize, max_entries: usize) -> StateStore {
         StateStore::new(StateLimits {
             max_key: 4,
             max_value: 8,
-            max_total: 21,
+            max_total,
+            max_entries,
         })
     }
 
     #[test]
     fn accounting_and_limits() {
-        let s = store();
+        let s = store(3 * O + 21, 100);
         s.set("a".into(), vec![1; 8]).unwrap();
-        assert_eq!(s.total_bytes(), 9);
+        assert_eq!(s.total_bytes(), O + 9);
         s.set("a".into(), vec![1; 2]).unwrap();
-        assert_eq!(s.total_bytes(), 3);
+        assert_eq!(s.total_bytes(), O + 3);
         assert_eq!(
             s.set("toolong".into(), vec![]),
             Err(StateError::TooLarge(4))
@@ -158,6 +196,45 @@ mod tests {
         assert!(s.delete("b"));
         assert!(!s.delete("b"));
         assert_eq!(s.get("a"), Some(vec![1, 1]));
-        assert_eq!(s.total_bytes(), 12);
+        assert_eq!(s.total_bytes(), 2 * O + 12);
+        assert_eq!(s.entries(), 2);
+    }
+
+    #[test]
+    fn empty_entries_cost_their_overhead() {
+        // Room for ten one-byte keys with empty values, overhead included.
+        let s = store(10 * (O + 1), 1000);
+        for i in 0..10 {
+            s.set(i.to_string(), vec![]).unwrap();
+        }
+        assert_eq!(s.total_bytes(), 10 * (O + 1));
+        assert_eq!(s.set("x".into(), vec![]), Err(StateError::Full));
+        assert_eq!(s.entries(), 10);
+    }
+
+    #[test]
+    fn entry_count_is_capped() {
+        let s = store(usize::MAX / 2, 3);
+        for key in ["a", "b", "c"] {
+            s.set(key.into(), vec![]).unwrap();
+        }
+        assert_eq!(s.set("d".into(), vec![]), Err(StateError::Full));
+        // Replacing an existing entry needs no new one.
+        s.set("a".into(), vec![1; 8]).unwrap();
+        assert_eq!(s.entries(), 3);
+        // A refused set leaves the counts as they were.
+        assert_eq!(s.total_bytes(), 3 * O + 3 + 8);
+        assert!(s.delete("b"));
+        s.set("d".into(), vec![]).unwrap();
+        assert_eq!(s.entries(), 3);
+    }
+
+    #[test]
+    fn a_set_refused_for_bytes_does_not_keep_an_entry() {
+        let s = store(O + 1, 2);
+        s.set("a".into(), vec![]).unwrap();
+        assert_eq!(s.set("b".into(), vec![]), Err(StateError::Full));
+        assert_eq!(s.entries(), 1);
+        assert_eq!(s.total_bytes(), O + 1);
     }
 }

@@ -36,12 +36,17 @@ pub fn misbehave_wasm() -> PathBuf {
 
 /// A config for tests: defaults, listening on 127.0.0.1 port 0.
 pub fn config() -> Config {
-    Config {
+    let mut c = Config {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         // Tests that need the admin interface ask for one on port 0.
         admin: None,
         ..Config::default()
-    }
+    };
+    // Most tests send bursts far above a client's allowance; the tests of
+    // the rate limits (limits.rs) set them back.
+    c.limits.messages_per_sec = 0;
+    c.limits.broadcasts_per_sec = 0;
+    c
 }
 
 /// [`config`] with a policy call deadline of [`WAIT`] instead of 10 ms. The
@@ -386,6 +391,25 @@ impl Client {
         Ok(())
     }
 
+    /// Join `room` as `id` with `ref` `r`: reads this client's own
+    /// `joined`, then the ack (fails on anything else).
+    pub async fn join_room(&mut self, id: &str, room: &str, r: impl Into<Value>) -> Result<()> {
+        let r = r.into();
+        self.send_json(serde_json::json!({"type": "join", "room": room, "ref": r}))
+            .await?;
+        let joined = serde_json::json!({"type": "joined", "room": room, "id": id});
+        let got = self.recv_json().await?;
+        if got != joined {
+            bail!("expected {joined}, got {got}");
+        }
+        let ack = serde_json::json!({"type": "ack", "ref": r});
+        let got = self.recv_json().await?;
+        if got != ack {
+            bail!("expected {ack}, got {got}");
+        }
+        Ok(())
+    }
+
     /// Close from the client side and wait for the server's answer.
     pub async fn close(mut self) -> Result<()> {
         self.ws.close(None).await?;
@@ -520,4 +544,234 @@ pub fn watch(
         status,
         exited,
     })
+}
+
+/// Handles into a running server that [`TestServer`] does not keep: what
+/// tests of the admission limits and the outbound budget watch.
+pub struct Inside {
+    /// Bytes queued to all clients together.
+    pub budget: Arc<switchboard::outbound::Budget>,
+    /// Connections admitted, server-wide and per address.
+    pub admission: Arc<switchboard::admission::Admission>,
+}
+
+impl TestServer {
+    /// [`TestServer::start`] (or, with `tls`, [`TestServer::start_tls`]),
+    /// also handing back [`Inside`].
+    pub async fn start_inside(mut config: Config, tls: bool) -> Result<(TestServer, Inside)> {
+        let cert = if tls {
+            let cert = Arc::new(TestCert::generate()?);
+            config.tls = Some(cert.files());
+            Some(cert)
+        } else {
+            None
+        };
+        config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        let server = Server::bind(config)
+            .await
+            .context("server failed to start")?;
+        let inside = Inside {
+            budget: server.outbound_budget(),
+            admission: server.admission(),
+        };
+        let (addr, registry, policy, admin_addr) = (
+            server.local_addr(),
+            server.registry(),
+            server.policy(),
+            server.admin_addr(),
+        );
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(server.run(async {
+            let _ = stopped.await;
+        }));
+        let server = TestServer {
+            addr,
+            registry,
+            policy,
+            admin_addr,
+            tls: cert,
+            stop: Some(stop),
+            task: Some(task),
+        };
+        Ok((server, inside))
+    }
+
+    /// A TLS client session to this (wss) server over `tcp`.
+    pub async fn tls_connect(
+        &self,
+        tcp: TcpStream,
+    ) -> Result<tokio_rustls::client::TlsStream<TcpStream>> {
+        let cert = self.tls.as_ref().context("this server speaks plain ws")?;
+        cert.connect(tcp).await
+    }
+}
+
+/// Poll `check` until it holds, for at most [`WAIT`]: for counts the server
+/// updates on its own after an event the test caused (a connection's end
+/// seen by the client first). Fails with `what` if it never holds.
+pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) -> Result<()> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !check() {
+        if tokio::time::Instant::now() >= deadline {
+            bail!("{what}: still not so after {WAIT:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(())
+}
+
+/// A WebSocket client written by hand over plain TCP, for tests that need
+/// to see the frames as sent (pings included) and must not answer them
+/// (tungstenite answers pings on its own).
+pub struct RawWs {
+    /// The socket.
+    pub tcp: TcpStream,
+    /// Read and not yet parsed.
+    buf: Vec<u8>,
+}
+
+/// One frame as the server sent it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawFrame {
+    /// The opcode: 1 text, 2 binary, 8 close, 9 ping, 10 pong.
+    pub opcode: u8,
+    /// The (unmasked) payload.
+    pub payload: Vec<u8>,
+}
+
+impl RawFrame {
+    /// A close frame's code and reason.
+    pub fn close(&self) -> Option<(u16, String)> {
+        let code = self.payload.get(..2)?;
+        let reason = String::from_utf8_lossy(&self.payload[2..]).into_owned();
+        Some((u16::from_be_bytes([code[0], code[1]]), reason))
+    }
+}
+
+impl RawWs {
+    /// Connect to `addr`, upgrade `path` and check the 101.
+    pub async fn connect(addr: SocketAddr, path: &str) -> Result<RawWs> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut tcp = TcpStream::connect(addr).await?;
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        );
+        tcp.write_all(request.as_bytes()).await?;
+        let mut buf = Vec::new();
+        let end = loop {
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            let mut chunk = [0u8; 1024];
+            let n = tokio::time::timeout(WAIT, tcp.read(&mut chunk))
+                .await
+                .context("no upgrade answer in time")??;
+            if n == 0 {
+                bail!("closed before the upgrade answer");
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        };
+        let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+        if !head.starts_with("HTTP/1.1 101") {
+            bail!("upgrade refused: {head}");
+        }
+        buf.drain(..end);
+        Ok(RawWs { tcp, buf })
+    }
+
+    /// The next frame, waiting at most [`WAIT`]; `None` once the server
+    /// closed the socket.
+    pub async fn frame(&mut self) -> Result<Option<RawFrame>> {
+        use tokio::io::AsyncReadExt;
+        loop {
+            if let Some((frame, used)) = parse_frame(&self.buf)? {
+                self.buf.drain(..used);
+                return Ok(Some(frame));
+            }
+            let mut chunk = [0u8; 4096];
+            let n = tokio::time::timeout(WAIT, self.tcp.read(&mut chunk))
+                .await
+                .map_err(|_| anyhow!("no frame within {WAIT:?}"))??;
+            if n == 0 {
+                if self.buf.is_empty() {
+                    return Ok(None);
+                }
+                bail!("closed in the middle of a frame");
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+}
+
+/// A whole unmasked frame at the start of `buf`, and its length in bytes.
+fn parse_frame(buf: &[u8]) -> Result<Option<(RawFrame, usize)>> {
+    let [b0, b1, ..] = *buf else {
+        return Ok(None);
+    };
+    if b1 & 0x80 != 0 {
+        bail!("a server frame must not be masked");
+    }
+    let (len, head) = match b1 & 0x7f {
+        126 if buf.len() >= 4 => (u64::from(u16::from_be_bytes([buf[2], buf[3]])), 4),
+        127 if buf.len() >= 10 => {
+            let mut n = [0u8; 8];
+            n.copy_from_slice(&buf[2..10]);
+            (u64::from_be_bytes(n), 10)
+        }
+        126 | 127 => return Ok(None),
+        n => (u64::from(n), 2),
+    };
+    let end = head + usize::try_from(len)?;
+    if buf.len() < end {
+        return Ok(None);
+    }
+    let frame = RawFrame {
+        opcode: b0 & 0x0f,
+        payload: buf[head..end].to_vec(),
+    };
+    Ok(Some((frame, end)))
+}
+
+impl TestServer {
+    /// A plain-ws client over `tcp` (already connected) that sends its
+    /// upgrade request for `path` and its first text frame `first` in one
+    /// write, before the server has answered: the server handles the frame
+    /// the moment the connection is registered. Returns once the 101 is read.
+    pub async fn pipelined(&self, mut tcp: TcpStream, path: &str, first: &str) -> Result<Client> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        use tokio_tungstenite::tungstenite::protocol::Role;
+        use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+        use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+        if self.tls.is_some() {
+            bail!("pipelined: plain ws only");
+        }
+        let mut bytes = format!(
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        )
+        .into_bytes();
+        let mut frame = Frame::message(first.as_bytes().to_vec(), OpCode::Data(Data::Text), true);
+        // A client's frames must be masked.
+        frame.header_mut().mask = Some([1, 2, 3, 4]);
+        frame.format(&mut bytes)?;
+        tcp.write_all(&bytes).await?;
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            let n = tokio::time::timeout(WAIT, tcp.read(&mut byte))
+                .await
+                .context("no answer to the upgrade in time")??;
+            if n == 0 || head.len() > 8192 {
+                bail!("no 101: {}", String::from_utf8_lossy(&head));
+            }
+            head.push(byte[0]);
+        }
+        if !head.starts_with(b"HTTP/1.1 101") {
+            bail!("refused: {}", String::from_utf8_lossy(&head));
+        }
+        let io: Box<dyn Io> = Box::new(tcp);
+        let ws = WebSocketStream::from_raw_socket(io, Role::Client, None).await;
+        Ok(Client { ws })
+    }
 }

@@ -101,10 +101,15 @@ fn misbehave_bytes() -> Result<Vec<u8>> {
 // ---------------------------------------------------------------------------
 
 /// The binary with `args`, run in `cwd`, with no `SWITCHBOARD_*` variable
-/// but those in `env`, and no colours in its log.
+/// but those in `env`, and no colours in its log. `XDG_RUNTIME_DIR` is
+/// `cwd`, so the admin token file a server makes, and the policy commands
+/// read, is `cwd/switchboard/admin-token` and never one in the real home.
 fn command(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<Command> {
     let mut cmd = Command::new(switchboard_bin()?);
-    cmd.args(args).current_dir(cwd).env("NO_COLOR", "1");
+    cmd.args(args)
+        .current_dir(cwd)
+        .env("NO_COLOR", "1")
+        .env("XDG_RUNTIME_DIR", cwd);
     for (name, _) in std::env::vars_os() {
         if name.to_string_lossy().starts_with("SWITCHBOARD_") {
             cmd.env_remove(&name);
@@ -326,12 +331,17 @@ impl Served {
 
     /// A WebSocket client of this server, connected as `id` (nothing read).
     async fn connect(&self, id: &str) -> Result<Client> {
+        self.connect_path(&format!("/ws/{id}")).await
+    }
+
+    /// A WebSocket client of this server, connected to `path` (nothing read).
+    async fn connect_path(&self, path: &str) -> Result<Client> {
         let tcp = TcpStream::connect(self.ws).await?;
         tcp.set_nodelay(true)?;
         let (ws, _) = tokio::time::timeout(
             WAIT,
             tokio_tungstenite::client_async_with_config(
-                format!("ws://{}/ws/{id}", self.ws),
+                format!("ws://{}{path}", self.ws),
                 Box::new(tcp) as Box<dyn switchboard_tests::Io>,
                 Some(WebSocketConfig::default()),
             ),
@@ -554,13 +564,24 @@ async fn policy_swap_status_and_rollback_drive_a_running_server() -> Result<()> 
         [&["swap", misbehave][..], &admin(WRONG_TOKEN)].concat(),
         [&["rollback"][..], &admin(WRONG_TOKEN)].concat(),
         [&["status"][..], &admin(WRONG_TOKEN)].concat(),
-        vec!["status", "--admin-url", &url],
     ] {
         let out = policy_cmd(&dir.dir, &args, &[]).await?;
         ensure!(!out.ok(), "{args:?} succeeded: {out:#?}");
         ensure!(
             out.stderr.contains("401"),
             "{args:?}: no 401 in stderr: {out:#?}"
+        );
+        ensure!(out.stdout.is_empty(), "{args:?}: {out:#?}");
+    }
+    // No token at all, and no token file (this server has a configured
+    // token, so it wrote none): said plainly, nothing sent.
+    {
+        let args = ["status", "--admin-url", &url];
+        let out = policy_cmd(&dir.dir, &args, &[]).await?;
+        ensure!(!out.ok(), "{args:?} succeeded: {out:#?}");
+        ensure!(
+            out.stderr.contains("no admin token") && out.stderr.contains("admin-token"),
+            "{args:?}: {out:#?}"
         );
         ensure!(out.stdout.is_empty(), "{args:?}: {out:#?}");
     }
@@ -780,6 +801,262 @@ async fn without_the_watcher_sighup_reloads_and_only_a_good_changed_file_swaps()
     );
     expect_echo(&mut bob).await?;
     drop((alice, bob));
+    server.stop().await
+}
+
+// ---------------------------------------------------------------------------
+// The admin token made at start, --native-rules, `switchboard token`
+// ---------------------------------------------------------------------------
+
+/// `make run`, then `switchboard policy …` with no set-up: the server makes
+/// a token, writes it where only its user can read it, and the commands
+/// read it from there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_token_the_policy_commands_use_the_one_the_server_wrote() -> Result<()> {
+    let dir = Scratch::new("token-file")?;
+    let deadline = deadline_ms();
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        "127.0.0.1:0",
+        "--call-deadline-ms",
+        &deadline,
+    ];
+    let server = Served::start(&dir.dir, &args, &[], true).await?;
+    let url = server.admin_url()?;
+    // The default place, under XDG_RUNTIME_DIR (see `command`).
+    let token_file = dir.path("switchboard").join("admin-token");
+    let token = std::fs::read_to_string(&token_file)
+        .with_context(|| format!("no token file at {}", token_file.display()))?;
+    let token = token.trim().to_owned();
+    ensure!(token.len() >= 16, "{token:?}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&token_file)?.permissions().mode() & 0o777;
+        ensure!(mode == 0o600, "token file mode {mode:o}");
+    }
+    let path = token_file.to_str().context("non-UTF-8 path")?;
+    ensure!(
+        server.log.iter().any(|l| l.contains(path)),
+        "the token file is not named at start: {:#?}",
+        server.log
+    );
+    ensure!(
+        !server.log.iter().any(|l| l.contains(&token)),
+        "the token itself is logged"
+    );
+
+    // Without it: 401.
+    let (code, _) = server
+        .admin_client(None)?
+        .status()
+        .await
+        .map_err(anyhow::Error::msg)?;
+    ensure!(code == 401, "no token answered {code}");
+
+    // The commands find it by themselves.
+    let out = policy_cmd(&dir.dir, &["status", "--admin-url", &url], &[]).await?;
+    ensure!(out.ok(), "status with the server's token file: {out:#?}");
+    ensure!(out.json()?["rules"] == "wasm", "{out:#?}");
+    let misbehave = misbehave_wasm();
+    let misbehave = misbehave.to_str().context("non-UTF-8 path")?;
+    let out = policy_cmd(&dir.dir, &["swap", misbehave, "--admin-url", &url], &[]).await?;
+    ensure!(out.ok(), "swap: {out:#?}");
+    let out = policy_cmd(&dir.dir, &["rollback", "--admin-url", &url], &[]).await?;
+    ensure!(out.ok(), "rollback: {out:#?}");
+    ensure!(out.json()?["from"] == 2, "{out:#?}");
+
+    // Named explicitly, elsewhere: --admin-token-file, its variable, the file.
+    let moved = dir.path("moved-token");
+    std::fs::copy(&token_file, &moved)?;
+    std::fs::remove_file(&token_file)?;
+    let moved = moved.to_str().context("non-UTF-8 path")?;
+    let out = policy_cmd(&dir.dir, &["status", "--admin-url", &url], &[]).await?;
+    ensure!(
+        !out.ok() && out.stderr.contains("no admin token") && out.stderr.contains(path),
+        "{out:#?}"
+    );
+    let out = policy_cmd(
+        &dir.dir,
+        &["status", "--admin-url", &url, "--admin-token-file", moved],
+        &[],
+    )
+    .await?;
+    ensure!(out.ok(), "--admin-token-file: {out:#?}");
+    let out = policy_cmd(
+        &dir.dir,
+        &["status", "--admin-url", &url],
+        &[("SWITCHBOARD_ADMIN_TOKEN_FILE", moved)],
+    )
+    .await?;
+    ensure!(out.ok(), "SWITCHBOARD_ADMIN_TOKEN_FILE: {out:#?}");
+    let client_config = dir.write(
+        "client.toml",
+        format!(
+            "[admin]\nlisten = \"{}\"\ntoken_file = \"moved-token\"\n",
+            server.admin.context("admin")?
+        )
+        .as_bytes(),
+    )?;
+    let out = policy_cmd(
+        &dir.dir,
+        &[
+            "status",
+            "--config",
+            client_config.to_str().context("path")?,
+        ],
+        &[],
+    )
+    .await?;
+    ensure!(out.ok(), "[admin] token_file: {out:#?}");
+    server.stop().await
+}
+
+/// `GET /healthz` of a served binary.
+async fn health(server: &Served) -> Result<Value> {
+    let (code, body) = server
+        .admin_client(None)?
+        .request(switchboard::ops::Method::Get, "/healthz")
+        .await
+        .map_err(anyhow::Error::msg)?;
+    ensure!(code == 200, "/healthz answered {code}: {body}");
+    serde_json::from_str(&body).with_context(|| format!("not JSON: {body}"))
+}
+
+/// `--native-rules` runs the rules compiled into the host: even with a
+/// `--policy` that would answer otherwise, clients meet the default rules,
+/// and health and status say which rules run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn native_rules_replace_the_policy_and_say_so() -> Result<()> {
+    let dir = Scratch::new("native")?;
+    let deadline = deadline_ms();
+    let misbehave = misbehave_wasm();
+    let misbehave = misbehave.to_str().context("non-UTF-8 path")?;
+    let mut args = serve_args(&deadline);
+    args.extend(["--policy", misbehave]);
+
+    // Without the flag: the sandboxed policy (misbehave greets in plain text).
+    let wasm = Served::start(&dir.dir, &args, &[], true).await?;
+    ensure!(health(&wasm).await?["rules"] == "wasm");
+    ensure!(wasm.status().await?["rules"] == "wasm");
+    let mut alice = wasm.connect("alice").await?;
+    ensure!(alice.recv_text().await? == "welcome alice");
+    drop(alice);
+    wasm.stop().await?;
+
+    // With it (or its variable): the compiled-in default rules.
+    for (extra, env) in [
+        (&["--native-rules"][..], &[][..]),
+        (&[][..], &[("SWITCHBOARD_NATIVE_RULES", "true")][..]),
+    ] {
+        let all = [&args[..], extra].concat();
+        let native = Served::start(&dir.dir, &all, env, true).await?;
+        ensure!(
+            health(&native).await?["rules"] == "native",
+            "{extra:?} {env:?}"
+        );
+        ensure!(native.status().await?["rules"] == "native");
+        let mut alice = native.join("alice").await?;
+        expect_default_rules(&mut alice).await?;
+        drop(alice);
+        native.stop().await?;
+    }
+    Ok(())
+}
+
+const AUTH_SECRET: &str = "cli-test-auth-secret-0123456789abcdef";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_token_command_mints_a_token_the_server_accepts() -> Result<()> {
+    let dir = Scratch::new("token")?;
+    let out = run(
+        &dir.dir,
+        &[
+            "token",
+            "--sub",
+            "alice",
+            "--ttl",
+            "1h",
+            "--auth-secret",
+            AUTH_SECRET,
+        ],
+        &[],
+        WAIT,
+    )
+    .await?;
+    ensure!(out.ok(), "{out:#?}");
+    let token = out.stdout.trim().to_owned();
+    let parts: Vec<_> = token.split('.').collect();
+    ensure!(
+        parts.len() == 3
+            && parts.iter().all(|p| !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')),
+        "not a JWT: {token:?}"
+    );
+
+    // The secret from the variable, and from the settings file.
+    let from_env = run(
+        &dir.dir,
+        &["token", "--sub", "bob"],
+        &[("SWITCHBOARD_AUTH_SECRET", AUTH_SECRET)],
+        WAIT,
+    )
+    .await?;
+    ensure!(
+        from_env.ok() && from_env.stdout.split('.').count() == 3,
+        "{from_env:#?}"
+    );
+    let config = dir.write(
+        "switchboard.toml",
+        format!("[auth]\nsecret = \"{AUTH_SECRET}\"\n").as_bytes(),
+    )?;
+    let from_file = run(
+        &dir.dir,
+        &[
+            "token",
+            "--sub",
+            "carol",
+            "--config",
+            config.to_str().context("path")?,
+        ],
+        &[],
+        WAIT,
+    )
+    .await?;
+    ensure!(
+        from_file.ok() && from_file.stdout.split('.').count() == 3,
+        "{from_file:#?}"
+    );
+
+    // No secret anywhere: a clear message, exit 2.
+    let none = Scratch::new("token-none")?;
+    let out = run(&none.dir, &["token", "--sub", "alice"], &[], WAIT).await?;
+    ensure!(
+        out.code == Some(2) && out.stderr.contains("--auth-secret") && out.stdout.is_empty(),
+        "{out:#?}"
+    );
+
+    // A server with that secret takes the token as alice's proof.
+    let deadline = deadline_ms();
+    let mut args = serve_args(&deadline);
+    args.extend(["--auth-secret", AUTH_SECRET]);
+    let server = Served::start(&none.dir, &args, &[], true).await?;
+    let mut alice = server
+        .connect_path(&format!("/ws/alice?token={token}"))
+        .await?;
+    let welcome = alice.recv_json().await?;
+    ensure!(
+        welcome["type"] == "welcome" && welcome["id"] == "alice",
+        "{welcome}"
+    );
+    let Err(refused) = server.connect("alice").await else {
+        bail!("connected as alice without a token");
+    };
+    ensure!(refused.to_string().contains("401"), "{refused:#}");
+    drop(alice);
     server.stop().await
 }
 
@@ -1210,7 +1487,13 @@ async fn a_recorded_session_replays_to_the_same_decisions() -> Result<()> {
     )?;
     has(4, json!({"type": "ack", "ref": 3}))?;
     has(5, json!({"type": "notice", "from": "bob", "data": "psst"}))?;
-    has(6, json!({"type": "left", "room": "lobby", "id": "bob"}))?;
+    // A disconnect: the host leaves the rooms and says `left` itself; the
+    // default rules decide nothing more.
+    ensure!(
+        lines[6]["actions"] == json!([]),
+        "line 7: the rules leave the rooms to the host: {}",
+        lines[6]
+    );
     ensure!(
         out.stderr
             .contains(&format!("{} events replayed", expected.len())),

@@ -2,7 +2,11 @@
 //! guest that sleeps, an unbounded allocation, an oversized answer or a
 //! chatty guest costs the sender one `policy-failed` error and nothing else.
 //! The connection stays open, other clients never notice, and the next call
-//! gets a fresh instance.
+//! gets a fresh instance. A guest cannot open a socket, resolve a name or
+//! hold host resources without bound; its answer is measured before it is
+//! copied out; its clocks are the ones a replay sets. (That trying all this
+//! leaves the process's open files as they were is in sandbox_fds.rs, a
+//! test binary of its own so that no other test's files are counted.)
 //!
 //! Every test runs the real server in-process with the misbehave guest
 //! (tests/guests/misbehave) and talks to it over real WebSockets.
@@ -437,4 +441,221 @@ async fn policy_failed_echoes_the_ref() -> Result<()> {
 
     echo(&mut c, "hello").await?;
     finish(server, vec![c]).await
+}
+
+/// Send `text` and return the next frame (text).
+async fn ask(c: &mut Client, text: &str) -> Result<String> {
+    c.send_text(text).await?;
+    c.recv_text().await
+}
+
+#[tokio::test]
+async fn the_guest_cannot_open_a_socket_or_resolve_a_name() -> Result<()> {
+    // Listeners the guest is told to reach: if it got through, its
+    // connection (or datagram) would be waiting here by the time it replies.
+    let tcp = std::net::TcpListener::bind("127.0.0.1:0")?;
+    tcp.set_nonblocking(true)?;
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0")?;
+    udp.set_nonblocking(true)?;
+    let server = TestServer::start(sandbox_config()).await?;
+    let mut c = join(&server, "escaper").await?;
+
+    let answer = ask(&mut c, &format!("tcp {}", tcp.local_addr()?.port())).await?;
+    ensure!(
+        answer.starts_with("tcp: ") && answer != "tcp: connected",
+        "TCP: {answer}"
+    );
+    let answer = ask(&mut c, &format!("udp {}", udp.local_addr()?.port())).await?;
+    ensure!(
+        answer.starts_with("udp: ") && answer != "udp: sent",
+        "UDP: {answer}"
+    );
+    let answer = ask(&mut c, "dns").await?;
+    ensure!(
+        answer.starts_with("dns: ") && !answer.starts_with("dns: resolved"),
+        "name lookup: {answer}"
+    );
+
+    let accepted = tcp.accept();
+    ensure!(
+        matches!(&accepted, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "the listener saw a connection: {accepted:?}"
+    );
+    let mut buf = [0u8; 64];
+    let received = udp.recv_from(&mut buf);
+    ensure!(
+        matches!(&received, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "the UDP socket got a datagram: {received:?}"
+    );
+    echo(&mut c, "still here").await?;
+    finish(server, vec![c]).await
+}
+
+#[tokio::test]
+async fn the_resource_table_is_bounded_and_a_full_instance_is_replaced() -> Result<()> {
+    let limit = 64;
+    let mut config = sandbox_config();
+    config.policy_limits.max_resources = limit;
+    let server = TestServer::start(config).await?;
+    let mut bystander = join(&server, "bystander").await?;
+    let mut hoarder = join(&server, "hoarder").await?;
+
+    // Taking resources without end stops at the bound, for this call only.
+    let message = provoke(&mut hoarder, "resources").await?;
+    ensure!(
+        message.contains("resource limit") && message.contains(&format!("({limit} handles)")),
+        "message: {message}"
+    );
+    echo(&mut hoarder, "hello").await?;
+    // More than the bound in one call fails too…
+    let message = provoke(&mut hoarder, "resources 100").await?;
+    ensure!(message.contains("resource limit"), "message: {message}");
+    echo(&mut hoarder, "hello").await?;
+    // …while holding most of it is allowed (a clock pollable takes two
+    // entries), but the instance that holds them is not used again: the
+    // same request twice succeeds, where a reused instance would need 80.
+    echo_reply(&mut hoarder, "resources 20", "held 20").await?;
+    echo_reply(&mut hoarder, "resources 20", "held 20").await?;
+    echo(&mut bystander, "hello").await?;
+    finish(server, vec![hoarder, bystander]).await
+}
+
+#[tokio::test]
+async fn every_string_of_the_answer_counts_toward_the_byte_cap() -> Result<()> {
+    let mut config = sandbox_config();
+    config.policy_limits.max_output_bytes = 64 * 1024;
+    let server = TestServer::start(config).await?;
+    let mut c = join(&server, "joiner").await?;
+
+    // 10 joins with 1000-byte room names: within the cap.
+    echo_reply(&mut c, "join 10 1000", "joined 10").await?;
+    // 100 of them are 100 kB of room names: no frame at all, and still
+    // over the cap.
+    let message = provoke(&mut c, "join 100 1000").await?;
+    ensure!(
+        message.contains("bytes") && message.contains("limit 65536"),
+        "message: {message}"
+    );
+    ensure!(
+        server.registry.rooms_of("joiner").len() == 10,
+        "the refused joins were applied"
+    );
+    echo(&mut c, "hello").await?;
+    finish(server, vec![c]).await
+}
+
+#[tokio::test]
+async fn an_answer_is_measured_before_it_is_copied_out() -> Result<()> {
+    let mut config = sandbox_config();
+    config.policy_limits.max_actions = 200_000;
+    config.policy_limits.memory_bytes = 64 * 1024 * 1024;
+    let cap = config.policy_limits.max_output_bytes;
+    let server = TestServer::start(config).await?;
+    let mut c = join(&server, "aliaser").await?;
+
+    // 100,000 replies all pointing at one 8 MiB string: 16 MiB of guest
+    // memory, 800 GiB if the host copied it. The host must refuse it by
+    // its measured size, which it could not have reached by copying.
+    let total: u64 = 100_000 * 8 * 1024 * 1024;
+    let message = provoke(&mut c, "alias 100000 8192").await?;
+    ensure!(
+        message.contains(&format!("returned {total} bytes"))
+            && message.contains(&format!("limit {cap}")),
+        "message: {message}"
+    );
+    // A small alias list is fine (and the instance served on).
+    echo_reply(&mut c, "alias 1 1", &"x".repeat(1024)).await?;
+    echo(&mut c, "hello").await?;
+    finish(server, vec![c]).await
+}
+
+#[tokio::test]
+async fn answers_a_client_can_push_over_the_caps_do_not_roll_back_a_swap() -> Result<()> {
+    let mut config = sandbox_config();
+    config.policy_limits.rollback_failures = 3;
+    config.policy_limits.rollback_window = Duration::from_secs(3600);
+    let server = TestServer::start(config).await?;
+    let bytes = std::fs::read(switchboard_tests::misbehave_wasm())?;
+    let swapped = server.policy.swap(bytes, "misbehave again").await?;
+    let mut c = join(&server, "pusher").await?;
+
+    // Many more over-limit answers than the rollback threshold: too many
+    // actions, too many bytes. Each is the sender's policy-failed…
+    for i in 0..10 {
+        let message = provoke(&mut c, "spam").await?;
+        ensure!(message.contains("actions"), "spam {i}: {message}");
+        let message = provoke(&mut c, "big 2000000").await?;
+        ensure!(message.contains("bytes"), "big {i}: {message}");
+    }
+    // …but the swapped-in version stays.
+    let status = server.policy.status();
+    ensure!(
+        status.active.info.seq == swapped.active.seq && status.last_rollback.is_none(),
+        "rolled back by client-provoked answers: {status:?}"
+    );
+    ensure!(status.active.failures >= 20, "failures: {status:?}");
+
+    // Traps are the version's own failures: they still roll it back.
+    for _ in 0..3 {
+        provoke(&mut c, "trap").await?;
+    }
+    let status = server.policy.status();
+    let rollback = status
+        .last_rollback
+        .clone()
+        .context("no rollback after 3 traps")?;
+    ensure!(
+        rollback.automatic && rollback.from == swapped.active.seq,
+        "{rollback:?}"
+    );
+    ensure!(status.active.info.seq == swapped.previous.seq, "{status:?}");
+    echo(&mut c, "hello").await?;
+    finish(server, vec![c]).await
+}
+
+#[tokio::test]
+async fn wasi_clocks_read_the_replay_clock() -> Result<()> {
+    use switchboard::ops::{Outcome, Replay};
+    use switchboard::policy::{Action, Frame};
+    use switchboard::record::{Event, Recorded};
+
+    let bytes = std::fs::read(switchboard_tests::misbehave_wasm())?;
+    let limits = switchboard::config::PolicyLimits {
+        call_deadline: GENEROUS_DEADLINE,
+        ..Default::default()
+    };
+    let mut replay = Replay::new(bytes, "misbehave", limits).await?;
+    let connect = Recorded {
+        t: 1_000,
+        event: Event::Connect {
+            id: "timer".into(),
+            remote_addr: "127.0.0.1:1".into(),
+            path: "/ws/timer".into(),
+            query: None,
+            headers: Vec::new(),
+            secure: false,
+        },
+    };
+    replay.step(&connect).await;
+    // A time far from now: the WASI wall clock (SystemTime), the WASI
+    // monotonic clock and the `clock` import all read the recorded time.
+    for t in [1_234_567_890_123u64, 1_234_567_890_124] {
+        let message = Recorded {
+            t,
+            event: Event::Message {
+                id: "timer".into(),
+                text: Some("clock".into()),
+                binary: None,
+            },
+        };
+        let expected = format!("clock {t} {} {t}", t * 1_000_000);
+        match replay.step(&message).await {
+            Outcome::Actions(actions) => ensure!(
+                actions == vec![Action::Reply(Frame::Text(expected.clone()))],
+                "at {t}: {actions:?}, expected {expected}"
+            ),
+            other => anyhow::bail!("at {t}: {other:?}"),
+        }
+    }
+    Ok(())
 }

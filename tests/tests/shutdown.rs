@@ -84,6 +84,8 @@ impl Running {
             // Not the default 127.0.0.1:3002: a server a developer runs
             // beside the tests (`make run`) holds that port.
             .args(["--admin-listen", "127.0.0.1:0"])
+            // A token, so no token file is written (in the real home).
+            .args(["--admin-token", "shutdown-test-token-0123456789"])
             .args(["--call-deadline-ms", &WAIT.as_millis().to_string()])
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())

@@ -1,7 +1,9 @@
 //! Hot swap: a policy replaced under live traffic loses, duplicates and
 //! reorders nothing and drops no connection; a candidate that fails any
 //! step never becomes active; a version that keeps failing right after a
-//! swap is rolled back automatically; the admin interface wants its token;
+//! swap is rolled back automatically; the admin interface wants its token
+//! (made at start when none is configured) and refuses what a web page could
+//! send;
 //! superseded versions release their instances.
 
 use std::collections::HashMap;
@@ -11,7 +13,6 @@ use anyhow::{Context, Result, bail, ensure};
 use serde_json::{Value, json};
 use switchboard::config::{AdminConfig, Config};
 use switchboard::policy::DEFAULT_POLICY;
-use switchboard::server::{Server, ServerError};
 use switchboard_tests::{Client, TestServer, misbehave_wasm, tolerant_config};
 use tokio::sync::watch;
 
@@ -337,23 +338,208 @@ async fn the_admin_interface_refuses_missing_and_wrong_tokens() -> Result<()> {
     server.shutdown().await
 }
 
-#[tokio::test]
-async fn no_admin_listener_off_loopback_without_a_token() -> Result<()> {
-    let mut config = tolerant_config();
-    config.admin = Some(AdminConfig {
-        listen: "0.0.0.0:0".parse()?,
+/// A directory of its own under the system temp dir, removed when dropped.
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Result<TempDir> {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "switchboard-swap-{}-{}-{name}",
+            std::process::id(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)?;
+        Ok(TempDir(dir))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A config whose admin interface has no token configured: the server makes
+/// one and writes it to `token_file`.
+fn tokenless_admin_config(token_file: std::path::PathBuf) -> Config {
+    let mut c = tolerant_config();
+    c.admin = Some(AdminConfig {
+        listen: "127.0.0.1:0".parse().expect("literal address"),
         token: None,
+        token_file,
         ..AdminConfig::default()
     });
-    config.listen = "127.0.0.1:0".parse()?;
-    match Server::bind(config).await {
-        Err(ServerError::Admin(e)) => {
-            ensure!(e.to_string().contains("without a token"), "{e}");
-            Ok(())
-        }
-        Err(e) => bail!("wrong error: {e}"),
-        Ok(_) => bail!("started an open admin interface on 0.0.0.0"),
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_configured_token_the_admin_interface_makes_one_and_wants_it() -> Result<()> {
+    let dir = TempDir::new("token")?;
+    // A directory that does not exist yet, and a stale file in another run's
+    // place: both are handled.
+    let token_file = dir.0.join("run").join("admin-token");
+    let server = TestServer::start(tokenless_admin_config(token_file.clone())).await?;
+    let token = std::fs::read_to_string(&token_file)
+        .with_context(|| format!("no token file at {}", token_file.display()))?;
+    let token = token.trim();
+    ensure!(
+        token.len() >= 16 && token.bytes().all(|b| b.is_ascii_graphic()),
+        "{token:?}"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &std::path::Path| -> Result<u32> {
+            Ok(std::fs::metadata(p)?.permissions().mode() & 0o777)
+        };
+        ensure!(
+            mode(&token_file)? == 0o600,
+            "file mode {:o}",
+            mode(&token_file)?
+        );
+        ensure!(
+            mode(&dir.0.join("run"))? == 0o700,
+            "directory mode {:o}",
+            mode(&dir.0.join("run"))?
+        );
     }
+    for wrong in [None, Some("wrong-token-0123456789")] {
+        let (code, body) = server
+            .admin(wrong)?
+            .status()
+            .await
+            .map_err(anyhow::Error::msg)?;
+        ensure!(code == 401, "token {wrong:?} answered {code}: {body}");
+        let (code, body) = server
+            .admin(wrong)?
+            .rollback()
+            .await
+            .map_err(anyhow::Error::msg)?;
+        ensure!(code == 401, "token {wrong:?} answered {code}: {body}");
+    }
+    let (code, body) = server
+        .admin(Some(token))?
+        .status()
+        .await
+        .map_err(anyhow::Error::msg)?;
+    ensure!(code == 200, "the file's token answered {code}: {body}");
+    ensure!(parse(&body)?["rules"] == "wasm", "{body}");
+    server.shutdown().await?;
+
+    // The next start makes a new token and replaces the file.
+    let server = TestServer::start(tokenless_admin_config(token_file.clone())).await?;
+    let second = std::fs::read_to_string(&token_file)?;
+    ensure!(second.trim() != token, "the same token twice");
+    let (code, _) = server
+        .admin(Some(token))?
+        .status()
+        .await
+        .map_err(anyhow::Error::msg)?;
+    ensure!(code == 401, "the previous run's token still works");
+    server.shutdown().await
+}
+
+/// One HTTP/1.1 request over a raw socket, so any `Host` and `Origin` can be
+/// sent; the status and body of the answer.
+async fn raw_request(addr: std::net::SocketAddr, head: &str) -> Result<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await?;
+    let request = format!("{head}Content-Length: 0\r\nConnection: close\r\n\r\n");
+    tcp.write_all(request.as_bytes()).await?;
+    let mut raw = Vec::new();
+    tokio::time::timeout(switchboard_tests::WAIT, tcp.read_to_end(&mut raw))
+        .await
+        .context("no answer in time")??;
+    let text = String::from_utf8(raw)?;
+    let (head, body) = text.split_once("\r\n\r\n").context("no HTTP head")?;
+    let status = head
+        .get(9..12)
+        .and_then(|s| s.parse().ok())
+        .with_context(|| format!("bad status line: {head}"))?;
+    Ok((status, body.to_owned()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_a_web_page_could_make_are_refused() -> Result<()> {
+    let server = TestServer::start(admin_config()).await?;
+    let addr = server.admin_addr.context("admin")?;
+    let port = addr.port();
+    // Something to roll back to, so a rollback that ran would show.
+    let (code, report) = swap(&server, std::fs::read(misbehave_wasm())?, "misbehave").await?;
+    ensure!(code == 200, "{report}");
+    let auth = format!("Authorization: Bearer {TOKEN}\r\n");
+
+    // CSRF: a page's form or fetch carries its Origin, even to 127.0.0.1.
+    let (code, body) = raw_request(
+        addr,
+        &format!(
+            "POST /admin/policy/rollback HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{auth}Origin: http://evil.example\r\n"
+        ),
+    )
+    .await?;
+    ensure!(code == 403, "{code} {body}");
+    ensure!(parse(&body)?["error"] == "forbidden", "{body}");
+    let s = status(&server).await?;
+    ensure!(
+        s["active"]["seq"] == 2 && s["last_rollback"].is_null(),
+        "the refused rollback ran: {s}"
+    );
+
+    // DNS rebinding: the page's own name in Host, whatever the address.
+    for (method, path) in [
+        ("POST", "/admin/policy/rollback"),
+        ("GET", "/admin/policy"),
+        ("GET", "/healthz"),
+    ] {
+        for host in ["evil.example", &format!("evil.example:{port}")] {
+            let (code, body) = raw_request(
+                addr,
+                &format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\n{auth}"),
+            )
+            .await?;
+            ensure!(code == 403, "{method} {path} Host {host}: {code} {body}");
+            ensure!(parse(&body)?["error"] == "forbidden", "{body}");
+        }
+        let (code, body) = raw_request(
+            addr,
+            &format!(
+                "{method} {path} HTTP/1.1\r\nHost: localhost:{port}\r\n{auth}Origin: null\r\n"
+            ),
+        )
+        .await?;
+        ensure!(code == 403, "{method} {path} with Origin: {code} {body}");
+    }
+    let s = status(&server).await?;
+    ensure!(
+        s["active"]["seq"] == 2 && s["last_rollback"].is_null(),
+        "{s}"
+    );
+
+    // The same requests from a command-line client are served.
+    for host in [
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        "localhost".to_owned(),
+    ] {
+        let (code, body) =
+            raw_request(addr, &format!("GET /healthz HTTP/1.1\r\nHost: {host}\r\n")).await?;
+        ensure!(code == 200, "Host {host}: {code} {body}");
+        ensure!(parse(&body)?["rules"] == "wasm", "{body}");
+    }
+    let (code, body) = raw_request(
+        addr,
+        &format!("POST /admin/policy/rollback HTTP/1.1\r\nHost: localhost:{port}\r\n{auth}"),
+    )
+    .await?;
+    ensure!(code == 200, "{code} {body}");
+    let s = status(&server).await?;
+    ensure!(
+        s["active"]["seq"] == 1 && s["last_rollback"]["from"] == 2,
+        "{s}"
+    );
+    server.shutdown().await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,29 +1,36 @@
-//! Bearer-token checks for the admin interface.
+//! The admin interface's bearer token: which one, and checking it.
 
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use sha2::{Digest, Sha256};
 
-use super::AdminError;
+use super::{AdminError, token_file};
 use crate::config::AdminConfig;
 
-/// Refuse settings that would leave the admin interface open to others.
-pub fn validate(config: &AdminConfig) -> Result<(), AdminError> {
-    match &config.token {
-        Some(t) if !(16..=256).contains(&t.len()) || !t.bytes().all(|b| b.is_ascii_graphic()) => {
-            Err(AdminError::BadToken)
+/// The token every `/admin/*` request must carry: the configured one, or
+/// a random one written to `token_file` (and logged by path, never by
+/// value).
+pub fn token(config: &AdminConfig) -> Result<String, AdminError> {
+    if let Some(t) = &config.token {
+        if !(16..=256).contains(&t.len()) || !t.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(AdminError::BadToken);
         }
-        Some(_) => Ok(()),
-        None if config.listen.ip().is_loopback() => Ok(()),
-        None => Err(AdminError::NoToken(config.listen)),
+        return Ok(t.clone());
     }
+    let token = token_file::generate().map_err(|e| AdminError::Random(e.to_string()))?;
+    token_file::write(&config.token_file, &token).map_err(|source| AdminError::TokenFile {
+        path: config.token_file.clone(),
+        source,
+    })?;
+    tracing::info!(
+        file = %config.token_file.display(),
+        "admin token made for this run (readable by this user only; `switchboard policy` reads it)"
+    );
+    Ok(token)
 }
 
-/// Whether `headers` carry the expected token (always true without one).
-pub fn authorized(headers: &HeaderMap, token: Option<&str>) -> bool {
-    let Some(expected) = token else {
-        return true;
-    };
+/// Whether `headers` carry the expected token.
+pub fn authorized(headers: &HeaderMap, expected: &str) -> bool {
     let Some(given) = headers
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

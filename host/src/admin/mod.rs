@@ -6,15 +6,19 @@
 //! - `PUT /admin/policy` — body: a component; swapped in if it loads;
 //! - `POST /admin/policy/rollback` — restore the previous version.
 //!
-//! Every `/admin/*` request needs `Authorization: Bearer <token>` when a
-//! token is configured; a non-loopback listener without one is refused at
-//! start-up.
+//! Every `/admin/*` request needs `Authorization: Bearer <token>`: the
+//! configured token, or one made at start and written to the token file.
+//! Every request (health too) with an `Origin` header, or whose `Host` is
+//! not this interface, is refused with 403 (`guard`).
 
 mod auth;
+mod guard;
 mod routes;
+mod token_file;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
@@ -27,15 +31,22 @@ use crate::reload::Reloader;
 /// Why the admin listener could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
-    /// Listening beyond loopback without a token would hand the server to
-    /// anyone who can reach the port.
-    #[error(
-        "refusing to serve the admin interface on {0} without a token: set SWITCHBOARD_ADMIN_TOKEN (or [admin] token), or listen on a loopback address"
-    )]
-    NoToken(SocketAddr),
     /// The token is empty or has characters a header cannot carry.
     #[error("the admin token must be 16-256 visible ASCII characters")]
     BadToken,
+    /// No randomness to make a token with.
+    #[error("cannot make an admin token: {0}")]
+    Random(String),
+    /// The token made at start could not be written.
+    #[error(
+        "cannot write the admin token file {path}: {source} (set [admin] token_file / --admin-token-file, or a token)"
+    )]
+    TokenFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The address could not be bound.
     #[error("cannot listen on {addr} (admin): {source}")]
     Bind {
@@ -48,13 +59,20 @@ pub enum AdminError {
 
 /// What the handlers share.
 struct AdminState {
+    /// The active rules, for status, swap and rollback.
     policy: Policy,
+    /// Who is online, for health.
     registry: Registry,
-    token: Option<String>,
+    /// What every `/admin/*` request must carry.
+    token: String,
     /// Set when the policy comes from a file, for the status answer.
     reloader: Option<Arc<Reloader>>,
     /// Largest upload accepted.
     max_upload: usize,
+    /// The bound address, which `Host` must name.
+    listen: SocketAddr,
+    /// The rules compiled into the host run instead of the policy.
+    native: bool,
 }
 
 /// A bound admin listener.
@@ -64,35 +82,33 @@ pub struct Admin {
 }
 
 impl Admin {
-    /// Check the settings and bind.
+    /// Check the settings, settle the token and bind. `native`: the rules
+    /// compiled into the host run instead of the policy (health and status
+    /// say so).
     pub async fn bind(
         config: &AdminConfig,
         policy: Policy,
         registry: Registry,
         reloader: Option<Arc<Reloader>>,
+        native: bool,
     ) -> Result<Admin, AdminError> {
-        auth::validate(config)?;
-        if config.token.is_none() {
-            tracing::warn!(
-                addr = %config.listen,
-                "the admin interface has no token: anyone on this machine can swap the policy (set SWITCHBOARD_ADMIN_TOKEN)"
-            );
-        }
+        let token = auth::token(config)?;
+        let bind_error = |source| AdminError::Bind {
+            addr: config.listen,
+            source,
+        };
+        let listener = TcpListener::bind(config.listen).await.map_err(bind_error)?;
+        let listen = listener.local_addr().map_err(bind_error)?;
         let state = Arc::new(AdminState {
             policy,
             registry,
-            token: config.token.clone(),
+            token,
             reloader,
             max_upload: config.max_upload_bytes,
+            listen,
+            native,
         });
         let router = routes::router(state);
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| AdminError::Bind {
-                    addr: config.listen,
-                    source,
-                })?;
         Ok(Admin { listener, router })
     }
 

@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::extract::{DefaultBodyLimit, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Serialize;
@@ -26,7 +27,21 @@ pub fn router(state: Shared) -> Router {
         // `upload` enforces its own limit, to answer in JSON like every
         // other error.
         .layer(DefaultBodyLimit::disable())
+        .layer(middleware::from_fn_with_state(state.clone(), guard))
         .with_state(state)
+}
+
+/// Refuse what a web page could send before any route runs (see `guard`).
+async fn guard(State(s): State<Shared>, request: Request, next: Next) -> Response {
+    match super::guard::refusal(request.headers(), s.listen) {
+        Some(why) => error(StatusCode::FORBIDDEN, "forbidden", why),
+        None => next.run(request).await,
+    }
+}
+
+/// What runs the chat rules, for health and status.
+fn rules(s: &AdminState) -> &'static str {
+    if s.native { "native" } else { "wasm" }
 }
 
 fn json<T: Serialize>(status: StatusCode, body: &T) -> Response {
@@ -76,17 +91,21 @@ async fn healthz(State(s): State<Shared>) -> Response {
             "status": "ok",
             "online": s.registry.online_count(),
             "policy_seq": s.policy.active().seq,
+            "rules": rules(&s),
         }),
     )
 }
 
 async fn status(State(s): State<Shared>, headers: HeaderMap) -> Response {
-    if !authorized(&headers, s.token.as_deref()) {
+    if !authorized(&headers, &s.token) {
         return unauthorized();
     }
     let mut body = serde_json::to_value(s.policy.status()).unwrap_or_default();
-    if let (Some(r), Some(map)) = (&s.reloader, body.as_object_mut()) {
-        map.insert("watched_file".into(), r.path().display().to_string().into());
+    if let Some(map) = body.as_object_mut() {
+        map.insert("rules".into(), rules(&s).into());
+        if let Some(r) = &s.reloader {
+            map.insert("watched_file".into(), r.path().display().to_string().into());
+        }
     }
     json(StatusCode::OK, &body)
 }
@@ -97,7 +116,11 @@ async fn upload(
     Query(query): Query<HashMap<String, String>>,
     body: Body,
 ) -> Response {
-    if !authorized(&headers, s.token.as_deref()) {
+    if !authorized(&headers, &s.token) {
+        // Read what is being sent (up to the limit) first: a client still
+        // writing its upload when the connection closes sees a broken pipe,
+        // not the 401.
+        let _ = axum::body::to_bytes(body, s.max_upload).await;
         return unauthorized();
     }
     let body = match axum::body::to_bytes(body, s.max_upload).await {
@@ -140,7 +163,7 @@ pub fn load_error(e: &LoadError) -> Response {
 }
 
 async fn rollback(State(s): State<Shared>, headers: HeaderMap) -> Response {
-    if !authorized(&headers, s.token.as_deref()) {
+    if !authorized(&headers, &s.token) {
         return unauthorized();
     }
     match s.policy.rollback("requested through the admin interface") {

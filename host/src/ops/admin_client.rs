@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::fail;
 use crate::cli::AdminArgs;
-use crate::config_file::FileConfig;
+use crate::config::AdminConfig;
 
 /// A client of the admin interface (used by the commands and by tests).
 #[derive(Debug, Clone)]
@@ -36,20 +36,33 @@ impl AdminClient {
         }
     }
 
+    /// The URL and token from the flags and variables, else the settings
+    /// file, else the defaults; with no token given, the one the server wrote
+    /// to its token file.
     fn from_args(args: AdminArgs) -> Result<AdminClient, String> {
-        let file = FileConfig::discover(args.config.as_deref()).map_err(|e| e.to_string())?;
+        let file = crate::config_file::discover(args.config.as_deref())
+            .map_err(|e| e.to_string())?
+            .admin;
+        let defaults = AdminConfig::default();
         let base = match args.admin_url {
             Some(url) => url,
-            None => match file.admin.listen.as_deref() {
+            None => match file.listen.as_deref() {
                 Some("off") => return Err("the admin interface is off in the settings file".into()),
                 Some(addr) => format!("http://{addr}"),
-                None => "http://127.0.0.1:3002".to_owned(),
+                None => format!("http://{}", defaults.listen),
             },
         };
-        Ok(AdminClient::new(
-            &base,
-            args.admin_token.or(file.admin.token),
-        ))
+        let token = match args.admin_token.or(file.token) {
+            Some(token) => token,
+            None => {
+                let path = args
+                    .admin_token_file
+                    .or(file.token_file)
+                    .unwrap_or(defaults.token_file);
+                read_token_file(&path)?
+            }
+        };
+        Ok(AdminClient::new(&base, Some(token)))
     }
 
     /// One request; `Ok((status, body))` for any HTTP answer, `Err` when
@@ -115,6 +128,18 @@ impl AdminClient {
     /// `POST /admin/policy/rollback`
     pub async fn rollback(&self) -> Result<(u16, String), String> {
         self.request(Method::Post, "/admin/policy/rollback").await
+    }
+}
+
+/// The token a server wrote at start.
+fn read_token_file(path: &Path) -> Result<String, String> {
+    match std::fs::read_to_string(path) {
+        Ok(text) if !text.trim().is_empty() => Ok(text.trim().to_owned()),
+        Ok(_) => Err(format!("the admin token file {} is empty", path.display())),
+        Err(e) => Err(format!(
+            "no admin token: none given (--admin-token, SWITCHBOARD_ADMIN_TOKEN, [admin] token) and cannot read the token file {} the server writes at start ({e}); pass --admin-token-file if the server uses another",
+            path.display()
+        )),
     }
 }
 

@@ -1,10 +1,12 @@
-//! `switchboard policy …`: the operator commands.
+//! `switchboard policy …` and `switchboard token`: the operator commands.
 //!
 //! - `admin_client` — swap, status, rollback through the admin interface
 //! - `replay`       — recorded events through one or two components
+//! - `token`        — mint a signed token for a client
 
 mod admin_client;
 mod replay;
+mod token;
 
 use std::process::ExitCode;
 
@@ -13,6 +15,7 @@ use crate::policy;
 
 pub use admin_client::{AdminClient, Method};
 pub use replay::{Outcome, Replay, ReplayLine};
+pub use token::run as token;
 
 /// Run one policy command; what it prints goes to stdout, problems to
 /// stderr.

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use serde::Serialize;
 
 use super::fail;
-use crate::actions;
+use crate::actions::{self, Caller};
 use crate::cli::LimitArgs;
 use crate::clock::Clock;
 use crate::config::PolicyLimits;
@@ -20,6 +20,7 @@ use crate::outbound::{self, Inbox, Outbox};
 use crate::policy::{Action, ConnectInfo, LoadError, Policy, PolicyEnv, Reject};
 use crate::record::{Event, Recorded};
 use crate::registry::Registry;
+use crate::replies;
 use crate::state::{StateLimits, StateStore};
 
 /// Frames a simulated connection holds before they are thrown away (often
@@ -122,6 +123,7 @@ impl Replay {
                     query: query.clone(),
                     headers: headers.clone(),
                     secure: *secure,
+                    claims: None,
                 };
                 match self.policy.on_connect(info).await {
                     Ok(Ok(decided)) => {
@@ -129,7 +131,7 @@ impl Replay {
                         let (outbox, inbox) =
                             outbound::channel(serial, SIMULATED_QUEUE, usize::MAX);
                         self.registry.register(id, outbox.clone());
-                        actions::apply(&self.registry, Some(&outbox), decided.clone());
+                        actions::apply(&self.registry, Caller::new(&outbox), decided.clone());
                         self.conns.insert(id.clone(), (outbox, inbox));
                         Outcome::Actions(decided)
                     }
@@ -148,7 +150,11 @@ impl Replay {
                 };
                 match self.policy.on_message(id, frame).await {
                     Ok(decided) => {
-                        actions::apply(&self.registry, Some(outbox), decided.clone());
+                        let caller = Caller {
+                            request: text.as_deref(),
+                            ..Caller::new(outbox)
+                        };
+                        actions::apply(&self.registry, caller, decided.clone());
                         Outcome::Actions(decided)
                     }
                     Err(e) => Outcome::Failed(e.to_string()),
@@ -161,12 +167,12 @@ impl Replay {
                 self.registry.unregister(id, outbox.serial());
                 let outcome = match self.policy.on_disconnect(id).await {
                     Ok(decided) => {
-                        actions::apply(&self.registry, None, decided.clone());
+                        actions::apply_disconnect(&self.registry, id, decided.clone());
                         Outcome::Actions(decided)
                     }
                     Err(e) => Outcome::Failed(e.to_string()),
                 };
-                self.registry.forget_rooms_if_offline(id);
+                self.registry.leave_all_if_offline(id, replies::left);
                 outcome
             }
             Event::Gap { dropped } => {

@@ -1,14 +1,17 @@
 //! What a guest may call: read-only registry questions, the host-held state,
-//! logging and a clock, plus a WASI context that grants nothing. This is also
-//! the per-store data (`HostState`).
+//! logging and a clock, plus a WASI context that grants nothing but its
+//! clocks (the host's [`Clock`]), randomness and stdout/stderr (the log).
+//! This is also the per-store data (`HostState`).
 
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::bindings::switchboard::policy::{clock, log, registry, state, types};
+use super::clocks::{MonotonicClock, WallClock};
 use super::output::GuestOutput;
 use crate::clock::Clock;
+use crate::config::PolicyLimits;
 use crate::registry::Registry;
 use crate::state::{StateError, StateStore};
 
@@ -17,9 +20,11 @@ const MAX_LOG_MESSAGE: usize = 4096;
 
 /// Everything a guest call can reach, one per store.
 pub struct HostState {
-    /// Empty WASI context: no preopens, env, args, network; stdio → log.
+    /// WASI context granting nothing: no preopens, env, args, sockets or
+    /// name lookup; stdio → log; clocks → `clock`.
     wasi: WasiCtx,
-    /// WASI resources (the guest's stdout/stderr streams).
+    /// WASI resources the guest holds (streams, pollables), at most
+    /// `max_resources` of them.
     table: ResourceTable,
     /// Registry the read-only questions are answered from.
     registry: Registry,
@@ -35,24 +40,42 @@ pub struct HostState {
 
 impl HostState {
     /// State for one store of policy version `version`.
-    pub fn new(env: &PolicyEnv, memory_bytes: usize, version: u64) -> Self {
+    pub fn new(env: &PolicyEnv, limits: &PolicyLimits, version: u64) -> Self {
+        // Stated even where they are wasmtime-wasi's defaults, so that a
+        // change of defaults cannot open the sandbox. Nothing else is
+        // granted: no preopened directory, environment variable, argument
+        // or inherited stdio.
         let wasi = WasiCtxBuilder::new()
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
             .stdout(GuestOutput { stream: "stdout" })
             .stderr(GuestOutput { stream: "stderr" })
+            .wall_clock(WallClock(env.clock.clone()))
+            .monotonic_clock(MonotonicClock(env.clock.clone()))
             .build();
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(limits.max_resources);
         HostState {
             wasi,
-            table: ResourceTable::new(),
+            table,
             registry: env.registry.clone(),
             state: env.state.clone(),
             clock: env.clock.clone(),
             limiter: Limiter {
-                memory_bytes,
+                memory_bytes: limits.memory_bytes,
                 hit: false,
                 largest: 0,
             },
             version,
         }
+    }
+
+    /// Whether the guest holds more than half the WASI resources it may
+    /// (then its instance is not reused: its next call might fail).
+    pub(crate) fn holds_many_resources(&mut self) -> bool {
+        let half = self.table.max_capacity() / 2;
+        self.table.iter_mut().nth(half).is_some()
     }
 }
 

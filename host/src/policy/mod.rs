@@ -4,15 +4,19 @@
 //! - `bindings` — the one `bindgen!` (from wit/policy.wit)
 //! - `engine`   — wasmtime config, pooling allocator, epoch ticker
 //! - `host_api` — what a guest may call (registry, state, log, clock, WASI)
+//! - `clocks`   — WASI's clocks served from the host's `Clock`
 //! - `output`   — guest stdout/stderr into the host log
 //! - `convert`  — generated types ↔ host types
+//! - `answer`   — a call's answer, bounded in guest memory before it is copied
 //! - `version`  — one loaded version, its idle instances, a publication
 //! - `runtime`  — the active publication and guarded calls
 //! - `swap`     — candidates, publish, rollback (manual and automatic), status
 //! - `check`    — the offline check of a component file
 
+mod answer;
 mod bindings;
 mod check;
+mod clocks;
 mod convert;
 mod engine;
 mod host_api;

@@ -7,15 +7,17 @@
 //! queue for the length of a call (so a suspended call cannot be entered
 //! twice) and put back only if its version is still the active one.
 
+use std::pin::pin;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
 use sha2::{Digest, Sha256};
-use wasmtime::component::{Component, Linker};
+use wasmtime::component::{Component, Linker, ResourceTableError};
 use wasmtime::{Engine, Store, Trap};
 
+use super::answer::{self, Answer, Bound};
 use super::bindings::switchboard::policy::types as wit;
 use super::bindings::{Policy as Bindings, PolicyPre};
 use super::engine;
@@ -120,7 +122,7 @@ impl Policy {
     }
 
     /// One guarded call on the active version: an idle instance (or a new
-    /// one), deadline armed, limits checked on the answer.
+    /// one), deadline armed, the answer bounded before it is copied out.
     async fn invoke(&self, event: Event) -> Result<Result<Vec<Action>, wit::Reject>, CallError> {
         let published = self.inner.active.load_full();
         let version = &published.version;
@@ -129,11 +131,16 @@ impl Policy {
             None => self.instantiate(version).await?,
         };
         published.calls.fetch_add(1, Ordering::Relaxed);
-        let outcome = self.call(&mut inst, event).await;
-        let outcome = match outcome {
+        let outcome = match self.call(&mut inst, event).await {
+            // The guest returned normally, even with an answer over the
+            // caps: its instance can serve again.
             Ok(answer) => {
                 self.checkin(version, inst);
-                self.check_output(answer)
+                match answer {
+                    Ok(Answer::Actions(actions)) => Ok(Ok(actions)),
+                    Ok(Answer::Refused(e)) => Err(e),
+                    Err(reject) => Ok(Err(reject)),
+                }
             }
             // A failed instance is dropped: a trap leaves it unusable.
             Err(e) => Err(e),
@@ -148,56 +155,42 @@ impl Policy {
         &self,
         inst: &mut Instance,
         event: Event,
-    ) -> Result<Result<Vec<wit::Action>, wit::Reject>, CallError> {
+    ) -> Result<Result<Answer, wit::Reject>, CallError> {
         let limits = &self.inner.limits;
         inst.store.data_mut().limiter.hit = false;
         inst.store
             .set_epoch_deadline(engine::ticks(limits.call_deadline));
-        let handler = inst.bindings.switchboard_policy_handler();
-        let store = &mut inst.store;
-        let call = async move {
-            match event {
-                Event::Connect(info) => handler.call_on_connect(store, &info).await,
-                Event::Message(sender, frame) => handler
-                    .call_on_message(store, &sender, &frame)
-                    .await
-                    .map(Ok),
-                Event::Disconnect(id) => handler.call_on_disconnect(store, &id).await.map(Ok),
-            }
+        let bound = Bound {
+            max_actions: limits.max_actions,
+            max_bytes: limits.max_output_bytes,
         };
-        // The epoch stops a guest that computes; this stops one that waits
-        // on a WASI pollable (which the epoch cannot interrupt).
-        match tokio::time::timeout(limits.call_deadline * 2, call).await {
+        let exports = &inst.exports;
+        let store = &mut inst.store;
+        let outcome = {
+            let call = pin!(async move {
+                match event {
+                    Event::Connect(info) => exports.on_connect.call_async(store, (info,)).await,
+                    Event::Message(sender, frame) => exports
+                        .on_message
+                        .call_async(store, (sender, frame))
+                        .await
+                        .map(|(answer,)| (Ok(answer),)),
+                    Event::Disconnect(id) => exports
+                        .on_disconnect
+                        .call_async(store, (id,))
+                        .await
+                        .map(|(answer,)| (Ok(answer),)),
+                }
+            });
+            // The epoch stops a guest that computes; this stops one that
+            // waits on a WASI pollable (which the epoch cannot interrupt).
+            tokio::time::timeout(limits.call_deadline * 2, answer::bounded(bound, call)).await
+        };
+        match outcome {
             Err(_) => Err(self.timeout()),
             Ok(Err(e)) => Err(self.classify(inst, e)),
-            Ok(Ok(answer)) => Ok(answer),
+            Ok(Ok((answer,))) => Ok(answer),
         }
-    }
-
-    fn check_output(
-        &self,
-        answer: Result<Vec<wit::Action>, wit::Reject>,
-    ) -> Result<Result<Vec<Action>, wit::Reject>, CallError> {
-        let actions = match answer {
-            Ok(actions) => actions,
-            Err(reject) => return Ok(Err(reject)),
-        };
-        let actions: Vec<Action> = actions.into_iter().map(Action::from).collect();
-        let limits = &self.inner.limits;
-        if actions.len() > limits.max_actions {
-            return Err(CallError::TooManyActions {
-                got: actions.len(),
-                limit: limits.max_actions,
-            });
-        }
-        let bytes: usize = actions.iter().map(Action::frame_bytes).sum();
-        if bytes > limits.max_output_bytes {
-            return Err(CallError::TooManyBytes {
-                got: bytes,
-                limit: limits.max_output_bytes,
-            });
-        }
-        Ok(Ok(actions))
     }
 
     fn timeout(&self) -> CallError {
@@ -213,6 +206,14 @@ impl Policy {
         );
         if inst.store.data().limiter.hit {
             return CallError::Memory(self.inner.limits.memory_bytes);
+        }
+        if e.chain().any(|cause| {
+            matches!(
+                cause.downcast_ref::<ResourceTableError>(),
+                Some(ResourceTableError::Full)
+            )
+        }) {
+            return CallError::Resources(self.inner.limits.max_resources);
         }
         match e.downcast_ref::<Trap>() {
             Some(Trap::Interrupt) => self.timeout(),
@@ -236,10 +237,14 @@ impl Policy {
     /// functions run guest code too).
     async fn instantiate(&self, version: &Version) -> Result<Instance, CallError> {
         let inner = &self.inner;
-        let state = HostState::new(&inner.env, inner.limits.memory_bytes, version.info.seq);
+        let state = HostState::new(&inner.env, &inner.limits, version.info.seq);
         let mut store = Store::new(&inner.engine, state);
         store.limiter(|s| &mut s.limiter);
         store.epoch_deadline_trap();
+        store.set_hostcall_fuel(hostcall_fuel(&inner.limits));
+        // Handles of resources a component makes for itself cost host
+        // memory too; WASI resources (bounded by the table) take one each.
+        store.set_max_component_handles(inner.limits.max_resources.saturating_mul(2));
         // Instantiation gets its own, longer budget: on a loaded machine it
         // can take longer than a call deadline, and failing it would fail a
         // call that merely needed a fresh instance.
@@ -260,14 +265,17 @@ impl Policy {
                 }
                 Err(CallError::Instantiate(format!("{e:#}")))
             }
-            Ok(Ok(bindings)) => Ok(version.adopt(store, bindings)),
+            Ok(Ok(bindings)) => version
+                .adopt(store, bindings)
+                .map_err(|e| CallError::Instantiate(format!("{e:#}"))),
         }
     }
 
     /// Return an instance after a call, unless its version is no longer the
-    /// active one or the instance has used most of its memory headroom. The second check closes the race with a swap that
+    /// active one or the instance has used most of its memory or resource
+    /// headroom. The second check closes the race with a swap that
     /// released the idle queue between the first check and the push.
-    fn checkin(&self, version: &Arc<Version>, inst: Instance) {
+    fn checkin(&self, version: &Arc<Version>, mut inst: Instance) {
         if !self.is_active(version) || inst.worn_out() {
             return;
         }
@@ -280,6 +288,22 @@ impl Policy {
     pub(super) fn is_active(&self, version: &Arc<Version>) -> bool {
         Arc::ptr_eq(&self.inner.active.load().version, version)
     }
+}
+
+/// How many bytes wasmtime may copy from a guest into the host in one
+/// crossing (the arguments of one import call, or one answer): lowered from
+/// its 128 MiB default. A value a guest passes cannot be larger than its
+/// memory (twice that covers two arguments sharing it), and an answer
+/// within the caps needs its bytes plus room for the action list.
+fn hostcall_fuel(limits: &PolicyLimits) -> usize {
+    let bound = Bound {
+        max_actions: limits.max_actions,
+        max_bytes: limits.max_output_bytes,
+    };
+    limits
+        .memory_bytes
+        .saturating_mul(2)
+        .max(answer::fuel_needed(bound))
 }
 
 /// Compile `bytes`, check it against the world and pre-link it.

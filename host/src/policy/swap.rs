@@ -103,7 +103,8 @@ pub struct PreviousStatus {
 /// When a new version is rolled back without an operator.
 #[derive(Debug, Clone, Serialize)]
 pub struct AutoRollback {
-    /// Failed calls that trigger it (0: never).
+    /// Failed calls that trigger it (0: never). Answers over the action
+    /// or byte cap do not count: a client can provoke those.
     pub failures: u64,
     /// For how long after a swap a version is watched, in seconds.
     pub window_secs: u64,
@@ -211,7 +212,11 @@ impl Policy {
             // version's fault.
             return;
         }
-        let failures = published.failures.fetch_add(1, Ordering::Relaxed) + 1;
+        published.failures.fetch_add(1, Ordering::Relaxed);
+        if !error.counts_toward_rollback() {
+            return;
+        }
+        let failures = published.strikes.fetch_add(1, Ordering::Relaxed) + 1;
         let limits = &self.inner.limits;
         let threshold = limits.rollback_failures;
         if published.by != PublishedBy::Swap

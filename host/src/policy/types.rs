@@ -41,6 +41,9 @@ pub struct ConnectInfo {
     pub headers: Vec<(String, String)>,
     /// Arrived over TLS.
     pub secure: bool,
+    /// The verified token's claims when signed tokens are on (world 0.1.0
+    /// does not pass them to the policy).
+    pub claims: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// A refusal at the handshake.
@@ -111,20 +114,27 @@ pub enum Action {
 }
 
 impl Action {
-    /// Bytes of frames this action carries (for the per-call output cap).
-    pub fn frame_bytes(&self) -> usize {
-        let opt = |f: &Option<Frame>| f.as_ref().map_or(0, Frame::len);
+    /// Bytes of every string and frame this action carries: ids, rooms,
+    /// reasons and frames alike (what the per-call output cap counts).
+    pub fn output_bytes(&self) -> usize {
+        let frame = |f: &Option<Frame>| f.as_ref().map_or(0, Frame::len);
+        let text = |s: &Option<String>| s.as_ref().map_or(0, String::len);
         match self {
             Action::Reply(f) => f.len(),
             Action::Send {
-                frame,
+                to,
+                frame: f,
                 on_sent,
                 on_closed,
-                ..
-            } => frame.len() + opt(on_sent) + opt(on_closed),
-            Action::SendRoom { frame, .. } | Action::Broadcast { frame, .. } => frame.len(),
-            Action::Close { reason, .. } => reason.len(),
-            Action::Join { .. } | Action::Leave { .. } => 0,
+            } => to.len() + f.len() + frame(on_sent) + frame(on_closed),
+            Action::SendRoom {
+                room,
+                frame: f,
+                except,
+            } => room.len() + f.len() + text(except),
+            Action::Broadcast { frame: f, except } => f.len() + text(except),
+            Action::Join { id, room } | Action::Leave { id, room } => id.len() + room.len(),
+            Action::Close { id, reason, .. } => id.len() + reason.len(),
         }
     }
 }
@@ -141,7 +151,7 @@ pub enum CallError {
     /// The guest tried to grow its memory past the cap.
     #[error("policy exceeded its memory limit ({0} bytes)")]
     Memory(usize),
-    /// Too many actions returned.
+    /// Too many actions returned (refused before any was copied out).
     #[error("policy returned {got} actions (limit {limit})")]
     TooManyActions {
         /// Returned.
@@ -149,17 +159,39 @@ pub enum CallError {
         /// Allowed.
         limit: usize,
     },
-    /// Too many bytes of frames returned.
-    #[error("policy returned {got} bytes of frames (limit {limit})")]
+    /// Too many bytes returned: every string and frame of every action
+    /// (ids, rooms, reasons, frames), measured in guest memory before any
+    /// was copied out.
+    #[error("policy returned {got} bytes of strings and frames (limit {limit})")]
     TooManyBytes {
         /// Returned.
         got: usize,
         /// Allowed.
         limit: usize,
     },
+    /// The guest tried to hold more WASI resources (streams, pollables…)
+    /// than its instance may.
+    #[error("policy exceeded its resource limit ({0} handles)")]
+    Resources(usize),
     /// No instance could be created for this call.
     #[error("policy could not be instantiated: {0}")]
     Instantiate(String),
+}
+
+impl CallError {
+    /// Whether the failure says something about the policy version, and so
+    /// counts toward its automatic rollback. An answer over the action or
+    /// byte cap can be provoked by a client (an id in many rooms, a large
+    /// message echoed back), so clients could otherwise roll back an
+    /// operator's swap; failing to get an instance is the server's capacity.
+    pub fn counts_toward_rollback(&self) -> bool {
+        !matches!(
+            self,
+            CallError::TooManyActions { .. }
+                | CallError::TooManyBytes { .. }
+                | CallError::Instantiate(_)
+        )
+    }
 }
 
 /// Why a component could not become the policy.
@@ -198,6 +230,85 @@ impl LoadError {
             LoadError::World(_) => "world",
             LoadError::Instantiate(_) => "instantiate",
             LoadError::Engine(_) => "engine",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_bytes_count_every_string() {
+        let text = |s: &str| Frame::Text(s.into());
+        let cases = [
+            (Action::Reply(Frame::Binary(vec![0; 5])), 5),
+            (
+                Action::Send {
+                    to: "bob".into(),
+                    frame: text("hello"),
+                    on_sent: Some(text("ok")),
+                    on_closed: Some(text("gone")),
+                },
+                3 + 5 + 2 + 4,
+            ),
+            (
+                Action::SendRoom {
+                    room: "lobby".into(),
+                    frame: text("hi"),
+                    except: Some("alice".into()),
+                },
+                5 + 2 + 5,
+            ),
+            (
+                Action::Broadcast {
+                    frame: text("hi"),
+                    except: None,
+                },
+                2,
+            ),
+            (
+                Action::Join {
+                    id: "alice".into(),
+                    room: "r".repeat(1000),
+                },
+                1005,
+            ),
+            (
+                Action::Leave {
+                    id: "alice".into(),
+                    room: "lobby".into(),
+                },
+                10,
+            ),
+            (
+                Action::Close {
+                    id: "bob".into(),
+                    code: 4000,
+                    reason: "bye".into(),
+                },
+                6,
+            ),
+        ];
+        for (action, bytes) in cases {
+            assert_eq!(action.output_bytes(), bytes, "{action:?}");
+        }
+    }
+
+    #[test]
+    fn only_the_versions_own_failures_count_toward_rollback() {
+        let too_many = CallError::TooManyActions { got: 2, limit: 1 };
+        let too_large = CallError::TooManyBytes { got: 2, limit: 1 };
+        assert!(!too_many.counts_toward_rollback());
+        assert!(!too_large.counts_toward_rollback());
+        assert!(!CallError::Instantiate("pool full".into()).counts_toward_rollback());
+        for e in [
+            CallError::Trap("unreachable".into()),
+            CallError::Timeout(10),
+            CallError::Memory(1),
+            CallError::Resources(1),
+        ] {
+            assert!(e.counts_toward_rollback(), "{e}");
         }
     }
 }

@@ -15,7 +15,10 @@ use std::time::{Instant, SystemTime};
 use crossbeam_queue::ArrayQueue;
 use serde::Serialize;
 use wasmtime::Store;
+use wasmtime::component::TypedFunc;
 
+use super::answer::Answer;
+use super::bindings::switchboard::policy::types as wit;
 use super::bindings::{Policy as Bindings, PolicyPre};
 use super::host_api::HostState;
 
@@ -64,18 +67,23 @@ impl Version {
     }
 
     /// Wrap a freshly instantiated store.
-    pub(super) fn adopt(&self, store: Store<HostState>, bindings: Bindings) -> Instance {
+    pub(super) fn adopt(
+        &self,
+        store: Store<HostState>,
+        bindings: Bindings,
+    ) -> wasmtime::Result<Instance> {
+        let exports = Exports::new(&store, &bindings)?;
         self.live.fetch_add(1, Ordering::SeqCst);
         let cap = store.data().limiter.memory_bytes;
         let start = store.data().limiter.largest;
-        Instance {
+        Ok(Instance {
             seq: self.info.seq,
             // Half the headroom left after instantiation.
             recycle_above: start + cap.saturating_sub(start) / 2,
             store,
-            bindings,
+            exports,
             live: self.live.clone(),
-        }
+        })
     }
 
     pub(super) fn take_idle(&self) -> Option<Instance> {
@@ -100,18 +108,47 @@ pub(super) struct Instance {
     /// Memory size past which the instance is replaced after its call
     /// rather than reused.
     pub recycle_above: usize,
+    /// The store (memory, WASI resources, host state).
     pub store: Store<HostState>,
-    pub bindings: Bindings,
+    /// The handler's functions.
+    pub exports: Exports,
     live: Arc<AtomicUsize>,
 }
 
 impl Instance {
     /// Whether the instance has grown enough that its next call might run
-    /// out of memory: a guest that leaks (or a garbage-collected language
-    /// that collects late) is replaced between calls, at the cost of one
-    /// instantiation, instead of failing a client's call at the cap.
-    pub fn worn_out(&self) -> bool {
+    /// out of memory or of resources: a guest that leaks (or a
+    /// garbage-collected language that collects late) is replaced between
+    /// calls, at the cost of one instantiation, instead of failing a
+    /// client's call at the cap.
+    pub fn worn_out(&mut self) -> bool {
         self.store.data().limiter.largest > self.recycle_above
+            || self.store.data_mut().holds_many_resources()
+    }
+}
+
+/// The handler's exports as typed functions whose answers are measured
+/// before they are copied out (see `answer`), instead of the generated
+/// `call_on_*`, which copy first.
+pub(super) struct Exports {
+    /// `on-connect`.
+    pub on_connect: TypedFunc<(wit::ConnectInfo,), (Result<Answer, wit::Reject>,)>,
+    /// `on-message`.
+    pub on_message: TypedFunc<(String, wit::Frame), (Answer,)>,
+    /// `on-disconnect`.
+    pub on_disconnect: TypedFunc<(String,), (Answer,)>,
+}
+
+impl Exports {
+    /// The exports of an instance `bindings` found (and type-checked
+    /// against the world) in `store`, checked again against these types.
+    fn new(store: &Store<HostState>, bindings: &Bindings) -> wasmtime::Result<Exports> {
+        let handler = bindings.switchboard_policy_handler();
+        Ok(Exports {
+            on_connect: handler.func_on_connect().func().typed(store)?,
+            on_message: handler.func_on_message().func().typed(store)?,
+            on_disconnect: handler.func_on_disconnect().func().typed(store)?,
+        })
     }
 }
 
@@ -143,9 +180,12 @@ pub(super) struct Published {
     pub at_wall: SystemTime,
     /// Calls that ran on this publication.
     pub calls: AtomicU64,
-    /// Of those, calls the policy failed (trap, timeout, memory, over-limit
-    /// answer).
+    /// Of those, calls the policy failed (trap, timeout, memory, resources,
+    /// over-limit answer).
     pub failures: AtomicU64,
+    /// Of those, the ones that count toward automatic rollback (not the
+    /// over-limit answers a client can provoke).
+    pub strikes: AtomicU64,
 }
 
 impl Published {
@@ -157,6 +197,7 @@ impl Published {
             at_wall: SystemTime::now(),
             calls: AtomicU64::new(0),
             failures: AtomicU64::new(0),
+            strikes: AtomicU64::new(0),
         }
     }
 }

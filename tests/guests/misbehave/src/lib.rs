@@ -12,6 +12,26 @@
 //!   online` (holds a call in progress for as long as a test needs)
 //! - a JSON-looking text (starts with `{`) containing `"trap"` — panics, so
 //!   a test can check that the host echoes the request's `ref`
+//! - `tcp <port>` — tries to connect to 127.0.0.1:`port`; replies `tcp:
+//!   <error>` (or `tcp: connected`, keeping the socket open: an escape)
+//! - `udp <port>` — tries to bind a UDP socket and send to 127.0.0.1:`port`;
+//!   replies `udp: <error>` (or `udp: sent`, keeping the socket)
+//! - `dns` — tries to resolve `localhost`; replies `dns: <error>` (or `dns:
+//!   resolved <n>`)
+//! - `resources` — takes WASI resources (clock pollables) and never gives
+//!   them back, without end; replies `resources: held <n>` only if it ever
+//!   stops being able to (no host bound would make it loop 1,000,000 times)
+//! - `resources <n>` — takes `n` pollables and keeps them in the instance
+//!   past the call; replies `held <n>`
+//! - `big <n>` — replies with `n` bytes of text
+//! - `join <n> <len>` — joins the sender to `n` rooms whose names are `len`
+//!   bytes long, then replies `joined <n>`
+//! - `alias <n> <kib>` — replies with `n` frames that all point at the same
+//!   `kib` KiB string in guest memory (an answer that is small for the
+//!   guest and huge once copied out)
+//! - `clock` — replies `clock <wall ms> <monotonic ns> <import ms>`: the WASI
+//!   wall clock (`SystemTime`), the WASI monotonic clock and the
+//!   `clock.now-ms` import
 //! - `connect-trap` as an id (at connect) — traps in on-connect
 //! - anything else — echoed back to the sender
 //!
@@ -28,6 +48,140 @@ wit_bindgen::generate!({
 use exports::switchboard::policy::handler::Guest;
 use switchboard::policy::types::{Action, ConnectInfo, Frame, Reject};
 
+/// Direct access to WASI's monotonic clock, whose pollables are host
+/// resources a guest can take without end (Rust's std drops each one it
+/// makes). WASI 0.2.0, the version wasi-libc already imports.
+mod wasi_clock {
+    wit_bindgen::generate!({
+        inline: r#"
+            package misbehave:clock;
+
+            world clock {
+                import wasi:clocks/monotonic-clock@0.2.0;
+            }
+
+            package wasi:io@0.2.0 {
+                interface poll {
+                    resource pollable {
+                        ready: func() -> bool;
+                        block: func();
+                    }
+                    poll: func(in: list<borrow<pollable>>) -> list<u32>;
+                }
+            }
+            package wasi:clocks@0.2.0 {
+                interface monotonic-clock {
+                    use wasi:io/poll@0.2.0.{pollable};
+                    type instant = u64;
+                    type duration = u64;
+                    now: func() -> instant;
+                    resolution: func() -> duration;
+                    subscribe-instant: func(when: instant) -> pollable;
+                    subscribe-duration: func(when: duration) -> pollable;
+                }
+            }
+        "#,
+        world: "misbehave:clock/clock",
+        generate_all,
+    });
+    pub use self::wasi::clocks::monotonic_clock::{now, subscribe_duration};
+}
+
+/// The allocator, except that it never frees the string `alias` hands out
+/// many times (the guest's post-return would free it once per alias).
+struct Allocator;
+
+/// Address of the string `alias` shares (0: none).
+static ALIASED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+unsafe impl std::alloc::GlobalAlloc for Allocator {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        if ptr as usize != ALIASED.load(std::sync::atomic::Ordering::Relaxed) {
+            unsafe { std::alloc::System.dealloc(ptr, layout) }
+        }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Allocator = Allocator;
+
+/// `n` replies sharing one `kib` KiB string.
+fn alias(n: usize, kib: usize) -> Vec<Action> {
+    let shared = std::mem::ManuallyDrop::new("x".repeat(kib * 1024));
+    ALIASED.store(
+        shared.as_ptr() as usize,
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    (0..n)
+        .map(|_| {
+            // SAFETY: not sound Rust (many owners of one buffer), on
+            // purpose: each alias is only handed to the host and then
+            // "freed" by the post-return, which the allocator ignores for
+            // this buffer.
+            let alias = unsafe {
+                String::from_raw_parts(shared.as_ptr() as *mut u8, shared.len(), shared.len())
+            };
+            Action::Reply(Frame::Text(alias))
+        })
+        .collect()
+}
+
+/// Resources `resources <n>` keeps past its call.
+static KEPT: std::sync::Mutex<Vec<wasi_clock::wasi::io::poll::Pollable>> =
+    std::sync::Mutex::new(Vec::new());
+
+fn reply(text: String) -> Vec<Action> {
+    vec![Action::Reply(Frame::Text(text))]
+}
+
+/// Try to reach 127.0.0.1:`port` over TCP.
+fn tcp(port: u16) -> String {
+    match std::net::TcpStream::connect(("127.0.0.1", port)) {
+        Ok(stream) => {
+            std::mem::forget(stream);
+            "tcp: connected".into()
+        }
+        Err(e) => format!("tcp: {e}"),
+    }
+}
+
+/// Try to send a UDP datagram to 127.0.0.1:`port`.
+fn udp(port: u16) -> String {
+    let socket = match std::net::UdpSocket::bind("127.0.0.1:0") {
+        Ok(s) => s,
+        Err(e) => return format!("udp: {e}"),
+    };
+    let sent = socket.send_to(b"escaped", ("127.0.0.1", port));
+    std::mem::forget(socket);
+    match sent {
+        Ok(_) => "udp: sent".into(),
+        Err(e) => format!("udp: {e}"),
+    }
+}
+
+/// Try to resolve a name.
+fn dns() -> String {
+    use std::net::ToSocketAddrs;
+    match ("localhost", 80).to_socket_addrs() {
+        Ok(addrs) => format!("dns: resolved {}", addrs.count()),
+        Err(e) => format!("dns: {e}"),
+    }
+}
+
+/// The WASI clocks and the `clock` import, side by side.
+fn clock() -> String {
+    let wall = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    let monotonic = wasi_clock::now();
+    let import = switchboard::policy::clock::now_ms();
+    format!("clock {wall} {monotonic} {import}")
+}
+
 struct Misbehave;
 
 impl Guest for Misbehave {
@@ -42,7 +196,7 @@ impl Guest for Misbehave {
         }
     }
 
-    fn on_message(_sender: String, frame: Frame) -> Vec<Action> {
+    fn on_message(sender: String, frame: Frame) -> Vec<Action> {
         let Frame::Text(text) = frame else {
             return vec![Action::Reply(frame)];
         };
@@ -58,6 +212,45 @@ impl Guest for Misbehave {
                 std::thread::sleep(std::time::Duration::from_millis(1));
             }
             return vec![Action::Reply(Frame::Text(format!("{id} is online")))];
+        }
+        let port = |cmd: &str| text.strip_prefix(cmd).and_then(|p| p.parse::<u16>().ok());
+        if let Some(port) = port("tcp ") {
+            return reply(tcp(port));
+        }
+        if let Some(port) = port("udp ") {
+            return reply(udp(port));
+        }
+        if let Some(n) = text
+            .strip_prefix("resources ")
+            .and_then(|n| n.parse::<usize>().ok())
+        {
+            let mut kept = KEPT.lock().unwrap_or_else(|e| e.into_inner());
+            for _ in 0..n {
+                kept.push(wasi_clock::subscribe_duration(3_600_000_000_000));
+            }
+            return reply(format!("held {n}"));
+        }
+        let numbers = |cmd: &str| -> Option<(usize, usize)> {
+            let (a, b) = text.strip_prefix(cmd)?.split_once(' ')?;
+            Some((a.parse().ok()?, b.parse().ok()?))
+        };
+        if let Some(n) = text.strip_prefix("big ").and_then(|n| n.parse().ok()) {
+            return reply("x".repeat(n));
+        }
+        if let Some((n, len)) = numbers("join ") {
+            let mut actions: Vec<Action> = (0..n)
+                .map(|i| {
+                    Action::Join(switchboard::policy::types::Membership {
+                        id: sender.clone(),
+                        room: format!("{i:0len$}"),
+                    })
+                })
+                .collect();
+            actions.push(Action::Reply(Frame::Text(format!("joined {n}"))));
+            return actions;
+        }
+        if let Some((n, kib)) = numbers("alias ") {
+            return alias(n, kib);
         }
         if let Some(mib) = text
             .strip_prefix("alloc ")
@@ -91,6 +284,16 @@ impl Guest for Misbehave {
                 println!("hello from the guest's stdout");
                 eprintln!("hello from the guest's stderr");
                 vec![Action::Reply(Frame::Text("printed".into()))]
+            }
+            "dns" => reply(dns()),
+            "clock" => reply(clock()),
+            "resources" => {
+                let mut n = 0;
+                while n < 1_000_000 {
+                    std::mem::forget(wasi_clock::subscribe_duration(3_600_000_000_000));
+                    n += 1;
+                }
+                reply(format!("resources: held {n}"))
             }
             "spam" => (0..10_000)
                 .map(|i| Action::Reply(Frame::Text(i.to_string())))

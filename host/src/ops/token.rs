@@ -1,0 +1,29 @@
+//! `switchboard token --sub ID [--ttl 1h]`: a signed token (HS256 JWT) for
+//! a client, from the secret the server is configured with.
+
+use std::process::ExitCode;
+
+use crate::cli::TokenArgs;
+
+/// Print a token for `args.sub`; exit 2 when no secret is configured.
+pub fn run(args: TokenArgs) -> ExitCode {
+    let file = match crate::config_file::discover(args.config.as_deref()) {
+        Ok(f) => f,
+        Err(e) => return usage(&e.to_string()),
+    };
+    let Some(secret) = args.secret(file) else {
+        return usage(
+            "no secret to sign with: pass --auth-secret, set SWITCHBOARD_AUTH_SECRET, or set [auth] secret in the settings file (--config)",
+        );
+    };
+    match crate::auth::mint_token(&secret, &args.sub, args.ttl, Default::default()) {
+        Ok(token) => super::out(&format!("{token}\n")),
+        Err(e) => usage(&e.to_string()),
+    }
+}
+
+/// A problem with what was asked: the usage-error exit code.
+fn usage(message: &str) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(2)
+}

@@ -1,0 +1,58 @@
+//! A guest that tries every way out of the sandbox (sockets, name lookup,
+//! resources without end, a trap) leaves the server's process with the open
+//! files it had. Alone in its test binary: the count is the whole process's,
+//! and tests running beside it would change it.
+
+use anyhow::{Result, ensure};
+use switchboard_tests::{TestServer, WAIT, misbehave_config};
+
+/// Entries of /proc/self/fd (this process hosts the server).
+fn open_files() -> Result<usize> {
+    Ok(std::fs::read_dir("/proc/self/fd")?.count())
+}
+
+#[tokio::test]
+async fn escape_attempts_leave_the_open_file_count_unchanged() -> Result<()> {
+    let tcp = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0")?;
+    let mut config = misbehave_config();
+    config.policy_limits.call_deadline = WAIT;
+    config.policy_limits.max_resources = 64;
+    let server = TestServer::start(config).await?;
+    let mut c = server.connect("escaper").await?;
+    ensure!(c.recv_text().await? == "welcome escaper");
+    // Once before counting, so that whatever a first call sets up for good
+    // (an instance, the guest's stdout) is there in both counts.
+    c.send_text("warm up").await?;
+    ensure!(c.recv_text().await? == "warm up");
+
+    let before = open_files()?;
+    for round in 0..20 {
+        // The sockets last: a trap would drop the instance, and with it
+        // whatever it held, before the count.
+        for request in [
+            "resources".to_owned(),
+            "resources 20".to_owned(),
+            "trap".to_owned(),
+            "dns".to_owned(),
+            format!("tcp {}", tcp.local_addr()?.port()),
+            format!("udp {}", udp.local_addr()?.port()),
+        ] {
+            c.send_text(&request).await?;
+            let answer = c.recv_text().await?;
+            ensure!(
+                !answer.ends_with("connected") && !answer.ends_with("sent"),
+                "round {round}, {request}: {answer}"
+            );
+        }
+    }
+    c.send_text("done").await?;
+    ensure!(c.recv_text().await? == "done");
+    let after = open_files()?;
+    ensure!(
+        after == before,
+        "open files: {before} before the escape attempts, {after} after"
+    );
+    c.close().await?;
+    server.shutdown().await
+}
