@@ -36,17 +36,21 @@ pub fn misbehave_wasm() -> PathBuf {
 
 /// A config for tests: defaults, listening on 127.0.0.1 port 0.
 pub fn config() -> Config {
-    let mut c = Config {
+    Config {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         // Tests that need the admin interface ask for one on port 0.
         admin: None,
         ..Config::default()
-    };
-    // Most tests send bursts far above a client's allowance; the tests of
-    // the rate limits (limits.rs) set them back.
-    c.limits.messages_per_sec = 0;
-    c.limits.broadcasts_per_sec = 0;
-    c
+    }
+}
+
+/// `config` with a client's message and broadcast rates unlimited, for
+/// tests that send bursts far above the default allowance (50 frames a
+/// second, 1 broadcast a second) to test something else.
+pub fn without_rate_limits(mut config: Config) -> Config {
+    config.limits.messages_per_sec = 0;
+    config.limits.broadcasts_per_sec = 0;
+    config
 }
 
 /// [`config`] with a policy call deadline of [`WAIT`] instead of 10 ms. The

@@ -8,7 +8,9 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
-use switchboard_tests::{Client, TestServer, WAIT, eventually, tolerant_config};
+use switchboard_tests::{
+    Client, TestServer, WAIT, eventually, tolerant_config, without_rate_limits,
+};
 use tokio::net::TcpSocket;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -23,7 +25,7 @@ const SLOW: [&str; 3] = ["slow0", "slow1", "slow2"];
 
 #[tokio::test]
 async fn slow_readers_past_the_budget_are_closed_and_readers_carry_on() -> Result<()> {
-    let mut config = tolerant_config();
+    let mut config = without_rate_limits(tolerant_config());
     config.limits.outbound_total_bytes = BUDGET;
     config.limits.outbound_queue_bytes = 4 << 20;
     config.limits.outbound_queue_frames = 100_000;

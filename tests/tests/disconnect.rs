@@ -6,7 +6,7 @@ use std::collections::HashSet;
 
 use anyhow::{Result, bail};
 use serde_json::{Value, json};
-use switchboard_tests::{Client, TestServer, tolerant_config};
+use switchboard_tests::{Client, TestServer, tolerant_config, without_rate_limits};
 
 fn ack(r: impl Into<Value>) -> Value {
     json!({"type": "ack", "ref": r.into()})
@@ -22,7 +22,7 @@ async fn join_all(c: &mut Client, id: &str, rooms: &[String]) -> Result<()> {
 
 #[tokio::test]
 async fn a_client_in_300_rooms_that_disconnects_is_heard_leaving_every_one() -> Result<()> {
-    let mut c = tolerant_config();
+    let mut c = without_rate_limits(tolerant_config());
     c.limits.max_rooms_per_id = 400;
     // The default per-call cap: two actions per room would not fit in it.
     assert_eq!(c.policy_limits.max_actions, 256);

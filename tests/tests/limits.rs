@@ -5,7 +5,7 @@
 
 use anyhow::Result;
 use serde_json::{Value, json};
-use switchboard_tests::{Client, TestServer, config, tolerant_config};
+use switchboard_tests::{Client, TestServer, tolerant_config, without_rate_limits};
 
 fn ack(r: impl Into<Value>) -> Value {
     json!({"type": "ack", "ref": r.into()})
@@ -62,7 +62,7 @@ async fn a_join_past_the_rooms_per_id_limit_is_refused_with_too_many_rooms() -> 
 
 #[tokio::test]
 async fn joining_new_rooms_forever_stops_at_the_default_limit() -> Result<()> {
-    let server = TestServer::start(tolerant_config()).await?;
+    let server = TestServer::start(without_rate_limits(tolerant_config())).await?;
     let mut alice = server.join("alice").await?;
     let mut refused = 0;
     for i in 0..300 {
@@ -109,11 +109,8 @@ async fn ping_burst(c: &mut Client, n: i64) -> Result<(Vec<i64>, Vec<Value>)> {
 
 #[tokio::test]
 async fn a_burst_of_600_pings_is_cut_at_the_default_message_rate() -> Result<()> {
-    // The defaults (50 per second, bursts of 100), not the harness's.
-    let mut c = config();
-    c.limits.messages_per_sec = switchboard::config::Limits::default().messages_per_sec;
-    c.policy_limits.call_deadline = switchboard_tests::WAIT;
-    let server = TestServer::start(c).await?;
+    // The defaults: 50 per second, bursts of 100.
+    let server = TestServer::start(tolerant_config()).await?;
     let mut alice = server.join("alice").await?;
     let started = std::time::Instant::now();
     let (served, refused) = ping_burst(&mut alice, 600).await?;

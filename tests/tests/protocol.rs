@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 
 use anyhow::Result;
 use serde_json::{Value, json};
-use switchboard_tests::{Client, TestServer, tolerant_config};
+use switchboard_tests::{Client, TestServer, tolerant_config, without_rate_limits};
 
 /// `id` joins `room` with `ref`; reads its own `joined` and the ack.
 async fn join(c: &mut Client, id: &str, room: &str, r: i64) -> Result<()> {
@@ -261,7 +261,7 @@ async fn room_message_reaches_every_other_member_and_not_the_sender() -> Result<
 #[tokio::test]
 async fn a_burst_of_room_messages_arrives_whole_and_in_order() -> Result<()> {
     const BURST: i64 = 500;
-    let server = TestServer::start(tolerant_config()).await?;
+    let server = TestServer::start(without_rate_limits(tolerant_config())).await?;
     let mut alice = server.join("alice").await?;
     let mut bob = server.join("bob").await?;
     let mut carol = server.join("carol").await?;
@@ -499,7 +499,7 @@ const RAW_REFS: &[&str] = &[
 
 #[tokio::test]
 async fn refs_are_echoed_exactly_as_sent() -> Result<()> {
-    let server = TestServer::start(tolerant_config()).await?;
+    let server = TestServer::start(without_rate_limits(tolerant_config())).await?;
     let mut alice = server.join("alice").await?;
     for raw in RAW_REFS {
         // ack of a ping

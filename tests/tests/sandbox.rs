@@ -25,7 +25,7 @@ use anyhow::{Context, Result, ensure};
 use futures_util::future::join_all;
 use serde_json::{Value, json};
 use switchboard::config::Config;
-use switchboard_tests::{Client, TestServer, misbehave_config};
+use switchboard_tests::{Client, TestServer, misbehave_config, without_rate_limits};
 
 /// The deadline for tests where time is not the point.
 const GENEROUS_DEADLINE: Duration = Duration::from_secs(5);
@@ -341,7 +341,7 @@ async fn on_connect_trap_and_reject_refuse_the_handshake() -> Result<()> {
 async fn repeated_traps_exhaust_nothing() -> Result<()> {
     // 100 traps, each of which discards an instance: more than the default
     // pool holds (64), so a leaked slot would show up as a failed call.
-    let config = sandbox_config();
+    let config = without_rate_limits(sandbox_config());
     ensure!(config.policy_limits.pool_instances < 100);
     let server = TestServer::start(config).await?;
     let mut c = join(&server, "alternating").await?;

@@ -4,7 +4,7 @@
 //! and tests running beside it would change it.
 
 use anyhow::{Result, ensure};
-use switchboard_tests::{TestServer, WAIT, misbehave_config};
+use switchboard_tests::{TestServer, WAIT, misbehave_config, without_rate_limits};
 
 /// Entries of /proc/self/fd (this process hosts the server).
 fn open_files() -> Result<usize> {
@@ -15,7 +15,7 @@ fn open_files() -> Result<usize> {
 async fn escape_attempts_leave_the_open_file_count_unchanged() -> Result<()> {
     let tcp = std::net::TcpListener::bind("127.0.0.1:0")?;
     let udp = std::net::UdpSocket::bind("127.0.0.1:0")?;
-    let mut config = misbehave_config();
+    let mut config = without_rate_limits(misbehave_config());
     config.policy_limits.call_deadline = WAIT;
     config.policy_limits.max_resources = 64;
     let server = TestServer::start(config).await?;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
-use switchboard_tests::{TestServer, WAIT, tolerant_config};
+use switchboard_tests::{TestServer, WAIT, tolerant_config, without_rate_limits};
 use tokio::net::TcpSocket;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -20,7 +20,7 @@ const MAX_MESSAGES: u64 = (64 << 20) / PAD as u64;
 
 #[tokio::test]
 async fn a_client_that_does_not_read_is_closed_with_4008_and_nobody_else_suffers() -> Result<()> {
-    let mut cfg = tolerant_config();
+    let mut cfg = without_rate_limits(tolerant_config());
     cfg.limits.outbound_queue_frames = 16;
     cfg.limits.outbound_queue_bytes = 64 * 1024;
     // The server may wait this long to hand the close frame to a client whose
