@@ -117,15 +117,14 @@ async fn upload(
     body: Body,
 ) -> Response {
     if !authorized(&headers, &s.token) {
-        // Read what is being sent (up to the limit) first: a client still
-        // writing its upload when the connection closes sees a broken pipe,
-        // not the 401.
-        let _ = axum::body::to_bytes(body, s.max_upload).await;
+        // Read what is being sent first: a client still writing its upload
+        // when the connection closes sees a broken pipe, not the 401.
+        let _ = read_upload(body, s.max_upload).await;
         return unauthorized();
     }
-    let body = match axum::body::to_bytes(body, s.max_upload).await {
-        Ok(bytes) => bytes,
-        Err(_) => {
+    let body = match read_upload(body, s.max_upload).await {
+        Some(bytes) => bytes,
+        None => {
             return error(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "too-large",
@@ -147,10 +146,34 @@ async fn upload(
         .get("source")
         .map(|name| format!("upload: {}", crate::actions::cut(name.clone())))
         .unwrap_or_else(|| "upload".to_owned());
-    match s.policy.swap(body.to_vec(), &source).await {
+    match s.policy.swap(body, &source).await {
         Ok(report) => json(StatusCode::OK, &report),
         Err(e) => load_error(&e),
     }
+}
+
+/// How much of an upload past the limit is read (and dropped) before the
+/// 413 goes out.
+const DRAIN: usize = 64 * 1024 * 1024;
+
+/// The upload, or `None` if it is larger than `max`. Past `max` the rest
+/// is read and dropped, up to [`DRAIN`] more bytes (bounded work): a
+/// client still writing when the answer comes would see a broken pipe
+/// instead of the 413.
+async fn read_upload(body: Body, max: usize) -> Option<Vec<u8>> {
+    use futures_util::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut kept = Vec::new();
+    let mut seen = 0usize;
+    while let Some(Ok(chunk)) = stream.next().await {
+        seen = seen.saturating_add(chunk.len());
+        if seen <= max {
+            kept.extend_from_slice(&chunk);
+        } else if seen > max.saturating_add(DRAIN) {
+            break;
+        }
+    }
+    (seen <= max).then_some(kept)
 }
 
 /// A candidate that failed to load: 422 with the step that failed.
