@@ -11,7 +11,7 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 
 use crate::config::AuthConfig;
-use crate::id::{ConnId, MAX_ID_LEN};
+use crate::id::{self, ConnId, MAX_ID_LEN};
 
 /// A token's claims, as verified.
 pub type Claims = serde_json::Map<String, serde_json::Value>;
@@ -201,7 +201,7 @@ impl Verifier {
             Some(_) => return Err(AuthError::Invalid("sub is not a string".into())),
             None => return Err(AuthError::Invalid("no sub claim (the id)".into())),
         };
-        let id = ConnId::parse(sub).map_err(|_| AuthError::BadSub(cut(sub)))?;
+        let id = ConnId::parse(sub).map_err(|_| AuthError::BadSub(id::shown(sub)))?;
         if let Some(url_id) = url_id
             && *url_id != id
         {
@@ -286,7 +286,7 @@ pub fn mint_token(
     extra: Claims,
 ) -> Result<String, AuthError> {
     check_secret(secret)?;
-    let sub = ConnId::parse(sub).map_err(|_| AuthError::BadSub(cut(sub)))?;
+    let sub = ConnId::parse(sub).map_err(|_| AuthError::BadSub(id::shown(sub)))?;
     let now = now_secs();
     // Round up: a sub-second ttl must not make a token that is born expired.
     let ttl = ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0);
@@ -311,11 +311,6 @@ fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
-}
-
-/// What may be echoed of a client-chosen string into a body or a log.
-fn cut(s: &str) -> String {
-    s.chars().take(MAX_ID_LEN + 8).collect()
 }
 
 #[cfg(test)]

@@ -33,6 +33,12 @@ impl IdError {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ConnId(String);
 
+/// What may be echoed of a would-be id: it goes into an HTTP body and
+/// logs, so it is cut.
+pub fn shown(raw: &str) -> String {
+    raw.chars().take(MAX_ID_LEN + 8).collect()
+}
+
 impl ConnId {
     /// Validate `raw` as an id.
     pub fn parse(raw: &str) -> Result<ConnId, IdError> {
@@ -43,9 +49,7 @@ impl ConnId {
         if ok_len && ok_chars {
             Ok(ConnId(raw.to_owned()))
         } else {
-            // Cut what we echo back: the reason goes into an HTTP body and logs.
-            let shown: String = raw.chars().take(MAX_ID_LEN + 8).collect();
-            Err(IdError::Invalid(shown))
+            Err(IdError::Invalid(shown(raw)))
         }
     }
 
