@@ -116,22 +116,21 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let limit = shared.limits.upgrade_timeout;
-    let request = match timeout(limit, handshake::read_request(stream)).await {
-        Ok(Ok(u)) => u,
-        Ok(Err(e)) => {
-            tracing::debug!(%peer, error = %e, "handshake refused");
-            if let Some(status) = e.status() {
-                let _ = timeout(limit, handshake::refuse(stream, status, &e.to_string())).await;
-            }
-            return None;
-        }
+    // A bad request and a connection that cannot prove its id are refused
+    // alike: with their HTTP status and the reason.
+    let read = timeout(limit, handshake::read_request(stream)).await;
+    let identified = match read {
+        Ok(Ok(request)) => request
+            .identify(shared.auth.as_ref())
+            .map(|identity| (request, identity)),
+        Ok(Err(e)) => Err(e),
         Err(_) => {
             tracing::debug!(%peer, "handshake timed out");
             return None;
         }
     };
-    let identity = match request.identify(shared.auth.as_ref()) {
-        Ok(identity) => identity,
+    let (request, identity) = match identified {
+        Ok(accepted) => accepted,
         Err(e) => {
             tracing::debug!(%peer, error = %e, "handshake refused");
             if let Some(status) = e.status() {
