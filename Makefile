@@ -24,7 +24,7 @@ test: wasm-target
 build: wasm-target
 	$(CARGO) build --release -p switchboard
 
-# Side by side with node.js ws and Socket.IO (bench/README.md). Needs node/npm.
+# Side by side with Bun, node.js ws and Socket.IO (bench/README.md). Needs node/npm.
 bench: wasm-target
 	python3 bench/bench.py
 

@@ -4,14 +4,16 @@
     python3 bench/bench.py            # full run (release builds, a few minutes)
     python3 bench/bench.py --quick    # smoke run: tiny sizes, 1 round, exits 1 on any failure
 
-It installs the peers' npm packages (npm ci) when missing, builds loadgen and
+It installs the peers' npm packages (npm ci) when missing (Bun too: the npm
+package `bun`, whose real binary the bun peer runs directly), builds loadgen and
 switchboard, starts each server pinned to CPU 0 and the load generator pinned
 to CPU 1 (taskset), alternates the peers within each round (A B C A B C ...),
 and prints one table: the median of the rounds for each scenario x peer, the
 ratios Switchboard/peer, and server CPU seconds per million deliveries.
 Raw results (one JSON line per loadgen result) go to target/bench/.
 
-Only python3's standard library, node/npm, cargo and taskset are used.
+Only python3's standard library, node/npm, cargo and taskset are used (and
+the Bun binary that npm installs into bench/peers/bun/node_modules).
 See bench/README.md.
 """
 
@@ -87,22 +89,26 @@ def pinned(cpu, cmd, pin):
 
 
 class Peer:
-    def __init__(self, name, protocol, cmd, tls_args=None, tls_env=False, env=None, cwd=None, expect=None):
+    def __init__(self, name, protocol, cmd, tls_args=None, tls_env=None, env=None, cwd=None, expect=None, exe=None):
         self.name = name
         # Fields the server's start line ("serving rules=… messages_per_sec=…")
         # must show: proof that the column runs what its name says.
         self.expect = expect or {}
+        # The binary /proc/<pid>/exe of the measured process must be (the bun
+        # peer: Bun itself, not a node.js shim or a wrapper script).
+        self.exe = exe
         self.protocol = protocol
         self.cmd = cmd
         self.tls_args = tls_args or []
         self.tls_env = tls_env
         self.env = env or {}
         self.cwd = cwd
-        # Switchboard takes --listen and TLS flags; the node peers, env vars.
-        self.switchboard = protocol == "v1" and cmd[0] != "node"
+        # Switchboard takes --listen and TLS flags; the JavaScript peers
+        # (node, Bun), PORT and TLS_CERT/TLS_KEY in the environment.
+        self.switchboard = tls_env is None
 
 
-def make_peers(args, sb_bin, cert_dir):
+def make_peers(args, sb_bin, cert_dir, bun=None):
     cert = os.path.join(cert_dir, "cert.pem")
     key = os.path.join(cert_dir, "key.pem")
     # The server's start line (INFO) says which rules and limits it runs.
@@ -160,11 +166,119 @@ def make_peers(args, sb_bin, cert_dir):
     for name, proto in (("node-ws", "v1"), ("socketio", "socketio")):
         d = os.path.join(BENCH, "peers", name)
         peers[name] = Peer(name, proto, ["node", os.path.join(d, "server.js")], tls_env=tls_env, cwd=d)
-    wanted = args.peers.split(",") if args.peers else list(peers)
+    if bun:
+        # Bun's own binary, started directly (no npx, no node.js shim): the
+        # pid the driver measures is Bun's. Its start line must name the
+        # pinned version, the binary and the pid (checked with /proc/<pid>/exe).
+        d = os.path.join(BENCH, "peers", "bun")
+        binary, version = bun
+        peers["bun"] = Peer("bun", "v1", [binary, os.path.join(d, "server.js")], tls_env=tls_env, cwd=d,
+                            expect={"bun": version, "exe": binary}, exe=binary)
+    wanted = wanted_peers(args) or list(peers)
     unknown = [p for p in wanted if p not in peers]
     if unknown:
-        sys.exit(f"bench: unknown peer(s) {', '.join(unknown)}; known: {', '.join(peers)}")
+        known = list(peers) + ([] if "bun" in peers else ["bun"])
+        sys.exit(f"bench: unknown peer(s) {', '.join(unknown)}; known: {', '.join(known)}")
     return [peers[p] for p in wanted]
+
+
+def wanted_peers(args):
+    return args.peers.split(",") if args.peers else None
+
+
+# The JavaScript peers: their npm packages, installed with `npm ci`.
+JS_PEERS = ("node-ws", "socketio", "bun")
+
+
+def npm_ci(name):
+    """`npm ci` in bench/peers/<name> when node_modules is missing or older
+    than package-lock.json. A failure stops the run: no peer is skipped."""
+    d = os.path.join(BENCH, "peers", name)
+    marker = os.path.join(d, "node_modules", ".package-lock.json")
+    if os.path.exists(marker) and os.path.getmtime(marker) >= os.path.getmtime(os.path.join(d, "package-lock.json")):
+        return
+    cmd = ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"]
+    if name == "bun":
+        # The npm package `bun` pulls the real binary in as an optional
+        # dependency (@oven/bun-linux-x64, checked against the lock's
+        # integrity) and its postinstall only moves it over a placeholder
+        # script. The driver runs that binary where npm put it, so the
+        # postinstall is not needed (and newer npm may refuse to run it).
+        cmd.append("--ignore-scripts")
+    try:
+        run(cmd, cwd=d)
+    except subprocess.CalledProcessError as e:
+        sys.exit(f"bench: `{' '.join(cmd)}` failed in {d} (exit {e.returncode}): cannot install the {name} peer. "
+                 "Its packages come from the npm registry; leave the peer out with --peers to run without it.")
+
+
+def elf(path):
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) == b"\x7fELF"
+    except OSError:
+        return False
+
+
+def bun_version(binary):
+    try:
+        p = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return None, str(e)
+    if p.returncode != 0:
+        why = (p.stderr or p.stdout).strip()[-300:]
+        return None, f"exit {p.returncode}" + (f" (signal {-p.returncode})" if p.returncode < 0 else "") + \
+            (f": {why}" if why else "")
+    return p.stdout.strip(), None
+
+
+def bun_binary():
+    """The Bun binary npm installed for bench/peers/bun, and its version: a
+    real executable (ELF) that runs and says the version package.json pins.
+    The build for x86-64 CPUs with AVX2 first; where it cannot run (an older
+    CPU), its -baseline build of the same version, installed on demand."""
+    d = os.path.join(BENCH, "peers", "bun")
+    with open(os.path.join(d, "package.json")) as f:
+        want = json.load(f)["dependencies"]["bun"]
+    oven = os.path.join(d, "node_modules", "@oven")
+    pkgs = sorted(os.listdir(oven)) if os.path.isdir(oven) else []
+    # @oven/bun-<os>-<arch>[-musl]/bin/bun, as npm ci --ignore-scripts leaves
+    # it; bun/bin/bun.exe where a postinstall has moved it there.
+    cands = [os.path.join(oven, p, "bin", "bun") for p in pkgs if not p.endswith("-baseline")]
+    cands.append(os.path.join(d, "node_modules", "bun", "bin", "bun.exe"))
+    cands += [os.path.join(oven, p, "bin", "bun") for p in pkgs if p.endswith("-baseline")]
+    tried = []
+
+    def first_good(paths):
+        for c in paths:
+            if not elf(c):
+                continue
+            version, why = bun_version(c)
+            if version == want:
+                return os.path.realpath(c), version
+            tried.append(f"{os.path.relpath(c, d)}: {why or f'says version {version!r}, not {want}'}")
+        return None
+
+    found = first_good(cands)
+    if found:
+        return found
+    # x86-64 without AVX2: the -baseline build of the same version.
+    base = [p + "-baseline" for p in pkgs if "-x64" in p and not p.endswith("-baseline")]
+    for b in base:
+        if os.path.exists(os.path.join(oven, b)):
+            continue
+        log(f"note: no Bun binary of {', '.join(pkgs)} runs here ({'; '.join(tried)}); installing @oven/{b}@{want}")
+        try:
+            run(["npm", "install", "--no-save", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error",
+                 f"@oven/{b}@{want}"], cwd=d)
+        except subprocess.CalledProcessError:
+            continue
+        found = first_good([os.path.join(oven, b, "bin", "bun")])
+        if found:
+            return found
+    sys.exit(f"bench: no runnable Bun {want} binary in {d}/node_modules "
+             f"(tried: {'; '.join(tried) or 'none found'}). Reinstall it (rm -rf {d}/node_modules), or leave the "
+             "peer out with --peers.")
 
 
 class Server:
@@ -192,8 +306,23 @@ class Server:
         if not wait_port(port, self.proc):
             self.stop()
             raise RuntimeError(f"{peer.name} did not start listening on {port} (see {logpath})")
+        if peer.exe:
+            self.check_exe(logpath)
         if peer.expect:
             self.check_start_line(logpath)
+
+    def check_exe(self, logpath):
+        """The process whose /proc/<pid> the driver (and loadgen) read must be
+        the server itself, not a wrapper that started it."""
+        try:
+            exe = os.readlink(f"/proc/{self.pid}/exe")
+        except OSError as e:
+            exe = f"(unreadable: {e})"
+        if exe != os.path.realpath(self.peer.exe):
+            self.stop()
+            raise RuntimeError(
+                f"{self.peer.name}: the measured process {self.pid} runs {exe}, not {self.peer.exe}: "
+                f"its CPU and memory would not be the server's (see {logpath})")
 
     def check_start_line(self, logpath):
         """The start line must show what the peer's name claims (which rules,
@@ -205,7 +334,13 @@ class Server:
                 line = next((l for l in f if " serving " in l), None)
             if line is None:
                 time.sleep(0.05)
-        wrong = [f"{k}={v}" for k, v in self.peer.expect.items() if f"{k}={v}" not in (line or "")]
+        want = dict(self.peer.expect)
+        if self.peer.exe:
+            # The line comes from the very process that is measured.
+            want["pid"] = str(self.pid)
+        # Whole fields: `bun=1.4.4` must not pass for `bun=1.4.40`.
+        fields = set((line or "").split())
+        wrong = [f"{k}={v}" for k, v in want.items() if f"{k}={v}" not in fields]
         if wrong:
             self.stop()
             raise RuntimeError(
@@ -525,7 +660,8 @@ def main():
     ap.add_argument("--idle-rounds", type=int, default=1, help="rounds of the idle scenario (full run; slow for Socket.IO)")
     ap.add_argument("--idle-connections", help="connections for idle, comma-separated sizes (default: 10000,19000; "
                     "capped by the fd limit)")
-    ap.add_argument("--peers", help="comma-separated subset of: switchboard,switchboard-native,node-ws,socketio")
+    ap.add_argument("--peers", help="comma-separated subset of: switchboard,switchboard-limits,switchboard-native,"
+                    "node-ws,socketio,bun (and --extra names)")
     ap.add_argument("--release", action="store_true", help="quick mode: use release builds (default: debug)")
     ap.add_argument("--no-build", action="store_true", help="use the binaries already built")
     ap.add_argument("--switchboard", help="switchboard binary to use (implies nothing about building)")
@@ -551,12 +687,14 @@ def main():
     if not pin:
         log("note: not pinning (no taskset, fewer than 2 CPUs, or --no-pin)")
 
-    # npm packages of the peers
-    for name in ("node-ws", "socketio"):
-        d = os.path.join(BENCH, "peers", name)
-        marker = os.path.join(d, "node_modules", ".package-lock.json")
-        if not os.path.exists(marker) or os.path.getmtime(marker) < os.path.getmtime(os.path.join(d, "package-lock.json")):
-            run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=d)
+    # npm packages of the JavaScript peers that will run (all by default)
+    wanted = wanted_peers(args)
+    for name in JS_PEERS:
+        if wanted is None or name in wanted:
+            npm_ci(name)
+    bun = bun_binary() if wanted is None or "bun" in wanted else None
+    if bun:
+        log(f"bun: {bun[0]} (Bun {bun[1]})")
 
     release = args.release or not args.quick
     profile_dir = "release" if release else "debug"
@@ -594,7 +732,7 @@ def main():
     if loadavg() > 1.5:
         log(f"WARNING: load average is {loadavg():.1f} on {os.cpu_count()} CPUs: other work shares the pinned "
             "cores, so the figures will be noisy")
-    peers = make_peers(args, sb_bin, cert_dir)
+    peers = make_peers(args, sb_bin, cert_dir, bun)
     s = settings(args, nofile)
     runner = Runner(args, loadgen, peers, pin)
     log(f"peers: {', '.join(p.name for p in peers)}; rounds: {s['rounds']}; "
