@@ -40,10 +40,6 @@ fn registry() -> (Registry, Vec<outbound::Inbox>) {
 }
 
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
     let text = message();
     assert_eq!(text.len(), 200);
     let (registry, _inboxes) = registry();
@@ -53,14 +49,13 @@ fn bench(c: &mut Criterion) {
         call_deadline: std::time::Duration::from_secs(1),
         ..PolicyLimits::default()
     };
-    let policy = load(&rt, DEFAULT_POLICY.to_vec(), "default", &registry, &limits);
+    let policy = load(DEFAULT_POLICY.to_vec(), "default", &registry, &limits);
 
     let mut group = c.benchmark_group("room message, 200 bytes");
     group.bench_function("wasm policy", |b| {
-        b.to_async(&rt).iter(|| async {
+        b.iter(|| {
             let actions = policy
                 .on_message("alice", Frame::Text(text.clone()))
-                .await
                 .expect("the call succeeds");
             assert_eq!(actions.len(), 1);
             actions
@@ -86,66 +81,53 @@ fn bench(c: &mut Criterion) {
     } else {
         100
     };
-    let wasm = rt.block_on(time_calls(&policy, &text, calls));
+    let wasm = time_calls(&policy, &text, calls);
     println!("one call, {calls} timed one by one: wasm policy {wasm}");
     // Any other component on the same frame, e.g. the echo example (no
     // JSON, no host calls: what the call path itself costs).
     if let Some(path) = std::env::var_os("POLICY_CALL_COMPONENT") {
         let bytes = std::fs::read(&path).expect("POLICY_CALL_COMPONENT is readable");
         let name = path.to_string_lossy().into_owned();
-        let other = load(&rt, bytes, &name, &registry, &limits);
-        let figures = rt.block_on(time_calls(&other, &text, calls));
+        let other = load(bytes, &name, &registry, &limits);
+        let figures = time_calls(&other, &text, calls);
         println!("one call, {calls} timed one by one: {name} {figures}");
     }
     #[cfg(feature = "native-rules")]
     {
         let native = switchboard::native::NativeRules::new(registry.clone());
-        let rules = rt.block_on(percentiles(calls, || async {
+        let rules = percentiles(calls, || {
             std::hint::black_box(native.on_message("alice", &Frame::Text(text.clone())));
-        }));
+        });
         println!("one call, {calls} timed one by one: native rules {rules}");
     }
 }
 
 /// Load a component as the policy of a server whose registry is `registry`.
-fn load(
-    rt: &tokio::runtime::Runtime,
-    bytes: Vec<u8>,
-    name: &str,
-    registry: &Registry,
-    limits: &PolicyLimits,
-) -> Policy {
+fn load(bytes: Vec<u8>, name: &str, registry: &Registry, limits: &PolicyLimits) -> Policy {
     let env = PolicyEnv {
         registry: registry.clone(),
         state: StateStore::new(StateLimits::from(limits)),
         clock: Clock::System,
     };
-    rt.block_on(Policy::load(bytes, name, env, limits.clone()))
-        .unwrap_or_else(|e| panic!("{name} loads: {e}"))
+    Policy::load(bytes, name, env, limits.clone()).unwrap_or_else(|e| panic!("{name} loads: {e}"))
 }
 
 /// Percentiles of `n` `on-message` calls of `policy` with `text`, one by one.
-async fn time_calls(policy: &Policy, text: &str, n: usize) -> String {
-    percentiles(n, || async {
+fn time_calls(policy: &Policy, text: &str, n: usize) -> String {
+    percentiles(n, || {
         let actions = policy
             .on_message("alice", Frame::Text(text.to_owned()))
-            .await
             .expect("the call succeeds");
         std::hint::black_box(actions);
     })
-    .await
 }
 
 /// p50 / p99 / p99.9 of `n` runs of `call`, as text.
-async fn percentiles<F, Fut>(n: usize, call: F) -> String
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
+fn percentiles(n: usize, call: impl Fn()) -> String {
     let mut ns = Vec::with_capacity(n);
     for _ in 0..n {
         let start = std::time::Instant::now();
-        call().await;
+        call();
         ns.push(start.elapsed().as_nanos() as u64);
     }
     ns.sort_unstable();

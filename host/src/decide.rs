@@ -7,7 +7,7 @@ use crate::record::Event;
 use crate::shared::Shared;
 
 /// `on-connect`: accept with actions, or refuse.
-pub async fn on_connect(
+pub fn on_connect(
     shared: &Shared,
     info: ConnectInfo,
 ) -> Result<Result<Vec<Action>, Reject>, CallError> {
@@ -16,25 +16,25 @@ pub async fn on_connect(
     if let Some(native) = &shared.native {
         return Ok(Ok(native.on_connect(&info.id)));
     }
-    shared.policy.on_connect(info).await
+    shared.policy.on_connect(info)
 }
 
 /// `on-message`.
-pub async fn on_message(shared: &Shared, id: &str, frame: Frame) -> Result<Vec<Action>, CallError> {
+pub fn on_message(shared: &Shared, id: &str, frame: Frame) -> Result<Vec<Action>, CallError> {
     shared.record(|| Event::message(id, &frame));
     #[cfg(feature = "native-rules")]
     if let Some(native) = &shared.native {
         return Ok(native.on_message(id, &frame));
     }
-    shared.policy.on_message(id, frame).await
+    shared.policy.on_message(id, frame)
 }
 
 /// `on-disconnect`. Not retried: leaving the rooms does not depend on it.
-pub async fn on_disconnect(shared: &Shared, id: &str) -> Result<Vec<Action>, CallError> {
+pub fn on_disconnect(shared: &Shared, id: &str) -> Result<Vec<Action>, CallError> {
     shared.record(|| Event::Disconnect { id: id.to_owned() });
     #[cfg(feature = "native-rules")]
     if let Some(native) = &shared.native {
         return Ok(native.on_disconnect(id));
     }
-    shared.policy.on_disconnect(id).await
+    shared.policy.on_disconnect(id)
 }

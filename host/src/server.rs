@@ -102,7 +102,7 @@ impl Server {
             state,
             clock: Clock::System,
         };
-        let policy = Policy::load(bytes, &source, env, config.policy_limits).await?;
+        let policy = Policy::load(bytes, &source, env, config.policy_limits)?;
         let tls = match &config.tls {
             Some(files) => Some(TlsAcceptor::from(tls::server_config(files)?)),
             None => None,

@@ -140,7 +140,7 @@ where
         }
     };
     let info = connect_info(shared, &request, &identity, peer);
-    let actions = match decide::on_connect(shared, info).await {
+    let actions = match decide::on_connect(shared, info) {
         Ok(Ok(actions)) => actions,
         Ok(Err(reject)) => {
             let status = handshake::reject_status(reject.status);
@@ -197,7 +197,7 @@ fn connect_info(
 /// not depend on the policy: a call that fails (or would need more actions
 /// than a call may return) cannot keep an id in its rooms.
 async fn disconnected(shared: &Shared, id: &str) {
-    match decide::on_disconnect(shared, id).await {
+    match decide::on_disconnect(shared, id) {
         Ok(actions) => actions::apply_disconnect(&shared.registry, id, actions),
         Err(e) => tracing::warn!(id, error = %e, "on-disconnect failed"),
     }
@@ -332,7 +332,7 @@ async fn on_frame(
         ));
         return;
     }
-    match decide::on_message(shared, id, frame).await {
+    match decide::on_message(shared, id, frame) {
         Ok(actions) => {
             let caller = Caller {
                 outbox,

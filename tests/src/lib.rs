@@ -91,6 +91,7 @@ pub struct TestServer {
 impl TestServer {
     /// Start a server with `config` (listen address forced to 127.0.0.1:0).
     pub async fn start(config: Config) -> Result<TestServer> {
+        debug_log();
         Self::start_inner(config, None).await
     }
 
@@ -777,5 +778,16 @@ impl TestServer {
         let io: Box<dyn Io> = Box::new(tcp);
         let ws = WebSocketStream::from_raw_socket(io, Role::Client, None).await;
         Ok(Client { ws })
+    }
+}
+
+/// With `SWITCHBOARD_TEST_LOG` set (an env-filter, e.g. `debug`), the
+/// servers of a test log to stderr: for finding out why a test fails.
+fn debug_log() {
+    if let Ok(filter) = std::env::var("SWITCHBOARD_TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_test_writer()
+            .try_init();
     }
 }

@@ -38,13 +38,7 @@ fn policy() -> &'static Policy {
             state: StateStore::new(StateLimits::from(&limits)),
             clock: Clock::System,
         };
-        runtime()
-            .block_on(Policy::load(
-                DEFAULT_POLICY.to_vec(),
-                "default",
-                env,
-                limits,
-            ))
+        Policy::load(DEFAULT_POLICY.to_vec(), "default", env, limits)
             .expect("the default policy loads")
     })
 }
@@ -130,8 +124,7 @@ proptest! {
 
     #[test]
     fn arbitrary_text_through_the_default_policy(text in ".{0,400}") {
-        let actions = runtime()
-            .block_on(policy().on_message("alice", Frame::Text(text.clone())));
+        let actions = policy().on_message("alice", Frame::Text(text.clone()));
         let actions = actions.map_err(|e| TestCaseError::fail(format!("{text:?}: {e}")))?;
         // An answer in JSON for every frame the host is asked to send.
         prop_assert!(!actions.is_empty());
@@ -144,8 +137,8 @@ proptest! {
 
     #[test]
     fn arbitrary_bytes_through_the_default_policy(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
-        let actions = runtime()
-            .block_on(policy().on_message("alice", Frame::Binary(bytes)))
+        let actions = policy()
+            .on_message("alice", Frame::Binary(bytes))
             .map_err(|e| TestCaseError::fail(e.to_string()))?;
         prop_assert_eq!(actions.len(), 1);
     }

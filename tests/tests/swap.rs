@@ -600,37 +600,51 @@ async fn an_upload_over_the_limit_is_refused_in_json() -> Result<()> {
     server.shutdown().await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn a_call_in_progress_finishes_on_the_old_version() -> Result<()> {
-    let mut config = admin_config();
-    config.policy = switchboard::config::PolicySource::File(misbehave_wasm());
-    config.watch_policy = false;
-    let server = TestServer::start(config).await?;
-    let mut alice = server.connect("alice").await?;
-    ensure!(alice.recv_text().await? == "welcome alice");
-    let calls = |s: &Value| s["active"]["calls"].as_u64().unwrap_or(0);
-    let before = calls(&status(&server).await?);
+    // A call runs on its caller's thread until it returns, so it is held
+    // here on a thread of its own: the misbehave guest spins until `go` is
+    // online, and meanwhile the policy is swapped.
+    use switchboard::clock::Clock;
+    use switchboard::config::PolicyLimits;
+    use switchboard::outbound;
+    use switchboard::policy::{Action, Frame, Policy, PolicyEnv};
+    use switchboard::registry::Registry;
+    use switchboard::state::{StateLimits, StateStore};
 
-    // Hold a call on version 1 until "go" is online.
-    alice.send_text("wait-for go").await?;
-    let deadline = tokio::time::Instant::now() + switchboard_tests::WAIT;
-    while calls(&status(&server).await?) == before {
-        ensure!(
-            tokio::time::Instant::now() < deadline,
-            "the call never started"
-        );
+    let limits = PolicyLimits {
+        call_deadline: switchboard_tests::WAIT,
+        ..PolicyLimits::default()
+    };
+    let registry = Registry::new();
+    let env = PolicyEnv {
+        registry: registry.clone(),
+        state: StateStore::new(StateLimits::from(&limits)),
+        clock: Clock::System,
+    };
+    let policy = Policy::load(std::fs::read(misbehave_wasm())?, "misbehave", env, limits)?;
+    let before = policy.status().active.calls;
+    let held = policy.clone();
+    let call =
+        std::thread::spawn(move || held.on_message("alice", Frame::Text("wait-for go".into())));
+    while policy.status().active.calls == before {
+        ensure!(!call.is_finished(), "the call ended before it was seen");
         tokio::task::yield_now().await;
     }
-    let (code, report) = swap(&server, DEFAULT_POLICY.to_vec(), "default").await?;
-    ensure!(code == 200 && report["active"]["seq"] == 2, "{report}");
-    // `go` connects through the new version (its welcome is protocol v1)
-    // and releases alice's call, which answers as version 1 did.
-    let _go = server.join("go").await?;
-    let released = alice.recv_text().await?;
-    ensure!(released == "go is online", "{released}");
-    // Alice's next message meets version 2.
-    alice.expect_idle().await?;
-    let s = status(&server).await?;
-    ensure!(s["previous"]["instances"] == 0, "{s}");
-    server.shutdown().await
+    let report = policy.swap(DEFAULT_POLICY.to_vec(), "default").await?;
+    ensure!(report.active.seq == 2, "{report:?}");
+    let (outbox, _inbox) = outbound::channel(1, 16, 1 << 16);
+    registry.register("go", outbox);
+    let answer = call
+        .join()
+        .map_err(|_| anyhow::anyhow!("the call panicked"))??;
+    // Version 1 answered (version 2 would have parsed it as JSON).
+    ensure!(
+        matches!(answer.as_slice(), [Action::Reply(Frame::Text(t))] if t == "go is online"),
+        "{answer:?}"
+    );
+    // Its instance was not put back: version 1 holds none.
+    let previous = policy.status().previous.context("a previous version")?;
+    ensure!(previous.instances == 0, "{previous:?}");
+    Ok(())
 }

@@ -86,7 +86,7 @@ impl Replay {
             state: StateStore::new(StateLimits::from(&limits)),
             clock: clock.clone(),
         };
-        let policy = Policy::load(bytes, source, env, limits).await?;
+        let policy = Policy::load(bytes, source, env, limits)?;
         Ok(Replay {
             policy,
             registry,
@@ -125,7 +125,7 @@ impl Replay {
                     secure: *secure,
                     claims: None,
                 };
-                match self.policy.on_connect(info).await {
+                match self.policy.on_connect(info) {
                     Ok(Ok(decided)) => {
                         let serial = self.registry.next_serial();
                         let (outbox, inbox) =
@@ -148,7 +148,7 @@ impl Replay {
                         "a message needs exactly one of text and binary (base64)".into(),
                     );
                 };
-                match self.policy.on_message(id, frame).await {
+                match self.policy.on_message(id, frame) {
                     Ok(decided) => {
                         let caller = Caller {
                             request: text.as_deref(),
@@ -165,7 +165,7 @@ impl Replay {
                     return not_connected();
                 };
                 self.registry.unregister(id, outbox.serial());
-                let outcome = match self.policy.on_disconnect(id).await {
+                let outcome = match self.policy.on_disconnect(id) {
                     Ok(decided) => {
                         actions::apply_disconnect(&self.registry, id, decided.clone());
                         Outcome::Actions(decided)

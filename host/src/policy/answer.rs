@@ -15,15 +15,13 @@
 //! ever copied; past it the rest are only measured (to report the total).
 //!
 //! Lifting has no access to the store's data, so the bound travels in a
-//! thread-local set around each poll of the call ([`bounded`]): the guest
-//! runs on a fiber resumed only from inside that poll, on the same thread.
+//! thread-local set around the call ([`bounded`]), which runs on this
+//! thread from start to end.
 //!
 //! This implements wasmtime's lifting traits by hand, including items it
 //! marks hidden (`__internal`): the project pins wasmtime 48.
 
 use std::cell::Cell;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 
 use wasmtime::ValRaw;
 use wasmtime::component::__internal::wasmtime_environ::component::StringEncoding;
@@ -47,36 +45,18 @@ thread_local! {
     static BOUND: Cell<Option<Bound>> = const { Cell::new(None) };
 }
 
-/// `call` (a call into the guest) with `bound` in force for its answer
-/// whenever it runs. It borrows the call future rather than owning it: the
-/// future is large, and moving it costs more than the rest of this module.
-pub fn bounded<F: Future>(bound: Bound, call: Pin<&mut F>) -> Bounded<'_, F> {
-    Bounded { bound, call }
-}
-
-/// See [`bounded`].
-pub struct Bounded<'a, F> {
-    /// The bound.
-    bound: Bound,
-    /// The call.
-    call: Pin<&'a mut F>,
-}
-
-impl<F: Future> Future for Bounded<'_, F> {
-    type Output = F::Output;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        /// Puts back the bound that was in force (also if the poll panics).
-        struct Restore(Option<Bound>);
-        impl Drop for Restore {
-            fn drop(&mut self) {
-                BOUND.set(self.0);
-            }
+/// Run `call` (a call into the guest) with `bound` in force for its
+/// answer.
+pub fn bounded<R>(bound: Bound, call: impl FnOnce() -> R) -> R {
+    /// Puts back the bound that was in force (also if the call panics).
+    struct Restore(Option<Bound>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            BOUND.set(self.0);
         }
-        let this = self.get_mut();
-        let _restore = Restore(BOUND.replace(Some(this.bound)));
-        this.call.as_mut().poll(cx)
     }
+    let _restore = Restore(BOUND.replace(Some(bound)));
+    call()
 }
 
 /// Host bytes lifting an answer within `bound` may take: the action list

@@ -4,6 +4,5 @@
 wasmtime::component::bindgen!({
     world: "policy",
     path: "../wit",
-    exports: { default: async },
     require_store_data_send: true,
 });

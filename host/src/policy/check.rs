@@ -37,7 +37,7 @@ pub async fn check(
         clock: Clock::System,
     };
     let started = Instant::now();
-    let policy = Policy::load(bytes, source, env, limits).await?;
+    let policy = Policy::load(bytes, source, env, limits)?;
     Ok(CheckReport {
         info: policy.active(),
         load_ms: started.elapsed().as_millis() as u64,

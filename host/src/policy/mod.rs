@@ -20,6 +20,7 @@ mod clocks;
 mod convert;
 mod engine;
 mod host_api;
+mod no_wait;
 mod output;
 mod runtime;
 mod swap;

@@ -4,10 +4,9 @@
 //! A call loads the active publication once and runs entirely on that
 //! version: a swap during the call does not affect it, and the next call
 //! uses the new version. An instance is checked out of its version's idle
-//! queue for the length of a call (so a suspended call cannot be entered
-//! twice) and put back only if its version is still the active one.
+//! queue for the length of a call (calls on other threads take others) and
+//! put back only if its version is still the active one.
 
-use std::pin::pin;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -22,6 +21,7 @@ use super::bindings::switchboard::policy::types as wit;
 use super::bindings::{Policy as Bindings, PolicyPre};
 use super::engine;
 use super::host_api::{HostState, PolicyEnv};
+use super::no_wait::{self, WouldWait};
 use super::swap::History;
 use super::types::{Action, CallError, ConnectInfo, Frame, LoadError, Reject};
 use super::version::{Instance, Published, PublishedBy, Version, VersionInfo, timestamp};
@@ -63,7 +63,7 @@ enum Event {
 impl Policy {
     /// Compile, check and trial-instantiate `bytes`, and make it the policy
     /// (version 1).
-    pub async fn load(
+    pub fn load(
         bytes: Vec<u8>,
         source: &str,
         env: PolicyEnv,
@@ -71,7 +71,8 @@ impl Policy {
     ) -> Result<Policy, LoadError> {
         let engine = engine::build(&limits)?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+            .and_then(|()| no_wait::shadow(&mut linker))
             .map_err(|e| LoadError::Engine(format!("{e:#}")))?;
         Bindings::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)
             .map_err(|e| LoadError::Engine(format!("{e:#}")))?;
@@ -87,7 +88,7 @@ impl Policy {
             limits,
         });
         let policy = Policy { inner };
-        policy.warm(&first).await?;
+        policy.warm(&first)?;
         Ok(policy)
     }
 
@@ -97,41 +98,41 @@ impl Policy {
     }
 
     /// `on-connect`: accept with actions, or refuse.
-    pub async fn on_connect(
-        &self,
-        info: ConnectInfo,
-    ) -> Result<Result<Vec<Action>, Reject>, CallError> {
-        match self.invoke(Event::Connect(info.into())).await? {
+    pub fn on_connect(&self, info: ConnectInfo) -> Result<Result<Vec<Action>, Reject>, CallError> {
+        match self.invoke(Event::Connect(info.into()))? {
             Ok(actions) => Ok(Ok(actions)),
             Err(reject) => Ok(Err(reject.into())),
         }
     }
 
     /// `on-message`.
-    pub async fn on_message(&self, sender: &str, frame: Frame) -> Result<Vec<Action>, CallError> {
-        self.invoke(Event::Message(sender.to_owned(), frame.into()))
-            .await?
+    pub fn on_message(&self, sender: &str, frame: Frame) -> Result<Vec<Action>, CallError> {
+        self.invoke(Event::Message(sender.to_owned(), frame.into()))?
             .map_err(|_| CallError::Trap("on-message cannot reject".into()))
     }
 
     /// `on-disconnect`.
-    pub async fn on_disconnect(&self, id: &str) -> Result<Vec<Action>, CallError> {
-        self.invoke(Event::Disconnect(id.to_owned()))
-            .await?
+    pub fn on_disconnect(&self, id: &str) -> Result<Vec<Action>, CallError> {
+        self.invoke(Event::Disconnect(id.to_owned()))?
             .map_err(|_| CallError::Trap("on-disconnect cannot reject".into()))
     }
 
     /// One guarded call on the active version: an idle instance (or a new
     /// one), deadline armed, the answer bounded before it is copied out.
-    async fn invoke(&self, event: Event) -> Result<Result<Vec<Action>, wit::Reject>, CallError> {
+    ///
+    /// The call is synchronous: it runs on this thread, and returns within
+    /// the deadline. A guest that computes is stopped by the epoch; one
+    /// that would wait traps at once (`no_wait`). So no fiber, no executor
+    /// and no timer are needed around it.
+    fn invoke(&self, event: Event) -> Result<Result<Vec<Action>, wit::Reject>, CallError> {
         let published = self.inner.active.load_full();
         let version = &published.version;
         let mut inst = match version.take_idle() {
             Some(inst) => inst,
-            None => self.instantiate(version).await?,
+            None => self.instantiate(version)?,
         };
         published.calls.fetch_add(1, Ordering::Relaxed);
-        let outcome = match self.call(&mut inst, event).await {
+        let outcome = match self.call(&mut inst, event) {
             // The guest returned normally, even with an answer over the
             // caps: its instance can serve again.
             Ok(answer) => {
@@ -151,7 +152,7 @@ impl Policy {
         outcome
     }
 
-    async fn call(
+    fn call(
         &self,
         inst: &mut Instance,
         event: Event,
@@ -166,30 +167,20 @@ impl Policy {
         };
         let exports = &inst.exports;
         let store = &mut inst.store;
-        let outcome = {
-            let call = pin!(async move {
-                match event {
-                    Event::Connect(info) => exports.on_connect.call_async(store, (info,)).await,
-                    Event::Message(sender, frame) => exports
-                        .on_message
-                        .call_async(store, (sender, frame))
-                        .await
-                        .map(|(answer,)| (Ok(answer),)),
-                    Event::Disconnect(id) => exports
-                        .on_disconnect
-                        .call_async(store, (id,))
-                        .await
-                        .map(|(answer,)| (Ok(answer),)),
-                }
-            });
-            // The epoch stops a guest that computes; this stops one that
-            // waits on a WASI pollable (which the epoch cannot interrupt).
-            tokio::time::timeout(limits.call_deadline * 2, answer::bounded(bound, call)).await
-        };
+        let outcome = answer::bounded(bound, || match event {
+            Event::Connect(info) => exports.on_connect.call(store, (info,)),
+            Event::Message(sender, frame) => exports
+                .on_message
+                .call(store, (sender, frame))
+                .map(|(answer,)| (Ok(answer),)),
+            Event::Disconnect(id) => exports
+                .on_disconnect
+                .call(store, (id,))
+                .map(|(answer,)| (Ok(answer),)),
+        });
         match outcome {
-            Err(_) => Err(self.timeout()),
-            Ok(Err(e)) => Err(self.classify(inst, e)),
-            Ok(Ok((answer,))) => Ok(answer),
+            Err(e) => Err(self.classify(inst, e)),
+            Ok((answer,)) => Ok(answer),
         }
     }
 
@@ -215,6 +206,9 @@ impl Policy {
         }) {
             return CallError::Resources(self.inner.limits.max_resources);
         }
+        if let Some(wait) = e.chain().find_map(|c| c.downcast_ref::<WouldWait>()) {
+            return CallError::Trap(wait.to_string());
+        }
         match e.downcast_ref::<Trap>() {
             Some(Trap::Interrupt) => self.timeout(),
             Some(trap) => CallError::Trap(trap.to_string()),
@@ -224,10 +218,9 @@ impl Policy {
 
     /// Make one instance of `version` and keep it idle: proves the version
     /// instantiates, and the first call does not pay for it.
-    pub(super) async fn warm(&self, version: &Version) -> Result<(), LoadError> {
+    pub(super) fn warm(&self, version: &Version) -> Result<(), LoadError> {
         let inst = self
             .instantiate(version)
-            .await
             .map_err(|e| LoadError::Instantiate(e.to_string()))?;
         version.put_idle(inst);
         Ok(())
@@ -235,7 +228,7 @@ impl Policy {
 
     /// A fresh instance of `version`, itself under a deadline (start
     /// functions run guest code too).
-    async fn instantiate(&self, version: &Version) -> Result<Instance, CallError> {
+    fn instantiate(&self, version: &Version) -> Result<Instance, CallError> {
         let inner = &self.inner;
         let state = HostState::new(&inner.env, &inner.limits, version.info.seq);
         let mut store = Store::new(&inner.engine, state);
@@ -250,11 +243,8 @@ impl Policy {
         // call that merely needed a fresh instance.
         let budget = inner.limits.call_deadline.max(INSTANTIATE_BUDGET);
         store.set_epoch_deadline(engine::ticks(budget));
-        let made =
-            tokio::time::timeout(budget * 2, version.pre.instantiate_async(&mut store)).await;
-        match made {
-            Err(_) => Err(self.timeout()),
-            Ok(Err(e)) => {
+        match version.pre.instantiate(&mut store) {
+            Err(e) => {
                 tracing::warn!(
                     version = version.info.seq,
                     error = format!("{e:?}"),
@@ -265,7 +255,7 @@ impl Policy {
                 }
                 Err(CallError::Instantiate(format!("{e:#}")))
             }
-            Ok(Ok(bindings)) => version
+            Ok(bindings) => version
                 .adopt(store, bindings)
                 .map_err(|e| CallError::Instantiate(format!("{e:#}"))),
         }

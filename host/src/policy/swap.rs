@@ -130,7 +130,7 @@ impl Policy {
         .await
         .map_err(|e| LoadError::Engine(format!("compilation task failed: {e}")))??;
         let version = Arc::new(version);
-        self.warm(&version).await?;
+        self.warm(&version)?;
         Ok(version)
     }
 

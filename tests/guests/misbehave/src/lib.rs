@@ -4,12 +4,16 @@
 //! - `loop`   — spins forever (interrupted by the call deadline)
 //! - `alloc`  — allocates until memory runs out (the memory cap)
 //! - `alloc <n>` — allocates (and writes) `n` MiB, then replies `allocated <n>`
-//! - `sleep`  — sleeps for an hour (a wait on a WASI pollable, which the
-//!   epoch cannot interrupt; the host's timer must)
+//! - `sleep`  — sleeps for an hour (a wait on a WASI pollable: the host
+//!   must trap it at once, a call cannot block)
+//! - `poll`   — waits on a clock pollable due in an hour with
+//!   `wasi:io/poll.poll` (the same)
+//! - `stdin`  — reads stdin to its end; replies `stdin: <n> bytes`
 //! - `print`  — writes to stdout and stderr, then replies `printed`
 //! - `spam`   — returns more actions than the host allows
-//! - `wait-for <id>` — waits until `id` is online, then replies `<id> is
-//!   online` (holds a call in progress for as long as a test needs)
+//! - `wait-for <id>` — spins until `id` is online, then replies `<id> is
+//!   online` (holds a call in progress, and its thread, for as long as a
+//!   test needs, within the deadline)
 //! - a JSON-looking text (starts with `{`) containing `"trap"` — panics, so
 //!   a test can check that the host echoes the request's `ref`
 //! - `tcp <port>` — tries to connect to 127.0.0.1:`port`; replies `tcp:
@@ -85,6 +89,7 @@ mod wasi_clock {
         generate_all,
     });
     pub use self::wasi::clocks::monotonic_clock::{now, subscribe_duration};
+    pub use self::wasi::io::poll::poll;
 }
 
 /// The allocator, except that it never frees the string `alias` hands out
@@ -204,12 +209,15 @@ impl Guest for Misbehave {
             panic!("trap requested by a JSON frame");
         }
         if let Some(id) = text.strip_prefix("wait-for ") {
-            // Waits (within the deadline) until `id` is online, so a test
-            // can hold a call in progress and release it at will. Sleeping
-            // (a WASI pollable) yields the host's thread, where a spin
-            // would hold it.
+            // Spins (within the deadline) until `id` is online, so a test
+            // can hold a call in progress and release it at will. A call
+            // cannot wait: sleeping would trap. Between two questions it
+            // lets the registry's lock go for a while: asking without a
+            // pause would keep the connection it waits for from registering.
             while !switchboard::policy::registry::is_online(id) {
-                std::thread::sleep(std::time::Duration::from_millis(1));
+                for _ in 0..10_000 {
+                    std::hint::spin_loop();
+                }
             }
             return vec![Action::Reply(Frame::Text(format!("{id} is online")))];
         }
@@ -279,6 +287,19 @@ impl Guest for Misbehave {
             "sleep" => {
                 std::thread::sleep(std::time::Duration::from_secs(3600));
                 vec![Action::Reply(Frame::Text("slept".into()))]
+            }
+            "poll" => {
+                let due = wasi_clock::subscribe_duration(3_600_000_000_000);
+                wasi_clock::poll(&[&due]);
+                vec![Action::Reply(Frame::Text("polled".into()))]
+            }
+            "stdin" => {
+                let mut all = Vec::new();
+                let read = std::io::Read::read_to_end(&mut std::io::stdin(), &mut all);
+                reply(match read {
+                    Ok(n) => format!("stdin: {n} bytes"),
+                    Err(e) => format!("stdin: {e}"),
+                })
             }
             "print" => {
                 println!("hello from the guest's stdout");
