@@ -603,7 +603,9 @@ def table(runner, s, offered):
     for n in s["idle_ns"]:
         row(f"idle: server RSS per connection, KiB (N={n})", "lower", f"idle-{n}", "rss_per_conn_kib")
     row("connect ws://: handshakes/s (64 in flight)", "higher", "connect-ws", "handshakes_per_s")
+    row("connect ws://: server CPU s per million handshakes", "lower", "connect-ws", "cpu_ms_per_k_handshakes")
     row("connect wss://: handshakes/s (64 in flight)", "higher", "connect-wss", "handshakes_per_s")
+    row("connect wss://: server CPU s per million handshakes", "lower", "connect-wss", "cpu_ms_per_k_handshakes")
     for (r, m) in ((rb, mb), (rs, ms)):
         job = f"fanout-{r}x{m}"
         row(f"fanout {r}x{m}: deliveries/s at saturation", "higher", job, "deliveries_per_s", "saturation")
@@ -617,6 +619,10 @@ def table(runner, s, offered):
             for q, label in (("p50_us", "p50"), ("p99_us", "p99"), ("p999_us", "p99.9")):
                 row(f"fanout {r}x{m} @ {fmt(off)}/s ({frac:.0%} of slowest): {label} latency µs", "lower",
                     job, q, "latency", off)
+            # The same load for every peer: its cost does not depend on
+            # which side of the benchmark was the bottleneck.
+            row(f"fanout {r}x{m} @ {fmt(off)}/s ({frac:.0%} of slowest): server CPU s per million deliveries",
+                "lower", job, "cpu_s_per_m_deliveries", "latency", off)
     row("notice: round trips/s at saturation", "higher", "notice", "round_trips_per_s", "saturation")
     row("notice: server CPU s per million notices", "lower", "notice", "cpu_s_per_m_notices", "saturation")
     if offered.get("notice"):
@@ -624,6 +630,8 @@ def table(runner, s, offered):
         for q, label in (("p50_us", "p50"), ("p99_us", "p99"), ("p999_us", "p99.9")):
             row(f"notice @ {fmt(off)}/s round trips ({offered['notice_basis']}): {label} µs", "lower",
                 "notice", q, "latency", off)
+        row(f"notice @ {fmt(off)}/s round trips ({offered['notice_basis']}): server CPU s per million notices",
+            "lower", "notice", "cpu_s_per_m_notices", "latency", off)
 
     base = "switchboard"
     others = [p for p in peers if p != base]
