@@ -12,7 +12,7 @@ use futures_concurrency::future::Join;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::time::{timeout, timeout_at};
+use tokio::time::timeout;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
@@ -250,34 +250,49 @@ async fn read_loop<S>(
 {
     let mut live = Liveness::new(&shared.limits, tokio::time::Instant::now());
     let mut quota = Quota::new(&shared.limits, Instant::now());
+    // One close signal and one timer for the connection's life, not one
+    // of each per frame: a frame only moves the deadline later, and the
+    // timer, when it fires, finds out whether it is really due.
+    let closed = outbox.closed();
+    let timer = tokio::time::sleep_until(live.deadline());
+    tokio::pin!(closed, timer);
     loop {
         let next = tokio::select! {
             biased;
-            _ = outbox.closed() => return,
-            next = timeout_at(live.deadline(), stream.next()) => next,
+            _ = &mut closed => return,
+            _ = &mut timer => None,
+            next = stream.next() => Some(next),
         };
         let message = match next {
-            Err(_) => match live.due(tokio::time::Instant::now()) {
-                // Through the queue, so the writer stays the only one
-                // writing; outside its limits, so it never closes anyone.
-                Due::Ping => {
-                    let _ = outbox.push_control(Message::Ping(Default::default()));
+            None => {
+                let now = tokio::time::Instant::now();
+                if now < live.deadline() {
+                    timer.as_mut().reset(live.deadline());
                     continue;
                 }
-                Due::Close(reason) => {
-                    outbox.close(reason);
-                    return;
+                match live.due(now) {
+                    // Through the queue, so the writer stays the only one
+                    // writing; outside its limits, so it never closes anyone.
+                    Due::Ping => {
+                        let _ = outbox.push_control(Message::Ping(Default::default()));
+                        timer.as_mut().reset(live.deadline());
+                        continue;
+                    }
+                    Due::Close(reason) => {
+                        outbox.close(reason);
+                        return;
+                    }
                 }
-            },
-            Ok(None) => {
+            }
+            Some(None) => {
                 outbox.close(CloseReason::peer_gone("client closed"));
                 return;
             }
-            Ok(Some(Err(e))) => {
+            Some(Some(Err(e))) => {
                 outbox.close(read_error(e, shared.limits.max_message_bytes));
                 return;
             }
-            Ok(Some(Ok(m))) => {
+            Some(Some(Ok(m))) => {
                 live.heard(tokio::time::Instant::now());
                 m
             }
