@@ -39,6 +39,8 @@ pub struct Policy {
 pub(super) struct Inner {
     /// Compiles components and runs them (pooling allocator, epochs).
     pub engine: Engine,
+    /// Advances the epoch while calls run.
+    pub ticker: engine::Ticker,
     /// Host imports (WASI that grants nothing, registry, state, log, clock).
     pub linker: Linker<HostState>,
     /// The version every new call uses, and since when.
@@ -69,7 +71,7 @@ impl Policy {
         env: PolicyEnv,
         limits: PolicyLimits,
     ) -> Result<Policy, LoadError> {
-        let engine = engine::build(&limits)?;
+        let (engine, ticker) = engine::build(&limits)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .and_then(|()| no_wait::shadow(&mut linker))
@@ -80,6 +82,7 @@ impl Policy {
         let first = Arc::new(prepare(&engine, &linker, 1, &bytes, source, max_idle)?);
         let inner = Arc::new(Inner {
             engine,
+            ticker,
             linker,
             active: ArcSwap::from_pointee(Published::new(first.clone(), PublishedBy::Start)),
             history: Mutex::new(History::default()),
@@ -159,6 +162,7 @@ impl Policy {
     ) -> Result<Result<Answer, wit::Reject>, CallError> {
         let limits = &self.inner.limits;
         inst.store.data_mut().limiter.hit = false;
+        let _running = self.inner.ticker.call_starts();
         inst.store
             .set_epoch_deadline(engine::ticks(limits.call_deadline));
         let bound = Bound {
@@ -242,6 +246,7 @@ impl Policy {
         // can take longer than a call deadline, and failing it would fail a
         // call that merely needed a fresh instance.
         let budget = inner.limits.call_deadline.max(INSTANTIATE_BUDGET);
+        let _running = inner.ticker.call_starts();
         store.set_epoch_deadline(engine::ticks(budget));
         match version.pre.instantiate(&mut store) {
             Err(e) => {
