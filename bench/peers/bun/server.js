@@ -13,6 +13,8 @@
 // is what bench.py checks to prove this column is measured on Bun itself.
 'use strict';
 
+const { request, checkRoom, replies } = require('../v1.js');
+
 const PORT = Number(process.env.PORT || process.argv[2] || 3001);
 const HOST = process.env.HOST || '127.0.0.1';
 const ID_RE = /^[A-Za-z0-9_.-]{1,64}$/;
@@ -40,46 +42,14 @@ function send(ws, msg) {
   if (ws && ws.readyState === 1) ws.send(JSON.stringify(msg));
 }
 
-function error(ws, ref, code, message) {
-  const msg = { type: 'error' };
-  if (ref !== undefined) msg.ref = ref;
-  msg.code = code;
-  msg.message = message;
-  send(ws, msg);
-}
-
-function ack(ws, ref) {
-  if (ref !== undefined) send(ws, { type: 'ack', ref });
-}
-
-function checkRoom(msg) {
-  if (!('room' in msg)) return 'missing field `room`';
-  if (typeof msg.room !== 'string' || msg.room.length < 1 || [...msg.room].length > 64)
-    return 'field `room` must be a string of 1-64 characters';
-  // eslint-disable-next-line no-control-regex
-  if (/[\u0000-\u001f\u007f-\u009f]/.test(msg.room)) return 'field `room` must not contain control characters';
-  return null;
-}
+const { error, ack } = replies(send);
 
 function message(ws, raw) {
   const { id, rooms } = ws.data;
   if (typeof raw !== 'string') return error(ws, undefined, 'bad-request', 'binary frames are not supported: send JSON text frames');
-  let msg;
-  try {
-    msg = JSON.parse(raw);
-  } catch (e) {
-    return error(ws, undefined, 'bad-json', `invalid JSON: ${e.message}`);
-  }
-  if (msg === null || typeof msg !== 'object' || Array.isArray(msg)) {
-    const what = Array.isArray(msg) ? 'an array' : msg === null ? 'null' : `a ${typeof msg}`;
-    return error(ws, undefined, 'bad-json', `expected a JSON object, got ${what}`);
-  }
-  const ref = msg.ref;
-  if (ref !== undefined && typeof ref !== 'string' && typeof ref !== 'number') {
-    return error(ws, undefined, 'bad-request', 'field `ref` must be a string or a number');
-  }
-  if (!('type' in msg)) return error(ws, ref, 'bad-request', 'missing field `type`');
-  if (typeof msg.type !== 'string') return error(ws, ref, 'bad-request', 'field `type` must be a string');
+  const req = request(raw);
+  if (req.refused) return error(ws, ...req.refused);
+  const { msg, ref } = req;
 
   switch (msg.type) {
     case 'join': {

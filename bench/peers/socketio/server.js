@@ -9,6 +9,7 @@
 
 const { Server } = require('socket.io');
 const { ID_RE, createServer, listen } = require('../serve.js');
+const { checkRoom } = require('../v1.js');
 
 const server = createServer();
 
@@ -16,15 +17,6 @@ const io = new Server(server, { serveClient: false, maxHttpBufferSize: 65536 });
 
 // id -> socket
 const sockets = new Map();
-
-function checkRoom(msg) {
-  if (!('room' in msg)) return 'missing field `room`';
-  if (typeof msg.room !== 'string' || msg.room.length < 1 || [...msg.room].length > 64)
-    return 'field `room` must be a string of 1-64 characters';
-  // eslint-disable-next-line no-control-regex
-  if (/[\u0000-\u001f\u007f-\u009f]/.test(msg.room)) return 'field `room` must not contain control characters';
-  return null;
-}
 
 io.use((socket, next) => {
   const id = socket.handshake.query.id;
