@@ -266,23 +266,22 @@ async fn read_loop<S>(
         let message = match next {
             None => {
                 let now = tokio::time::Instant::now();
-                if now < live.deadline() {
-                    timer.as_mut().reset(live.deadline());
-                    continue;
-                }
-                match live.due(now) {
-                    // Through the queue, so the writer stays the only one
-                    // writing; outside its limits, so it never closes anyone.
-                    Due::Ping => {
-                        let _ = outbox.push_control(Message::Ping(Default::default()));
-                        timer.as_mut().reset(live.deadline());
-                        continue;
-                    }
-                    Due::Close(reason) => {
-                        outbox.close(reason);
-                        return;
+                if now >= live.deadline() {
+                    match live.due(now) {
+                        // Through the queue, so the writer stays the only
+                        // one writing; outside its limits, so it never
+                        // closes anyone.
+                        Due::Ping => {
+                            let _ = outbox.push_control(Message::Ping(Default::default()));
+                        }
+                        Due::Close(reason) => {
+                            outbox.close(reason);
+                            return;
+                        }
                     }
                 }
+                timer.as_mut().reset(live.deadline());
+                continue;
             }
             Some(None) => {
                 outbox.close(CloseReason::peer_gone("client closed"));
