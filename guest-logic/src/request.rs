@@ -236,6 +236,10 @@ pub fn json_str(raw: &RawValue) -> Option<Cow<'_, str>> {
 
 /// At most 64 characters of a client's string, for error messages.
 pub fn shorten(s: &str) -> &str {
+    // A character takes at least a byte.
+    if s.len() <= MAX_ROOM_CHARS {
+        return s;
+    }
     match s.char_indices().nth(MAX_ROOM_CHARS) {
         Some((end, _)) => &s[..end],
         None => s,

@@ -175,7 +175,12 @@ impl<R: Registry + ?Sized> Request<'_, '_, R> {
     fn notice(&self, actions: &mut Vec<Action>) -> Result<(), Refusal> {
         let to = request::to(self.fields)?;
         let data = request::data(self.fields)?;
-        let closed = format!("`{}` is not online", request::shorten(&to));
+        // Built for every notice though rarely sent, so without `format!`.
+        let short = request::shorten(&to);
+        let mut closed = String::with_capacity(short.len() + 16);
+        closed.push('`');
+        closed.push_str(short);
+        closed.push_str("` is not online");
         actions.push(Action::Send {
             frame: frames::notice(self.sender, data),
             on_sent: self.reference.map(frames::ack),
