@@ -32,6 +32,13 @@ impl Guest for DefaultPolicy {
     }
 }
 
+/// A call's allocations come from an arena that starts over between calls
+/// (see [`crate::arena`]); 64 KiB holds a call of the default rules on any
+/// frame up to about 20 KiB.
+#[cfg(feature = "component")]
+#[global_allocator]
+static ALLOCATOR: crate::arena::CallArena<{ 64 * 1024 }> = crate::arena::CallArena::new();
+
 #[cfg(feature = "component")]
 crate::bindings::export!(DefaultPolicy with_types_in crate::bindings);
 

@@ -11,6 +11,8 @@
 //!   and the [`Registry`] questions they ask the host.
 //! - [`state`]: the host-held key-value store as a trait ([`State`]), with an
 //!   in-memory one for native tests.
+//! - [`arena`]: the component's allocator, a bump arena that starts over
+//!   between calls.
 //!
 //! On wasm32, the WIT side:
 //! - `bindings`: the `switchboard:policy` bindings, generated once and public
@@ -29,6 +31,7 @@
 //!   wasm32 (feature unification would otherwise export both).
 
 pub mod action;
+pub mod arena;
 pub mod frames;
 pub mod request;
 pub mod rules;
