@@ -465,9 +465,10 @@ async fn write_loop<S>(
     }
 }
 
-/// Deliver what the close reason asks for, send the close frame, then shut
-/// our side and wait (bounded) for the client to hang up, so the kernel does
-/// not reset the connection over unread input and lose the close frame.
+/// Deliver what the close reason asks for, send the close frame, then (when
+/// the server is the one closing) shut our side and wait (bounded) for the
+/// client to hang up, so the kernel does not reset the connection over
+/// unread input and lose the close frame.
 async fn finish<S>(
     shared: &Shared,
     mut sink: SplitSink<WebSocketStream<S>, Message>,
@@ -497,6 +498,13 @@ async fn finish<S>(
         }
     })
     .await;
+    if reason.code.is_none() {
+        // The client ended it (a close frame, or the socket closed): it
+        // sends nothing more, so nothing unread can turn our close into a
+        // reset. Closing now, right after the close reply, also leaves
+        // TIME_WAIT with the server, as RFC 6455 (7.1.1) asks.
+        return;
+    }
     let Ok(mut ws) = sink.reunite(stream) else {
         return;
     };
