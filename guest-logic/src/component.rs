@@ -52,6 +52,14 @@ impl rules::Registry for Host {
     fn in_room(&self, id: &str, room: &str) -> bool {
         registry::in_room(id, room)
     }
+
+    fn room_members(&self, room: &str) -> Vec<String> {
+        registry::room_members(room)
+    }
+
+    fn is_online(&self, id: &str) -> bool {
+        registry::is_online(id)
+    }
 }
 
 impl State for Host {

@@ -176,6 +176,56 @@ pub fn notice(from: &str, data: &RawValue) -> Frame {
     from_data(r#"{"type":"notice","from":"#, from, data)
 }
 
+/// `{"type":"members","room","ids","count","ref"?}`: who is in `room`
+/// (`ids` may be fewer than `count`: a long list is cut).
+pub fn members(room: &str, ids: &[String], count: u32, reference: Option<&RawValue>) -> Frame {
+    let reference = reference.map(RawValue::get);
+    let listed: usize = ids.iter().map(|id| id.len() + 3).sum();
+    let mut out = Writer::new(
+        r#"{"type":"members","room":"#,
+        room.len() + listed + reference.map_or(0, str::len) + 32,
+    )
+    .str(room)
+    .raw(r#","ids":"#);
+    out = string_array(out, ids.iter().map(String::as_str));
+    out = out.raw(r#","count":"#).raw(&count.to_string());
+    with_ref(out, reference).end()
+}
+
+/// `{"type":"online","ids","ref"?}`: which of the ids asked about are online.
+pub fn online<'s>(
+    ids: impl Iterator<Item = &'s str> + Clone,
+    reference: Option<&RawValue>,
+) -> Frame {
+    let reference = reference.map(RawValue::get);
+    let listed: usize = ids.clone().map(|id| id.len() + 3).sum();
+    let out = Writer::new(
+        r#"{"type":"online","ids":"#,
+        listed + reference.map_or(0, str::len) + 16,
+    );
+    with_ref(string_array(out, ids), reference).end()
+}
+
+/// `["a","b"]`.
+fn string_array<'s>(mut out: Writer, items: impl Iterator<Item = &'s str>) -> Writer {
+    out = out.raw("[");
+    for (i, item) in items.enumerate() {
+        if i > 0 {
+            out = out.raw(",");
+        }
+        out = out.str(item);
+    }
+    out.raw("]")
+}
+
+/// `,"ref":…` when the request had one.
+fn with_ref(out: Writer, reference: Option<&str>) -> Writer {
+    match reference {
+        Some(reference) => out.raw(r#","ref":"#).raw(reference),
+        None => out,
+    }
+}
+
 /// `{"type":"pong"}`.
 pub fn pong() -> Frame {
     Frame::Text(PONG.to_owned())

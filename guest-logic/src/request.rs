@@ -29,6 +29,8 @@ pub struct Fields<'a> {
     pub to: Option<&'a RawValue>,
     /// `data`: for room, broadcast, notice; any JSON value.
     pub data: Option<&'a RawValue>,
+    /// `ids`: for online; an array of strings.
+    pub ids: Option<&'a RawValue>,
 }
 
 /// Why a request is refused: the error code and its message.
@@ -58,7 +60,7 @@ impl Refusal {
     }
 }
 
-/// The six requests of protocol v1.
+/// The requests of protocol v1, and v2's presence requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Join,
@@ -67,6 +69,10 @@ pub enum Kind {
     Broadcast,
     Notice,
     Ping,
+    /// Who is in a room (members only).
+    Members,
+    /// Which of some ids are online.
+    Online,
 }
 
 impl Kind {
@@ -79,6 +85,8 @@ impl Kind {
             "broadcast" => Kind::Broadcast,
             "notice" => Kind::Notice,
             "ping" => Kind::Ping,
+            "members" => Kind::Members,
+            "online" => Kind::Online,
             _ => return None,
         })
     }
@@ -172,7 +180,7 @@ pub fn kind(fields: &Fields<'_>) -> Result<Kind, Refusal> {
         Refusal::new(
             ErrorCode::UnknownType,
             format!(
-                "unknown type `{}`: expected join, leave, room, broadcast, notice or ping",
+                "unknown type `{}`: expected join, leave, room, broadcast, notice, ping, members or online",
                 shorten(&name)
             ),
         )
@@ -220,6 +228,34 @@ pub fn data<'a>(fields: &Fields<'a>) -> Result<&'a RawValue, Refusal> {
         ErrorCode::BadRequest,
         "missing field `data` (any JSON value, null allowed)",
     ))
+}
+
+/// Most ids one `online` request may ask about.
+pub const MAX_ONLINE_IDS: usize = 100;
+
+/// `ids`: an array of at most [`MAX_ONLINE_IDS`] strings (any strings: one
+/// that cannot be an id is simply never online). Repeated ids count once,
+/// in the order first given.
+pub fn ids<'a>(fields: &Fields<'a>) -> Result<Vec<Cow<'a, str>>, Refusal> {
+    const BAD: Refusal = Refusal::fixed(
+        ErrorCode::BadRequest,
+        "field `ids` must be an array of at most 100 strings",
+    );
+    let raw = fields
+        .ids
+        .ok_or(Refusal::fixed(ErrorCode::BadRequest, "missing field `ids`"))?;
+    let items: Vec<&'a RawValue> = serde_json::from_str(raw.get()).map_err(|_| BAD)?;
+    if items.len() > MAX_ONLINE_IDS {
+        return Err(BAD);
+    }
+    let mut ids: Vec<Cow<'a, str>> = Vec::with_capacity(items.len());
+    for item in items {
+        let id = json_str(item).ok_or(BAD)?;
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    Ok(ids)
 }
 
 /// The string a raw JSON value holds, or `None` if it is not a string.
@@ -280,6 +316,7 @@ enum Key {
     Room,
     To,
     Data,
+    Ids,
     #[serde(other)]
     Other,
 }
@@ -303,6 +340,7 @@ impl<'de> Deserialize<'de> for Fields<'de> {
                         Key::Room => &mut fields.room,
                         Key::To => &mut fields.to,
                         Key::Data => &mut fields.data,
+                        Key::Ids => &mut fields.ids,
                         Key::Other => {
                             map.next_value::<IgnoredAny>()?;
                             continue;

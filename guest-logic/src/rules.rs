@@ -16,7 +16,14 @@ use crate::request::{self, Fields, Kind, Refusal};
 pub trait Registry {
     /// Is `id` a member of `room`?
     fn in_room(&self, id: &str, room: &str) -> bool;
+    /// The members of `room`, in no particular order.
+    fn room_members(&self, room: &str) -> Vec<String>;
+    /// Is a connection with this id online?
+    fn is_online(&self, id: &str) -> bool;
 }
+
+/// Most ids a `members` answer lists (its `count` is always exact).
+pub const MAX_MEMBER_IDS: usize = 1000;
 
 /// The message of the `bad-request` error answering a binary frame.
 pub const BINARY_MESSAGE: &str = "binary frames are not supported: send JSON text frames";
@@ -100,6 +107,15 @@ impl<R: Registry + ?Sized> Request<'_, '_, R> {
             // Its ack goes in `on_sent`, not after it.
             Kind::Notice => {
                 self.notice(&mut actions)?;
+                return Ok(actions);
+            }
+            // The answer itself carries the `ref`: no ack after it.
+            Kind::Members => {
+                self.members(&mut actions)?;
+                return Ok(actions);
+            }
+            Kind::Online => {
+                self.online(&mut actions)?;
                 return Ok(actions);
             }
         }
@@ -191,6 +207,44 @@ impl<R: Registry + ?Sized> Request<'_, '_, R> {
             )),
             to: to.into_owned(),
         });
+        Ok(())
+    }
+
+    /// `members {room}`: who is in the room, for its members only. At most
+    /// [`MAX_MEMBER_IDS`] ids, the first in sort order, with the exact
+    /// count.
+    fn members(&self, actions: &mut Vec<Action>) -> Result<(), Refusal> {
+        let room = request::room(self.fields)?;
+        self.member_of(&room)?;
+        let mut ids = self.registry.room_members(&room);
+        let count = u32::try_from(ids.len()).unwrap_or(u32::MAX);
+        if ids.len() > MAX_MEMBER_IDS {
+            // The smallest ids, without sorting a whole large room.
+            ids.select_nth_unstable(MAX_MEMBER_IDS);
+            ids.truncate(MAX_MEMBER_IDS);
+        }
+        ids.sort_unstable();
+        actions.push(Action::Reply(frames::members(
+            &room,
+            &ids,
+            count,
+            self.reference,
+        )));
+        Ok(())
+    }
+
+    /// `online {ids}`: which of these ids are online, in the order asked.
+    fn online(&self, actions: &mut Vec<Action>) -> Result<(), Refusal> {
+        let ids = request::ids(self.fields)?;
+        let online: Vec<&str> = ids
+            .iter()
+            .map(|id| id.as_ref())
+            .filter(|id| self.registry.is_online(id))
+            .collect();
+        actions.push(Action::Reply(frames::online(
+            online.iter().copied(),
+            self.reference,
+        )));
         Ok(())
     }
 

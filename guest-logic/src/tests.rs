@@ -36,6 +36,20 @@ impl Registry for Reg {
             .get(id)
             .is_some_and(|r| r.contains(room))
     }
+
+    fn room_members(&self, room: &str) -> Vec<String> {
+        self.rooms
+            .borrow()
+            .iter()
+            .filter(|(_, rooms)| rooms.contains(room))
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    /// Online: every id the scene mentions.
+    fn is_online(&self, id: &str) -> bool {
+        self.rooms.borrow().contains_key(id)
+    }
 }
 
 fn msg(reg: &Reg, sender: &str, text: &str) -> Vec<Action> {
@@ -551,7 +565,7 @@ fn unknown_type() {
     assert_eq!(
         msg(&Reg::default(), "a", r#"{"type":"dance","ref":1}"#),
         vec![reply(
-            r#"{"type":"error","ref":1,"code":"unknown-type","message":"unknown type `dance`: expected join, leave, room, broadcast, notice or ping"}"#
+            r#"{"type":"error","ref":1,"code":"unknown-type","message":"unknown type `dance`: expected join, leave, room, broadcast, notice, ping, members or online"}"#
         )]
     );
     // Case matters.
@@ -723,9 +737,111 @@ fn documented_error_examples() {
         ),
         (
             r#"{"type":"dance","ref":11}"#,
-            r#"{"type":"error","ref":11,"code":"unknown-type","message":"unknown type `dance`: expected join, leave, room, broadcast, notice or ping"}"#,
+            r#"{"type":"error","ref":11,"code":"unknown-type","message":"unknown type `dance`: expected join, leave, room, broadcast, notice, ping, members or online"}"#,
         ),
     ] {
         assert_eq!(msg(&reg, "alice", req), vec![reply(answer)], "{req}");
     }
+}
+
+#[test]
+fn members_lists_the_room_sorted_with_its_count_and_the_ref() {
+    let reg = Reg::with(&[
+        ("c", "lobby"),
+        ("a", "lobby"),
+        ("b", "lobby"),
+        ("z", "other"),
+    ]);
+    assert_eq!(
+        msg(&reg, "a", r#"{"type":"members","room":"lobby","ref":7}"#),
+        vec![reply(
+            r#"{"type":"members","room":"lobby","ids":["a","b","c"],"count":3,"ref":7}"#
+        )]
+    );
+    // Without a ref, the same answer without one.
+    assert_eq!(
+        msg(&reg, "z", r#"{"type":"members","room":"other"}"#),
+        vec![reply(
+            r#"{"type":"members","room":"other","ids":["z"],"count":1}"#
+        )]
+    );
+}
+
+#[test]
+fn members_is_for_members_only() {
+    let reg = Reg::with(&[("a", "lobby")]);
+    let actions = msg(&reg, "b", r#"{"type":"members","room":"lobby","ref":1}"#);
+    assert_eq!(
+        only_error(&actions),
+        r#"{"type":"error","ref":1,"code":"not-in-room","message":"not a member of room `lobby`"}"#
+    );
+    let actions = msg(&reg, "a", r#"{"type":"members","ref":2}"#);
+    assert_eq!(
+        only_error(&actions),
+        r#"{"type":"error","ref":2,"code":"bad-request","message":"missing field `room`"}"#
+    );
+}
+
+#[test]
+fn members_of_a_large_room_lists_the_first_thousand_and_counts_all() {
+    let ids: Vec<String> = (0..2500).map(|i| format!("u{i:05}")).collect();
+    let memberships: Vec<(&str, &str)> = ids.iter().map(|id| (id.as_str(), "big")).collect();
+    let reg = Reg::with(&memberships);
+    let actions = msg(&reg, "u00000", r#"{"type":"members","room":"big"}"#);
+    let [Action::Reply(Frame::Text(t))] = actions.as_slice() else {
+        panic!("one reply: {actions:?}");
+    };
+    let v: serde_json::Value = serde_json::from_str(t).unwrap();
+    assert_eq!(v["count"], 2500);
+    let listed: Vec<&str> = v["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|id| id.as_str().unwrap())
+        .collect();
+    let expected: Vec<&str> = ids[..rules::MAX_MEMBER_IDS]
+        .iter()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(listed, expected);
+}
+
+#[test]
+fn online_answers_which_ids_are_online_in_the_order_asked() {
+    let reg = Reg::with(&[("a", "lobby"), ("c", "x")]);
+    assert_eq!(
+        msg(
+            &reg,
+            "a",
+            r#"{"type":"online","ids":["c","b","a","c","no such id!"],"ref":"q"}"#
+        ),
+        vec![reply(r#"{"type":"online","ids":["c","a"],"ref":"q"}"#)]
+    );
+    assert_eq!(
+        msg(&reg, "a", r#"{"type":"online","ids":[]}"#),
+        vec![reply(r#"{"type":"online","ids":[]}"#)]
+    );
+}
+
+#[test]
+fn online_wants_an_array_of_at_most_a_hundred_strings() {
+    let reg = Reg::default();
+    let bad = r#"{"type":"error","ref":1,"code":"bad-request","message":"field `ids` must be an array of at most 100 strings"}"#;
+    for ids in [r#""a""#, "[1]", r#"["a",null]"#, "{}"] {
+        let request = format!(r#"{{"type":"online","ids":{ids},"ref":1}}"#);
+        assert_eq!(only_error(&msg(&reg, "a", &request)), bad, "{request}");
+    }
+    let many: Vec<String> = (0..101).map(|i| format!("\"u{i}\"")).collect();
+    let request = format!(r#"{{"type":"online","ids":[{}],"ref":1}}"#, many.join(","));
+    assert_eq!(only_error(&msg(&reg, "a", &request)), bad);
+    let hundred = &many[..100];
+    let request = format!(r#"{{"type":"online","ids":[{}]}}"#, hundred.join(","));
+    assert_eq!(
+        msg(&reg, "a", &request),
+        vec![reply(r#"{"type":"online","ids":[]}"#)]
+    );
+    assert_eq!(
+        only_error(&msg(&reg, "a", r#"{"type":"online","ref":1}"#)),
+        r#"{"type":"error","ref":1,"code":"bad-request","message":"missing field `ids`"}"#
+    );
 }

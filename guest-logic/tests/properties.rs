@@ -1,7 +1,9 @@
 //! Property tests: whatever a client sends, the rules never panic (a panic
 //! in the component is a trap: `policy-failed` for every such request) and
 //! every request answers the way PROTOCOL.md promises: with a `ref`, exactly
-//! one `ack` or `error` echoing it; every frame they send is valid JSON.
+//! one answer echoing it (an `ack` or an `error`, or the `members` or
+//! `online` frame that is the answer itself); every frame they send is
+//! valid JSON.
 
 use guest_logic::{Action, Frame, Incoming, Registry, on_message};
 use proptest::prelude::*;
@@ -13,6 +15,18 @@ struct Reg;
 impl Registry for Reg {
     fn in_room(&self, id: &str, room: &str) -> bool {
         id == "alice" && room == "lobby"
+    }
+
+    fn room_members(&self, room: &str) -> Vec<String> {
+        if room == "lobby" {
+            vec!["alice".to_owned()]
+        } else {
+            Vec::new()
+        }
+    }
+
+    fn is_online(&self, id: &str) -> bool {
+        id == "alice"
     }
 }
 
@@ -61,6 +75,8 @@ fn near_requests() -> impl Strategy<Value = String> {
         "broadcast",
         "notice",
         "ping",
+        "members",
+        "online",
         "dance",
         "",
     ]);
@@ -75,10 +91,12 @@ fn near_requests() -> impl Strategy<Value = String> {
         Just("[]".to_owned()),
         Just("\"lobby\"".to_owned()),
         Just("\"alice\"".to_owned()),
+        Just("[\"alice\",\"bob\",\"alice\"]".to_owned()),
+        Just("[1]".to_owned()),
     ];
     let fields = prop::collection::vec(
         (
-            prop::sample::select(vec!["room", "to", "data", "ref", "x"]),
+            prop::sample::select(vec!["room", "to", "data", "ref", "ids", "x"]),
             value,
         ),
         0..6,
@@ -140,7 +158,7 @@ proptest! {
             };
             for f in to_sender {
                 let v: Value = serde_json::from_str(f.as_text().unwrap_or("")).unwrap_or(Value::Null);
-                if v["type"] == "ack" || v["type"] == "error" {
+                if ["ack", "error", "members", "online"].contains(&v["type"].as_str().unwrap_or("")) {
                     prop_assert_eq!(&v["ref"], r, "{}", text);
                     answers += 1;
                 }

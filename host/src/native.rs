@@ -48,6 +48,14 @@ impl guest_logic::Registry for Adapter<'_> {
     fn in_room(&self, id: &str, room: &str) -> bool {
         self.0.in_room(id, room)
     }
+
+    fn room_members(&self, room: &str) -> Vec<String> {
+        self.0.room_members(room)
+    }
+
+    fn is_online(&self, id: &str) -> bool {
+        self.0.is_online(id)
+    }
 }
 
 fn lower(actions: Vec<guest_logic::Action>) -> Vec<Action> {

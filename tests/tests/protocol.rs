@@ -538,7 +538,7 @@ async fn refs_are_echoed_exactly_as_sent() -> Result<()> {
         assert_eq!(
             alice.recv_text().await?,
             format!(
-                r#"{{"type":"error","ref":{raw},"code":"unknown-type","message":"unknown type `dance`: expected join, leave, room, broadcast, notice or ping"}}"#
+                r#"{{"type":"error","ref":{raw},"code":"unknown-type","message":"unknown type `dance`: expected join, leave, room, broadcast, notice, ping, members or online"}}"#
             )
         );
         // the host-built answers of a notice: ack on success, error when gone
