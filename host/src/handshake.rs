@@ -229,13 +229,9 @@ fn without_param(query: &str, name: &str) -> Option<String> {
 }
 
 /// Answer 101 Switching Protocols.
-///
-/// `first` (already framed WebSocket frames, usually the welcome) goes out
-/// in the same write as the 101: one send instead of two per handshake.
 pub async fn accept<S: AsyncWrite + Unpin>(
     stream: &mut S,
     upgrade: &Upgrade,
-    first: &[u8],
 ) -> std::io::Result<()> {
     let mut head = format!(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n",
@@ -245,9 +241,7 @@ pub async fn accept<S: AsyncWrite + Unpin>(
         head.push_str(&format!("Sec-WebSocket-Protocol: {p}\r\n"));
     }
     head.push_str("\r\n");
-    let mut out = head.into_bytes();
-    out.extend_from_slice(first);
-    stream.write_all(&out).await?;
+    stream.write_all(head.as_bytes()).await?;
     stream.flush().await
 }
 

@@ -15,8 +15,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::timeout;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::Role;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
-use tokio_tungstenite::tungstenite::protocol::frame::{CloseFrame, Frame as WsFrame};
+use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use crate::actions::{self, Caller};
@@ -62,16 +62,18 @@ where
         limits.outbound_queue_bytes,
         shared.budget.clone(),
     );
-    // The replies `on-connect` starts with (the welcome) went out with the
-    // 101; any left (too large for it) are queued before the id is
-    // registered: from then on its rooms (kept from an earlier connection)
-    // can queue frames to it, and the welcome must come first.
+    // The replies `on-connect` starts with (the welcome) are queued before
+    // the id is registered: from then on its rooms (kept from an earlier
+    // connection) can queue frames to it, and the welcome must come first.
+    // They are written only once the id is registered, so a client that has
+    // its welcome is online: a notice sent to it at once reaches it. (Sent
+    // with the 101, the welcome could arrive before the registration.)
     let mut on_connect = upgrade.actions;
-    let first_replies = on_connect
+    let leading = on_connect
         .iter()
         .take_while(|a| matches!(a, Action::Reply(_)))
         .count();
-    let rest = on_connect.split_off(first_replies);
+    let rest = on_connect.split_off(leading);
     actions::apply(&shared.registry, Caller::new(&outbox), on_connect);
     shared.registry.register(&id, outbox.clone());
     tracing::debug!(%peer, id, serial, "connected");
@@ -158,9 +160,8 @@ where
             return None;
         }
     };
-    let (first, actions) = first_replies(actions);
     if !matches!(
-        timeout(limit, handshake::accept(stream, &request, &first)).await,
+        timeout(limit, handshake::accept(stream, &request)).await,
         Ok(Ok(()))
     ) {
         // The policy saw a connect that never happened: balance it, unless
@@ -175,36 +176,6 @@ where
         leftover: request.leftover,
         actions,
     })
-}
-
-/// Most bytes of `on-connect`'s leading replies sent with the 101; larger
-/// replies go through the queue like any other frame.
-const FIRST_REPLIES_MAX: usize = 4096;
-
-/// The replies `on-connect` starts with (the welcome), framed for the
-/// 101's write, and the actions left. They reach the client before
-/// anything else could: the id is registered only after the 101.
-fn first_replies(mut actions: Vec<Action>) -> (Vec<u8>, Vec<Action>) {
-    let mut framed = Vec::new();
-    let mut taken = 0;
-    for action in &actions {
-        let Action::Reply(frame) = action else { break };
-        let (payload, opcode) = match frame {
-            Frame::Text(t) => (t.as_bytes(), Data::Text),
-            Frame::Binary(b) => (b.as_slice(), Data::Binary),
-        };
-        if framed.len() + payload.len() > FIRST_REPLIES_MAX {
-            break;
-        }
-        let frame = WsFrame::message(payload.to_vec(), OpCode::Data(opcode), true);
-        // Writing into a Vec cannot fail.
-        if frame.format(&mut framed).is_err() {
-            break;
-        }
-        taken += 1;
-    }
-    actions.drain(..taken);
-    (framed, actions)
 }
 
 fn connect_info(
