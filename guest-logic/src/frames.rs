@@ -193,17 +193,14 @@ pub fn members(room: &str, ids: &[String], count: u32, reference: Option<&RawVal
 }
 
 /// `{"type":"online","ids","ref"?}`: which of the ids asked about are online.
-pub fn online<'s>(
-    ids: impl Iterator<Item = &'s str> + Clone,
-    reference: Option<&RawValue>,
-) -> Frame {
+pub fn online(ids: &[&str], reference: Option<&RawValue>) -> Frame {
     let reference = reference.map(RawValue::get);
-    let listed: usize = ids.clone().map(|id| id.len() + 3).sum();
+    let listed: usize = ids.iter().map(|id| id.len() + 3).sum();
     let out = Writer::new(
         r#"{"type":"online","ids":"#,
         listed + reference.map_or(0, str::len) + 16,
     );
-    with_ref(string_array(out, ids), reference).end()
+    with_ref(string_array(out, ids.iter().copied()), reference).end()
 }
 
 /// `["a","b"]`.
@@ -249,14 +246,12 @@ pub fn error(reference: Option<&RawValue>, code: ErrorCode, message: &str) -> Fr
 /// `rate-limited`), in the same shape: `{"type":"error","ref"?,"code","message"}`.
 pub fn error_with_code(reference: Option<&RawValue>, code: &str, message: &str) -> Frame {
     let reference = reference.map(RawValue::get);
-    let mut out = Writer::new(
+    let out = Writer::new(
         r#"{"type":"error""#,
         reference.map_or(0, str::len) + code.len() + message.len() + 24,
     );
-    if let Some(reference) = reference {
-        out = out.raw(r#","ref":"#).raw(reference);
-    }
-    out.raw(r#","code":"#)
+    with_ref(out, reference)
+        .raw(r#","code":"#)
         .str(code)
         .raw(r#","message":"#)
         .str(message)

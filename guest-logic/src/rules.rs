@@ -241,10 +241,7 @@ impl<R: Registry + ?Sized> Request<'_, '_, R> {
             .map(|id| id.as_ref())
             .filter(|id| self.registry.is_online(id))
             .collect();
-        actions.push(Action::Reply(frames::online(
-            online.iter().copied(),
-            self.reference,
-        )));
+        actions.push(Action::Reply(frames::online(&online, self.reference)));
         Ok(())
     }
 
