@@ -25,18 +25,6 @@ fn example(name: &str, path: &str) -> Result<Config> {
     })
 }
 
-/// `id` joins `room` with `ref`; reads its own `joined` and the ack.
-async fn join(c: &mut Client, id: &str, room: &str, r: i64) -> Result<()> {
-    c.send_json(json!({"type": "join", "room": room, "ref": r}))
-        .await?;
-    assert_eq!(
-        c.recv_json().await?,
-        json!({"type": "joined", "room": room, "id": id})
-    );
-    assert_eq!(c.recv_json().await?, ack(r));
-    Ok(())
-}
-
 fn ack(r: impl Into<Value>) -> Value {
     json!({"type": "ack", "ref": r.into()})
 }
@@ -97,8 +85,8 @@ async fn moderation_refuses_banned_words() -> Result<()> {
     let server = TestServer::start(example("moderation", env!("MODERATION_WASM"))?).await?;
     let mut alice = server.join("alice").await?;
     let mut bob = server.join("bob").await?;
-    join(&mut alice, "alice", "lobby", 1).await?;
-    join(&mut bob, "bob", "lobby", 2).await?;
+    alice.join_room("alice", "lobby", 1).await?;
+    bob.join_room("bob", "lobby", 2).await?;
     alice.drain().await?;
 
     let refused = |r: Value, word: &str| {
@@ -162,9 +150,9 @@ async fn moderator_mutes_and_unmutes() -> Result<()> {
     let mut moderator = server.join("mod-ann").await?;
     let mut alice = server.join("alice").await?;
     let mut bob = server.join("bob").await?;
-    join(&mut moderator, "mod-ann", "lobby", 1).await?;
-    join(&mut alice, "alice", "lobby", 2).await?;
-    join(&mut bob, "bob", "lobby", 3).await?;
+    moderator.join_room("mod-ann", "lobby", 1).await?;
+    alice.join_room("alice", "lobby", 2).await?;
+    bob.join_room("bob", "lobby", 3).await?;
     moderator.drain().await?;
     alice.drain().await?;
 
@@ -279,8 +267,8 @@ async fn rate_limit_refuses_a_burst_beyond_capacity() -> Result<()> {
     let mut alice = server.join("alice").await?;
     let mut bob = server.join("bob").await?;
     // Joins and pings are free.
-    join(&mut alice, "alice", "lobby", 1).await?;
-    join(&mut bob, "bob", "lobby", 2).await?;
+    alice.join_room("alice", "lobby", 1).await?;
+    bob.join_room("bob", "lobby", 2).await?;
     for _ in 0..CAPACITY * 2 {
         alice.drain().await?;
     }

@@ -4,32 +4,17 @@
 
 use anyhow::Result;
 use serde_json::{Value, json};
-use switchboard_tests::{Client, TestServer, tolerant_config};
-
-/// `id` joins `room`; reads its own `joined` and the ack.
-async fn join(c: &mut Client, id: &str, room: &str, r: i64) -> Result<()> {
-    c.send_json(json!({"type": "join", "room": room, "ref": r}))
-        .await?;
-    assert_eq!(
-        c.recv_json().await?,
-        json!({"type": "joined", "room": room, "id": id})
-    );
-    assert_eq!(c.recv_json().await?, json!({"type": "ack", "ref": r}));
-    Ok(())
-}
+use switchboard_tests::{TestServer, tolerant_config};
 
 async fn presence(native_rules: bool) -> Result<()> {
     let mut config = tolerant_config();
     config.native_rules = native_rules;
     let server = TestServer::start(config).await?;
-    let mut alice = server.connect("alice").await?;
-    let mut bob = server.connect("bob").await?;
-    let mut carol = server.connect("carol").await?;
-    for c in [&mut alice, &mut bob, &mut carol] {
-        assert_eq!(c.recv_json().await?["type"], "welcome");
-    }
-    join(&mut alice, "alice", "lobby", 1).await?;
-    join(&mut bob, "bob", "lobby", 1).await?;
+    let mut alice = server.join("alice").await?;
+    let mut bob = server.join("bob").await?;
+    let mut carol = server.join("carol").await?;
+    alice.join_room("alice", "lobby", 1).await?;
+    bob.join_room("bob", "lobby", 1).await?;
     assert_eq!(
         alice.recv_json().await?,
         json!({"type": "joined", "room": "lobby", "id": "bob"})

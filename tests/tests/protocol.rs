@@ -16,18 +16,6 @@ use anyhow::Result;
 use serde_json::{Value, json};
 use switchboard_tests::{Client, TestServer, tolerant_config, without_rate_limits};
 
-/// `id` joins `room` with `ref`; reads its own `joined` and the ack.
-async fn join(c: &mut Client, id: &str, room: &str, r: i64) -> Result<()> {
-    c.send_json(json!({"type": "join", "room": room, "ref": r}))
-        .await?;
-    assert_eq!(
-        c.recv_json().await?,
-        json!({"type": "joined", "room": room, "id": id})
-    );
-    assert_eq!(c.recv_json().await?, json!({"type": "ack", "ref": r}));
-    Ok(())
-}
-
 /// The frames `c` receives before the ack of `r`.
 async fn until_ack(c: &mut Client, r: i64) -> Result<Vec<Value>> {
     let mut frames = Vec::new();
@@ -112,8 +100,8 @@ async fn joining_again_only_acks() -> Result<()> {
     let server = TestServer::start(tolerant_config()).await?;
     let mut alice = server.join("alice").await?;
     let mut bob = server.join("bob").await?;
-    join(&mut alice, "alice", "lobby", 1).await?;
-    join(&mut bob, "bob", "lobby", 2).await?;
+    alice.join_room("alice", "lobby", 1).await?;
+    bob.join_room("bob", "lobby", 2).await?;
     assert_eq!(alice.recv_json().await?, joined("lobby", "bob"));
 
     alice
@@ -137,9 +125,9 @@ async fn leave_tells_the_leaver_and_the_remaining_members() -> Result<()> {
     let mut alice = server.join("alice").await?;
     let mut bob = server.join("bob").await?;
     let mut carol = server.join("carol").await?;
-    join(&mut alice, "alice", "lobby", 1).await?;
-    join(&mut bob, "bob", "lobby", 2).await?;
-    join(&mut carol, "carol", "lobby", 3).await?;
+    alice.join_room("alice", "lobby", 1).await?;
+    bob.join_room("bob", "lobby", 2).await?;
+    carol.join_room("carol", "lobby", 3).await?;
     alice.drain().await?;
     bob.drain().await?;
 
@@ -195,7 +183,7 @@ async fn leave_when_not_a_member_is_not_in_room() -> Result<()> {
     let server = TestServer::start(tolerant_config()).await?;
     let mut alice = server.join("alice").await?;
     let mut bob = server.join("bob").await?;
-    join(&mut bob, "bob", "garden", 1).await?;
+    bob.join_room("bob", "garden", 1).await?;
 
     // A room that does not exist.
     alice
@@ -229,10 +217,10 @@ async fn room_message_reaches_every_other_member_and_not_the_sender() -> Result<
     let mut bob = server.join("bob").await?;
     let mut carol = server.join("carol").await?;
     let mut dave = server.join("dave").await?;
-    join(&mut alice, "alice", "lobby", 1).await?;
-    join(&mut bob, "bob", "lobby", 1).await?;
-    join(&mut carol, "carol", "lobby", 1).await?;
-    join(&mut dave, "dave", "garden", 1).await?;
+    alice.join_room("alice", "lobby", 1).await?;
+    bob.join_room("bob", "lobby", 1).await?;
+    carol.join_room("carol", "lobby", 1).await?;
+    dave.join_room("dave", "garden", 1).await?;
     alice.drain().await?;
     bob.drain().await?;
 
@@ -265,9 +253,9 @@ async fn a_burst_of_room_messages_arrives_whole_and_in_order() -> Result<()> {
     let mut alice = server.join("alice").await?;
     let mut bob = server.join("bob").await?;
     let mut carol = server.join("carol").await?;
-    join(&mut alice, "alice", "lobby", 1).await?;
-    join(&mut bob, "bob", "lobby", 1).await?;
-    join(&mut carol, "carol", "lobby", 1).await?;
+    alice.join_room("alice", "lobby", 1).await?;
+    bob.join_room("bob", "lobby", 1).await?;
+    carol.join_room("carol", "lobby", 1).await?;
     alice.drain().await?;
     bob.drain().await?;
 
@@ -300,7 +288,7 @@ async fn room_message_needs_membership() -> Result<()> {
     let server = TestServer::start(tolerant_config()).await?;
     let mut alice = server.join("alice").await?;
     let mut dave = server.join("dave").await?;
-    join(&mut alice, "alice", "lobby", 1).await?;
+    alice.join_room("alice", "lobby", 1).await?;
 
     dave.send_json(json!({"type": "room", "room": "lobby", "data": "let me in", "ref": 9}))
         .await?;
@@ -332,7 +320,7 @@ async fn broadcast_reaches_every_other_online_client() -> Result<()> {
     let mut bob = server.join("bob").await?;
     let mut carol = server.join("carol").await?;
     // Rooms do not matter: bob is in one, carol and alice in none.
-    join(&mut bob, "bob", "lobby", 1).await?;
+    bob.join_room("bob", "lobby", 1).await?;
 
     alice
         .send_text(r#"{"type":"broadcast","data":[1, "two"],"ref":"b1"}"#)
@@ -445,8 +433,8 @@ async fn notice_to_an_offline_id_is_target_closed() -> Result<()> {
     // Gone after being online: bob shares a room with alice, so alice's
     // `left` says bob's disconnect has been handled.
     let mut bob = server.join("bob").await?;
-    join(&mut alice, "alice", "lobby", 1).await?;
-    join(&mut bob, "bob", "lobby", 2).await?;
+    alice.join_room("alice", "lobby", 1).await?;
+    bob.join_room("bob", "lobby", 2).await?;
     assert_eq!(alice.recv_json().await?, joined("lobby", "bob"));
     bob.close().await?;
     assert_eq!(alice.recv_json().await?, left("lobby", "bob"));
@@ -741,8 +729,8 @@ async fn a_second_connection_with_the_same_id_replaces_the_first() -> Result<()>
     let server = TestServer::start(tolerant_config()).await?;
     let mut old = server.join("alice").await?;
     let mut bob = server.join("bob").await?;
-    join(&mut old, "alice", "lobby", 1).await?;
-    join(&mut bob, "bob", "lobby", 2).await?;
+    old.join_room("alice", "lobby", 1).await?;
+    bob.join_room("bob", "lobby", 2).await?;
     assert_eq!(old.recv_json().await?, joined("lobby", "bob"));
 
     let mut new = server.join("alice").await?;
@@ -793,12 +781,12 @@ async fn a_disconnect_sends_left_to_every_room_of_the_client() -> Result<()> {
     let mut bob = server.join("bob").await?;
     let mut carol = server.join("carol").await?;
     let mut dave = server.join("dave").await?;
-    join(&mut alice, "alice", "lobby", 1).await?;
-    join(&mut alice, "alice", "garden", 2).await?;
-    join(&mut bob, "bob", "lobby", 3).await?;
-    join(&mut bob, "bob", "garden", 4).await?;
-    join(&mut carol, "carol", "lobby", 5).await?;
-    join(&mut dave, "dave", "cellar", 6).await?;
+    alice.join_room("alice", "lobby", 1).await?;
+    alice.join_room("alice", "garden", 2).await?;
+    bob.join_room("bob", "lobby", 3).await?;
+    bob.join_room("bob", "garden", 4).await?;
+    carol.join_room("carol", "lobby", 5).await?;
+    dave.join_room("dave", "cellar", 6).await?;
     alice.drain().await?;
     bob.drain().await?;
 
