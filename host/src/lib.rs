@@ -14,6 +14,7 @@
 //! - [`session`]   — one connection: read loop, writer, close
 //! - [`liveness`]  — when a quiet connection is pinged, and when it is given up
 //! - [`outbound`]  — a connection's bounded outbound queue and close signal; the server-wide byte budget
+//! - [`wire`]      — frames as bytes; a stream split between tungstenite (reading) and the host (writing)
 //! - [`registry`]  — who is online, who is in which room
 //! - [`state`]     — the host-held key-value store policies keep data in
 //! - [`clock`]     — the time policies read (system, or set by a replay)
@@ -58,3 +59,4 @@ pub mod settings;
 pub mod shared;
 pub mod state;
 pub mod tls;
+pub mod wire;

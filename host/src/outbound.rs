@@ -15,12 +15,16 @@
 //! that does not drain, the queue's end); past the budget, [`shed`] closes
 //! the largest queues with 4008.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
+use std::io::{self, IoSlice};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 
 use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Message;
+
+use crate::wire::{self, Direct, Header};
 
 /// Close codes the host itself uses.
 pub mod code {
@@ -225,6 +229,37 @@ struct Queue {
     /// No more frames are accepted (the session is finishing, or a close
     /// that does not drain dropped what was queued).
     sealed: bool,
+    /// Bytes of the first frame's encoding already written to the socket
+    /// (direct writes only): the rest must follow before anything else.
+    head: usize,
+    /// Frames tungstenite wrote by itself (pong, the close reply), as
+    /// bytes; they go out after the partly written frame, if any, and
+    /// before the queued frames. Not counted in any limit: tungstenite
+    /// makes at most one per frame it reads.
+    raw: Vec<u8>,
+}
+
+impl Queue {
+    /// Whether anything waits to be written.
+    fn is_idle(&self) -> bool {
+        self.frames.is_empty() && self.raw.is_empty()
+    }
+
+    /// Drop the queued frames (a close that does not drain), but the one
+    /// partly written: the stream stays well-formed. Returns the payload
+    /// bytes dropped.
+    fn drop_frames(&mut self) -> usize {
+        let keep = if self.head > 0 {
+            self.frames.pop_front()
+        } else {
+            None
+        };
+        let kept = keep.as_ref().map_or(0, Message::len);
+        self.frames = keep.into_iter().collect();
+        let dropped = self.bytes - kept;
+        self.bytes = kept;
+        dropped
+    }
 }
 
 /// State shared between a connection's handle and its session.
@@ -251,6 +286,11 @@ struct Shared {
     ready: Notify,
     /// Wakes everything waiting for the close.
     closed: Notify,
+    /// The socket, when other tasks may write queued frames to it directly
+    /// (plain TCP; see [`cork`]).
+    /// Weak: the session owns the socket, and it closes when the session
+    /// ends, whoever still holds this queue.
+    direct: OnceLock<Weak<dyn Direct>>,
 }
 
 impl Shared {
@@ -266,22 +306,125 @@ impl Shared {
             // back now, not when the close frame has made it out.
             let mut q = self.queue();
             q.sealed = true;
-            q.frames = VecDeque::new();
-            self.budget.release(std::mem::take(&mut q.bytes));
+            let dropped = q.drop_frames();
+            self.budget.release(dropped);
         }
     }
 
     /// Append `msg` (`len` payload bytes, already charged to the budget)
-    /// and release the lock. The writer takes the whole queue at once, so
-    /// only the push that makes it non-empty needs to wake it.
-    fn enqueue(&self, mut q: MutexGuard<'_, Queue>, msg: Message, len: usize) {
-        let was_empty = q.frames.is_empty();
+    /// and release the lock; true if the queue was idle. The writer takes
+    /// the whole queue at once, so only the push that makes it non-empty
+    /// needs to wake it.
+    fn enqueue(&self, mut q: MutexGuard<'_, Queue>, msg: Message, len: usize) -> bool {
+        let was_idle = q.is_idle();
         q.frames.push_back(msg);
         q.bytes += len;
-        drop(q);
-        if was_empty {
-            self.ready.notify_one();
+        was_idle
+    }
+
+    /// Write what `q` holds to `socket` without waiting, under the queue's
+    /// lock, so that the writer and direct writes never interleave bytes.
+    /// `Ok(true)`: nothing is left; `Ok(false)`: the socket is full.
+    fn write_queued(&self, q: &mut Queue, socket: &dyn Direct) -> io::Result<bool> {
+        const FRAMES: usize = 32;
+        loop {
+            if q.is_idle() {
+                return Ok(true);
+            }
+            let mut headers = [Header::new(0, 0); FRAMES];
+            for (h, m) in headers.iter_mut().zip(&q.frames) {
+                if let Some((op, payload)) = wire::parts(m) {
+                    *h = Header::new(op, payload.len());
+                }
+            }
+            let mut iov = [IoSlice::new(&[]); 2 * FRAMES + 1];
+            let mut n = 0;
+            // The order on the wire: the rest of a partly written frame,
+            // tungstenite's own frames, the queued frames.
+            let partial = q.head > 0;
+            if !partial && !q.raw.is_empty() {
+                iov[n] = IoSlice::new(&q.raw);
+                n += 1;
+            }
+            let mut total = if partial { 0 } else { q.raw.len() };
+            for (i, (h, m)) in headers.iter().zip(&q.frames).enumerate() {
+                let Some((_, payload)) = wire::parts(m) else {
+                    continue;
+                };
+                let (mut head, mut body) = (h.as_bytes(), payload);
+                if i == 0 && partial {
+                    let skip_head = q.head.min(head.len());
+                    head = &head[skip_head..];
+                    body = &body[(q.head - skip_head).min(body.len())..];
+                }
+                for part in [head, body] {
+                    if !part.is_empty() {
+                        iov[n] = IoSlice::new(part);
+                        n += 1;
+                        total += part.len();
+                    }
+                }
+                if i == 0 && partial && !q.raw.is_empty() {
+                    iov[n] = IoSlice::new(&q.raw);
+                    n += 1;
+                    total += q.raw.len();
+                }
+            }
+            if n == 0 {
+                // Only messages that have no frame (none are ever queued).
+                self.consume(q, 0);
+                continue;
+            }
+            let written = match socket.try_write_vectored(&iov[..n]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(written) => written,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) => return Err(e),
+            };
+            self.consume(q, written);
+            if written < total {
+                return Ok(false);
+            }
         }
+    }
+
+    /// Account for `written` bytes gone to the socket, in the order
+    /// [`Shared::write_queued`] wrote them.
+    fn consume(&self, q: &mut Queue, mut written: usize) {
+        if q.head > 0 {
+            if !self.consume_frame(q, &mut written) {
+                return;
+            }
+            let raw = written.min(q.raw.len());
+            q.raw.drain(..raw);
+            written -= raw;
+        } else {
+            let raw = written.min(q.raw.len());
+            q.raw.drain(..raw);
+            written -= raw;
+        }
+        while self.consume_frame(q, &mut written) {}
+    }
+
+    /// Count up to `written` bytes against the first frame; true if it is
+    /// now written whole (and gone from the queue).
+    fn consume_frame(&self, q: &mut Queue, written: &mut usize) -> bool {
+        let Some(front) = q.frames.front() else {
+            return false;
+        };
+        let left = wire::wire_len(front) - q.head;
+        if *written < left {
+            q.head += *written;
+            *written = 0;
+            return false;
+        }
+        *written -= left;
+        q.head = 0;
+        if let Some(m) = q.frames.pop_front() {
+            q.bytes -= m.len();
+            self.budget.release(m.len());
+        }
+        true
     }
 
     fn is_closing(&self) -> bool {
@@ -349,6 +492,7 @@ pub fn channel_in(
         reason: OnceLock::new(),
         ready: Notify::new(),
         closed: Notify::new(),
+        direct: OnceLock::new(),
     });
     (
         Outbox {
@@ -391,7 +535,9 @@ impl Outbox {
             self.close(budget_reason());
             return Err(PushError::Full);
         }
-        s.enqueue(q, msg, len);
+        if s.enqueue(q, msg, len) {
+            self.wake();
+        }
         Ok(())
     }
 
@@ -407,8 +553,56 @@ impl Outbox {
         }
         // Not refused past the ceiling either (a ping has no payload).
         s.budget.charge(len);
-        s.enqueue(q, msg, len);
+        if s.enqueue(q, msg, len) {
+            s.ready.notify_one();
+        }
         Ok(())
+    }
+
+    /// Queue bytes tungstenite wrote by itself (pong, the close reply),
+    /// whole frames. Taken even while closing: the close reply is written
+    /// by the close.
+    pub fn push_raw(&self, bytes: &[u8]) {
+        let s = &*self.shared;
+        let mut q = s.queue();
+        let was_idle = q.is_idle();
+        q.raw.extend_from_slice(bytes);
+        drop(q);
+        if was_idle {
+            s.ready.notify_one();
+        }
+    }
+
+    /// Let other tasks write this connection's queued frames straight to
+    /// `socket` (see [`cork`]).
+    pub fn attach_direct(&self, socket: &Arc<dyn Direct>) {
+        let _ = self.shared.direct.set(Arc::downgrade(socket));
+    }
+
+    /// The queue went from idle to not: inside a [`cork`] on a socket that
+    /// can be written directly, the write waits for the end of the event;
+    /// otherwise the writer is woken.
+    fn wake(&self) {
+        if self.shared.direct.get().is_none() || !cork_add(self) {
+            self.shared.ready.notify_one();
+        }
+    }
+
+    /// Write what is queued now, without waiting; whatever the socket does
+    /// not take is left to the writer, which is woken for it.
+    fn flush_direct(&self) {
+        let s = &*self.shared;
+        let Some(socket) = s.direct.get().and_then(Weak::upgrade) else {
+            return;
+        };
+        let mut q = s.queue();
+        // A close in progress is the session's to write (it writes what the
+        // close keeps, then the close frame).
+        let done = !q.sealed && matches!(s.write_queued(&mut q, &*socket), Ok(true));
+        drop(q);
+        if !done {
+            s.ready.notify_one();
+        }
     }
 
     /// Bytes this connection holds in the server-wide budget: queued, or
@@ -452,7 +646,7 @@ impl Inbox {
             if self.shared.is_closing() {
                 return false;
             }
-            if !self.shared.queue().frames.is_empty() {
+            if !self.shared.queue().is_idle() {
                 return true;
             }
             // `notify_one` keeps a permit when nobody waits, so a push
@@ -471,6 +665,25 @@ impl Inbox {
         // A batch taken before is done with by now.
         s.budget.release(s.in_flight.swap(bytes, Ordering::Relaxed));
         std::mem::take(&mut q.frames)
+    }
+
+    /// The bytes tungstenite wrote by itself, to go before what
+    /// [`Inbox::take_all`] takes (empty if none).
+    pub fn take_raw(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.shared.queue().raw)
+    }
+
+    /// Write what is queued to `socket` without waiting; `Ok(true)` when
+    /// nothing is left, `Ok(false)` when the socket is full.
+    pub fn write_now(&mut self, socket: &dyn Direct) -> io::Result<bool> {
+        let s = &*self.shared;
+        let mut q = s.queue();
+        s.write_queued(&mut q, socket)
+    }
+
+    /// Whether nothing waits to be written.
+    pub fn is_idle(&self) -> bool {
+        self.shared.queue().is_idle()
     }
 
     /// Everything taken by [`Inbox::take_all`] has gone to the socket.
@@ -531,6 +744,96 @@ impl Inbox {
     pub fn seal(&mut self) {
         self.shared.queue().sealed = true;
     }
+}
+
+thread_local! {
+    /// Connections that got frames during the current [`cork`] on
+    /// this thread; `None` outside one.
+    static CORK: RefCell<Option<Vec<Outbox>>> = const { RefCell::new(None) };
+}
+
+/// Run `event` (a client's frame and what the policy makes of it) inside
+/// a [`cork`].
+pub fn corked<R>(event: impl FnOnce() -> R) -> R {
+    let _cork = cork();
+    event()
+}
+
+/// Until the returned guard drops, frames queued on this thread to idle
+/// sockets that can be written directly are not handed to their writers;
+/// when it drops they are written straight from here, each connection's
+/// frames in one write, and what a socket does not take is left to its
+/// writer: uWebSockets' cork. A frame then reaches the socket with no wake
+/// of its connection's task, and the frames a batch of events queues to
+/// one connection share a write. A guard taken while one is held belongs
+/// to the outer one. The guard is not `Send`, so it cannot be held across
+/// an `.await` in a task (the list is the thread's).
+pub fn cork() -> Cork {
+    let outer = CORK.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.is_some() {
+            return false;
+        }
+        *c = Some(Vec::new());
+        true
+    });
+    Cork {
+        outer,
+        _not_send: std::marker::PhantomData,
+    }
+}
+
+/// See [`cork`].
+#[must_use]
+pub struct Cork {
+    /// This guard opened the cork (and flushes it).
+    outer: bool,
+    _not_send: std::marker::PhantomData<*const ()>,
+}
+
+impl Drop for Cork {
+    // Flushed even when unwinding from a panic (the thread goes on).
+    fn drop(&mut self) {
+        if !self.outer {
+            return;
+        }
+        let corked = CORK.with(|c| c.borrow_mut().take()).unwrap_or_default();
+        if corked.len() <= DIRECT_MAX {
+            flush_all(corked);
+        } else {
+            // A large fan-out is left to the connections' writers: they run
+            // between other tasks (other senders), which meanwhile queue
+            // more to the same connections, and those frames share the
+            // write. Written from here, one task would sweep every socket
+            // at once and each write would carry fewer frames (fan-out
+            // 1×1000 with 10 senders: 4× the CPU per delivery).
+            for outbox in corked {
+                outbox.shared.ready.notify_one();
+            }
+        }
+    }
+}
+
+/// The most connections one cork writes to itself; past this, its frames
+/// go through the connections' writers (see [`Cork`]'s drop).
+pub const DIRECT_MAX: usize = 64;
+
+fn flush_all(corked: Vec<Outbox>) {
+    for outbox in corked {
+        outbox.flush_direct();
+    }
+}
+
+/// Remember `outbox` for the end of the current [`cork`]; false outside
+/// one.
+fn cork_add(outbox: &Outbox) -> bool {
+    CORK.with(|c| match c.borrow_mut().as_mut() {
+        Some(list) => {
+            list.push(outbox.clone());
+            true
+        }
+        None => false,
+    })
 }
 
 #[cfg(test)]
@@ -751,5 +1054,137 @@ mod tests {
         assert_eq!(out.push(text("late")), Err(PushError::Closed));
         assert_eq!(inbox.try_recv(), Some(text("kept")));
         assert_eq!(inbox.try_recv(), None);
+    }
+
+    /// A socket that takes at most `allow` more bytes, then would block.
+    #[derive(Debug, Default)]
+    struct Trickle {
+        took: Mutex<Vec<u8>>,
+        allow: Mutex<usize>,
+    }
+
+    impl Trickle {
+        fn allow(&self, n: usize) {
+            *self.allow.lock().unwrap() = n;
+        }
+
+        fn took(&self) -> Vec<u8> {
+            self.took.lock().unwrap().clone()
+        }
+    }
+
+    impl Direct for Trickle {
+        fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+            let mut allow = self.allow.lock().unwrap();
+            if *allow == 0 {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            let mut took = self.took.lock().unwrap();
+            let mut n = 0;
+            for byte in bufs.iter().flat_map(|b| b.iter()) {
+                if *allow == 0 {
+                    break;
+                }
+                took.push(*byte);
+                *allow -= 1;
+                n += 1;
+            }
+            Ok(n)
+        }
+    }
+
+    fn frame(m: &Message) -> Vec<u8> {
+        let mut out = Vec::new();
+        wire::encode(m, &mut out);
+        out
+    }
+
+    /// A frame written in part is finished before tungstenite's pong goes
+    /// out, and nothing is counted once it is all written.
+    #[test]
+    fn partial_writes_keep_frames_whole_and_in_order() {
+        let (out, mut inbox) = channel_in(1, 8, 1024, Budget::new(1 << 20));
+        let socket = Trickle::default();
+        out.push(text("hello")).unwrap();
+        out.push(text("world")).unwrap();
+        socket.allow(4);
+        assert!(!inbox.write_now(&socket).unwrap());
+        let pong = frame(&Message::Pong(Default::default()));
+        out.push_raw(&pong);
+        assert!(out.held() > 0);
+        socket.allow(1);
+        assert!(!inbox.write_now(&socket).unwrap());
+        socket.allow(usize::MAX);
+        assert!(inbox.write_now(&socket).unwrap());
+        let want = [frame(&text("hello")), pong, frame(&text("world"))].concat();
+        assert_eq!(socket.took(), want);
+        assert_eq!(out.held(), 0);
+        assert!(inbox.is_idle());
+    }
+
+    /// A close that does not drain drops the queue but for the frame partly
+    /// written: the client still gets a well-formed stream.
+    #[test]
+    fn a_close_keeps_the_frame_partly_written() {
+        let (out, mut inbox) = channel(1, 8, 1024);
+        let socket = Trickle::default();
+        out.push(text("first")).unwrap();
+        out.push(text("second")).unwrap();
+        socket.allow(3);
+        assert!(!inbox.write_now(&socket).unwrap());
+        out.close(CloseReason {
+            drain: false,
+            ..CloseReason::with_code(code::TOO_SLOW, "slow")
+        });
+        socket.allow(usize::MAX);
+        assert!(inbox.write_now(&socket).unwrap());
+        assert_eq!(socket.took(), frame(&text("first")));
+    }
+
+    /// Inside a cork, a push to an idle socket is written at the end of the
+    /// event, not handed to the writer; the socket full, it stays queued.
+    #[test]
+    fn corked_pushes_are_written_at_the_end_of_the_event() {
+        let (out, mut inbox) = channel(1, 8, 1024);
+        let socket: Arc<Trickle> = Arc::new(Trickle::default());
+        socket.allow(usize::MAX);
+        let direct: Arc<dyn Direct> = socket.clone();
+        out.attach_direct(&direct);
+        corked(|| {
+            out.push(text("a")).unwrap();
+            out.push(text("b")).unwrap();
+            assert!(socket.took().is_empty(), "written before the event ended");
+        });
+        assert_eq!(
+            socket.took(),
+            [frame(&text("a")), frame(&text("b"))].concat()
+        );
+        assert!(inbox.is_idle());
+        socket.allow(0);
+        corked(|| out.push(text("c")).unwrap());
+        assert_eq!(inbox.take_all(), [text("c")]);
+    }
+
+    /// Past `DIRECT_MAX` connections, a cork leaves the writing to the
+    /// writers (frames from other senders then share their writes).
+    #[test]
+    fn a_large_fan_out_is_left_to_the_writers() {
+        let socket: Arc<Trickle> = Arc::new(Trickle::default());
+        socket.allow(usize::MAX);
+        let direct: Arc<dyn Direct> = socket.clone();
+        let conns: Vec<_> = (0..=DIRECT_MAX as u64)
+            .map(|serial| {
+                let (out, inbox) = channel(serial, 8, 1024);
+                out.attach_direct(&direct);
+                (out, inbox)
+            })
+            .collect();
+        corked(|| {
+            for (out, _) in &conns {
+                out.push(text("x")).unwrap();
+            }
+        });
+        assert!(socket.took().is_empty());
+        assert!(conns.iter().all(|(_, inbox)| !inbox.is_idle()));
     }
 }

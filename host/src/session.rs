@@ -3,20 +3,18 @@
 //! policy, a writer that drains the bounded queue in batches, and a close
 //! that delivers what it should, says why, and lets the client hang up first.
 
-use std::future::poll_fn;
+use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_concurrency::future::Join;
-use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
 use tokio::time::timeout;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::Role;
-use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use crate::actions::{self, Caller};
@@ -29,12 +27,13 @@ use crate::policy::{Action, ConnectInfo, Frame};
 use crate::rate::Quota;
 use crate::replies;
 use crate::shared::Shared;
+use crate::wire::{self, Split, Wire, WriteHalf};
 
 /// Serve one accepted (and, for wss, TLS-wrapped) stream, admitted with
 /// `ticket` (which the caller holds until the connection ends).
 pub async fn run<S>(shared: Arc<Shared>, mut stream: S, peer: SocketAddr, ticket: &mut Ticket)
 where
-    S: AsyncRead + AsyncWrite + Unpin + Send,
+    S: Split,
 {
     // The task's future is as large as its largest state, and most of the
     // time a connection sits idle in `pump`: the states that are large and
@@ -46,14 +45,6 @@ where
     // The 101 is sent: no longer a handshake in progress for its address.
     ticket.upgraded();
     let id = upgrade.id.to_string();
-    let ws = WebSocketStream::from_partially_read(
-        stream,
-        upgrade.leftover,
-        Role::Server,
-        Some(shared.ws_config),
-    )
-    .await;
-
     let serial = shared.registry.next_serial();
     let limits = &shared.limits;
     let (outbox, inbox) = outbound::channel_in(
@@ -62,6 +53,28 @@ where
         limits.outbound_queue_bytes,
         shared.budget.clone(),
     );
+    // tungstenite reads; the host writes (wire.rs), from this task or, on
+    // a plain socket, straight from the fan-out.
+    let (read, write) = stream.split_io();
+    let mut out = match write {
+        WriteHalf::Direct(tcp) => {
+            let direct: Arc<dyn wire::Direct> = tcp.clone();
+            outbox.attach_direct(&direct);
+            Out::Direct(tcp)
+        }
+        WriteHalf::Owned(w) => Out::Owned {
+            w,
+            pending: Vec::new(),
+            at: 0,
+        },
+    };
+    let mut ws = WebSocketStream::from_partially_read(
+        Wire::new(read, outbox.clone()),
+        upgrade.leftover,
+        Role::Server,
+        Some(shared.ws_config),
+    )
+    .await;
     // The replies `on-connect` starts with (the welcome) are queued before
     // the id is registered: from then on its rooms (kept from an earlier
     // connection) can queue frames to it, and the welcome must come first.
@@ -74,21 +87,22 @@ where
         .take_while(|a| matches!(a, Action::Reply(_)))
         .count();
     let rest = on_connect.split_off(leading);
-    actions::apply(&shared.registry, Caller::new(&outbox), on_connect);
-    shared.registry.register(&id, outbox.clone());
-    tracing::debug!(%peer, id, serial, "connected");
-    if shared.is_shutting_down() {
-        outbox.close(shutdown_reason());
-    }
-    actions::apply(&shared.registry, Caller::new(&outbox), rest);
+    // One event: the welcome (and what `on-connect` sends to others) is
+    // written at its end, after the registration, with no wake.
+    outbound::corked(|| {
+        actions::apply(&shared.registry, Caller::new(&outbox), on_connect);
+        shared.registry.register(&id, outbox.clone());
+        tracing::debug!(%peer, id, serial, "connected");
+        if shared.is_shutting_down() {
+            outbox.close(shutdown_reason());
+        }
+        actions::apply(&shared.registry, Caller::new(&outbox), rest);
+    });
 
-    // Split here, not in `pump`: an argument stays in a future for its whole
-    // life, and the stream itself (320 bytes) moves into the split's lock.
-    let (sink, stream) = ws.split();
-    let reason = pump(&shared, sink, stream, &id, &outbox, inbox).await;
+    let reason = pump(&shared, &mut ws, &mut out, &id, &outbox, inbox).await;
     tracing::debug!(%peer, id, serial, ?reason, "disconnected");
     if shared.registry.unregister(&id, serial) && !reason.shutdown && !reason.replaced {
-        Box::pin(disconnected(&shared, &id)).await;
+        disconnected(&shared, &id);
     }
 }
 
@@ -167,7 +181,7 @@ where
         // The policy saw a connect that never happened: balance it, unless
         // the id is online through another connection.
         if !shared.registry.is_online(identity.id.as_str()) {
-            disconnected(shared, identity.id.as_str()).await;
+            disconnected(shared, identity.id.as_str());
         }
         return None;
     }
@@ -199,12 +213,14 @@ fn connect_info(
 /// of every room it is still in, telling each room `left`. That part does
 /// not depend on the policy: a call that fails (or would need more actions
 /// than a call may return) cannot keep an id in its rooms.
-async fn disconnected(shared: &Shared, id: &str) {
-    match decide::on_disconnect(shared, id) {
-        Ok(actions) => actions::apply_disconnect(&shared.registry, id, actions),
-        Err(e) => tracing::warn!(id, error = %e, "on-disconnect failed"),
-    }
-    shared.registry.leave_all_if_offline(id, replies::left);
+fn disconnected(shared: &Shared, id: &str) {
+    outbound::corked(|| {
+        match decide::on_disconnect(shared, id) {
+            Ok(actions) => actions::apply_disconnect(&shared.registry, id, actions),
+            Err(e) => tracing::warn!(id, error = %e, "on-disconnect failed"),
+        }
+        shared.registry.leave_all_if_offline(id, replies::left);
+    });
 }
 
 fn shutdown_reason() -> CloseReason {
@@ -215,23 +231,24 @@ fn shutdown_reason() -> CloseReason {
 }
 
 /// Run the reader and the writer until the connection closes; returns why.
-async fn pump<S>(
+async fn pump<R, W>(
     shared: &Shared,
-    mut sink: SplitSink<WebSocketStream<S>, Message>,
-    mut stream: SplitStream<WebSocketStream<S>>,
+    ws: &mut WebSocketStream<Wire<R>>,
+    out: &mut Out<W>,
     id: &str,
     outbox: &Outbox,
     mut inbox: Inbox,
 ) -> CloseReason
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin,
 {
     // Not `tokio::join!`, which polls both halves on every wake: each frame
     // queued for this client would also poll the reader (a read attempt
     // through tungstenite). This join polls only the half that was woken.
     (
-        read_loop(shared, &mut stream, id, outbox),
-        write_loop(&mut sink, &mut inbox, outbox),
+        read_loop(shared, ws, id, outbox),
+        write_loop(out, &mut inbox, outbox),
     )
         .join()
         .await;
@@ -239,17 +256,21 @@ where
         .reason()
         .cloned()
         .unwrap_or_else(|| CloseReason::peer_gone("connection ended"));
-    Box::pin(finish(shared, sink, stream, inbox, &reason)).await;
+    Box::pin(finish(shared, ws, out, outbox, inbox, &reason)).await;
     reason
 }
 
-async fn read_loop<S>(
+/// Frames handled in one batch (one cork) at most, so that a client that
+/// keeps sending cannot hold back what its frames queued to others.
+const BATCH: usize = 64;
+
+async fn read_loop<R>(
     shared: &Shared,
-    stream: &mut SplitStream<WebSocketStream<S>>,
+    stream: &mut WebSocketStream<Wire<R>>,
     id: &str,
     outbox: &Outbox,
 ) where
-    S: AsyncRead + AsyncWrite + Unpin,
+    R: AsyncRead + Unpin + Send,
 {
     let mut live = Liveness::new(&shared.limits, tokio::time::Instant::now());
     let mut quota = Quota::new(&shared.limits, Instant::now());
@@ -266,73 +287,86 @@ async fn read_loop<S>(
             _ = &mut timer => None,
             next = stream.next() => Some(next),
         };
-        let message = match next {
-            None => {
-                let now = tokio::time::Instant::now();
-                if now >= live.deadline() {
-                    match live.due(now) {
-                        // Through the queue, so the writer stays the only
-                        // one writing; outside its limits, so it never
-                        // closes anyone.
-                        Due::Ping => {
-                            let _ = outbox.push_control(Message::Ping(Default::default()));
-                        }
-                        Due::Close(reason) => {
-                            outbox.close(reason);
-                            return;
-                        }
+        let Some(next) = next else {
+            let now = tokio::time::Instant::now();
+            if now >= live.deadline() {
+                match live.due(now) {
+                    // Through the queue, so the writer stays the only
+                    // one writing; outside its limits, so it never
+                    // closes anyone.
+                    Due::Ping => {
+                        let _ = outbox.push_control(Message::Ping(Default::default()));
+                    }
+                    Due::Close(reason) => {
+                        outbox.close(reason);
+                        return;
                     }
                 }
-                timer.as_mut().reset(live.deadline());
-                continue;
             }
-            Some(None) => {
-                outbox.close(CloseReason::peer_gone("client closed"));
-                return;
-            }
-            Some(Some(Err(e))) => {
-                outbox.close(read_error(e, shared.limits.max_message_bytes));
-                return;
-            }
-            Some(Some(Ok(m))) => {
-                live.heard(tokio::time::Instant::now());
-                m
-            }
+            timer.as_mut().reset(live.deadline());
+            continue;
         };
-        match message {
-            Message::Text(text) => {
-                let frame = Frame::Text(text.as_str().to_owned());
-                Box::pin(on_frame(
-                    shared,
-                    id,
-                    outbox,
-                    &mut quota,
-                    frame,
-                    Some(text.as_str()),
-                ))
-                .await;
+        // This frame and those already read form one batch: what they
+        // queue to idle plain sockets is written when the batch ends, each
+        // connection's frames in one write (outbound::cork). At saturation
+        // a batch holds many frames; at low load, one.
+        let _cork = outbound::cork();
+        let mut next = next;
+        for handled in 1..=BATCH {
+            let message = match next {
+                None => {
+                    outbox.close(CloseReason::peer_gone("client closed"));
+                    return;
+                }
+                Some(Err(e)) => {
+                    outbox.close(read_error(e, shared.limits.max_message_bytes));
+                    return;
+                }
+                Some(Ok(m)) => m,
+            };
+            live.heard(tokio::time::Instant::now());
+            on_message(shared, id, outbox, &mut quota, message);
+            if outbox.is_closing() {
+                return;
             }
-            Message::Binary(bytes) => {
-                Box::pin(on_frame(
-                    shared,
-                    id,
-                    outbox,
-                    &mut quota,
-                    Frame::Binary(bytes.to_vec()),
-                    None,
-                ))
-                .await
+            if handled == BATCH {
+                break;
             }
-            // Pings are answered by tungstenite; a close ends the stream next.
-            Message::Ping(_) | Message::Pong(_) | Message::Close(_) | Message::Frame(_) => {}
+            // Without waiting: a frame not yet here ends the batch.
+            match stream.next().now_or_never() {
+                Some(more) => next = more,
+                None => break,
+            }
         }
+    }
+}
+
+/// One message from the client.
+fn on_message(shared: &Shared, id: &str, outbox: &Outbox, quota: &mut Quota, message: Message) {
+    match message {
+        Message::Text(text) => {
+            let frame = Frame::Text(text.as_str().to_owned());
+            on_frame(shared, id, outbox, quota, frame, Some(text.as_str()));
+        }
+        Message::Binary(bytes) => {
+            on_frame(
+                shared,
+                id,
+                outbox,
+                quota,
+                Frame::Binary(bytes.to_vec()),
+                None,
+            );
+        }
+        // Pings are answered by tungstenite; a close ends the stream next.
+        Message::Ping(_) | Message::Pong(_) | Message::Close(_) | Message::Frame(_) => {}
     }
 }
 
 /// Hand one frame to the policy and carry out its answer, unless the
 /// connection is over its message rate: then the host answers
 /// `rate-limited` and the policy never sees the frame.
-async fn on_frame(
+fn on_frame(
     shared: &Shared,
     id: &str,
     outbox: &Outbox,
@@ -386,14 +420,71 @@ fn read_error(e: WsError, max: usize) -> CloseReason {
     }
 }
 
-async fn write_loop<S>(
-    sink: &mut SplitSink<WebSocketStream<S>, Message>,
-    inbox: &mut Inbox,
-    outbox: &Outbox,
-) where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let result: Result<(), WsError> = async {
+/// Where a connection's writer writes.
+enum Out<W> {
+    /// A plain socket, which the fan-out may also write to (under the
+    /// queue's lock).
+    Direct(Arc<TcpStream>),
+    /// A stream only this task writes (TLS), and the bytes taken from the
+    /// queue and not yet written (`pending[at..]`).
+    Owned { w: W, pending: Vec<u8>, at: usize },
+}
+
+impl<W: AsyncWrite + Unpin> Out<W> {
+    /// Write everything queued, waiting for the socket as needed. Safe to
+    /// cancel: what is not written stays queued (or pending), in order.
+    async fn drain(&mut self, inbox: &mut Inbox) -> io::Result<()> {
+        match self {
+            Out::Direct(tcp) => loop {
+                if inbox.write_now(&**tcp)? {
+                    return Ok(());
+                }
+                tcp.writable().await?;
+            },
+            Out::Owned { w, pending, at } => loop {
+                if *at == pending.len() {
+                    // A large batch does not leave its buffer to an idle
+                    // connection.
+                    *pending = Vec::new();
+                    *at = 0;
+                    inbox.written();
+                    let raw = inbox.take_raw();
+                    let frames = inbox.take_all();
+                    if raw.is_empty() && frames.is_empty() {
+                        return Ok(());
+                    }
+                    *pending = raw;
+                    for m in &frames {
+                        wire::encode(m, pending);
+                    }
+                }
+                while *at < pending.len() {
+                    let n = w.write(&pending[*at..]).await?;
+                    if n == 0 {
+                        return Err(io::ErrorKind::WriteZero.into());
+                    }
+                    *at += n;
+                }
+                w.flush().await?;
+            },
+        }
+    }
+
+    /// Shut our side of the stream (TLS: after its close_notify).
+    async fn shutdown(&mut self) {
+        match self {
+            Out::Direct(tcp) => {
+                let _ = socket2::SockRef::from(&**tcp).shutdown(std::net::Shutdown::Write);
+            }
+            Out::Owned { w, .. } => {
+                let _ = w.shutdown().await;
+            }
+        }
+    }
+}
+
+async fn write_loop<W: AsyncWrite + Unpin>(out: &mut Out<W>, inbox: &mut Inbox, outbox: &Outbox) {
+    let result: io::Result<()> = async {
         while inbox.ready().await {
             // Let the tasks that are ready run first: under load they queue
             // more frames here, and all of them go out in one socket write
@@ -403,36 +494,19 @@ async fn write_loop<S>(
                 // What is queued stays queued: the close drains it if asked.
                 break;
             }
-            let mut batch = inbox.take_all();
-            // A write blocked on a slow client must not delay the close; a
-            // frame leaves `batch` only once the sink has taken it, so what
-            // was not written can go back to the queue for the close.
-            let write = async {
-                while !batch.is_empty() {
-                    poll_fn(|cx| sink.poll_ready_unpin(cx)).await?;
-                    if let Some(m) = batch.pop_front() {
-                        sink.start_send_unpin(m)?;
-                    }
-                }
-                sink.flush().await
-            };
+            // A write blocked on a slow client must not delay the close;
+            // what was not written stays queued for it, in order.
             tokio::select! {
                 biased;
-                _ = outbox.closed() => {
-                    inbox.requeue(batch);
-                    return Ok(());
-                }
-                r = write => r?,
+                _ = outbox.closed() => return Ok(()),
+                r = out.drain(inbox) => r?,
             }
-            inbox.written();
         }
         Ok(())
     }
     .await;
     if let Err(e) = result {
         outbox.close(CloseReason::peer_gone(format!("write failed: {e}")));
-        // What the failed write held will never be sent.
-        inbox.written();
     }
 }
 
@@ -440,33 +514,29 @@ async fn write_loop<S>(
 /// the server is the one closing) shut our side and wait (bounded) for the
 /// client to hang up, so the kernel does not reset the connection over
 /// unread input and lose the close frame.
-async fn finish<S>(
+async fn finish<R, W>(
     shared: &Shared,
-    mut sink: SplitSink<WebSocketStream<S>, Message>,
-    stream: SplitStream<WebSocketStream<S>>,
+    ws: &mut WebSocketStream<Wire<R>>,
+    out: &mut Out<W>,
+    outbox: &Outbox,
     mut inbox: Inbox,
     reason: &CloseReason,
 ) where
-    S: AsyncRead + AsyncWrite + Unpin,
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin,
 {
     let limit = shared.limits.close_timeout;
     inbox.seal();
     let _ = timeout(limit, async {
+        // What the close keeps (all of the queue if it drains, else only a
+        // frame partly written), and tungstenite's reply to a client's
+        // close.
+        out.drain(&mut inbox).await?;
         if let Some(code) = reason.code {
-            if reason.drain {
-                while let Some(m) = inbox.try_recv() {
-                    sink.feed(m).await?;
-                }
-            }
-            let frame = CloseFrame {
-                code: CloseCode::from(code),
-                reason: reason.reason.clone().into(),
-            };
-            sink.send(Message::Close(Some(frame))).await
-        } else {
-            // Lets tungstenite send its reply to the client's close.
-            sink.flush().await
+            outbox.push_raw(&wire::close_frame(code, &reason.reason));
+            out.drain(&mut inbox).await?;
         }
+        io::Result::Ok(())
     })
     .await;
     if reason.code.is_none() {
@@ -476,18 +546,11 @@ async fn finish<S>(
         // TIME_WAIT with the server, as RFC 6455 (7.1.1) asks.
         return;
     }
-    let Ok(mut ws) = sink.reunite(stream) else {
-        return;
-    };
-    linger(ws.get_mut(), limit.min(Duration::from_secs(2))).await;
-}
-
-/// Shut down our write side and read until the client closes (or `limit`).
-async fn linger<S: AsyncRead + AsyncWrite + Unpin>(io: &mut S, limit: Duration) {
-    let _ = timeout(limit, async {
-        let _ = io.shutdown().await;
+    let _ = timeout(limit.min(Duration::from_secs(2)), async {
+        out.shutdown().await;
         let mut sink = [0u8; 1024];
-        while matches!(io.read(&mut sink).await, Ok(n) if n > 0) {}
+        let read = ws.get_mut().read_half();
+        while matches!(read.read(&mut sink).await, Ok(n) if n > 0) {}
     })
     .await;
 }
@@ -498,6 +561,8 @@ mod tests {
 
     use tokio::net::TcpStream;
     use tokio_tungstenite::WebSocketStream;
+
+    use crate::wire::{TcpRead, Wire};
 
     fn size3<A, B, C, F: Future>(_: impl Fn(A, B, C) -> F) -> usize {
         std::mem::size_of::<F>()
@@ -512,19 +577,25 @@ mod tests {
     }
 
     /// A connection's task holds `run`'s future for its whole life; most of
-    /// that life is spent in `pump`. The states around it (upgrade, policy
-    /// calls, close) are boxed, so `run` must weigh little more than `pump`.
-    /// Sizes print with `--nocapture` (bench/RESULTS.md quotes them).
+    /// that life is spent in `pump`, with the stream and the writer's half
+    /// beside it. The states around it (upgrade, policy calls, close) are
+    /// boxed, so `run` must weigh little more than those. Sizes print with
+    /// `--nocapture` (bench/RESULTS.md quotes them).
     #[test]
     fn an_idle_connection_carries_only_pump() {
+        type Ws = WebSocketStream<Wire<TcpRead>>;
         let run = size4(super::run::<TcpStream>);
-        let pump = size6(super::pump::<TcpStream>);
+        let pump = size6(super::pump::<TcpRead, tokio::io::Sink>);
+        let ws = std::mem::size_of::<Ws>();
+        let out = std::mem::size_of::<super::Out<tokio::io::Sink>>();
         eprintln!(
-            "run {run} pump {pump} read_loop {} write_loop {} WebSocketStream {}",
-            size4(super::read_loop::<TcpStream>),
-            size3(super::write_loop::<TcpStream>),
-            std::mem::size_of::<WebSocketStream<TcpStream>>(),
+            "run {run} pump {pump} read_loop {} write_loop {} WebSocketStream {ws} Out {out}",
+            size4(super::read_loop::<TcpRead>),
+            size3(super::write_loop::<tokio::io::Sink>),
         );
-        assert!(run <= pump + 400, "run {run} bytes vs pump {pump}");
+        assert!(
+            run <= pump + ws + out + 400,
+            "run {run} bytes vs pump {pump}"
+        );
     }
 }
