@@ -16,6 +16,7 @@
 //! - [`outbound`]  — a connection's bounded outbound queue and close signal; the server-wide byte budget
 //! - [`wire`]      — frames as bytes; a stream split between tungstenite (reading) and the host (writing)
 //! - [`registry`]  — who is online, who is in which room
+//! - [`history`]   — room history: kept messages, offsets, epochs, recovery
 //! - [`state`]     — the host-held key-value store policies keep data in
 //! - [`clock`]     — the time policies read (system, or set by a replay)
 //! - [`actions`]   — carrying out a policy's decisions (and the host's limits on them)
@@ -41,6 +42,7 @@ pub mod config;
 pub mod config_file;
 pub mod decide;
 pub mod handshake;
+pub mod history;
 pub mod id;
 pub mod liveness;
 #[cfg(feature = "native-rules")]
