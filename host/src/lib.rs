@@ -18,6 +18,7 @@
 //! - [`registry`]  — who is online, who is in which room
 //! - [`history`]   — room history: kept messages, offsets, epochs, recovery
 //! - [`state`]     — the host-held key-value store policies keep data in
+//! - [`stored`]    — notices kept for offline ids, handed over after their next welcome
 //! - [`clock`]     — the time policies read (system, or set by a replay)
 //! - [`actions`]   — carrying out a policy's decisions (and the host's limits on them)
 //! - [`rate`]      — token buckets for message and broadcast rates
@@ -60,5 +61,6 @@ pub mod session;
 pub mod settings;
 pub mod shared;
 pub mod state;
+pub mod stored;
 pub mod tls;
 pub mod wire;
