@@ -246,19 +246,18 @@ impl Queue {
     }
 
     /// Drop the queued frames (a close that does not drain), but the one
-    /// partly written: the stream stays well-formed. Returns the payload
-    /// bytes dropped.
+    /// partly written: the stream stays well-formed. That one is no longer
+    /// counted either (it may wait for a client that never reads until the
+    /// close times out, and the budget must not take it for bytes about to
+    /// be given back). Returns the payload bytes no longer counted.
     fn drop_frames(&mut self) -> usize {
         let keep = if self.head > 0 {
             self.frames.pop_front()
         } else {
             None
         };
-        let kept = keep.as_ref().map_or(0, Message::len);
         self.frames = keep.into_iter().collect();
-        let dropped = self.bytes - kept;
-        self.bytes = kept;
-        dropped
+        std::mem::take(&mut self.bytes)
     }
 }
 
@@ -421,8 +420,10 @@ impl Shared {
         *written -= left;
         q.head = 0;
         if let Some(m) = q.frames.pop_front() {
-            q.bytes -= m.len();
-            self.budget.release(m.len());
+            // A frame kept by a close is no longer counted (drop_frames).
+            let counted = m.len().min(q.bytes);
+            q.bytes -= counted;
+            self.budget.release(counted);
         }
         true
     }
@@ -1126,7 +1127,8 @@ mod tests {
     /// written: the client still gets a well-formed stream.
     #[test]
     fn a_close_keeps_the_frame_partly_written() {
-        let (out, mut inbox) = channel(1, 8, 1024);
+        let budget = Budget::new(1 << 20);
+        let (out, mut inbox) = channel_in(1, 8, 1024, budget.clone());
         let socket = Trickle::default();
         out.push(text("first")).unwrap();
         out.push(text("second")).unwrap();
@@ -1136,9 +1138,14 @@ mod tests {
             drain: false,
             ..CloseReason::with_code(code::TOO_SLOW, "slow")
         });
+        // Nothing stays counted for a queue that will send no more.
+        assert_eq!(out.held(), 0);
+        assert_eq!(budget.total(), 0);
         socket.allow(usize::MAX);
         assert!(inbox.write_now(&socket).unwrap());
         assert_eq!(socket.took(), frame(&text("first")));
+        assert_eq!(out.held(), 0);
+        assert_eq!(budget.total(), 0);
     }
 
     /// Inside a cork, a push to an idle socket is written at the end of the

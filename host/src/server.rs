@@ -441,7 +441,11 @@ async fn shed(shared: &Shared) {
             total = shared.budget.total(),
             "outbound budget shed"
         );
-        if closed == 0 {
+        // A wake that finds the total back under the limit (queues closed
+        // or written since) waits for the next push over it: pausing then
+        // would leave pushes unchecked while the total climbs to the
+        // ceiling, where the next push closes its target whoever it is.
+        if closed == 0 && shared.budget.is_over() {
             // Over only by queues already closing: their writers give the
             // bytes back as they see the close. Pushes meanwhile ask again;
             // don't scan for each (the budget's ceiling holds until then).
