@@ -390,18 +390,14 @@ impl Shared {
     /// Account for `written` bytes gone to the socket, in the order
     /// [`Shared::write_queued`] wrote them.
     fn consume(&self, q: &mut Queue, mut written: usize) {
-        if q.head > 0 {
-            if !self.consume_frame(q, &mut written) {
-                return;
-            }
-            let raw = written.min(q.raw.len());
-            q.raw.drain(..raw);
-            written -= raw;
-        } else {
-            let raw = written.min(q.raw.len());
-            q.raw.drain(..raw);
-            written -= raw;
+        // A partly written frame went first; the raw bytes only once it is
+        // whole.
+        if q.head > 0 && !self.consume_frame(q, &mut written) {
+            return;
         }
+        let raw = written.min(q.raw.len());
+        q.raw.drain(..raw);
+        written -= raw;
         while self.consume_frame(q, &mut written) {}
     }
 
@@ -800,7 +796,9 @@ impl Drop for Cork {
         }
         let corked = CORK.with(|c| c.borrow_mut().take()).unwrap_or_default();
         if corked.len() <= DIRECT_MAX {
-            flush_all(corked);
+            for outbox in corked {
+                outbox.flush_direct();
+            }
         } else {
             // A large fan-out is left to the connections' writers: they run
             // between other tasks (other senders), which meanwhile queue
@@ -818,12 +816,6 @@ impl Drop for Cork {
 /// The most connections one cork writes to itself; past this, its frames
 /// go through the connections' writers (see [`Cork`]'s drop).
 pub const DIRECT_MAX: usize = 64;
-
-fn flush_all(corked: Vec<Outbox>) {
-    for outbox in corked {
-        outbox.flush_direct();
-    }
-}
 
 /// Remember `outbox` for the end of the current [`cork`]; false outside
 /// one.

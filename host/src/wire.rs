@@ -17,8 +17,8 @@ use std::task::{Context, Poll, ready};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
+use crate::actions;
 use crate::outbound::Outbox;
 
 /// A frame's header: FIN, the opcode, the payload length (servers do not
@@ -84,17 +84,14 @@ pub fn encode(msg: &Message, out: &mut Vec<u8>) {
     }
 }
 
-/// A close frame with `code` and `reason` (cut to fit 125 bytes).
+/// A close frame with `code` and `reason` (cut like every close reason,
+/// [`actions::cut`], to fit the 125 bytes of a control frame).
 pub fn close_frame(code: u16, reason: &str) -> Vec<u8> {
-    let mut end = reason.len().min(123);
-    while !reason.is_char_boundary(end) {
-        end -= 1;
-    }
-    let code: u16 = CloseCode::from(code).into();
-    let mut out = Vec::with_capacity(4 + end);
-    out.extend_from_slice(Header::new(0x8, 2 + end).as_bytes());
+    let reason = actions::cut(reason.to_owned());
+    let mut out = Vec::with_capacity(4 + reason.len());
+    out.extend_from_slice(Header::new(0x8, 2 + reason.len()).as_bytes());
     out.extend_from_slice(&code.to_be_bytes());
-    out.extend_from_slice(&reason.as_bytes()[..end]);
+    out.extend_from_slice(reason.as_bytes());
     out
 }
 
