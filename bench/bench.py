@@ -112,7 +112,7 @@ def make_peers(args, sb_bin, cert_dir, bun=None):
     cert = os.path.join(cert_dir, "cert.pem")
     key = os.path.join(cert_dir, "key.pem")
     # The server's start line (INFO) says which rules and limits it runs.
-    sb = [sb_bin, "--admin-listen", "off", "--log", "warn,switchboard::server=info"]
+    sb = [sb_bin, "--admin-listen", "off", "--log", "warn,switchboard::net::server=info"]
     if args.quick:
         # The smoke run must not fail because a busy machine (make test runs
         # builds beside it) preempted the server mid-call past the policy's

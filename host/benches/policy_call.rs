@@ -9,12 +9,12 @@
 //! 10): the default rules ≤ 2 µs p50, the call path ≤ 0.5 µs p50.
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use switchboard::clock::Clock;
+use switchboard::chat::registry::Registry;
 use switchboard::config::PolicyLimits;
-use switchboard::outbound;
+use switchboard::net::outbound;
+use switchboard::policy::clock::Clock;
 use switchboard::policy::{DEFAULT_POLICY, Frame, Policy, PolicyEnv};
-use switchboard::registry::Registry;
-use switchboard::state::{StateLimits, StateStore};
+use switchboard::store::state::{StateLimits, StateStore};
 
 /// Where the tests' build script leaves the echo example.
 const ECHO: &str = concat!(
@@ -72,7 +72,7 @@ fn bench(c: &mut Criterion) {
     });
     #[cfg(feature = "native-rules")]
     {
-        let native = switchboard::native::NativeRules::new(registry.clone());
+        let native = switchboard::chat::native::NativeRules::new(registry.clone());
         group.bench_function("native rules", |b| {
             b.iter(|| {
                 let actions = native.on_message("alice", &Frame::Text(text.clone()));
@@ -111,7 +111,7 @@ fn bench(c: &mut Criterion) {
     }
     #[cfg(feature = "native-rules")]
     {
-        let native = switchboard::native::NativeRules::new(registry.clone());
+        let native = switchboard::chat::native::NativeRules::new(registry.clone());
         let rules = percentiles(calls, || {
             std::hint::black_box(native.on_message("alice", &Frame::Text(text.clone())));
         });

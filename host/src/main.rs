@@ -4,8 +4,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use switchboard::cli::{Cli, Command, ServeArgs};
-use switchboard::server::Server;
+use switchboard::config::cli::{Cli, Command, ServeArgs};
+use switchboard::net::server::Server;
 use tracing_subscriber::EnvFilter;
 
 /// Many small, short-lived allocations (frames, queue entries) across
@@ -49,8 +49,8 @@ fn logging(filter: &str) -> bool {
 }
 
 async fn serve(args: ServeArgs) -> ExitCode {
-    let settings = switchboard::config_file::discover(args.config.as_deref())
-        .map_err(switchboard::cli::ConfigError::from)
+    let settings = switchboard::config::file::discover(args.config.as_deref())
+        .map_err(switchboard::config::cli::ConfigError::from)
         .and_then(|file| args.into_config(file));
     let config = match settings {
         Ok(c) => c,
@@ -89,7 +89,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
 mod signals {
     use std::sync::Arc;
 
-    use switchboard::reload::Reloader;
+    use switchboard::ops::reload::Reloader;
 
     /// Resolves on SIGINT or SIGTERM. The handlers are installed when this
     /// is called, not when the future is first polled.

@@ -13,11 +13,11 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
+use switchboard::chat::registry::Registry;
 use switchboard::config::{Config, PolicySource, TlsFiles};
+use switchboard::net::server::Server;
 use switchboard::ops::AdminClient;
 use switchboard::policy::Policy;
-use switchboard::registry::Registry;
-use switchboard::server::Server;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
@@ -555,9 +555,9 @@ pub fn watch(
 /// tests of the admission limits and the outbound budget watch.
 pub struct Inside {
     /// Bytes queued to all clients together.
-    pub budget: Arc<switchboard::outbound::Budget>,
+    pub budget: Arc<switchboard::net::outbound::Budget>,
     /// Connections admitted, server-wide and per address.
-    pub admission: Arc<switchboard::admission::Admission>,
+    pub admission: Arc<switchboard::net::admission::Admission>,
 }
 
 impl TestServer {

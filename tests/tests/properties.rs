@@ -5,12 +5,12 @@
 use std::sync::OnceLock;
 
 use proptest::prelude::*;
-use switchboard::clock::Clock;
+use switchboard::chat::registry::Registry;
 use switchboard::config::PolicyLimits;
-use switchboard::handshake::{HandshakeError, read_request};
+use switchboard::net::handshake::{HandshakeError, read_request};
+use switchboard::policy::clock::Clock;
 use switchboard::policy::{Action, DEFAULT_POLICY, Frame, Policy, PolicyEnv};
-use switchboard::registry::Registry;
-use switchboard::state::{StateLimits, StateStore};
+use switchboard::store::state::{StateLimits, StateStore};
 use tokio::runtime::Runtime;
 
 fn runtime() -> &'static Runtime {

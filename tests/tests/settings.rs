@@ -2,14 +2,14 @@
 //! — its flag, its variable and its default — comes from the declaration in
 //! `settings.rs` and the defaults in `config.rs`, so it cannot drift from
 //! what the server does. (That every flag, variable and file key reaches
-//! the config is tested in host/src/cli.rs; the binary's behaviour for
+//! the config is tested in host/src/config/cli.rs; the binary's behaviour for
 //! them in tests/cli.rs.)
 
 use std::process::Command;
 
 use anyhow::{Context, Result, ensure};
 use switchboard::config::Config;
-use switchboard::settings::Settings;
+use switchboard::config::settings::Settings;
 use switchboard_tests::switchboard_bin;
 
 /// `switchboard ARGS` with no `SWITCHBOARD_*` variable and `XDG_RUNTIME_DIR`

@@ -605,12 +605,12 @@ async fn a_call_in_progress_finishes_on_the_old_version() -> Result<()> {
     // A call runs on its caller's thread until it returns, so it is held
     // here on a thread of its own: the misbehave guest spins until `go` is
     // online, and meanwhile the policy is swapped.
-    use switchboard::clock::Clock;
+    use switchboard::chat::registry::Registry;
     use switchboard::config::PolicyLimits;
-    use switchboard::outbound;
+    use switchboard::net::outbound;
+    use switchboard::policy::clock::Clock;
     use switchboard::policy::{Action, Frame, Policy, PolicyEnv};
-    use switchboard::registry::Registry;
-    use switchboard::state::{StateLimits, StateStore};
+    use switchboard::store::state::{StateLimits, StateStore};
 
     let limits = PolicyLimits {
         call_deadline: switchboard_tests::WAIT,

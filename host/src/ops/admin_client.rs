@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use super::fail;
-use crate::cli::AdminArgs;
 use crate::config::AdminConfig;
+use crate::config::cli::AdminArgs;
 
 /// A client of the admin interface (used by the commands and by tests).
 #[derive(Debug, Clone)]
@@ -40,7 +40,7 @@ impl AdminClient {
     /// file, else the defaults; with no token given, the one the server wrote
     /// to its token file.
     fn from_args(args: AdminArgs) -> Result<AdminClient, String> {
-        let file = crate::config_file::discover(args.config.as_deref())
+        let file = crate::config::file::discover(args.config.as_deref())
             .map_err(|e| e.to_string())?
             .admin;
         let defaults = AdminConfig::default();

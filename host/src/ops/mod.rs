@@ -1,16 +1,24 @@
 //! `switchboard policy …` and `switchboard token`: the operator commands.
 //!
+//! Also what runs beside the server for its operator:
+//!
+//! - [`admin`]      — the admin HTTP interface (status, swap, rollback)
+//! - [`reload`]     — reloading the policy file (SIGHUP, file changes)
+//! - [`record`]     — opt-in recording of policy events (JSON lines)
 //! - `admin_client` — swap, status, rollback through the admin interface
 //! - `replay`       — recorded events through one or two components
 //! - `token`        — mint a signed token for a client
 
+pub mod admin;
 mod admin_client;
+pub mod record;
+pub mod reload;
 mod replay;
 mod token;
 
 use std::process::ExitCode;
 
-use crate::cli::PolicyCommand;
+use crate::config::cli::PolicyCommand;
 use crate::policy;
 
 pub use admin_client::{AdminClient, Method};
@@ -34,7 +42,7 @@ pub async fn run(command: PolicyCommand) -> ExitCode {
     }
 }
 
-async fn check(file: &std::path::Path, limits: crate::cli::LimitArgs) -> ExitCode {
+async fn check(file: &std::path::Path, limits: crate::config::cli::LimitArgs) -> ExitCode {
     let limits = match limits.into_limits() {
         Ok(l) => l,
         Err(e) => return fail(&e.to_string()),

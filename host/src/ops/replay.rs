@@ -12,16 +12,16 @@ use std::process::ExitCode;
 use serde::Serialize;
 
 use super::fail;
-use crate::actions::{self, Caller};
-use crate::cli::LimitArgs;
-use crate::clock::Clock;
+use crate::chat::actions::Caller;
+use crate::chat::lifecycle;
+use crate::chat::registry::Registry;
 use crate::config::PolicyLimits;
-use crate::outbound::{self, Inbox, Outbox};
+use crate::config::cli::LimitArgs;
+use crate::net::outbound::{self, Inbox, Outbox};
+use crate::ops::record::{Event, Recorded};
+use crate::policy::clock::Clock;
 use crate::policy::{Action, ConnectInfo, LoadError, Policy, PolicyEnv, Reject};
-use crate::record::{Event, Recorded};
-use crate::registry::Registry;
-use crate::replies;
-use crate::state::{StateLimits, StateStore};
+use crate::store::state::{StateLimits, StateStore};
 
 /// Frames a simulated connection holds before they are thrown away (often
 /// enough that no queue overflows, which would log a 4008 close).
@@ -130,8 +130,7 @@ impl Replay {
                         let serial = self.registry.next_serial();
                         let (outbox, inbox) =
                             outbound::channel(serial, SIMULATED_QUEUE, usize::MAX);
-                        self.registry.register(id, outbox.clone());
-                        actions::apply(&self.registry, Caller::new(&outbox), decided.clone());
+                        lifecycle::connect(&self.registry, id, &outbox, decided.clone(), || {});
                         self.conns.insert(id.clone(), (outbox, inbox));
                         Outcome::Actions(decided)
                     }
@@ -154,7 +153,7 @@ impl Replay {
                             request: text.as_deref(),
                             ..Caller::new(outbox)
                         };
-                        actions::apply(&self.registry, caller, decided.clone());
+                        lifecycle::message(&self.registry, caller, decided.clone());
                         Outcome::Actions(decided)
                     }
                     Err(e) => Outcome::Failed(e.to_string()),
@@ -165,15 +164,12 @@ impl Replay {
                     return not_connected();
                 };
                 self.registry.unregister(id, outbox.serial());
-                let outcome = match self.policy.on_disconnect(id) {
-                    Ok(decided) => {
-                        actions::apply_disconnect(&self.registry, id, decided.clone());
-                        Outcome::Actions(decided)
-                    }
+                let decided = self.policy.on_disconnect(id);
+                lifecycle::disconnect(&self.registry, id, decided.clone().ok());
+                match decided {
+                    Ok(decided) => Outcome::Actions(decided),
                     Err(e) => Outcome::Failed(e.to_string()),
-                };
-                self.registry.leave_all_if_offline(id, replies::left);
-                outcome
+                }
             }
             Event::Gap { dropped } => {
                 Outcome::Skipped(format!("the recording dropped {dropped} events here"))

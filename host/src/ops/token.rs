@@ -3,11 +3,11 @@
 
 use std::process::ExitCode;
 
-use crate::cli::TokenArgs;
+use crate::config::cli::TokenArgs;
 
 /// Print a token for `args.sub`; exit 2 when no secret is configured.
 pub fn run(args: TokenArgs) -> ExitCode {
-    let file = match crate::config_file::discover(args.config.as_deref()) {
+    let file = match crate::config::file::discover(args.config.as_deref()) {
         Ok(f) => f,
         Err(e) => return usage(&e.to_string()),
     };
@@ -16,7 +16,7 @@ pub fn run(args: TokenArgs) -> ExitCode {
             "no secret to sign with: pass --auth-secret, set SWITCHBOARD_AUTH_SECRET, or set [auth] secret in the settings file (--config)",
         );
     };
-    match crate::auth::mint_token(&secret, &args.sub, args.ttl, Default::default()) {
+    match crate::net::auth::mint_token(&secret, &args.sub, args.ttl, Default::default()) {
         Ok(token) => super::out(&format!("{token}\n")),
         Err(e) => usage(&e.to_string()),
     }

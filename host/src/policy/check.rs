@@ -7,13 +7,13 @@ use std::time::Instant;
 use serde::Serialize;
 
 use super::host_api::PolicyEnv;
-use super::runtime::Policy;
 use super::types::LoadError;
 use super::version::VersionInfo;
-use crate::clock::Clock;
+use super::versions::Policy;
+use crate::chat::registry::Registry;
 use crate::config::PolicyLimits;
-use crate::registry::Registry;
-use crate::state::{StateLimits, StateStore};
+use crate::policy::clock::Clock;
+use crate::store::state::{StateLimits, StateStore};
 
 /// What the check found.
 #[derive(Debug, Clone, Serialize)]

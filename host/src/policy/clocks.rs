@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use wasmtime_wasi::clocks::{HostMonotonicClock, HostWallClock};
 
-use crate::clock::Clock;
+use crate::policy::clock::Clock;
 
 /// [`Clock`] as WASI's `wall-clock`.
 pub struct WallClock(pub Clock);

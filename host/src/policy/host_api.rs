@@ -10,10 +10,10 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use super::bindings::switchboard::policy::{clock, log, registry, state, types};
 use super::clocks::{MonotonicClock, WallClock};
 use super::output::GuestOutput;
-use crate::clock::Clock;
+use crate::chat::registry::Registry;
 use crate::config::PolicyLimits;
-use crate::registry::Registry;
-use crate::state::{StateError, StateStore};
+use crate::policy::clock::Clock;
+use crate::store::state::{StateError, StateStore};
 
 /// Longest log message a guest can emit in one call to `log`.
 const MAX_LOG_MESSAGE: usize = 4096;

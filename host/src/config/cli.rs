@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::config::file::ConfigFileError;
+use crate::config::settings::{AuthSettings, CallSettings, Settings};
 use crate::config::{Config, PolicyLimits};
-use crate::config_file::ConfigFileError;
-use crate::settings::{AuthSettings, CallSettings, Settings};
 
 /// A WebSocket chat server whose chat rules run as a sandboxed WebAssembly
 /// component.
@@ -199,7 +199,7 @@ mod tests {
     use clap::CommandFactory;
 
     use super::*;
-    use crate::settings::Setting;
+    use crate::config::settings::Setting;
 
     /// Flags of the serving command that are not settings of the table.
     const NOT_IN_THE_TABLE: &[&str] = &["config", "native-rules", "help", "version"];
@@ -331,7 +331,7 @@ mod tests {
         let mut child = std::process::Command::new(exe);
         child.args([
             "--exact",
-            "cli::tests::variables_child",
+            "config::cli::tests::variables_child",
             "--nocapture",
             "--test-threads=1",
         ]);

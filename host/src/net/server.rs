@@ -15,20 +15,20 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::admin::{Admin, AdminError};
-use crate::admission::{Admission, Refusal, Ticket};
-use crate::record::{RecordError, Recorder};
-use crate::reload::Reloader;
+use crate::net::admission::{Admission, Refusal, Ticket};
+use crate::ops::admin::{Admin, AdminError};
+use crate::ops::record::{RecordError, Recorder};
+use crate::ops::reload::Reloader;
 
-use crate::clock::Clock;
+use crate::chat::registry::Registry;
 use crate::config::{Config, Limits, PolicySource};
-use crate::outbound::{self, Budget, CloseReason, code};
+use crate::net::outbound::{self, Budget, CloseReason, code};
+use crate::net::session;
+use crate::net::shared::{self, Shared};
+use crate::net::tls::{self, TlsError};
+use crate::policy::clock::Clock;
 use crate::policy::{self, LoadError, Policy, PolicyEnv};
-use crate::registry::Registry;
-use crate::session;
-use crate::shared::{self, Shared};
-use crate::state::{StateLimits, StateStore};
-use crate::tls::{self, TlsError};
+use crate::store::state::{StateLimits, StateStore};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -47,7 +47,7 @@ pub enum ServerError {
     Record(#[from] RecordError),
     /// The `[auth]` settings are unusable (short secret, bad key file).
     #[error(transparent)]
-    Auth(#[from] crate::auth::AuthSetupError),
+    Auth(#[from] crate::net::auth::AuthSetupError),
     /// `native_rules` asked of a build without them.
     #[error("this build has no native rules (build with --features native-rules)")]
     NoNativeRules,
@@ -76,7 +76,7 @@ pub struct Server {
 impl Server {
     /// Load the policy, set up TLS and bind.
     pub async fn bind(config: Config) -> Result<Server, ServerError> {
-        let auth = crate::auth::verifier(config.auth.as_ref())?;
+        let auth = crate::net::auth::verifier(config.auth.as_ref())?;
         let registry = Registry::with_max_rooms(config.limits.max_rooms_per_id);
         let state = StateStore::new(StateLimits::from(&config.policy_limits));
         let policy_file = match &config.policy {
@@ -134,7 +134,7 @@ impl Server {
         #[cfg(feature = "native-rules")]
         let native = config
             .native_rules
-            .then(|| crate::native::NativeRules::new(registry.clone()));
+            .then(|| crate::chat::native::NativeRules::new(registry.clone()));
         #[cfg(not(feature = "native-rules"))]
         if config.native_rules {
             return Err(ServerError::NoNativeRules);
@@ -393,7 +393,7 @@ const KEEPALIVE_PROBE_INTERVAL: Duration = Duration::from_secs(10);
 /// - wss, over a connection limit: the TLS handshake is completed (bounded
 ///   by `tls_handshake_timeout`) so the 503 can be read, then answered.
 ///
-/// Refusals being answered are bounded ([`crate::admission::MAX_REFUSING`]
+/// Refusals being answered are bounded ([`crate::net::admission::MAX_REFUSING`]
 /// at once, TLS handshakes included); past that the socket is closed.
 fn refuse(
     tasks: &TaskTracker,

@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use dashmap::DashMap;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::outbound::{CloseReason, Outbox, PushError, code};
+use crate::net::outbound::{CloseReason, Outbox, PushError, code};
 
 /// Shared name of an id or a room: cloned into several sets, stored once.
 pub type Name = Arc<str>;

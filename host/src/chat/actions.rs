@@ -7,11 +7,11 @@ use std::time::Instant;
 use bytes::Bytes;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::outbound::{CloseReason, Outbox, code};
+use crate::chat::rate::Bucket;
+use crate::chat::registry::{Joined, Registry};
+use crate::chat::replies;
+use crate::net::outbound::{CloseReason, Outbox, code};
 use crate::policy::{Action, Frame};
-use crate::rate::Bucket;
-use crate::registry::{Joined, Registry};
-use crate::replies;
 
 /// Longest close reason the WebSocket protocol allows.
 const MAX_CLOSE_REASON: usize = 123;

@@ -1,6 +1,14 @@
 //! Every setting the server has, with its default. `settings.rs` declares
 //! each one's flag, variable and file key and writes them into a [`Config`]
 //! (tests build one directly); nothing else reads flags or the environment.
+//!
+//! - [`settings`] — every setting's flag, variable, file key and default, written once
+//! - [`cli`]      — command line → [`Config`]
+//! - [`file`]     — `switchboard.toml`
+
+pub mod cli;
+pub mod file;
+pub mod settings;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

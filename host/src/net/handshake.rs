@@ -7,8 +7,8 @@
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
-use crate::auth::{AuthError, Identity, Verifier};
-use crate::id::{self, ConnId, IdError};
+use crate::net::auth::{AuthError, Identity, Verifier};
+use crate::net::id::{self, ConnId, IdError};
 
 /// Largest request head accepted.
 const MAX_HEAD: usize = 8 * 1024;
@@ -405,9 +405,10 @@ mod tests {
             ..AuthConfig::default()
         })
         .unwrap();
-        let mut extra = crate::auth::Claims::new();
+        let mut extra = crate::net::auth::Claims::new();
         extra.insert("role".into(), "admin".into());
-        let t = crate::auth::mint_token(SECRET, "alice", Duration::from_secs(60), extra).unwrap();
+        let t =
+            crate::net::auth::mint_token(SECRET, "alice", Duration::from_secs(60), extra).unwrap();
         for (target, header) in [
             (format!("/ws?token={t}"), String::new()),
             (format!("/ws/?token={t}"), String::new()),

@@ -17,17 +17,18 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
-use crate::actions::{self, Caller};
-use crate::admission::Ticket;
-use crate::decide;
-use crate::handshake::{self, Upgrade};
-use crate::liveness::{Due, Liveness};
-use crate::outbound::{self, CloseReason, Inbox, Outbox, code};
-use crate::policy::{Action, ConnectInfo, Frame};
-use crate::rate::Quota;
-use crate::replies;
-use crate::shared::Shared;
-use crate::wire::{self, Split, Wire, WriteHalf};
+use crate::chat::actions::{self, Caller};
+use crate::chat::decide;
+use crate::chat::lifecycle;
+use crate::chat::rate::Quota;
+use crate::chat::replies;
+use crate::net::admission::Ticket;
+use crate::net::handshake::{self, Upgrade};
+use crate::net::liveness::{Due, Liveness};
+use crate::net::outbound::{self, CloseReason, Inbox, Outbox, code};
+use crate::net::shared::Shared;
+use crate::net::wire::{self, Split, Wire, WriteHalf};
+use crate::policy::{ConnectInfo, Frame};
 
 /// Serve one accepted (and, for wss, TLS-wrapped) stream, admitted with
 /// `ticket` (which the caller holds until the connection ends).
@@ -75,28 +76,15 @@ where
         Some(shared.ws_config),
     )
     .await;
-    // The replies `on-connect` starts with (the welcome) are queued before
-    // the id is registered: from then on its rooms (kept from an earlier
-    // connection) can queue frames to it, and the welcome must come first.
-    // They are written only once the id is registered, so a client that has
-    // its welcome is online: a notice sent to it at once reaches it. (Sent
-    // with the 101, the welcome could arrive before the registration.)
-    let mut on_connect = upgrade.actions;
-    let leading = on_connect
-        .iter()
-        .take_while(|a| matches!(a, Action::Reply(_)))
-        .count();
-    let rest = on_connect.split_off(leading);
-    // One event: the welcome (and what `on-connect` sends to others) is
-    // written at its end, after the registration, with no wake.
-    outbound::corked(|| {
-        actions::apply(&shared.registry, Caller::new(&outbox), on_connect);
-        shared.registry.register(&id, outbox.clone());
+    // The welcome is written only once the id is registered, so a client
+    // that has its welcome is online: a notice sent to it at once reaches
+    // it. (Sent with the 101, the welcome could arrive before the
+    // registration.)
+    lifecycle::connect(&shared.registry, &id, &outbox, upgrade.actions, || {
         tracing::debug!(%peer, id, serial, "connected");
         if shared.is_shutting_down() {
             outbox.close(shutdown_reason());
         }
-        actions::apply(&shared.registry, Caller::new(&outbox), rest);
     });
 
     let reason = pump(&shared, &mut ws, &mut out, &id, &outbox, inbox).await;
@@ -121,7 +109,7 @@ where
 
 /// The result of a successful upgrade.
 struct Accepted {
-    id: crate::id::ConnId,
+    id: crate::net::id::ConnId,
     leftover: Vec<u8>,
     /// `on-connect`'s actions, applied once the connection is registered.
     actions: Vec<crate::policy::Action>,
@@ -195,7 +183,7 @@ where
 fn connect_info(
     shared: &Shared,
     request: &Upgrade,
-    identity: &crate::auth::Identity,
+    identity: &crate::net::auth::Identity,
     peer: SocketAddr,
 ) -> ConnectInfo {
     ConnectInfo {
@@ -209,18 +197,12 @@ fn connect_info(
     }
 }
 
-/// `on-disconnect` for an id that went offline, then the host takes it out
-/// of every room it is still in, telling each room `left`. That part does
-/// not depend on the policy: a call that fails (or would need more actions
-/// than a call may return) cannot keep an id in its rooms.
+/// Ask the rules about an id that went offline, and let it go.
 fn disconnected(shared: &Shared, id: &str) {
-    outbound::corked(|| {
-        match decide::on_disconnect(shared, id) {
-            Ok(actions) => actions::apply_disconnect(&shared.registry, id, actions),
-            Err(e) => tracing::warn!(id, error = %e, "on-disconnect failed"),
-        }
-        shared.registry.leave_all_if_offline(id, replies::left);
-    });
+    let decided = decide::on_disconnect(shared, id)
+        .inspect_err(|e| tracing::warn!(id, error = %e, "on-disconnect failed"))
+        .ok();
+    lifecycle::disconnect(&shared.registry, id, decided);
 }
 
 fn shutdown_reason() -> CloseReason {
@@ -390,7 +372,7 @@ fn on_frame(
                 request: text,
                 broadcasts: Some(&mut quota.broadcasts),
             };
-            actions::apply(&shared.registry, caller, actions)
+            lifecycle::message(&shared.registry, caller, actions)
         }
         Err(e) => {
             tracing::warn!(id, error = %e, "on-message failed");
@@ -562,7 +544,7 @@ mod tests {
     use tokio::net::TcpStream;
     use tokio_tungstenite::WebSocketStream;
 
-    use crate::wire::{TcpRead, Wire};
+    use crate::net::wire::{TcpRead, Wire};
 
     fn size3<A, B, C, F: Future>(_: impl Fn(A, B, C) -> F) -> usize {
         std::mem::size_of::<F>()

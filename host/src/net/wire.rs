@@ -18,8 +18,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::actions;
-use crate::outbound::Outbox;
+use crate::chat::actions;
+use crate::net::outbound::Outbox;
 
 /// A frame's header: FIN, the opcode, the payload length (servers do not
 /// mask). At most 10 bytes; `len` says how many are used.

@@ -11,7 +11,7 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 
 use crate::config::AuthConfig;
-use crate::id::{self, ConnId, MAX_ID_LEN};
+use crate::net::id::{self, ConnId, MAX_ID_LEN};
 
 /// A token's claims, as verified.
 pub type Claims = serde_json::Map<String, serde_json::Value>;

@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::wire::{self, Direct, Header};
+use crate::net::wire::{self, Direct, Header};
 
 /// Close codes the host itself uses.
 pub mod code {

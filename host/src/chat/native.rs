@@ -3,8 +3,8 @@
 //! component runs, called directly, so a benchmark can show what the
 //! sandbox costs. No limits, no hot swap: never for production.
 
+use crate::chat::registry::Registry;
 use crate::policy::{Action, Frame};
-use crate::registry::Registry;
 
 /// The default rules, answering from the host's registry.
 #[derive(Debug, Clone)]

@@ -144,7 +144,7 @@ async fn upload(
     }
     let source = query
         .get("source")
-        .map(|name| format!("upload: {}", crate::actions::cut(name.clone())))
+        .map(|name| format!("upload: {}", crate::chat::actions::cut(name.clone())))
         .unwrap_or_else(|| "upload".to_owned());
     match s.policy.swap(body, &source).await {
         Ok(report) => json(StatusCode::OK, &report),

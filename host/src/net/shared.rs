@@ -5,12 +5,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
-use crate::admission::Admission;
+use crate::chat::registry::Registry;
 use crate::config::Limits;
-use crate::outbound::Budget;
+use crate::net::admission::Admission;
+use crate::net::outbound::Budget;
+use crate::ops::record::Recorder;
 use crate::policy::Policy;
-use crate::record::Recorder;
-use crate::registry::Registry;
 
 /// Shared by the accept loop and every session (behind an `Arc`).
 #[derive(Debug)]
@@ -27,7 +27,7 @@ pub struct Shared {
     pub secure: bool,
     /// Checks the signed token that proves an id (`None`: ids are trusted
     /// from the URL).
-    pub auth: Option<crate::auth::Verifier>,
+    pub auth: Option<crate::net::auth::Verifier>,
     /// Connections admitted (handshaking or open), server-wide and per IP.
     pub admission: Arc<Admission>,
     /// Bytes queued to all clients together.
@@ -39,12 +39,12 @@ pub struct Shared {
     /// The default rules compiled in, used instead of the policy
     /// (benchmarks only).
     #[cfg(feature = "native-rules")]
-    pub native: Option<crate::native::NativeRules>,
+    pub native: Option<crate::chat::native::NativeRules>,
 }
 
 impl Shared {
     /// Record `event` if recording is on.
-    pub fn record(&self, event: impl FnOnce() -> crate::record::Event) {
+    pub fn record(&self, event: impl FnOnce() -> crate::ops::record::Event) {
         if let Some(r) = &self.recorder {
             r.record(event());
         }

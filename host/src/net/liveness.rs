@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::config::Limits;
-use crate::outbound::{CloseReason, code};
+use crate::net::outbound::{CloseReason, code};
 
 /// What the read loop does when [`Liveness::deadline`] passes.
 #[derive(Debug, Clone, PartialEq, Eq)]

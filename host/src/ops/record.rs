@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::clock::unix_ms;
+use crate::policy::clock::unix_ms;
 use crate::policy::{ConnectInfo, Frame};
 
 /// Events waiting for the writer.

@@ -2,9 +2,9 @@
 //! `native-rules` feature and `--native-rules`) the same rules compiled in.
 //! Every event is recorded first when recording is on.
 
+use crate::net::shared::Shared;
+use crate::ops::record::Event;
 use crate::policy::{Action, CallError, ConnectInfo, Frame, Reject};
-use crate::record::Event;
-use crate::shared::Shared;
 
 /// `on-connect`: accept with actions, or refuse.
 pub fn on_connect(

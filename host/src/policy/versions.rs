@@ -1,3 +1,13 @@
+//! The policy as the rest of the host sees it: the version every new call
+//! uses (an atomically swapped pointer), the one before it (for rollback),
+//! and the calls themselves.
+//!
+//! A call loads the active publication once and runs entirely on that
+//! version: a swap during the call does not affect it, and the next call
+//! uses the new version. An instance is checked out of its version's idle
+//! queue for the length of a call (calls on other threads take others) and
+//! put back only if its version is still the active one.
+//!
 //! Replacing the policy of a live server: a candidate is compiled (on a
 //! blocking thread, off the workers), checked against the world and
 //! trial-instantiated before it is published with one atomic pointer swap.
@@ -5,19 +15,46 @@
 //! that fails too many calls within its probation window is rolled back
 //! automatically.
 
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
+use arc_swap::ArcSwap;
 use serde::Serialize;
 
-use super::runtime::{Policy, prepare};
-use super::types::{CallError, LoadError};
-use super::version::{Published, PublishedBy, Version, VersionInfo, timestamp};
+use super::answer::Answer;
+use super::bindings::switchboard::policy::types as wit;
+use super::host_api::PolicyEnv;
+use super::runtime::{Event, Runtime};
+use super::types::{Action, CallError, ConnectInfo, Frame, LoadError, Reject};
+use super::version::{Instance, Published, PublishedBy, Version, VersionInfo, timestamp};
+use crate::config::PolicyLimits;
+
+/// The cheap-to-clone handle to the policy.
+#[derive(Clone)]
+pub struct Policy {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// Loads versions and calls them.
+    runtime: Runtime,
+    /// The version every new call uses, and since when.
+    active: ArcSwap<Published>,
+    /// The previous version (for rollback) and the last rollback.
+    history: Mutex<History>,
+    /// Source of version numbers.
+    next_seq: AtomicU64,
+}
+
+/// Idle instances a version keeps.
+fn max_idle(runtime: &Runtime) -> usize {
+    runtime.limits.pool_instances as usize
+}
 
 /// What is kept besides the active version.
 #[derive(Default)]
-pub(super) struct History {
+struct History {
     /// The version that was active before the current one.
     pub previous: Option<Arc<Version>>,
     /// The most recent rollback.
@@ -111,21 +148,128 @@ pub struct AutoRollback {
 }
 
 impl Policy {
-    /// Compile, check and trial-instantiate `bytes` as the next version
-    /// without publishing it. Failures say which step failed and why.
-    pub(super) async fn candidate(
-        &self,
+    /// Compile, check and trial-instantiate `bytes`, and make it the policy
+    /// (version 1).
+    pub fn load(
         bytes: Vec<u8>,
         source: &str,
-    ) -> Result<Arc<Version>, LoadError> {
+        env: PolicyEnv,
+        limits: PolicyLimits,
+    ) -> Result<Policy, LoadError> {
+        let runtime = Runtime::new(env, limits)?;
+        let first = Arc::new(runtime.prepare(1, &bytes, source, max_idle(&runtime))?);
+        let inner = Arc::new(Inner {
+            runtime,
+            active: ArcSwap::from_pointee(Published::new(first.clone(), PublishedBy::Start)),
+            history: Mutex::new(History::default()),
+            next_seq: AtomicU64::new(2),
+        });
+        let policy = Policy { inner };
+        policy.warm(&first)?;
+        Ok(policy)
+    }
+
+    /// Facts about the active version.
+    pub fn active(&self) -> VersionInfo {
+        self.inner.active.load().version.info.clone()
+    }
+
+    /// `on-connect`: accept with actions, or refuse.
+    pub fn on_connect(&self, info: ConnectInfo) -> Result<Result<Vec<Action>, Reject>, CallError> {
+        match self.invoke(Event::Connect(info.into()))? {
+            Ok(actions) => Ok(Ok(actions)),
+            Err(reject) => Ok(Err(reject.into())),
+        }
+    }
+
+    /// `on-message`.
+    pub fn on_message(&self, sender: &str, frame: Frame) -> Result<Vec<Action>, CallError> {
+        self.invoke(Event::Message(sender.to_owned(), frame.into()))?
+            .map_err(|_| CallError::Trap("on-message cannot reject".into()))
+    }
+
+    /// `on-disconnect`.
+    pub fn on_disconnect(&self, id: &str) -> Result<Vec<Action>, CallError> {
+        self.invoke(Event::Disconnect(id.to_owned()))?
+            .map_err(|_| CallError::Trap("on-disconnect cannot reject".into()))
+    }
+
+    /// One guarded call on the active version: an idle instance (or a new
+    /// one), deadline armed, the answer bounded before it is copied out.
+    ///
+    /// The call is synchronous: it runs on this thread, and returns within
+    /// the deadline. A guest that computes is stopped by the epoch; one
+    /// that would wait traps at once (`no_wait`). So no fiber, no executor
+    /// and no timer are needed around it.
+    fn invoke(&self, event: Event) -> Result<Result<Vec<Action>, wit::Reject>, CallError> {
+        let published = self.inner.active.load_full();
+        let version = &published.version;
+        let mut inst = match version.take_idle() {
+            Some(inst) => inst,
+            None => self.inner.runtime.instantiate(version)?,
+        };
+        published.calls.fetch_add(1, Ordering::Relaxed);
+        let outcome = match self.inner.runtime.call(&mut inst, event) {
+            // The guest returned normally, even with an answer over the
+            // caps: its instance can serve again.
+            Ok(answer) => {
+                self.checkin(version, inst);
+                match answer {
+                    Ok(Answer::Actions(actions)) => Ok(Ok(actions)),
+                    Ok(Answer::Refused(e)) => Err(e),
+                    Err(reject) => Ok(Err(reject)),
+                }
+            }
+            // A failed instance is dropped: a trap leaves it unusable.
+            Err(e) => Err(e),
+        };
+        if let Err(e) = &outcome {
+            self.failed(&published, e);
+        }
+        outcome
+    }
+
+    /// Make one instance of `version` and keep it idle: proves the version
+    /// instantiates, and the first call does not pay for it.
+    fn warm(&self, version: &Version) -> Result<(), LoadError> {
+        let inst = self
+            .inner
+            .runtime
+            .instantiate(version)
+            .map_err(|e| LoadError::Instantiate(e.to_string()))?;
+        version.put_idle(inst);
+        Ok(())
+    }
+
+    /// Return an instance after a call, unless its version is no longer the
+    /// active one or the instance has used most of its memory or resource
+    /// headroom. The second check closes the race with a swap that
+    /// released the idle queue between the first check and the push.
+    fn checkin(&self, version: &Arc<Version>, mut inst: Instance) {
+        if !self.is_active(version) || inst.worn_out() {
+            return;
+        }
+        version.put_idle(inst);
+        if !self.is_active(version) {
+            version.release_idle();
+        }
+    }
+
+    fn is_active(&self, version: &Arc<Version>) -> bool {
+        Arc::ptr_eq(&self.inner.active.load().version, version)
+    }
+
+    /// Compile, check and trial-instantiate `bytes` as the next version
+    /// without publishing it. Failures say which step failed and why.
+    async fn candidate(&self, bytes: Vec<u8>, source: &str) -> Result<Arc<Version>, LoadError> {
         let inner = self.inner.clone();
         let source = source.to_owned();
         // Compiling is CPU work of up to seconds: keep it off the workers
         // that serve connections.
         let version = tokio::task::spawn_blocking(move || {
             let seq = inner.next_seq.fetch_add(1, Ordering::Relaxed);
-            let max_idle = inner.limits.pool_instances as usize;
-            prepare(&inner.engine, &inner.linker, seq, &bytes, &source, max_idle)
+            let runtime = &inner.runtime;
+            runtime.prepare(seq, &bytes, &source, max_idle(runtime))
         })
         .await
         .map_err(|e| LoadError::Engine(format!("compilation task failed: {e}")))??;
@@ -167,7 +311,7 @@ impl Policy {
             let history = self.history();
             (history.previous.clone(), history.last_rollback.clone())
         };
-        let limits = &self.inner.limits;
+        let limits = &self.inner.runtime.limits;
         PolicyStatus {
             active: ActiveStatus {
                 info: published.version.info.clone(),
@@ -206,7 +350,7 @@ impl Policy {
 
     /// Count a failed call against the publication it ran on, and roll that
     /// publication back if it is a fresh swap failing too often.
-    pub(super) fn failed(&self, published: &Arc<Published>, error: &CallError) {
+    fn failed(&self, published: &Arc<Published>, error: &CallError) {
         if matches!(error, CallError::Instantiate(_)) {
             // Usually the pool being full: the server's capacity, not the
             // version's fault.
@@ -217,7 +361,7 @@ impl Policy {
             return;
         }
         let failures = published.strikes.fetch_add(1, Ordering::Relaxed) + 1;
-        let limits = &self.inner.limits;
+        let limits = &self.inner.runtime.limits;
         let threshold = limits.rollback_failures;
         if published.by != PublishedBy::Swap
             || threshold == 0
@@ -290,5 +434,13 @@ impl Policy {
             .history
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl std::fmt::Debug for Policy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Policy")
+            .field("active", &self.active())
+            .finish()
     }
 }

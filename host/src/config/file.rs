@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use crate::settings::Settings;
+use crate::config::settings::Settings;
 
 /// The name looked for in the working directory when `--config` is not given.
 pub const DEFAULT_FILE: &str = "switchboard.toml";
@@ -62,7 +62,7 @@ pub fn discover(explicit: Option<&Path>) -> Result<Settings, ConfigFileError> {
 mod tests {
     use super::*;
     use crate::config::Config;
-    use crate::settings::Settings;
+    use crate::config::settings::Settings;
 
     fn parse(text: &str) -> Result<Settings, String> {
         let table: toml::Table = toml::from_str(text).map_err(|e| e.to_string())?;
@@ -74,7 +74,7 @@ mod tests {
 
     #[test]
     fn the_documented_example_parses_and_holds_every_default() {
-        let text = include_str!("../../switchboard.example.toml");
+        let text = include_str!("../../../switchboard.example.toml");
         let settings = parse(text).expect("switchboard.example.toml parses");
         let from_file = settings.to_config().expect("the example is a valid config");
         let defaults = Config::default();

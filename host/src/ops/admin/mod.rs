@@ -23,10 +23,10 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
+use crate::chat::registry::Registry;
 use crate::config::AdminConfig;
+use crate::ops::reload::Reloader;
 use crate::policy::Policy;
-use crate::registry::Registry;
-use crate::reload::Reloader;
 
 /// Why the admin listener could not start.
 #[derive(Debug, thiserror::Error)]

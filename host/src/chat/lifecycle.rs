@@ -1,0 +1,58 @@
+//! A connection's life as the chat sees it — connect, events, disconnect —
+//! written once for a live session (`net::session`) and for a decision
+//! replay (`ops::replay`), so both carry out the same steps in the same
+//! order. The caller asks the rules (live: `decide`; replay: its own
+//! component) and hands the answer here.
+
+use crate::chat::actions::{self, Caller};
+use crate::chat::registry::Registry;
+use crate::chat::replies;
+use crate::net::outbound::{self, Outbox};
+use crate::policy::Action;
+
+/// Register `id` on `outbox` and carry out `on-connect`'s actions. The
+/// replies they start with (the welcome) are queued before the id is
+/// registered: from then on its rooms (kept from an earlier connection)
+/// can queue frames to it, and the welcome must come first. `registered`
+/// runs right after the registration, before the other actions.
+///
+/// One event under one cork: the welcome and what `on-connect` sends to
+/// others are written at its end, after the registration.
+pub fn connect(
+    registry: &Registry,
+    id: &str,
+    outbox: &Outbox,
+    mut decided: Vec<Action>,
+    registered: impl FnOnce(),
+) {
+    let leading = decided
+        .iter()
+        .take_while(|a| matches!(a, Action::Reply(_)))
+        .count();
+    let rest = decided.split_off(leading);
+    outbound::corked(|| {
+        actions::apply(registry, Caller::new(outbox), decided);
+        registry.register(id, outbox.clone());
+        registered();
+        actions::apply(registry, Caller::new(outbox), rest);
+    });
+}
+
+/// Carry out `on-message`'s actions for `caller`.
+pub fn message(registry: &Registry, caller: Caller<'_>, decided: Vec<Action>) {
+    actions::apply(registry, caller, decided);
+}
+
+/// `id` went offline (the caller has unregistered it): carry out what
+/// `on-disconnect` decided (`None` when the call failed), then take `id`
+/// out of every room it is still in, telling each room `left`. That part
+/// does not depend on the rules: a call that fails (or would need more
+/// actions than a call may return) cannot keep an id in its rooms.
+pub fn disconnect(registry: &Registry, id: &str, decided: Option<Vec<Action>>) {
+    outbound::corked(|| {
+        if let Some(decided) = decided {
+            actions::apply_disconnect(registry, id, decided);
+        }
+        registry.leave_all_if_offline(id, replies::left);
+    });
+}

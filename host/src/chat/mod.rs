@@ -1,0 +1,18 @@
+//! The chat itself: who is where, and carrying out what the rules decide.
+//!
+//! - [`registry`]  — who is online, who is in which room
+//! - [`lifecycle`] — connect → events → disconnect, for a live session and a replay alike
+//! - [`decide`]    — asking the rules about an event (records it first)
+//! - [`actions`]   — carrying out a policy's decisions (and the host's limits on them)
+//! - [`rate`]      — token buckets for message and broadcast rates
+//! - [`replies`]   — frames the host writes itself (its errors, `left`)
+//! - `native`      — the default rules compiled in (feature `native-rules`, benchmarks)
+
+pub mod actions;
+pub mod decide;
+pub mod lifecycle;
+#[cfg(feature = "native-rules")]
+pub mod native;
+pub mod rate;
+pub mod registry;
+pub mod replies;

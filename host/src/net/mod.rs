@@ -1,0 +1,26 @@
+//! The network side: sockets, TLS, the upgrade, one task per connection,
+//! and the bytes that reach a socket.
+//!
+//! - [`server`]    — bind, accept loop, graceful shutdown
+//! - [`admission`] — who is let in at accept: connections and handshakes, server-wide and per IP
+//! - [`tls`]       — rustls server config from PEM files
+//! - [`handshake`] — HTTP upgrade: id, `on-connect`, HTTP error answers
+//! - [`id`]        — connection ids: validation, extraction from the URL
+//! - [`auth`]      — signed tokens (JWT) that prove an id; minting them
+//! - [`shared`]    — the context every connection task shares
+//! - [`session`]   — one connection: read loop, writer, close
+//! - [`liveness`]  — when a quiet connection is pinged, and when it is given up
+//! - [`outbound`]  — a connection's bounded outbound queue and close signal; the server-wide byte budget
+//! - [`wire`]      — frames as bytes; a stream split between tungstenite (reading) and the host (writing)
+
+pub mod admission;
+pub mod auth;
+pub mod handshake;
+pub mod id;
+pub mod liveness;
+pub mod outbound;
+pub mod server;
+pub mod session;
+pub mod shared;
+pub mod tls;
+pub mod wire;
