@@ -8,6 +8,8 @@ fn main() {
     let manifest = root.join("Cargo.toml");
     let misbehave = guest_build::build_component(&manifest, "misbehave-guest");
     println!("cargo:rustc-env=MISBEHAVE_WASM={}", misbehave.display());
+    let v010 = guest_build::build_component(&manifest, "v010-echo-guest");
+    println!("cargo:rustc-env=V010_ECHO_WASM={}", v010.display());
     let trap_at_start = guest_build::build_component(&manifest, "trap-at-start-guest");
     println!(
         "cargo:rustc-env=TRAP_AT_START_WASM={}",

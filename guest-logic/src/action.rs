@@ -30,6 +30,15 @@ pub enum Incoming<'a> {
     Binary(&'a [u8]),
 }
 
+/// A place in a room's history (WIT `position`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Position {
+    /// The room's epoch: changes whenever its history is lost.
+    pub epoch: String,
+    /// The offset of a kept message (+1 per kept message).
+    pub offset: u64,
+}
+
 /// One decision (WIT `action`); the host applies a call's actions in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
@@ -47,6 +56,13 @@ pub enum Action {
         on_sent: Option<Frame>,
         /// Replied to the caller instead when `to` cannot receive `frame`.
         on_closed: Option<Frame>,
+        /// Replied to the caller instead of `on_sent` when `to` is held (its
+        /// connection dropped and may resume): `frame` waits for it.
+        on_held: Option<Frame>,
+        /// Keep `frame` for an offline `to` until its next welcome.
+        store: bool,
+        /// Replied to the caller when `frame` was stored for `to`.
+        on_stored: Option<Frame>,
     },
     /// Send `frame` to every member of `room` but `except`.
     SendRoom {
@@ -56,6 +72,8 @@ pub enum Action {
         frame: Frame,
         /// A member to skip (the sender, for chat messages).
         except: Option<String>,
+        /// Not kept in the room's history (presence notices).
+        transient: bool,
     },
     /// Send `frame` to every online connection but `except`.
     Broadcast {
@@ -70,6 +88,11 @@ pub enum Action {
         id: String,
         /// Which room.
         room: String,
+        /// Replay what `id` missed after this position (all or nothing).
+        since: Option<Position>,
+        /// Replied to the caller once `id` is a member; the host adds the
+        /// room's `epoch` and `offset` (and `recovered`, with `since`).
+        on_joined: Option<Frame>,
     },
     /// Remove `id` from `room` (idempotent).
     Leave {

@@ -9,7 +9,7 @@
 
 use crate::action::{Action, Frame, Incoming};
 use crate::bindings::exports::switchboard::policy::handler::Guest;
-use crate::bindings::switchboard::policy::{registry, state, types as wit};
+use crate::bindings::switchboard::policy::{history, registry, state, types as wit};
 use crate::rules;
 use crate::state::{State, StateError};
 
@@ -20,7 +20,11 @@ pub struct DefaultPolicy;
 
 impl Guest for DefaultPolicy {
     fn on_connect(info: wit::ConnectInfo) -> Result<Vec<wit::Action>, wit::Reject> {
-        Ok(lower(rules::on_connect(&info.id)))
+        Ok(lower(rules::on_connect(
+            &info.id,
+            &info.session,
+            info.resumed,
+        )))
     }
 
     fn on_message(sender: wit::ConnId, frame: wit::Frame) -> Vec<wit::Action> {
@@ -59,6 +63,14 @@ impl rules::Registry for Host {
 
     fn is_online(&self, id: &str) -> bool {
         registry::is_online(id)
+    }
+
+    fn history(&self, room: &str, before: Option<u64>, limit: u32) -> rules::HistoryPage {
+        let page = history::read(room, before, limit);
+        rules::HistoryPage {
+            epoch: page.epoch,
+            messages: page.messages,
+        }
     }
 }
 
@@ -101,26 +113,47 @@ pub fn lower_action(action: Action) -> wit::Action {
             frame,
             on_sent,
             on_closed,
+            on_held,
+            store,
+            on_stored,
         } => wit::Action::Send(wit::Send {
             to,
             frame: lower_frame(frame),
             on_sent: on_sent.map(lower_frame),
             on_closed: on_closed.map(lower_frame),
+            on_held: on_held.map(lower_frame),
+            store,
+            on_stored: on_stored.map(lower_frame),
         }),
         Action::SendRoom {
             room,
             frame,
             except,
+            transient,
         } => wit::Action::SendRoom(wit::SendRoom {
             room,
             frame: lower_frame(frame),
             except,
+            transient,
         }),
         Action::Broadcast { frame, except } => wit::Action::Broadcast(wit::Broadcast {
             frame: lower_frame(frame),
             except,
         }),
-        Action::Join { id, room } => wit::Action::Join(wit::Membership { id, room }),
+        Action::Join {
+            id,
+            room,
+            since,
+            on_joined,
+        } => wit::Action::Join(wit::Join {
+            id,
+            room,
+            since: since.map(|p| wit::Position {
+                epoch: p.epoch,
+                offset: p.offset,
+            }),
+            on_joined: on_joined.map(lower_frame),
+        }),
         Action::Leave { id, room } => wit::Action::Leave(wit::Membership { id, room }),
         Action::Close { id, code, reason } => wit::Action::Close(wit::Close { id, code, reason }),
     }

@@ -115,10 +115,19 @@ fn needs_escape(s: &[u8]) -> bool {
         .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
 }
 
-/// `{"type":"welcome","id"}`: the first frame of every connection.
-pub fn welcome(id: &str) -> Frame {
-    Writer::new(r#"{"type":"welcome","id":"#, id.len())
+/// `{"type":"welcome","id","session","resumed"}`: the first frame of every
+/// connection. `session` is what a reconnect passes as `?resume=`;
+/// `resumed` says whether this connection took over a held session.
+pub fn welcome(id: &str, session: &str, resumed: bool) -> Frame {
+    Writer::new(r#"{"type":"welcome","id":"#, id.len() + session.len() + 32)
         .str(id)
+        .raw(r#","session":"#)
+        .str(session)
+        .raw(if resumed {
+            r#","resumed":true"#
+        } else {
+            r#","resumed":false"#
+        })
         .end()
 }
 
@@ -236,6 +245,45 @@ pub fn ack(reference: &RawValue) -> Frame {
         .end()
 }
 
+/// `{"type":"ack","ref",<flag>:true}`: an ack that says how a notice was
+/// taken (`stored`, `held`).
+pub fn ack_flag(reference: &RawValue, flag: &'static str) -> Frame {
+    let reference = reference.get();
+    Writer::new(r#"{"type":"ack","ref":"#, reference.len() + flag.len() + 10)
+        .raw(reference)
+        .raw(",\"")
+        .raw(flag)
+        .raw("\":true")
+        .end()
+}
+
+/// `{"type":"history","room","epoch","messages":[…],"ref"?}`: kept room
+/// frames (JSON objects, written as they are), oldest first.
+pub fn history(
+    room: &str,
+    epoch: &str,
+    messages: &[String],
+    reference: Option<&RawValue>,
+) -> Frame {
+    let reference = reference.map(RawValue::get);
+    let listed: usize = messages.iter().map(|m| m.len() + 1).sum();
+    let mut out = Writer::new(
+        r#"{"type":"history","room":"#,
+        room.len() + epoch.len() + listed + reference.map_or(0, str::len) + 40,
+    )
+    .str(room)
+    .raw(r#","epoch":"#)
+    .str(epoch)
+    .raw(r#","messages":["#);
+    for (i, m) in messages.iter().enumerate() {
+        if i > 0 {
+            out = out.raw(",");
+        }
+        out = out.raw(m);
+    }
+    with_ref(out.raw("]"), reference).end()
+}
+
 /// `{"type":"error","ref"?,"code","message"}`: the failure answer; `ref` is
 /// left out when the request had none (or had an unusable one).
 pub fn error(reference: Option<&RawValue>, code: ErrorCode, message: &str) -> Frame {
@@ -317,7 +365,15 @@ mod tests {
             // serde_json's Map keeps keys sorted unless preserve_order is on,
             // so compare parsed values and the escaping of `s` separately.
             let pairs: [(Frame, Vec<(&str, serde_json::Value)>); 5] = [
-                (welcome(s), vec![("type", "welcome".into()), ("id", v())]),
+                (
+                    welcome(s, s, true),
+                    vec![
+                        ("type", "welcome".into()),
+                        ("id", v()),
+                        ("session", v()),
+                        ("resumed", true.into()),
+                    ],
+                ),
                 (
                     joined(s, s),
                     vec![("type", "joined".into()), ("room", v()), ("id", v())],

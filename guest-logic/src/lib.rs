@@ -1,4 +1,4 @@
-//! Switchboard's default policy: the protocol v1 chat rules (see
+//! Switchboard's default policy: the protocol v2 chat rules (see
 //! `docs/PROTOCOL.md`), built for `wasm32-wasip2` as a component of the
 //! `switchboard:policy` world (`wit/policy.wit`).
 //!
@@ -45,8 +45,8 @@ pub mod component;
 #[cfg(test)]
 mod tests;
 
-pub use action::{Action, Frame, Incoming};
-pub use rules::{Registry, on_connect, on_disconnect, on_message};
+pub use action::{Action, Frame, Incoming, Position};
+pub use rules::{HistoryPage, Registry, on_connect, on_disconnect, on_message};
 pub use state::{MemoryState, State, StateError};
 
 #[cfg(target_arch = "wasm32")]

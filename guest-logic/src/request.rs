@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
+use crate::action::Position;
 use crate::frames::ErrorCode;
 
 /// Longest room name, in characters.
@@ -31,6 +32,14 @@ pub struct Fields<'a> {
     pub data: Option<&'a RawValue>,
     /// `ids`: for online; an array of strings.
     pub ids: Option<&'a RawValue>,
+    /// `since`: for join; `{"epoch": string, "offset": number}`.
+    pub since: Option<&'a RawValue>,
+    /// `store`: for notice; a boolean.
+    pub store: Option<&'a RawValue>,
+    /// `limit`: for history; a number.
+    pub limit: Option<&'a RawValue>,
+    /// `before`: for history; an offset.
+    pub before: Option<&'a RawValue>,
 }
 
 /// Why a request is refused: the error code and its message.
@@ -73,6 +82,8 @@ pub enum Kind {
     Members,
     /// Which of some ids are online.
     Online,
+    /// A room's kept messages (members only).
+    History,
 }
 
 impl Kind {
@@ -87,6 +98,7 @@ impl Kind {
             "ping" => Kind::Ping,
             "members" => Kind::Members,
             "online" => Kind::Online,
+            "history" => Kind::History,
             _ => return None,
         })
     }
@@ -180,7 +192,7 @@ pub fn kind(fields: &Fields<'_>) -> Result<Kind, Refusal> {
         Refusal::new(
             ErrorCode::UnknownType,
             format!(
-                "unknown type `{}`: expected join, leave, room, broadcast, notice, ping, members or online",
+                "unknown type `{}`: expected join, leave, room, broadcast, notice, ping, members, online or history",
                 shorten(&name)
             ),
         )
@@ -228,6 +240,72 @@ pub fn data<'a>(fields: &Fields<'a>) -> Result<&'a RawValue, Refusal> {
         ErrorCode::BadRequest,
         "missing field `data` (any JSON value, null allowed)",
     ))
+}
+
+/// `since`: `{"epoch": string, "offset": non-negative integer}`, if given.
+pub fn since(fields: &Fields<'_>) -> Result<Option<Position>, Refusal> {
+    const BAD: Refusal = Refusal::fixed(
+        ErrorCode::BadRequest,
+        "field `since` must be {\"epoch\": string, \"offset\": non-negative integer}",
+    );
+    #[derive(Deserialize)]
+    struct Since<'a> {
+        #[serde(borrow)]
+        epoch: Cow<'a, str>,
+        offset: u64,
+    }
+    let Some(raw) = fields.since else {
+        return Ok(None);
+    };
+    let since: Since<'_> = serde_json::from_str(raw.get()).map_err(|_| BAD)?;
+    Ok(Some(Position {
+        epoch: since.epoch.into_owned(),
+        offset: since.offset,
+    }))
+}
+
+/// `store`: a boolean, false when absent.
+pub fn store(fields: &Fields<'_>) -> Result<bool, Refusal> {
+    match fields.store.map(RawValue::get) {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(_) => Err(Refusal::fixed(
+            ErrorCode::BadRequest,
+            "field `store` must be true or false",
+        )),
+    }
+}
+
+/// Most messages one `history` answer holds; also the default `limit`.
+pub const MAX_HISTORY_LIMIT: u32 = 100;
+
+/// `limit`: 1-100, [`MAX_HISTORY_LIMIT`] when absent.
+pub fn limit(fields: &Fields<'_>) -> Result<u32, Refusal> {
+    let Some(raw) = fields.limit else {
+        return Ok(MAX_HISTORY_LIMIT);
+    };
+    match serde_json::from_str::<u32>(raw.get()) {
+        Ok(n) if (1..=MAX_HISTORY_LIMIT).contains(&n) => Ok(n),
+        _ => Err(Refusal::fixed(
+            ErrorCode::BadRequest,
+            "field `limit` must be an integer from 1 to 100",
+        )),
+    }
+}
+
+/// `before`: an offset, if given.
+pub fn before(fields: &Fields<'_>) -> Result<Option<u64>, Refusal> {
+    let Some(raw) = fields.before else {
+        return Ok(None);
+    };
+    serde_json::from_str::<u64>(raw.get())
+        .map(Some)
+        .map_err(|_| {
+            Refusal::fixed(
+                ErrorCode::BadRequest,
+                "field `before` must be a non-negative integer (an offset)",
+            )
+        })
 }
 
 /// Most ids one `online` request may ask about.
@@ -317,6 +395,10 @@ enum Key {
     To,
     Data,
     Ids,
+    Since,
+    Store,
+    Limit,
+    Before,
     #[serde(other)]
     Other,
 }
@@ -341,6 +423,10 @@ impl<'de> Deserialize<'de> for Fields<'de> {
                         Key::To => &mut fields.to,
                         Key::Data => &mut fields.data,
                         Key::Ids => &mut fields.ids,
+                        Key::Since => &mut fields.since,
+                        Key::Store => &mut fields.store,
+                        Key::Limit => &mut fields.limit,
+                        Key::Before => &mut fields.before,
                         Key::Other => {
                             map.next_value::<IgnoredAny>()?;
                             continue;

@@ -1,4 +1,5 @@
-//! Protocol v1: what happens on connect, on each request, on disconnect.
+//! Protocol v2 (v1 and its additions): what happens on connect, on each
+//! request, on disconnect.
 //!
 //! Answers: a request with a `ref` gets exactly one answer, an `ack` after the
 //! request's other actions or an `error`; a request without one gets only
@@ -18,8 +19,20 @@ pub trait Registry {
     fn in_room(&self, id: &str, room: &str) -> bool;
     /// The members of `room`, in no particular order.
     fn room_members(&self, room: &str) -> Vec<String>;
-    /// Is a connection with this id online?
+    /// Is a connection with this id online (or held, waiting to resume)?
     fn is_online(&self, id: &str) -> bool;
+    /// Up to `limit` of the newest kept messages of `room` before offset
+    /// `before` (all kept ones when `None`), oldest first.
+    fn history(&self, room: &str, before: Option<u64>, limit: u32) -> HistoryPage;
+}
+
+/// Kept messages of a room, as the host keeps them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HistoryPage {
+    /// The room's epoch.
+    pub epoch: String,
+    /// The room frames (JSON objects with their `offset`), oldest first.
+    pub messages: Vec<String>,
 }
 
 /// Most ids a `members` answer lists (its `count` is always exact).
@@ -28,10 +41,11 @@ pub const MAX_MEMBER_IDS: usize = 1000;
 /// The message of the `bad-request` error answering a binary frame.
 pub const BINARY_MESSAGE: &str = "binary frames are not supported: send JSON text frames";
 
-/// A client connected: greet it with `welcome`. The default rules never
-/// refuse a connection.
-pub fn on_connect(id: &str) -> Vec<Action> {
-    vec![Action::Reply(frames::welcome(id))]
+/// A client connected: greet it with `welcome`, which tells it its
+/// `session` (for `?resume=` after a drop) and whether it `resumed` a held
+/// one. The default rules never refuse a connection.
+pub fn on_connect(id: &str, session: &str, resumed: bool) -> Vec<Action> {
+    vec![Action::Reply(frames::welcome(id, session, resumed))]
 }
 
 /// `id` went offline. The host takes it out of every room and tells each
@@ -99,7 +113,6 @@ impl<R: Registry + ?Sized> Request<'_, '_, R> {
     fn handle(&self) -> Result<Vec<Action>, Refusal> {
         let mut actions = Vec::with_capacity(3);
         match request::kind(self.fields)? {
-            Kind::Join => self.join(&mut actions)?,
             Kind::Leave => self.leave(&mut actions)?,
             Kind::Room => self.room(&mut actions)?,
             Kind::Broadcast => self.broadcast(&mut actions)?,
@@ -118,6 +131,16 @@ impl<R: Registry + ?Sized> Request<'_, '_, R> {
                 self.online(&mut actions)?;
                 return Ok(actions);
             }
+            Kind::History => {
+                self.history(&mut actions)?;
+                return Ok(actions);
+            }
+            // Its ack rides in the `join` (the host adds the room's
+            // position to it), after the call's other actions.
+            Kind::Join => {
+                self.join(&mut actions)?;
+                return Ok(actions);
+            }
         }
         if let Some(reference) = self.reference {
             actions.push(Action::Reply(frames::ack(reference)));
@@ -125,21 +148,29 @@ impl<R: Registry + ?Sized> Request<'_, '_, R> {
         Ok(actions)
     }
 
-    /// `join {room}`: a new member and everyone already there hear `joined`;
-    /// joining again changes nothing (only the ack).
+    /// `join {room, since?}`: a new member and everyone already there hear
+    /// `joined` (kept out of the history); joining again changes nothing.
+    /// With `since`, the host first replays what the joiner missed (or says
+    /// it cannot); the ack, sent last, carries the room's `epoch` and
+    /// `offset` (and `recovered`).
     fn join(&self, actions: &mut Vec<Action>) -> Result<(), Refusal> {
         let room = request::room(self.fields)?;
-        if !self.registry.in_room(self.sender, &room) {
-            let frame = frames::joined(&room, self.sender);
-            let room = room.into_owned();
-            actions.push(Action::Join {
-                id: self.sender.to_owned(),
-                room: room.clone(),
-            });
+        let since = request::since(self.fields)?;
+        let room = room.into_owned();
+        let joined = (!self.registry.in_room(self.sender, &room))
+            .then(|| frames::joined(&room, self.sender));
+        actions.push(Action::Join {
+            id: self.sender.to_owned(),
+            room: room.clone(),
+            since,
+            on_joined: self.reference.map(frames::ack),
+        });
+        if let Some(frame) = joined {
             actions.push(Action::SendRoom {
                 room,
                 frame,
                 except: None,
+                transient: true,
             });
         }
         Ok(())
@@ -155,6 +186,7 @@ impl<R: Registry + ?Sized> Request<'_, '_, R> {
             room: room.clone(),
             frame,
             except: None,
+            transient: true,
         });
         actions.push(Action::Leave {
             id: self.sender.to_owned(),
@@ -172,6 +204,7 @@ impl<R: Registry + ?Sized> Request<'_, '_, R> {
             frame: frames::room(&room, self.sender, data),
             room: room.into_owned(),
             except: Some(self.sender.to_owned()),
+            transient: false,
         });
         Ok(())
     }
@@ -186,11 +219,14 @@ impl<R: Registry + ?Sized> Request<'_, '_, R> {
         Ok(())
     }
 
-    /// `notice {to, data}`: one `send`; the host replies with the ack (if any)
-    /// once the notice is queued, or with `target-closed` if it cannot be.
+    /// `notice {to, data, store?}`: one `send`; the host replies with the ack
+    /// (if any) once the notice is queued, with `"held":true` when `to` is
+    /// held (it waits for its resume), with `"stored":true` when `store`
+    /// kept it for an offline `to`, or with `target-closed`.
     fn notice(&self, actions: &mut Vec<Action>) -> Result<(), Refusal> {
         let to = request::to(self.fields)?;
         let data = request::data(self.fields)?;
+        let store = request::store(self.fields)?;
         // Built for every notice though rarely sent, so without `format!`.
         let short = request::shorten(&to);
         let mut closed = String::with_capacity(short.len() + 16);
@@ -205,6 +241,9 @@ impl<R: Registry + ?Sized> Request<'_, '_, R> {
                 ErrorCode::TargetClosed,
                 &closed,
             )),
+            on_held: self.reference.map(|r| frames::ack_flag(r, "held")),
+            store,
+            on_stored: self.reference.map(|r| frames::ack_flag(r, "stored")),
             to: to.into_owned(),
         });
         Ok(())
@@ -242,6 +281,23 @@ impl<R: Registry + ?Sized> Request<'_, '_, R> {
             .filter(|id| self.registry.is_online(id))
             .collect();
         actions.push(Action::Reply(frames::online(&online, self.reference)));
+        Ok(())
+    }
+
+    /// `history {room, limit?, before?}`: the room's kept messages, for its
+    /// members only.
+    fn history(&self, actions: &mut Vec<Action>) -> Result<(), Refusal> {
+        let room = request::room(self.fields)?;
+        let limit = request::limit(self.fields)?;
+        let before = request::before(self.fields)?;
+        self.member_of(&room)?;
+        let page = self.registry.history(&room, before, limit);
+        actions.push(Action::Reply(frames::history(
+            &room,
+            &page.epoch,
+            &page.messages,
+            self.reference,
+        )));
         Ok(())
     }
 

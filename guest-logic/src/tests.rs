@@ -1,10 +1,10 @@
-//! Protocol v1, natively: every request, every error code, refs, ordering.
+//! Protocol v2, natively: every request, every error code, refs, ordering.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::action::{Action, Frame, Incoming};
-use crate::rules::{self, BINARY_MESSAGE, Registry};
+use crate::action::{Action, Frame, Incoming, Position};
+use crate::rules::{self, BINARY_MESSAGE, HistoryPage, Registry};
 
 /// An in-memory registry: id -> rooms. Tests mutate it to set the scene.
 #[derive(Default)]
@@ -50,6 +50,18 @@ impl Registry for Reg {
     fn is_online(&self, id: &str) -> bool {
         self.rooms.borrow().contains_key(id)
     }
+
+    /// Every room has kept `{"n":1}` … `{"n":5}` at offsets 1-5, epoch `e`.
+    fn history(&self, _room: &str, before: Option<u64>, limit: u32) -> HistoryPage {
+        let end = before.unwrap_or(6).min(6);
+        let start = end.saturating_sub(u64::from(limit)).max(1);
+        HistoryPage {
+            epoch: s("e"),
+            messages: (start..end)
+                .map(|n| format!(r#"{{"n":{n},"offset":{n}}}"#))
+                .collect(),
+        }
+    }
 }
 
 fn msg(reg: &Reg, sender: &str, text: &str) -> Vec<Action> {
@@ -94,8 +106,16 @@ fn error_parts(t: &str) -> (String, String, Option<String>) {
 #[test]
 fn connect_says_welcome() {
     assert_eq!(
-        rules::on_connect("alice"),
-        vec![reply(r#"{"type":"welcome","id":"alice"}"#)]
+        rules::on_connect("alice", "s3ss10n", false),
+        vec![reply(
+            r#"{"type":"welcome","id":"alice","session":"s3ss10n","resumed":false}"#
+        )]
+    );
+    assert_eq!(
+        rules::on_connect("bob", "s", true),
+        vec![reply(
+            r#"{"type":"welcome","id":"bob","session":"s","resumed":true}"#
+        )]
     );
 }
 
@@ -114,37 +134,70 @@ fn join_new_member() {
         vec![
             Action::Join {
                 id: s("a"),
-                room: s("lobby")
+                room: s("lobby"),
+                since: None,
+                on_joined: None,
             },
             Action::SendRoom {
                 room: s("lobby"),
                 frame: text(r#"{"type":"joined","room":"lobby","id":"a"}"#),
                 except: None,
+                transient: true,
             },
         ]
     );
 }
 
 #[test]
-fn join_with_ref_acks_last() {
+fn join_with_ref_acks_through_the_join() {
     let actions = msg(
         &Reg::default(),
         "a",
         r#"{"type":"join","room":"lobby","ref":"j1"}"#,
     );
-    assert_eq!(actions.len(), 3);
-    assert!(matches!(actions[0], Action::Join { .. }));
+    assert_eq!(actions.len(), 2);
+    assert!(matches!(
+        &actions[0],
+        Action::Join { on_joined: Some(ack), .. } if *ack == text(r#"{"type":"ack","ref":"j1"}"#)
+    ));
     assert!(matches!(actions[1], Action::SendRoom { .. }));
-    assert_eq!(actions[2], reply(r#"{"type":"ack","ref":"j1"}"#));
+}
+
+#[test]
+fn join_with_since_asks_for_a_replay() {
+    let actions = msg(
+        &Reg::default(),
+        "a",
+        r#"{"type":"join","room":"lobby","since":{"epoch":"E","offset":41},"ref":1}"#,
+    );
+    assert!(matches!(
+        &actions[0],
+        Action::Join { since: Some(Position { epoch, offset: 41 }), .. } if epoch == "E"
+    ));
+    for bad in [
+        r#"{"epoch":"E"}"#,
+        r#"{"epoch":1,"offset":1}"#,
+        r#"{"epoch":"E","offset":-1}"#,
+        r#"{"epoch":"E","offset":1.5}"#,
+        r#""E:41""#,
+    ] {
+        let req = format!(r#"{{"type":"join","room":"lobby","since":{bad}}}"#);
+        let (code, _, _) = error_parts(only_error(&msg(&Reg::default(), "a", &req)));
+        assert_eq!(code, "bad-request", "{bad}");
+    }
 }
 
 #[test]
 fn join_again_only_acks() {
     let reg = Reg::with(&[("a", "lobby")]);
-    assert_eq!(msg(&reg, "a", r#"{"type":"join","room":"lobby"}"#), vec![]);
     assert_eq!(
         msg(&reg, "a", r#"{"type":"join","room":"lobby","ref":7}"#),
-        vec![reply(r#"{"type":"ack","ref":7}"#)]
+        vec![Action::Join {
+            id: s("a"),
+            room: s("lobby"),
+            since: None,
+            on_joined: Some(text(r#"{"type":"ack","ref":7}"#)),
+        }]
     );
 }
 
@@ -159,7 +212,9 @@ fn join_room_with_escapes_is_decoded() {
         actions[0],
         Action::Join {
             id: s("a"),
-            room: s("café \"x\"")
+            room: s("café \"x\""),
+            since: None,
+            on_joined: None,
         }
     );
     assert_eq!(
@@ -168,6 +223,7 @@ fn join_room_with_escapes_is_decoded() {
             room: s("café \"x\""),
             frame: text(r#"{"type":"joined","room":"café \"x\"","id":"a"}"#),
             except: None,
+            transient: true,
         }
     );
 }
@@ -238,6 +294,7 @@ fn leave_member() {
                 room: s("lobby"),
                 frame: text(r#"{"type":"left","room":"lobby","id":"a"}"#),
                 except: None,
+                transient: true,
             },
             Action::Leave {
                 id: s("a"),
@@ -282,6 +339,7 @@ fn room_message_to_other_members() {
                 r#"{"type":"room","room":"lobby","from":"a","data":{"text":"hi", "n": 1.50}}"#
             ),
             except: Some(s("a")),
+            transient: false,
         }]
     );
     assert_eq!(*reg.in_room_calls.borrow(), 1);
@@ -302,6 +360,7 @@ fn room_message_with_ref_and_null_data() {
                 room: s("lobby"),
                 frame: text(r#"{"type":"room","room":"lobby","from":"a","data":null}"#),
                 except: Some(s("a")),
+                transient: false,
             },
             reply(r#"{"type":"ack","ref":"m1"}"#),
         ]
@@ -387,6 +446,9 @@ fn notice_with_ref_acks_on_sent() {
             on_closed: Some(text(
                 r#"{"type":"error","ref":"n1","code":"target-closed","message":"`b` is not online"}"#
             )),
+            on_held: Some(text(r#"{"type":"ack","ref":"n1","held":true}"#)),
+            store: false,
+            on_stored: Some(text(r#"{"type":"ack","ref":"n1","stored":true}"#)),
         }]
     );
 }
@@ -406,8 +468,69 @@ fn notice_without_ref_only_errors() {
             on_closed: Some(text(
                 r#"{"type":"error","code":"target-closed","message":"`b` is not online"}"#
             )),
+            on_held: None,
+            store: false,
+            on_stored: None,
         }]
     );
+}
+
+#[test]
+fn notice_store_is_a_boolean() {
+    let actions = msg(
+        &Reg::default(),
+        "a",
+        r#"{"type":"notice","to":"b","data":1,"store":true}"#,
+    );
+    assert!(matches!(&actions[..], [Action::Send { store: true, .. }]));
+    let (code, m, _) = error_parts(only_error(&msg(
+        &Reg::default(),
+        "a",
+        r#"{"type":"notice","to":"b","data":1,"store":"yes"}"#,
+    )));
+    assert_eq!(
+        (code.as_str(), m.as_str()),
+        ("bad-request", "field `store` must be true or false")
+    );
+}
+
+// ---- history ----
+
+#[test]
+fn history_for_members_only() {
+    let reg = Reg::with(&[("a", "lobby")]);
+    assert_eq!(
+        msg(
+            &reg,
+            "a",
+            r#"{"type":"history","room":"lobby","limit":2,"ref":9}"#
+        ),
+        vec![reply(
+            r#"{"type":"history","room":"lobby","epoch":"e","messages":[{"n":4,"offset":4},{"n":5,"offset":5}],"ref":9}"#
+        )]
+    );
+    assert_eq!(
+        msg(&reg, "a", r#"{"type":"history","room":"lobby","before":2}"#),
+        vec![reply(
+            r#"{"type":"history","room":"lobby","epoch":"e","messages":[{"n":1,"offset":1}]}"#
+        )]
+    );
+    let (code, _, r) = error_parts(only_error(&msg(
+        &reg,
+        "b",
+        r#"{"type":"history","room":"lobby","ref":1}"#,
+    )));
+    assert_eq!((code.as_str(), r.as_deref()), ("not-in-room", Some("1")));
+    for bad in [
+        r#""limit":0"#,
+        r#""limit":101"#,
+        r#""limit":"5""#,
+        r#""before":-1"#,
+    ] {
+        let req = format!(r#"{{"type":"history","room":"lobby",{bad}}}"#);
+        let (code, _, _) = error_parts(only_error(&msg(&reg, "a", &req)));
+        assert_eq!(code, "bad-request", "{bad}");
+    }
 }
 
 #[test]
@@ -565,7 +688,7 @@ fn unknown_type() {
     assert_eq!(
         msg(&Reg::default(), "a", r#"{"type":"dance","ref":1}"#),
         vec![reply(
-            r#"{"type":"error","ref":1,"code":"unknown-type","message":"unknown type `dance`: expected join, leave, room, broadcast, notice, ping, members or online"}"#
+            r#"{"type":"error","ref":1,"code":"unknown-type","message":"unknown type `dance`: expected join, leave, room, broadcast, notice, ping, members, online or history"}"#
         )]
     );
     // Case matters.
@@ -737,7 +860,7 @@ fn documented_error_examples() {
         ),
         (
             r#"{"type":"dance","ref":11}"#,
-            r#"{"type":"error","ref":11,"code":"unknown-type","message":"unknown type `dance`: expected join, leave, room, broadcast, notice, ping, members or online"}"#,
+            r#"{"type":"error","ref":11,"code":"unknown-type","message":"unknown type `dance`: expected join, leave, room, broadcast, notice, ping, members, online or history"}"#,
         ),
     ] {
         assert_eq!(msg(&reg, "alice", req), vec![reply(answer)], "{req}");

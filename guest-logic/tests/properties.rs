@@ -1,11 +1,11 @@
 //! Property tests: whatever a client sends, the rules never panic (a panic
 //! in the component is a trap: `policy-failed` for every such request) and
 //! every request answers the way PROTOCOL.md promises: with a `ref`, exactly
-//! one answer echoing it (an `ack` or an `error`, or the `members` or
-//! `online` frame that is the answer itself); every frame they send is
-//! valid JSON.
+//! one answer echoing it (an `ack` or an `error`, or the `members`,
+//! `online` or `history` frame that is the answer itself); every frame they
+//! send is valid JSON.
 
-use guest_logic::{Action, Frame, Incoming, Registry, on_message};
+use guest_logic::{Action, Frame, HistoryPage, Incoming, Registry, on_message};
 use proptest::prelude::*;
 use serde_json::Value;
 
@@ -28,6 +28,15 @@ impl Registry for Reg {
     fn is_online(&self, id: &str) -> bool {
         id == "alice"
     }
+
+    fn history(&self, _room: &str, _before: Option<u64>, _limit: u32) -> HistoryPage {
+        HistoryPage {
+            epoch: "e".to_owned(),
+            messages: vec![
+                r#"{"type":"room","room":"lobby","from":"alice","data":1,"offset":1}"#.to_owned(),
+            ],
+        }
+    }
 }
 
 fn frames(actions: &[Action]) -> Vec<&Frame> {
@@ -43,11 +52,16 @@ fn frames(actions: &[Action]) -> Vec<&Frame> {
                 frame,
                 on_sent,
                 on_closed,
+                on_held,
+                on_stored,
                 ..
             } => std::iter::once(frame)
                 .chain(on_sent.iter())
                 .chain(on_closed.iter())
+                .chain(on_held.iter())
+                .chain(on_stored.iter())
                 .collect(),
+            Action::Join { on_joined, .. } => on_joined.iter().collect(),
             _ => vec![],
         })
         .collect()
@@ -145,20 +159,24 @@ proptest! {
             return Ok(());
         }
         // Answers to the sender: replies, plus a send's on_sent/on_closed
-        // (exactly one of those two reaches it).
+        // (exactly one of those reaches it; on_held and on_stored replace
+        // on_sent), plus a join's on_joined.
         let mut answers = 0;
         for a in &actions {
             let to_sender: Vec<&Frame> = match a {
                 Action::Reply(f) => vec![f],
-                Action::Send { on_sent, on_closed, .. } => {
+                Action::Send { on_sent, on_closed, on_held, on_stored, .. } => {
                     prop_assert_eq!(on_sent.is_some(), on_closed.is_some());
+                    prop_assert_eq!(on_sent.is_some(), on_held.is_some());
+                    prop_assert_eq!(on_sent.is_some(), on_stored.is_some());
                     on_sent.iter().collect()
                 }
+                Action::Join { on_joined, .. } => on_joined.iter().collect(),
                 _ => vec![],
             };
             for f in to_sender {
                 let v: Value = serde_json::from_str(f.as_text().unwrap_or("")).unwrap_or(Value::Null);
-                if ["ack", "error", "members", "online"].contains(&v["type"].as_str().unwrap_or("")) {
+                if ["ack", "error", "members", "online", "history"].contains(&v["type"].as_str().unwrap_or("")) {
                     prop_assert_eq!(&v["ref"], r, "{}", text);
                     answers += 1;
                 }

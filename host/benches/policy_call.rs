@@ -14,6 +14,7 @@ use switchboard::config::PolicyLimits;
 use switchboard::net::outbound;
 use switchboard::policy::clock::Clock;
 use switchboard::policy::{DEFAULT_POLICY, Frame, Policy, PolicyEnv};
+use switchboard::store::rooms::Histories;
 use switchboard::store::state::{StateLimits, StateStore};
 
 /// Where the tests' build script leaves the echo example.
@@ -72,7 +73,10 @@ fn bench(c: &mut Criterion) {
     });
     #[cfg(feature = "native-rules")]
     {
-        let native = switchboard::chat::native::NativeRules::new(registry.clone());
+        let native = switchboard::chat::native::NativeRules::new(
+            registry.clone(),
+            Histories::new(Default::default()),
+        );
         group.bench_function("native rules", |b| {
             b.iter(|| {
                 let actions = native.on_message("alice", &Frame::Text(text.clone()));
@@ -111,7 +115,10 @@ fn bench(c: &mut Criterion) {
     }
     #[cfg(feature = "native-rules")]
     {
-        let native = switchboard::chat::native::NativeRules::new(registry.clone());
+        let native = switchboard::chat::native::NativeRules::new(
+            registry.clone(),
+            Histories::new(Default::default()),
+        );
         let rules = percentiles(calls, || {
             std::hint::black_box(native.on_message("alice", &Frame::Text(text.clone())));
         });
@@ -123,6 +130,7 @@ fn bench(c: &mut Criterion) {
 fn load(bytes: Vec<u8>, name: &str, registry: &Registry, limits: &PolicyLimits) -> Policy {
     let env = PolicyEnv {
         registry: registry.clone(),
+        history: switchboard::store::rooms::Histories::new(Default::default()),
         state: StateStore::new(StateLimits::from(limits)),
         clock: Clock::System,
     };

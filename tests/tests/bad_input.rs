@@ -123,7 +123,7 @@ async fn malformed_requests_get_an_error_and_the_connection_stays_open() -> Resu
             error(
                 Some(json!(11)),
                 "unknown-type",
-                "unknown type `dance`: expected join, leave, room, broadcast, notice, ping, members or online",
+                "unknown type `dance`: expected join, leave, room, broadcast, notice, ping, members, online or history",
             ),
         ),
         (
@@ -131,7 +131,7 @@ async fn malformed_requests_get_an_error_and_the_connection_stays_open() -> Resu
             error(
                 None,
                 "unknown-type",
-                "unknown type `PING`: expected join, leave, room, broadcast, notice, ping, members or online",
+                "unknown type `PING`: expected join, leave, room, broadcast, notice, ping, members, online or history",
             ),
         ),
         // A ref that is neither string nor number: refused, not echoed; it is

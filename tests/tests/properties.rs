@@ -35,6 +35,7 @@ fn policy() -> &'static Policy {
         };
         let env = PolicyEnv {
             registry: Registry::new(),
+            history: switchboard::store::rooms::Histories::new(Default::default()),
             state: StateStore::new(StateLimits::from(&limits)),
             clock: Clock::System,
         };

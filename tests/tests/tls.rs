@@ -38,7 +38,7 @@ async fn the_core_flow_over_wss() -> Result<()> {
     assert_eq!(alice.recv_text().await?, r#"{"type":"ack","ref":3}"#);
     assert_eq!(
         bob.recv_text().await?,
-        r#"{"type":"room","room":"lobby","from":"alice","data":{"text":"hi over tls"}}"#
+        r#"{"type":"room","room":"lobby","from":"alice","data":{"text":"hi over tls"},"offset":1}"#
     );
 
     bob.send_json(json!({"type": "notice", "to": "alice", "data": "psst", "ref": 4}))

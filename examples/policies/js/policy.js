@@ -10,8 +10,8 @@
 //   result<T, E> (returned)  -> return T for ok; `throw E` for err
 // Imports are ES modules named after the WIT interface.
 
-import { onlineCount } from 'switchboard:policy/registry@0.1.0';
-import { log } from 'switchboard:policy/log@0.1.0';
+import { onlineCount } from 'switchboard:policy/registry@0.2.0';
+import { log } from 'switchboard:policy/log@0.2.0';
 
 const text = (s) => ({ tag: 'text', val: s });
 const reply = (frame) => ({ tag: 'reply', val: frame });
@@ -25,8 +25,17 @@ export const handler = {
       throw { status: 403, reason: 'banned' };
     }
     // The new connection is registered after this call's actions run, so
-    // this counts the connections online before it.
-    const welcome = { type: 'welcome', id: info.id, lang: 'js', online: onlineCount() };
+    // this counts the connections online before it. World 0.2.0 gives the
+    // connection's `session` (a client resumes with `?resume=<session>`
+    // after a drop) and whether it `resumed` one.
+    const welcome = {
+      type: 'welcome',
+      id: info.id,
+      session: info.session,
+      resumed: info.resumed,
+      lang: 'js',
+      online: onlineCount(),
+    };
     return [reply(text(JSON.stringify(welcome)))];
   },
 

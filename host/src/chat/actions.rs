@@ -7,8 +7,9 @@ use std::time::Instant;
 use bytes::Bytes;
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::chat::Chat;
 use crate::chat::rate::Bucket;
-use crate::chat::registry::{Joined, Registry};
+use crate::chat::registry::Joined;
 use crate::chat::replies;
 use crate::net::outbound::{CloseReason, Outbox, code};
 use crate::policy::{Action, Frame};
@@ -58,8 +59,8 @@ impl<'a> Caller<'a> {
 /// not carried out, and neither is anything after it in the list (the acks
 /// and notices that assumed it); the caller gets `too-many-rooms` or
 /// `rate-limited` instead, echoing its `ref`.
-pub fn apply(registry: &Registry, caller: Caller<'_>, actions: Vec<Action>) {
-    carry_out(registry, Some(caller), None, actions);
+pub fn apply(chat: Chat<'_>, caller: Caller<'_>, actions: Vec<Action>) {
+    carry_out(chat, Some(caller), None, actions);
 }
 
 /// Apply `on-disconnect`'s actions for `gone`, which went offline. Replies
@@ -67,16 +68,20 @@ pub fn apply(registry: &Registry, caller: Caller<'_>, actions: Vec<Action>) {
 /// connection), what the policy decided about the old one must not touch
 /// the new one: joins and closes of `gone` are skipped, and it leaves a
 /// room only while it is still offline.
-pub fn apply_disconnect(registry: &Registry, gone: &str, actions: Vec<Action>) {
-    carry_out(registry, None, Some(gone), actions);
+pub fn apply_disconnect(chat: Chat<'_>, gone: &str, actions: Vec<Action>) {
+    carry_out(chat, None, Some(gone), actions);
 }
 
 fn carry_out(
-    registry: &Registry,
+    chat: Chat<'_>,
     mut caller: Option<Caller<'_>>,
     gone: Option<&str>,
     actions: Vec<Action>,
 ) {
+    let registry = chat.registry;
+    // `on-joined` answers, sent after the call's other actions (a request's
+    // answer comes last).
+    let mut answers: Vec<Message> = Vec::new();
     let reply = |caller: &Option<Caller<'_>>, msg: Message| {
         if let Some(c) = caller {
             c.reply(msg);
@@ -91,6 +96,7 @@ fn carry_out(
                 frame,
                 on_sent,
                 on_closed,
+                ..
             } => {
                 let answer = match registry.send(&to, to_message(frame)) {
                     Ok(()) => on_sent,
@@ -102,8 +108,20 @@ fn carry_out(
             }
             Action::SendRoom {
                 room,
+                frame: Frame::Text(text),
+                except,
+                transient: false,
+            } => {
+                chat.history.publish(&room, &text, |_, framed| {
+                    let msg = Message::Text(framed.into());
+                    registry.send_room(&room, &msg, except.as_deref())
+                });
+            }
+            Action::SendRoom {
+                room,
                 frame,
                 except,
+                ..
             } => {
                 registry.send_room(&room, &to_message(frame), except.as_deref());
             }
@@ -118,8 +136,35 @@ fn carry_out(
                 }
                 registry.broadcast(&to_message(frame), except.as_deref());
             }
-            Action::Join { id, room } if gone != Some(id.as_str()) => {
-                if registry.join(&id, &room) == Joined::TooManyRooms {
+            Action::Join {
+                id,
+                room,
+                since,
+                on_joined,
+            } if gone != Some(id.as_str()) => {
+                let since = since.as_ref().map(|p| (p.epoch.as_str(), p.offset));
+                let (joined, answer) = chat.history.join(&room, since, |found| {
+                    let joined = registry.join(&id, &room);
+                    let mut recovered = None;
+                    if let Some(missed) = found.missed {
+                        // A member already has every message since it
+                        // joined; a new one gets what it missed first.
+                        recovered = Some(match (joined, missed) {
+                            (Joined::Added, Ok(frames)) => {
+                                for frame in frames {
+                                    let _ = registry.send(&id, Message::Text((&*frame).into()));
+                                }
+                                true
+                            }
+                            (Joined::AlreadyMember, _) => true,
+                            _ => false,
+                        });
+                    }
+                    let answer =
+                        on_joined.map(|f| joined_answer(f, &found.epoch, found.top, recovered));
+                    (joined, answer)
+                });
+                if joined == Joined::TooManyRooms {
                     let message = format!(
                         "`{id}` is in {} rooms, the most allowed; leave one first",
                         registry.max_rooms()
@@ -128,6 +173,9 @@ fn carry_out(
                         replies::error(request, replies::code::TOO_MANY_ROOMS, &message, None);
                     reply(&caller, refused);
                     return;
+                }
+                if let Some(answer) = answer {
+                    answers.push(answer);
                 }
             }
             Action::Leave { id, room } => {
@@ -144,6 +192,34 @@ fn carry_out(
             Action::Join { .. } | Action::Close { .. } => {}
         }
     }
+    for answer in answers {
+        reply(&caller, answer);
+    }
+}
+
+/// A join's answer with the room's position added (and, with `since`,
+/// whether what was missed was replayed), when it is a JSON object.
+fn joined_answer(frame: Frame, epoch: &str, top: u64, recovered: Option<bool>) -> Message {
+    let Frame::Text(text) = frame else {
+        return to_message(frame);
+    };
+    let t = text.trim_end();
+    if !(t.trim_start().starts_with('{') && t.ends_with('}')) {
+        return Message::Text(text.into());
+    }
+    let body = &t[..t.len() - 1];
+    let mut out = String::with_capacity(t.len() + 64);
+    out.push_str(body);
+    if !body.trim_end().ends_with('{') {
+        out.push(',');
+    }
+    // Epochs are `a-z 2-7`: nothing to escape.
+    out.push_str(&format!(r#""epoch":"{epoch}","offset":{top}"#));
+    if let Some(recovered) = recovered {
+        out.push_str(&format!(r#","recovered":{recovered}"#));
+    }
+    out.push('}');
+    Message::Text(out.into())
 }
 
 /// A policy may use 1000, 1008 and the application range 3000-4999.

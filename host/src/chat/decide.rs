@@ -14,7 +14,7 @@ pub fn on_connect(
     shared.record(|| Event::connect(&info));
     #[cfg(feature = "native-rules")]
     if let Some(native) = &shared.native {
-        return Ok(Ok(native.on_connect(&info.id)));
+        return Ok(Ok(native.on_connect(&info)));
     }
     shared.policy.on_connect(info)
 }

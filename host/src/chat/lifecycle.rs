@@ -4,8 +4,8 @@
 //! order. The caller asks the rules (live: `decide`; replay: its own
 //! component) and hands the answer here.
 
+use crate::chat::Chat;
 use crate::chat::actions::{self, Caller};
-use crate::chat::registry::Registry;
 use crate::chat::replies;
 use crate::net::outbound::{self, Outbox};
 use crate::policy::Action;
@@ -19,7 +19,7 @@ use crate::policy::Action;
 /// One event under one cork: the welcome and what `on-connect` sends to
 /// others are written at its end, after the registration.
 pub fn connect(
-    registry: &Registry,
+    chat: Chat<'_>,
     id: &str,
     outbox: &Outbox,
     mut decided: Vec<Action>,
@@ -31,16 +31,16 @@ pub fn connect(
         .count();
     let rest = decided.split_off(leading);
     outbound::corked(|| {
-        actions::apply(registry, Caller::new(outbox), decided);
-        registry.register(id, outbox.clone());
+        actions::apply(chat, Caller::new(outbox), decided);
+        chat.registry.register(id, outbox.clone());
         registered();
-        actions::apply(registry, Caller::new(outbox), rest);
+        actions::apply(chat, Caller::new(outbox), rest);
     });
 }
 
 /// Carry out `on-message`'s actions for `caller`.
-pub fn message(registry: &Registry, caller: Caller<'_>, decided: Vec<Action>) {
-    actions::apply(registry, caller, decided);
+pub fn message(chat: Chat<'_>, caller: Caller<'_>, decided: Vec<Action>) {
+    actions::apply(chat, caller, decided);
 }
 
 /// `id` went offline (the caller has unregistered it): carry out what
@@ -48,11 +48,11 @@ pub fn message(registry: &Registry, caller: Caller<'_>, decided: Vec<Action>) {
 /// out of every room it is still in, telling each room `left`. That part
 /// does not depend on the rules: a call that fails (or would need more
 /// actions than a call may return) cannot keep an id in its rooms.
-pub fn disconnect(registry: &Registry, id: &str, decided: Option<Vec<Action>>) {
+pub fn disconnect(chat: Chat<'_>, id: &str, decided: Option<Vec<Action>>) {
     outbound::corked(|| {
         if let Some(decided) = decided {
-            actions::apply_disconnect(registry, id, decided);
+            actions::apply_disconnect(chat, id, decided);
         }
-        registry.leave_all_if_offline(id, replies::left);
+        chat.registry.leave_all_if_offline(id, replies::left);
     });
 }

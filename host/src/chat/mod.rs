@@ -16,3 +16,15 @@ pub mod native;
 pub mod rate;
 pub mod registry;
 pub mod replies;
+
+use crate::store::rooms::Histories;
+
+/// What carrying out a decision touches: the registry of ids and rooms and
+/// the rooms' history (borrowed; both are shared handles).
+#[derive(Debug, Clone, Copy)]
+pub struct Chat<'a> {
+    /// Who is online, who is in which room.
+    pub registry: &'a registry::Registry,
+    /// Every room's kept messages.
+    pub history: &'a Histories,
+}

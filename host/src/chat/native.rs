@@ -4,23 +4,29 @@
 //! sandbox costs. No limits, no hot swap: never for production.
 
 use crate::chat::registry::Registry;
-use crate::policy::{Action, Frame};
+use crate::policy::{Action, ConnectInfo, Frame, Position};
+use crate::store::rooms::Histories;
 
 /// The default rules, answering from the host's registry.
 #[derive(Debug, Clone)]
 pub struct NativeRules {
     registry: Registry,
+    history: Histories,
 }
 
 impl NativeRules {
     /// Rules reading `registry`.
-    pub fn new(registry: Registry) -> NativeRules {
-        NativeRules { registry }
+    pub fn new(registry: Registry, history: Histories) -> NativeRules {
+        NativeRules { registry, history }
     }
 
     /// `on-connect`.
-    pub fn on_connect(&self, id: &str) -> Vec<Action> {
-        lower(guest_logic::on_connect(id))
+    pub fn on_connect(&self, info: &ConnectInfo) -> Vec<Action> {
+        lower(guest_logic::on_connect(
+            &info.id,
+            &info.session,
+            info.resumed,
+        ))
     }
 
     /// `on-message`.
@@ -30,7 +36,7 @@ impl NativeRules {
             Frame::Binary(b) => guest_logic::Incoming::Binary(b),
         };
         lower(guest_logic::on_message(
-            &Adapter(&self.registry),
+            &Adapter(&self.registry, &self.history),
             sender,
             incoming,
         ))
@@ -42,7 +48,7 @@ impl NativeRules {
     }
 }
 
-struct Adapter<'a>(&'a Registry);
+struct Adapter<'a>(&'a Registry, &'a Histories);
 
 impl guest_logic::Registry for Adapter<'_> {
     fn in_room(&self, id: &str, room: &str) -> bool {
@@ -55,6 +61,14 @@ impl guest_logic::Registry for Adapter<'_> {
 
     fn is_online(&self, id: &str) -> bool {
         self.0.is_online(id)
+    }
+
+    fn history(&self, room: &str, before: Option<u64>, limit: u32) -> guest_logic::HistoryPage {
+        let page = self.1.read(room, before, limit as usize);
+        guest_logic::HistoryPage {
+            epoch: page.epoch,
+            messages: page.messages,
+        }
     }
 }
 
@@ -69,26 +83,47 @@ fn lower(actions: Vec<guest_logic::Action>) -> Vec<Action> {
                 frame: f,
                 on_sent,
                 on_closed,
+                on_held,
+                store,
+                on_stored,
             } => Action::Send {
                 to,
                 frame: frame(f),
                 on_sent: on_sent.map(frame),
                 on_closed: on_closed.map(frame),
+                on_held: on_held.map(frame),
+                store,
+                on_stored: on_stored.map(frame),
             },
             G::SendRoom {
                 room,
                 frame: f,
                 except,
+                transient,
             } => Action::SendRoom {
                 room,
                 frame: frame(f),
                 except,
+                transient,
             },
             G::Broadcast { frame: f, except } => Action::Broadcast {
                 frame: frame(f),
                 except,
             },
-            G::Join { id, room } => Action::Join { id, room },
+            G::Join {
+                id,
+                room,
+                since,
+                on_joined,
+            } => Action::Join {
+                id,
+                room,
+                since: since.map(|p| Position {
+                    epoch: p.epoch,
+                    offset: p.offset,
+                }),
+                on_joined: on_joined.map(frame),
+            },
             G::Leave { id, room } => Action::Leave { id, room },
             G::Close { id, code, reason } => Action::Close { id, code, reason },
         })

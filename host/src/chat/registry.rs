@@ -226,6 +226,15 @@ impl Registry {
             .unwrap_or_default()
     }
 
+    /// At most `limit` members of `room` (no particular order).
+    pub fn room_members_up_to(&self, room: &str, limit: usize) -> Vec<String> {
+        self.inner
+            .rooms
+            .get(room)
+            .map(|m| m.iter().take(limit).map(|n| n.to_string()).collect())
+            .unwrap_or_default()
+    }
+
     /// How many members `room` has.
     pub fn room_size(&self, room: &str) -> usize {
         self.inner.rooms.get(room).map_or(0, |m| m.len())

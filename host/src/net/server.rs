@@ -28,6 +28,8 @@ use crate::net::shared::{self, Shared};
 use crate::net::tls::{self, TlsError};
 use crate::policy::clock::Clock;
 use crate::policy::{self, LoadError, Policy, PolicyEnv};
+use crate::store::history::HistoryLimits;
+use crate::store::rooms::Histories;
 use crate::store::state::{StateLimits, StateStore};
 
 /// Why the server could not start.
@@ -79,6 +81,7 @@ impl Server {
         let auth = crate::net::auth::verifier(config.auth.as_ref())?;
         let registry = Registry::with_max_rooms(config.limits.max_rooms_per_id);
         let state = StateStore::new(StateLimits::from(&config.policy_limits));
+        let history = Histories::new(HistoryLimits::default());
         let policy_file = match &config.policy {
             PolicySource::File(path) => Some(path.clone()),
             _ => None,
@@ -100,6 +103,7 @@ impl Server {
         let env = PolicyEnv {
             registry: registry.clone(),
             state,
+            history: history.clone(),
             clock: Clock::System,
         };
         let policy = Policy::load(bytes, &source, env, config.policy_limits)?;
@@ -134,7 +138,7 @@ impl Server {
         #[cfg(feature = "native-rules")]
         let native = config
             .native_rules
-            .then(|| crate::chat::native::NativeRules::new(registry.clone()));
+            .then(|| crate::chat::native::NativeRules::new(registry.clone(), history.clone()));
         #[cfg(not(feature = "native-rules"))]
         if config.native_rules {
             return Err(ServerError::NoNativeRules);
@@ -143,6 +147,7 @@ impl Server {
             #[cfg(feature = "native-rules")]
             native,
             registry,
+            history,
             policy,
             recorder,
             ws_config: shared::ws_config(&config.limits),

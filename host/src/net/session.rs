@@ -80,7 +80,7 @@ where
     // that has its welcome is online: a notice sent to it at once reaches
     // it. (Sent with the 101, the welcome could arrive before the
     // registration.)
-    lifecycle::connect(&shared.registry, &id, &outbox, upgrade.actions, || {
+    lifecycle::connect(shared.chat(), &id, &outbox, upgrade.actions, || {
         tracing::debug!(%peer, id, serial, "connected");
         if shared.is_shutting_down() {
             outbox.close(shutdown_reason());
@@ -194,6 +194,9 @@ fn connect_info(
         headers: request.headers.clone(),
         secure: shared.secure,
         claims: identity.claims.clone(),
+        // 120 random bits: the only proof a resume needs.
+        session: crate::store::history::random_token(24),
+        resumed: false,
     }
 }
 
@@ -202,7 +205,7 @@ fn disconnected(shared: &Shared, id: &str) {
     let decided = decide::on_disconnect(shared, id)
         .inspect_err(|e| tracing::warn!(id, error = %e, "on-disconnect failed"))
         .ok();
-    lifecycle::disconnect(&shared.registry, id, decided);
+    lifecycle::disconnect(shared.chat(), id, decided);
 }
 
 fn shutdown_reason() -> CloseReason {
@@ -372,7 +375,7 @@ fn on_frame(
                 request: text,
                 broadcasts: Some(&mut quota.broadcasts),
             };
-            lifecycle::message(&shared.registry, caller, actions)
+            lifecycle::message(shared.chat(), caller, actions)
         }
         Err(e) => {
             tracing::warn!(id, error = %e, "on-message failed");

@@ -5,18 +5,22 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
+use crate::chat::Chat;
 use crate::chat::registry::Registry;
 use crate::config::Limits;
 use crate::net::admission::Admission;
 use crate::net::outbound::Budget;
 use crate::ops::record::Recorder;
 use crate::policy::Policy;
+use crate::store::rooms::Histories;
 
 /// Shared by the accept loop and every session (behind an `Arc`).
 #[derive(Debug)]
 pub struct Shared {
     /// Who is online and where.
     pub registry: Registry,
+    /// Every room's kept messages.
+    pub history: Histories,
     /// The chat rules.
     pub policy: Policy,
     /// Per-connection limits.
@@ -43,6 +47,14 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// What carrying out a decision touches.
+    pub fn chat(&self) -> Chat<'_> {
+        Chat {
+            registry: &self.registry,
+            history: &self.history,
+        }
+    }
+
     /// Record `event` if recording is on.
     pub fn record(&self, event: impl FnOnce() -> crate::ops::record::Event) {
         if let Some(r) = &self.recorder {

@@ -56,8 +56,10 @@ async fn check(file: &std::path::Path, limits: crate::config::cli::LimitArgs) ->
     match policy::check(bytes, &file.display().to_string(), limits).await {
         Ok(report) => {
             let mut text = format!(
-                "ok: {} satisfies switchboard:policy/policy and instantiates\n  size:    {} bytes\n  sha256:  {}\n  load:    {} ms (compile, check, instantiate)\n  imports:\n",
+                "ok: {} satisfies switchboard:policy/policy@{} and instantiates\n  world:   {}\n  size:    {} bytes\n  sha256:  {}\n  load:    {} ms (compile, check, instantiate)\n  imports:\n",
                 file.display(),
+                report.info.world.version(),
+                report.info.world.version(),
                 report.info.size,
                 report.info.sha256,
                 report.load_ms

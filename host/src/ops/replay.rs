@@ -12,6 +12,7 @@ use std::process::ExitCode;
 use serde::Serialize;
 
 use super::fail;
+use crate::chat::Chat;
 use crate::chat::actions::Caller;
 use crate::chat::lifecycle;
 use crate::chat::registry::Registry;
@@ -21,6 +22,8 @@ use crate::net::outbound::{self, Inbox, Outbox};
 use crate::ops::record::{Event, Recorded};
 use crate::policy::clock::Clock;
 use crate::policy::{Action, ConnectInfo, LoadError, Policy, PolicyEnv, Reject};
+use crate::store::history::HistoryLimits;
+use crate::store::rooms::Histories;
 use crate::store::state::{StateLimits, StateStore};
 
 /// Frames a simulated connection holds before they are thrown away (often
@@ -34,6 +37,8 @@ const DRAIN_EVERY: usize = 256;
 pub struct Replay {
     policy: Policy,
     registry: Registry,
+    /// Rooms' history, as a live server keeps it.
+    history: Histories,
     clock: Clock,
     /// Simulated connections: their outbound queues are never read (what
     /// would be delivered does not matter, only what is decided).
@@ -73,6 +78,14 @@ pub struct ReplayLine {
 }
 
 impl Replay {
+    /// What carrying out a decision touches in this replay.
+    fn chat(&self) -> Chat<'_> {
+        Chat {
+            registry: &self.registry,
+            history: &self.history,
+        }
+    }
+
     /// Load `bytes` for replay.
     pub async fn new(
         bytes: Vec<u8>,
@@ -80,9 +93,11 @@ impl Replay {
         limits: PolicyLimits,
     ) -> Result<Replay, LoadError> {
         let registry = Registry::new();
+        let history = Histories::new(HistoryLimits::default());
         let clock = Clock::manual(0);
         let env = PolicyEnv {
             registry: registry.clone(),
+            history: history.clone(),
             state: StateStore::new(StateLimits::from(&limits)),
             clock: clock.clone(),
         };
@@ -90,6 +105,7 @@ impl Replay {
         Ok(Replay {
             policy,
             registry,
+            history,
             clock,
             conns: HashMap::new(),
             since_drain: 0,
@@ -124,13 +140,16 @@ impl Replay {
                     headers: headers.clone(),
                     secure: *secure,
                     claims: None,
+                    // Not recorded: a session is a credential.
+                    session: "replayed-session".to_owned(),
+                    resumed: false,
                 };
                 match self.policy.on_connect(info) {
                     Ok(Ok(decided)) => {
                         let serial = self.registry.next_serial();
                         let (outbox, inbox) =
                             outbound::channel(serial, SIMULATED_QUEUE, usize::MAX);
-                        lifecycle::connect(&self.registry, id, &outbox, decided.clone(), || {});
+                        lifecycle::connect(self.chat(), id, &outbox, decided.clone(), || {});
                         self.conns.insert(id.clone(), (outbox, inbox));
                         Outcome::Actions(decided)
                     }
@@ -153,7 +172,7 @@ impl Replay {
                             request: text.as_deref(),
                             ..Caller::new(outbox)
                         };
-                        lifecycle::message(&self.registry, caller, decided.clone());
+                        lifecycle::message(self.chat(), caller, decided.clone());
                         Outcome::Actions(decided)
                     }
                     Err(e) => Outcome::Failed(e.to_string()),
@@ -165,7 +184,7 @@ impl Replay {
                 };
                 self.registry.unregister(id, outbox.serial());
                 let decided = self.policy.on_disconnect(id);
-                lifecycle::disconnect(&self.registry, id, decided.clone().ok());
+                lifecycle::disconnect(self.chat(), id, decided.clone().ok());
                 match decided {
                     Ok(decided) => Outcome::Actions(decided),
                     Err(e) => Outcome::Failed(e.to_string()),

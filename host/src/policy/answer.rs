@@ -22,14 +22,38 @@
 //! marks hidden (`__internal`): the project pins wasmtime 48.
 
 use std::cell::Cell;
+use std::marker::PhantomData;
 
 use wasmtime::ValRaw;
 use wasmtime::component::__internal::wasmtime_environ::component::StringEncoding;
 use wasmtime::component::__internal::{CanonicalAbiInfo, InstanceType, InterfaceType, LiftContext};
 use wasmtime::component::{ComponentType, Lift, WasmList};
 
-use super::bindings::switchboard::policy::types as wit;
+use super::bindings::{v1, v2};
 use super::types::{Action, CallError};
+
+/// A world version's `action` type, as far as an answer needs it: lifted
+/// and converted to the host's [`Action`], and a mirror (`Raw`) that reads
+/// only its lengths.
+pub trait WitAction: ComponentType + Lift + Into<Action> {
+    /// The same type with every string and byte list replaced by its
+    /// length (same layout).
+    type Raw: ComponentType + Lift + Measure;
+}
+
+/// Bytes of every string and byte list of an action, read without copying.
+pub trait Measure {
+    /// See `Action::output_bytes`, which counts the same on the copy.
+    fn bytes(&self) -> usize;
+}
+
+impl WitAction for v1::types::Action {
+    type Raw = RawAction;
+}
+
+impl WitAction for v2::types::Action {
+    type Raw = RawAction2;
+}
 
 /// What one call may return.
 #[derive(Debug, Clone, Copy)]
@@ -62,38 +86,56 @@ pub fn bounded<R>(bound: Bound, call: impl FnOnce() -> R) -> R {
 /// Host bytes lifting an answer within `bound` may take: the action list
 /// and the copied strings (what wasmtime's hostcall fuel must allow).
 pub fn fuel_needed(bound: Bound) -> usize {
+    let largest = size_of::<v1::types::Action>().max(size_of::<v2::types::Action>());
     bound
         .max_actions
-        .saturating_mul(size_of::<wit::Action>())
+        .saturating_mul(largest)
         .saturating_add(bound.max_bytes)
 }
 
 /// A call's answer: the actions, copied out, or why they were refused
 /// before being copied. Refusing is not an error of the call: the guest
 /// returned normally, its instance stays usable.
-pub enum Answer {
+pub enum Decided {
     /// Within bounds.
     Actions(Vec<Action>),
     /// Over a bound (`TooManyActions` or `TooManyBytes`).
     Refused(CallError),
 }
 
-// SAFETY: `Answer` takes the place of `list<action>`: its lowered form, ABI
-// and type check are those of `Vec<wit::Action>`, and its lifting reads the
-// list as that type's lifting does (through `WasmList` and the generated
-// element lifting).
-unsafe impl ComponentType for Answer {
-    type Lower = <Vec<wit::Action> as ComponentType>::Lower;
+/// A [`Decided`] lifted from a `list<action>` of the world whose action
+/// type is `A`.
+pub struct Answer<A> {
+    /// What the call decided.
+    pub decided: Decided,
+    world: PhantomData<fn() -> A>,
+}
 
-    const ABI: CanonicalAbiInfo = <Vec<wit::Action> as ComponentType>::ABI;
+impl<A> Answer<A> {
+    fn new(decided: Decided) -> Self {
+        Answer {
+            decided,
+            world: PhantomData,
+        }
+    }
+}
+
+// SAFETY: `Answer<A>` takes the place of `list<action>`: its lowered form,
+// ABI and type check are those of `Vec<A>`, and its lifting reads the list
+// as that type's lifting does (through `WasmList` and the generated element
+// lifting).
+unsafe impl<A: WitAction> ComponentType for Answer<A> {
+    type Lower = <Vec<A> as ComponentType>::Lower;
+
+    const ABI: CanonicalAbiInfo = <Vec<A> as ComponentType>::ABI;
 
     fn typecheck(ty: &InterfaceType, types: &InstanceType<'_>) -> wasmtime::Result<()> {
-        <Vec<wit::Action> as ComponentType>::typecheck(ty, types)
+        <Vec<A> as ComponentType>::typecheck(ty, types)
     }
 }
 
 // SAFETY: see `ComponentType for Answer`.
-unsafe impl Lift for Answer {
+unsafe impl<A: WitAction> Lift for Answer<A> {
     fn linear_lift_from_flat(
         cx: &mut LiftContext<'_>,
         ty: InterfaceType,
@@ -101,7 +143,7 @@ unsafe impl Lift for Answer {
     ) -> wasmtime::Result<Self> {
         let (ptr, len) = (src[0].get_u32() as usize, src[1].get_u32() as usize);
         measure_then_copy(cx, ty, ptr, len, |cx| {
-            WasmList::<wit::Action>::linear_lift_from_flat(cx, ty, src)
+            WasmList::<A>::linear_lift_from_flat(cx, ty, src)
         })
     }
 
@@ -112,28 +154,28 @@ unsafe impl Lift for Answer {
     ) -> wasmtime::Result<Self> {
         let (ptr, len) = (u32_at(bytes, 0)? as usize, u32_at(bytes, 4)? as usize);
         measure_then_copy(cx, ty, ptr, len, |cx| {
-            WasmList::<wit::Action>::linear_lift_from_memory(cx, ty, bytes)
+            WasmList::<A>::linear_lift_from_memory(cx, ty, bytes)
         })
     }
 }
 
 /// Check the `len` actions at `ptr` against the bound: their number first,
 /// then each one's bytes before it is copied.
-fn measure_then_copy(
+fn measure_then_copy<A: WitAction>(
     cx: &mut LiftContext<'_>,
     ty: InterfaceType,
     ptr: usize,
     len: usize,
-    validate: impl FnOnce(&mut LiftContext<'_>) -> wasmtime::Result<WasmList<wit::Action>>,
-) -> wasmtime::Result<Answer> {
+    validate: impl FnOnce(&mut LiftContext<'_>) -> wasmtime::Result<WasmList<A>>,
+) -> wasmtime::Result<Answer<A>> {
     let bound = BOUND.get().ok_or_else(|| {
         wasmtime::format_err!("a policy answer was lifted outside a bounded call")
     })?;
     if len > bound.max_actions {
-        return Ok(Answer::Refused(CallError::TooManyActions {
+        return Ok(Answer::new(Decided::Refused(CallError::TooManyActions {
             got: len,
             limit: bound.max_actions,
-        }));
+        })));
     }
     // Checks that the list lies in memory, aligned (the loop below relies
     // on it), without reading its elements.
@@ -142,7 +184,7 @@ fn measure_then_copy(
         wasmtime::bail!("a policy answer is not a list");
     };
     let elem = cx.types[list].element;
-    let size = <wit::Action as ComponentType>::SIZE32;
+    let size = <A as ComponentType>::SIZE32;
     let memory = cx.memory();
     let at = |i: usize| {
         memory
@@ -153,23 +195,23 @@ fn measure_then_copy(
     let mut actions = Vec::with_capacity(len);
     let mut bytes = 0usize;
     for i in 0..len {
-        let raw = RawAction::linear_lift_from_memory(cx, elem, at(i)?)?;
+        let raw = A::Raw::linear_lift_from_memory(cx, elem, at(i)?)?;
         bytes = bytes.saturating_add(raw.bytes());
         if bytes > bound.max_bytes {
             // Measure the rest without copying, to tell the whole size.
             for j in i + 1..len {
-                let raw = RawAction::linear_lift_from_memory(cx, elem, at(j)?)?;
+                let raw = A::Raw::linear_lift_from_memory(cx, elem, at(j)?)?;
                 bytes = bytes.saturating_add(raw.bytes());
             }
-            return Ok(Answer::Refused(CallError::TooManyBytes {
+            return Ok(Answer::new(Decided::Refused(CallError::TooManyBytes {
                 got: bytes,
                 limit: bound.max_bytes,
-            }));
+            })));
         }
-        let action = wit::Action::linear_lift_from_memory(cx, elem, at(i)?)?;
-        actions.push(Action::from(action));
+        let action = A::linear_lift_from_memory(cx, elem, at(i)?)?;
+        actions.push(action.into());
     }
-    Ok(Answer::Actions(actions))
+    Ok(Answer::new(Decided::Actions(actions)))
 }
 
 fn u32_at(bytes: &[u8], at: usize) -> wasmtime::Result<u32> {
@@ -184,7 +226,7 @@ fn u32_at(bytes: &[u8], at: usize) -> wasmtime::Result<u32> {
 /// read without copying it (nor checking it lies in memory: the copy that
 /// follows a successful measure checks that).
 #[derive(Debug, Clone, Copy)]
-struct Len(usize);
+pub struct Len(usize);
 
 /// Marks UTF-16 in a `latin1+utf16` string's length.
 const UTF16_TAG: usize = 1 << 31;
@@ -241,16 +283,18 @@ impl Len {
     }
 }
 
-// Mirrors of the `action` type of wit/policy.wit with every string and
-// `list<u8>` replaced by its length. Field and case order follow the WIT.
-// (Their layout is the same as the generated types': the loop above reads
-// both from the same element.)
+// Mirrors of the `action` types of wit/v0.1.0/policy.wit and
+// wit/policy.wit with every string and `list<u8>` replaced by its length.
+// Field and case order follow the WIT. (Their layout is the same as the
+// generated types': the loop above reads both from the same element.)
 const _: () =
-    assert!(<RawAction as ComponentType>::SIZE32 == <wit::Action as ComponentType>::SIZE32);
+    assert!(<RawAction as ComponentType>::SIZE32 == <v1::types::Action as ComponentType>::SIZE32);
+const _: () =
+    assert!(<RawAction2 as ComponentType>::SIZE32 == <v2::types::Action as ComponentType>::SIZE32);
 
 #[derive(ComponentType, Lift)]
 #[component(variant)]
-enum RawFrame {
+pub enum RawFrame {
     #[component(name = "text")]
     Text(Len),
     #[component(name = "binary")]
@@ -259,7 +303,7 @@ enum RawFrame {
 
 #[derive(ComponentType, Lift)]
 #[component(record)]
-struct RawSend {
+pub struct RawSend {
     to: Len,
     frame: RawFrame,
     #[component(name = "on-sent")]
@@ -270,7 +314,7 @@ struct RawSend {
 
 #[derive(ComponentType, Lift)]
 #[component(record)]
-struct RawSendRoom {
+pub struct RawSendRoom {
     room: Len,
     frame: RawFrame,
     except: Option<Len>,
@@ -278,30 +322,31 @@ struct RawSendRoom {
 
 #[derive(ComponentType, Lift)]
 #[component(record)]
-struct RawBroadcast {
+pub struct RawBroadcast {
     frame: RawFrame,
     except: Option<Len>,
 }
 
 #[derive(ComponentType, Lift)]
 #[component(record)]
-struct RawMembership {
+pub struct RawMembership {
     id: Len,
     room: Len,
 }
 
 #[derive(ComponentType, Lift)]
 #[component(record)]
-struct RawClose {
+pub struct RawClose {
     id: Len,
     #[component(name = "code")]
     _code: u16,
     reason: Len,
 }
 
+/// World 0.1.0's `action`.
 #[derive(ComponentType, Lift)]
 #[component(variant)]
-enum RawAction {
+pub enum RawAction {
     #[component(name = "reply")]
     Reply(RawFrame),
     #[component(name = "send")]
@@ -331,9 +376,7 @@ fn opt<T>(v: &Option<T>, bytes: impl Fn(&T) -> usize) -> usize {
     v.as_ref().map_or(0, bytes)
 }
 
-impl RawAction {
-    /// Every string and byte list of the action (see `Action::output_bytes`,
-    /// which counts the same on the copy).
+impl Measure for RawAction {
     fn bytes(&self) -> usize {
         let len = |n: &Len| n.0;
         let parts: [usize; 4] = match self {
@@ -348,6 +391,101 @@ impl RawAction {
             RawAction::Broadcast(b) => [b.frame.bytes(), opt(&b.except, len), 0, 0],
             RawAction::Join(m) | RawAction::Leave(m) => [m.id.0, m.room.0, 0, 0],
             RawAction::Close(c) => [c.id.0, c.reason.0, 0, 0],
+        };
+        parts.iter().fold(0, |sum, n| sum.saturating_add(*n))
+    }
+}
+
+#[derive(ComponentType, Lift)]
+#[component(record)]
+pub struct RawSend2 {
+    to: Len,
+    frame: RawFrame,
+    #[component(name = "on-sent")]
+    on_sent: Option<RawFrame>,
+    #[component(name = "on-closed")]
+    on_closed: Option<RawFrame>,
+    #[component(name = "on-held")]
+    on_held: Option<RawFrame>,
+    #[component(name = "store")]
+    _store: bool,
+    #[component(name = "on-stored")]
+    on_stored: Option<RawFrame>,
+}
+
+#[derive(ComponentType, Lift)]
+#[component(record)]
+pub struct RawSendRoom2 {
+    room: Len,
+    frame: RawFrame,
+    except: Option<Len>,
+    #[component(name = "transient")]
+    _transient: bool,
+}
+
+#[derive(ComponentType, Lift)]
+#[component(record)]
+pub struct RawPosition {
+    epoch: Len,
+    #[component(name = "offset")]
+    _offset: u64,
+}
+
+#[derive(ComponentType, Lift)]
+#[component(record)]
+pub struct RawJoin {
+    id: Len,
+    room: Len,
+    since: Option<RawPosition>,
+    #[component(name = "on-joined")]
+    on_joined: Option<RawFrame>,
+}
+
+/// World 0.2.0's `action`.
+#[derive(ComponentType, Lift)]
+#[component(variant)]
+pub enum RawAction2 {
+    #[component(name = "reply")]
+    Reply(RawFrame),
+    #[component(name = "send")]
+    Send(RawSend2),
+    #[component(name = "send-room")]
+    SendRoom(RawSendRoom2),
+    #[component(name = "broadcast")]
+    Broadcast(RawBroadcast),
+    #[component(name = "join")]
+    Join(RawJoin),
+    #[component(name = "leave")]
+    Leave(RawMembership),
+    #[component(name = "close")]
+    Close(RawClose),
+}
+
+impl Measure for RawAction2 {
+    fn bytes(&self) -> usize {
+        let len = |n: &Len| n.0;
+        let parts: [usize; 6] = match self {
+            RawAction2::Reply(f) => [f.bytes(), 0, 0, 0, 0, 0],
+            RawAction2::Send(s) => [
+                s.to.0,
+                s.frame.bytes(),
+                opt(&s.on_sent, RawFrame::bytes),
+                opt(&s.on_closed, RawFrame::bytes),
+                opt(&s.on_held, RawFrame::bytes),
+                opt(&s.on_stored, RawFrame::bytes),
+            ],
+            RawAction2::SendRoom(s) => [s.room.0, s.frame.bytes(), opt(&s.except, len), 0, 0, 0],
+            RawAction2::Broadcast(b) => [b.frame.bytes(), opt(&b.except, len), 0, 0, 0, 0],
+            RawAction2::Join(j) => [
+                j.id.0,
+                j.room.0,
+                opt(&j.since, |p| p.epoch.0),
+                opt(&j.on_joined, RawFrame::bytes),
+                0,
+                0,
+            ],
+            RawAction2::Leave(m) => [m.id.0, m.room.0, 0, 0, 0, 0],
+            RawAction2::Close(c) => [c.id.0, c.reason.0, 0, 0, 0, 0],
         };
         parts.iter().fold(0, |sum, n| sum.saturating_add(*n))
     }

@@ -13,6 +13,8 @@ use super::versions::Policy;
 use crate::chat::registry::Registry;
 use crate::config::PolicyLimits;
 use crate::policy::clock::Clock;
+use crate::store::history::HistoryLimits;
+use crate::store::rooms::Histories;
 use crate::store::state::{StateLimits, StateStore};
 
 /// What the check found.
@@ -34,6 +36,7 @@ pub async fn check(
     let env = PolicyEnv {
         registry: Registry::new(),
         state: StateStore::new(StateLimits::from(&limits)),
+        history: Histories::new(HistoryLimits::default()),
         clock: Clock::System,
     };
     let started = Instant::now();

@@ -7,12 +7,13 @@ use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use super::bindings::switchboard::policy::{clock, log, registry, state, types};
+use super::bindings::{v1, v2};
 use super::clocks::{MonotonicClock, WallClock};
 use super::output::GuestOutput;
 use crate::chat::registry::Registry;
 use crate::config::PolicyLimits;
 use crate::policy::clock::Clock;
+use crate::store::rooms::Histories;
 use crate::store::state::{StateError, StateStore};
 
 /// Longest log message a guest can emit in one call to `log`.
@@ -30,6 +31,8 @@ pub struct HostState {
     registry: Registry,
     /// The host-held key-value store.
     state: StateStore,
+    /// Every room's history (`history.read`).
+    history: Histories,
     /// What `clock` answers from.
     clock: Clock,
     /// Memory cap and whether the guest hit it.
@@ -61,6 +64,7 @@ impl HostState {
             table,
             registry: env.registry.clone(),
             state: env.state.clone(),
+            history: env.history.clone(),
             clock: env.clock.clone(),
             limiter: Limiter {
                 memory_bytes: limits.memory_bytes,
@@ -88,6 +92,8 @@ pub struct PolicyEnv {
     pub registry: Registry,
     /// Backs `state`.
     pub state: StateStore,
+    /// Backs `history` (world 0.2.0).
+    pub history: Histories,
     /// Backs `clock`.
     pub clock: Clock,
 }
@@ -137,58 +143,123 @@ impl WasiView for HostState {
     }
 }
 
-impl types::Host for HostState {}
-
 fn count(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
-impl registry::Host for HostState {
-    fn is_online(&mut self, id: String) -> bool {
-        self.registry.is_online(&id)
-    }
+/// The imports both world versions share (`registry`, `state`, `log`,
+/// `clock`), implemented once: the versions' generated traits differ only
+/// in the module they were generated in.
+macro_rules! shared_imports {
+    ($wit:ident) => {
+        impl $wit::types::Host for HostState {}
 
-    fn in_room(&mut self, id: String, room: String) -> bool {
-        self.registry.in_room(&id, &room)
-    }
+        impl $wit::state::Host for HostState {
+            fn get(&mut self, key: String) -> Option<Vec<u8>> {
+                self.state.get(&key)
+            }
 
-    fn room_members(&mut self, room: String) -> Vec<String> {
-        self.registry.room_members(&room)
-    }
+            fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), $wit::state::StateError> {
+                self.state.set(key, value).map_err(|e| match e {
+                    StateError::TooLarge(n) => $wit::state::StateError::TooLarge(count(n)),
+                    StateError::Full => $wit::state::StateError::Full,
+                })
+            }
 
-    fn room_size(&mut self, room: String) -> u32 {
-        count(self.registry.room_size(&room))
-    }
+            fn delete(&mut self, key: String) -> bool {
+                self.state.delete(&key)
+            }
+        }
 
-    fn rooms_of(&mut self, id: String) -> Vec<String> {
-        self.registry.rooms_of(&id)
-    }
+        impl $wit::log::Host for HostState {
+            fn log(&mut self, level: $wit::types::Level, message: String) {
+                use $wit::types::Level;
+                let level = match level {
+                    Level::Trace => tracing::Level::TRACE,
+                    Level::Debug => tracing::Level::DEBUG,
+                    Level::Info => tracing::Level::INFO,
+                    Level::Warn => tracing::Level::WARN,
+                    Level::Error => tracing::Level::ERROR,
+                };
+                self.guest_log(level, message);
+            }
+        }
 
-    fn online_count(&mut self) -> u32 {
-        count(self.registry.online_count())
+        impl $wit::clock::Host for HostState {
+            fn now_ms(&mut self) -> u64 {
+                self.clock.now_ms()
+            }
+
+            fn monotonic_ns(&mut self) -> u64 {
+                self.clock.monotonic_ns()
+            }
+        }
+    };
+}
+
+/// `registry`'s functions of world 0.1.0, which 0.2.0 keeps.
+macro_rules! registry_v1 {
+    () => {
+        fn is_online(&mut self, id: String) -> bool {
+            self.registry.is_online(&id)
+        }
+
+        fn in_room(&mut self, id: String, room: String) -> bool {
+            self.registry.in_room(&id, &room)
+        }
+
+        fn room_members(&mut self, room: String) -> Vec<String> {
+            self.registry.room_members(&room)
+        }
+
+        fn room_size(&mut self, room: String) -> u32 {
+            count(self.registry.room_size(&room))
+        }
+
+        fn rooms_of(&mut self, id: String) -> Vec<String> {
+            self.registry.rooms_of(&id)
+        }
+
+        fn online_count(&mut self) -> u32 {
+            count(self.registry.online_count())
+        }
+    };
+}
+
+shared_imports!(v1);
+shared_imports!(v2);
+
+impl v1::registry::Host for HostState {
+    registry_v1!();
+}
+
+impl v2::registry::Host for HostState {
+    registry_v1!();
+
+    fn room_members_up_to(&mut self, room: String, limit: u32) -> Vec<String> {
+        self.registry.room_members_up_to(&room, limit as usize)
     }
 }
 
-impl state::Host for HostState {
-    fn get(&mut self, key: String) -> Option<Vec<u8>> {
-        self.state.get(&key)
+impl v2::history::Host for HostState {
+    fn read(&mut self, room: String, before: Option<u64>, limit: u32) -> v2::history::Page {
+        let page = self.history.read(&room, before, limit as usize);
+        v2::history::Page {
+            epoch: page.epoch,
+            offsets: page.offsets,
+            messages: page.messages,
+        }
     }
 
-    fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), state::StateError> {
-        self.state.set(key, value).map_err(|e| match e {
-            StateError::TooLarge(n) => state::StateError::TooLarge(count(n)),
-            StateError::Full => state::StateError::Full,
-        })
-    }
-
-    fn delete(&mut self, key: String) -> bool {
-        self.state.delete(&key)
+    fn top(&mut self, room: String) -> v2::types::Position {
+        let (epoch, offset) = self.history.top(&room);
+        v2::types::Position { epoch, offset }
     }
 }
 
-impl log::Host for HostState {
-    fn log(&mut self, level: types::Level, message: String) {
-        let mut message = message;
+impl HostState {
+    /// A guest's log line, cut to [`MAX_LOG_MESSAGE`] bytes.
+    fn guest_log(&self, level: tracing::Level, mut message: String) {
         if message.len() > MAX_LOG_MESSAGE {
             let mut cut = MAX_LOG_MESSAGE;
             while !message.is_char_boundary(cut) {
@@ -198,21 +269,11 @@ impl log::Host for HostState {
         }
         let v = self.version;
         match level {
-            types::Level::Trace => tracing::trace!(target: "policy", version = v, "{message}"),
-            types::Level::Debug => tracing::debug!(target: "policy", version = v, "{message}"),
-            types::Level::Info => tracing::info!(target: "policy", version = v, "{message}"),
-            types::Level::Warn => tracing::warn!(target: "policy", version = v, "{message}"),
-            types::Level::Error => tracing::error!(target: "policy", version = v, "{message}"),
+            tracing::Level::TRACE => tracing::trace!(target: "policy", version = v, "{message}"),
+            tracing::Level::DEBUG => tracing::debug!(target: "policy", version = v, "{message}"),
+            tracing::Level::INFO => tracing::info!(target: "policy", version = v, "{message}"),
+            tracing::Level::WARN => tracing::warn!(target: "policy", version = v, "{message}"),
+            tracing::Level::ERROR => tracing::error!(target: "policy", version = v, "{message}"),
         }
-    }
-}
-
-impl clock::Host for HostState {
-    fn now_ms(&mut self) -> u64 {
-        self.clock.now_ms()
-    }
-
-    fn monotonic_ns(&mut self) -> u64 {
-        self.clock.monotonic_ns()
     }
 }

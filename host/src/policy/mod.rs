@@ -32,8 +32,8 @@ mod versions;
 pub use check::{CheckReport, check};
 pub use host_api::PolicyEnv;
 pub use runtime::sha256_hex;
-pub use types::{Action, CallError, ConnectInfo, Frame, LoadError, Reject};
-pub use version::{PublishedBy, VersionInfo};
+pub use types::{Action, CallError, ConnectInfo, Frame, LoadError, Position, Reject};
+pub use version::{PublishedBy, VersionInfo, World};
 pub use versions::{
     ActiveStatus, AutoRollback, Policy, PolicyStatus, PreviousStatus, RollbackError,
     RollbackRecord, SwapReport,

@@ -9,15 +9,13 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker, ResourceTableError};
 use wasmtime::{Engine, Store, Trap};
 
-use super::answer::{self, Answer, Bound};
-use super::bindings::Policy as Bindings;
-use super::bindings::PolicyPre;
-use super::bindings::switchboard::policy::types as wit;
+use super::answer::{self, Answer, Bound, Decided, WitAction};
+use super::bindings::Policies as Bindings;
 use super::engine;
 use super::host_api::{HostState, PolicyEnv};
 use super::no_wait::{self, WouldWait};
-use super::types::{CallError, LoadError};
-use super::version::{Instance, Version, VersionInfo, timestamp};
+use super::types::{CallError, ConnectInfo, Frame, LoadError, Reject};
+use super::version::{Exports, Indices, Instance, Version, VersionInfo, World, timestamp};
 use crate::config::PolicyLimits;
 
 /// Least time a new instance gets to instantiate.
@@ -39,10 +37,13 @@ pub(super) struct Runtime {
 
 /// The event a call delivers.
 pub(super) enum Event {
-    Connect(wit::ConnectInfo),
-    Message(String, wit::Frame),
+    Connect(ConnectInfo),
+    Message(String, Frame),
     Disconnect(String),
 }
+
+/// What a call returned: a decision, or (`on-connect` only) a refusal.
+pub(super) type Returned = Result<Decided, Reject>;
 
 impl Runtime {
     /// The engine and a linker with every host import.
@@ -63,7 +64,8 @@ impl Runtime {
         })
     }
 
-    /// Compile `bytes`, check it against the world and pre-link it.
+    /// Compile `bytes`, find which world version it targets, check it
+    /// against that world and pre-link it.
     pub fn prepare(
         &self,
         seq: u64,
@@ -82,16 +84,17 @@ impl Runtime {
                 LoadError::Compile(message)
             }
         })?;
-        let imports = component
+        let imports: Vec<String> = component
             .component_type()
             .imports(&self.engine)
             .map(|(name, _)| name.to_owned())
             .collect();
+        let world = World::of(&component, &imports).map_err(LoadError::World)?;
         let pre = self
             .linker
             .instantiate_pre(&component)
             .map_err(|e| LoadError::World(format!("{e:#}")))?;
-        let pre = PolicyPre::new(pre).map_err(|e| LoadError::World(format!("{e:#}")))?;
+        let indices = Indices::new(world, &pre).map_err(|e| LoadError::World(format!("{e:#}")))?;
         let info = VersionInfo {
             seq,
             sha256: sha256_hex(bytes),
@@ -99,8 +102,9 @@ impl Runtime {
             source: source.to_owned(),
             loaded_at: timestamp(SystemTime::now()),
             imports,
+            world,
         };
-        Ok(Version::new(info, pre, max_idle))
+        Ok(Version::new(info, pre, indices, max_idle))
     }
 
     /// A fresh instance of `version`, itself under a deadline (start
@@ -133,17 +137,15 @@ impl Runtime {
                 }
                 Err(CallError::Instantiate(format!("{e:#}")))
             }
-            Ok(bindings) => version
-                .adopt(store, bindings)
+            Ok(instance) => version
+                .adopt(store, instance)
                 .map_err(|e| CallError::Instantiate(format!("{e:#}"))),
         }
     }
 
-    pub fn call(
-        &self,
-        inst: &mut Instance,
-        event: Event,
-    ) -> Result<Result<Answer, wit::Reject>, CallError> {
+    /// One call on `inst`, deadline armed, its answer bounded before it is
+    /// copied out.
+    pub fn call(&self, inst: &mut Instance, event: Event) -> Result<Returned, CallError> {
         let limits = &self.limits;
         inst.store.data_mut().limiter.hit = false;
         let _running = self.ticker.call_starts();
@@ -153,23 +155,32 @@ impl Runtime {
             max_actions: limits.max_actions,
             max_bytes: limits.max_output_bytes,
         };
-        let exports = &inst.exports;
         let store = &mut inst.store;
-        let outcome = answer::bounded(bound, || match event {
-            Event::Connect(info) => exports.on_connect.call(store, (info,)),
-            Event::Message(sender, frame) => exports
-                .on_message
-                .call(store, (sender, frame))
-                .map(|(answer,)| (Ok(answer),)),
-            Event::Disconnect(id) => exports
-                .on_disconnect
-                .call(store, (id,))
-                .map(|(answer,)| (Ok(answer),)),
+        let outcome = answer::bounded(bound, || match &inst.exports {
+            Exports::V0_1_0 {
+                on_connect,
+                on_message,
+                on_disconnect,
+            } => match event {
+                Event::Connect(info) => on_connect.call(store, (info.into(),)).map(returned),
+                Event::Message(sender, frame) => {
+                    on_message.call(store, (sender, frame.into())).map(decided)
+                }
+                Event::Disconnect(id) => on_disconnect.call(store, (id,)).map(decided),
+            },
+            Exports::V0_2_0 {
+                on_connect,
+                on_message,
+                on_disconnect,
+            } => match event {
+                Event::Connect(info) => on_connect.call(store, (info.into(),)).map(returned),
+                Event::Message(sender, frame) => {
+                    on_message.call(store, (sender, frame.into())).map(decided)
+                }
+                Event::Disconnect(id) => on_disconnect.call(store, (id,)).map(decided),
+            },
         });
-        match outcome {
-            Err(e) => Err(self.classify(inst, e)),
-            Ok((answer,)) => Ok(answer),
-        }
+        outcome.map_err(|e| self.classify(inst, e))
     }
 
     fn timeout(&self) -> CallError {
@@ -203,6 +214,16 @@ impl Runtime {
             None => CallError::Trap(e.to_string()),
         }
     }
+}
+
+/// `on-connect`'s result, whichever the world.
+fn returned<A: WitAction, R: Into<Reject>>((r,): (Result<Answer<A>, R>,)) -> Returned {
+    r.map(|a| a.decided).map_err(Into::into)
+}
+
+/// `on-message`'s or `on-disconnect`'s result, whichever the world.
+fn decided<A: WitAction>((a,): (Answer<A>,)) -> Returned {
+    Ok(a.decided)
 }
 
 /// How many bytes wasmtime may copy from a guest into the host in one

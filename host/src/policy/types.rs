@@ -44,6 +44,19 @@ pub struct ConnectInfo {
     /// The verified token's claims when signed tokens are on (world 0.1.0
     /// does not pass them to the policy).
     pub claims: Option<serde_json::Map<String, serde_json::Value>>,
+    /// The session this connection gets (world 0.2.0).
+    pub session: String,
+    /// Whether it resumed a held session (world 0.2.0).
+    pub resumed: bool,
+}
+
+/// A place in a room's history.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Position {
+    /// The room's epoch (changes whenever its history is lost).
+    pub epoch: String,
+    /// A kept message's offset (+1 per kept message).
+    pub offset: u64,
 }
 
 /// A refusal at the handshake.
@@ -71,6 +84,15 @@ pub enum Action {
         on_sent: Option<Frame>,
         /// Replied to the caller if `to` cannot take it.
         on_closed: Option<Frame>,
+        /// Replied to the caller instead of `on_sent` when `to` is held.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        on_held: Option<Frame>,
+        /// Keep the frame for an offline `to`.
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        store: bool,
+        /// Replied to the caller when the frame was stored.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        on_stored: Option<Frame>,
     },
     /// To a room's members.
     SendRoom {
@@ -80,6 +102,9 @@ pub enum Action {
         frame: Frame,
         /// A member to skip.
         except: Option<String>,
+        /// Not kept in the room's history.
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        transient: bool,
     },
     /// To everyone online.
     Broadcast {
@@ -94,6 +119,13 @@ pub enum Action {
         id: String,
         /// Where.
         room: String,
+        /// Replay what was missed after this position.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        since: Option<Position>,
+        /// Replied to the caller after the call's other actions, with the
+        /// room's position added.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        on_joined: Option<Frame>,
     },
     /// Remove an id from a room.
     Leave {
@@ -126,14 +158,36 @@ impl Action {
                 frame: f,
                 on_sent,
                 on_closed,
-            } => to.len() + f.len() + frame(on_sent) + frame(on_closed),
+                on_held,
+                on_stored,
+                ..
+            } => {
+                to.len()
+                    + f.len()
+                    + frame(on_sent)
+                    + frame(on_closed)
+                    + frame(on_held)
+                    + frame(on_stored)
+            }
             Action::SendRoom {
                 room,
                 frame: f,
                 except,
+                ..
             } => room.len() + f.len() + text(except),
             Action::Broadcast { frame: f, except } => f.len() + text(except),
-            Action::Join { id, room } | Action::Leave { id, room } => id.len() + room.len(),
+            Action::Join {
+                id,
+                room,
+                since,
+                on_joined,
+            } => {
+                id.len()
+                    + room.len()
+                    + since.as_ref().map_or(0, |p| p.epoch.len())
+                    + frame(on_joined)
+            }
+            Action::Leave { id, room } => id.len() + room.len(),
             Action::Close { id, reason, .. } => id.len() + reason.len(),
         }
     }
@@ -208,8 +262,8 @@ pub enum LoadError {
     /// Not a valid component (or not wasm at all).
     #[error("not a valid WebAssembly component: {0}")]
     Compile(String),
-    /// It does not fit the `switchboard:policy/policy` world (missing export,
-    /// unknown import, wrong signature).
+    /// It fits neither `switchboard:policy/policy` world, 0.1.0 or 0.2.0
+    /// (missing export, unknown import, wrong signature, imports of both).
     #[error("component does not match the switchboard:policy world: {0}")]
     World(String),
     /// A trial instantiation failed (trap in a start function, limits).
@@ -249,14 +303,18 @@ mod tests {
                     frame: text("hello"),
                     on_sent: Some(text("ok")),
                     on_closed: Some(text("gone")),
+                    on_held: Some(text("held")),
+                    store: true,
+                    on_stored: Some(text("stored")),
                 },
-                3 + 5 + 2 + 4,
+                3 + 5 + 2 + 4 + 4 + 6,
             ),
             (
                 Action::SendRoom {
                     room: "lobby".into(),
                     frame: text("hi"),
                     except: Some("alice".into()),
+                    transient: false,
                 },
                 5 + 2 + 5,
             ),
@@ -271,8 +329,13 @@ mod tests {
                 Action::Join {
                     id: "alice".into(),
                     room: "r".repeat(1000),
+                    since: Some(Position {
+                        epoch: "e".repeat(8),
+                        offset: 3,
+                    }),
+                    on_joined: Some(text("ok")),
                 },
-                1005,
+                1015,
             ),
             (
                 Action::Leave {

@@ -15,12 +15,86 @@ use std::time::{Instant, SystemTime};
 use crossbeam_queue::ArrayQueue;
 use serde::Serialize;
 use wasmtime::Store;
-use wasmtime::component::TypedFunc;
+use wasmtime::component::{Component, InstancePre, TypedFunc};
 
 use super::answer::Answer;
-use super::bindings::switchboard::policy::types as wit;
-use super::bindings::{Policy as Bindings, PolicyPre};
+use super::bindings::exports::switchboard::{policy0_1_0, policy0_2_0};
+use super::bindings::{v1, v2};
 use super::host_api::HostState;
+
+/// The world versions a policy may target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum World {
+    /// `switchboard:policy/policy@0.1.0` (frozen; protocol v1).
+    #[serde(rename = "0.1.0")]
+    V0_1_0,
+    /// `switchboard:policy/policy@0.2.0` (protocol v2).
+    #[serde(rename = "0.2.0")]
+    V0_2_0,
+}
+
+impl World {
+    /// Both, oldest first.
+    pub const ALL: [World; 2] = [World::V0_1_0, World::V0_2_0];
+
+    /// `0.1.0` or `0.2.0`.
+    pub fn version(self) -> &'static str {
+        match self {
+            World::V0_1_0 => "0.1.0",
+            World::V0_2_0 => "0.2.0",
+        }
+    }
+
+    /// The handler interface a component of this world exports.
+    fn handler(self) -> String {
+        format!("switchboard:policy/handler@{}", self.version())
+    }
+
+    /// The world a component targets, from the handler it exports; its
+    /// `switchboard:policy` imports must be of that version too.
+    pub fn of(component: &Component, imports: &[String]) -> Result<World, String> {
+        let exported: Vec<World> = World::ALL
+            .into_iter()
+            .filter(|w| component.get_export_index(None, w.handler()).is_some())
+            .collect();
+        let world = match exported[..] {
+            [world] => world,
+            [] => {
+                return Err(
+                    "it exports no `switchboard:policy/handler` of version 0.1.0 or 0.2.0".into(),
+                );
+            }
+            _ => return Err("it exports the handler of both 0.1.0 and 0.2.0".into()),
+        };
+        let own = format!("@{}", world.version());
+        if let Some(other) = imports
+            .iter()
+            .find(|i| i.starts_with("switchboard:policy/") && !i.ends_with(&own))
+        {
+            return Err(format!(
+                "it exports the {} handler but imports `{other}`: one component targets one world version",
+                world.version()
+            ));
+        }
+        Ok(world)
+    }
+}
+
+/// A version's handler functions, found before any instance exists.
+pub(super) enum Indices {
+    V0_1_0(policy0_1_0::handler::GuestIndices),
+    V0_2_0(policy0_2_0::handler::GuestIndices),
+}
+
+impl Indices {
+    /// The handler of `world` in `pre`'s component.
+    pub fn new(world: World, pre: &InstancePre<HostState>) -> wasmtime::Result<Indices> {
+        Ok(match world {
+            World::V0_1_0 => Indices::V0_1_0(policy0_1_0::handler::GuestIndices::new(pre)?),
+            World::V0_2_0 => Indices::V0_2_0(policy0_2_0::handler::GuestIndices::new(pre)?),
+        })
+    }
+}
 
 /// What is known about a loaded version.
 #[derive(Debug, Clone, Serialize)]
@@ -37,6 +111,8 @@ pub struct VersionInfo {
     pub loaded_at: String,
     /// What the component imports (interface names).
     pub imports: Vec<String>,
+    /// The world version it targets.
+    pub world: World,
 }
 
 /// A loaded version.
@@ -44,7 +120,9 @@ pub struct Version {
     /// Public facts.
     pub info: VersionInfo,
     /// Pre-linked, so instantiation is cheap.
-    pub(super) pre: PolicyPre<HostState>,
+    pub(super) pre: InstancePre<HostState>,
+    /// Where its handler's functions are.
+    indices: Indices,
     /// Instances waiting for a call.
     idle: ArrayQueue<Instance>,
     /// Instances in existence (idle or in a call).
@@ -52,10 +130,16 @@ pub struct Version {
 }
 
 impl Version {
-    pub(super) fn new(info: VersionInfo, pre: PolicyPre<HostState>, max_idle: usize) -> Self {
+    pub(super) fn new(
+        info: VersionInfo,
+        pre: InstancePre<HostState>,
+        indices: Indices,
+        max_idle: usize,
+    ) -> Self {
         Version {
             info,
             pre,
+            indices,
             idle: ArrayQueue::new(max_idle.max(1)),
             live: Arc::new(AtomicUsize::new(0)),
         }
@@ -69,10 +153,10 @@ impl Version {
     /// Wrap a freshly instantiated store.
     pub(super) fn adopt(
         &self,
-        store: Store<HostState>,
-        bindings: Bindings,
+        mut store: Store<HostState>,
+        instance: wasmtime::component::Instance,
     ) -> wasmtime::Result<Instance> {
-        let exports = Exports::new(&store, &bindings)?;
+        let exports = Exports::new(&mut store, &self.indices, &instance)?;
         self.live.fetch_add(1, Ordering::SeqCst);
         let cap = store.data().limiter.memory_bytes;
         let start = store.data().limiter.largest;
@@ -129,25 +213,51 @@ impl Instance {
 
 /// The handler's exports as typed functions whose answers are measured
 /// before they are copied out (see `answer`), instead of the generated
-/// `call_on_*`, which copy first.
-pub(super) struct Exports {
-    /// `on-connect`.
-    pub on_connect: TypedFunc<(wit::ConnectInfo,), (Result<Answer, wit::Reject>,)>,
-    /// `on-message`.
-    pub on_message: TypedFunc<(String, wit::Frame), (Answer,)>,
-    /// `on-disconnect`.
-    pub on_disconnect: TypedFunc<(String,), (Answer,)>,
+/// `call_on_*`, which copy first. One set per world version.
+pub(super) enum Exports {
+    V0_1_0 {
+        on_connect: TypedFunc<
+            (v1::types::ConnectInfo,),
+            (Result<Answer<v1::types::Action>, v1::types::Reject>,),
+        >,
+        on_message: TypedFunc<(String, v1::types::Frame), (Answer<v1::types::Action>,)>,
+        on_disconnect: TypedFunc<(String,), (Answer<v1::types::Action>,)>,
+    },
+    V0_2_0 {
+        on_connect: TypedFunc<
+            (v2::types::ConnectInfo,),
+            (Result<Answer<v2::types::Action>, v2::types::Reject>,),
+        >,
+        on_message: TypedFunc<(String, v2::types::Frame), (Answer<v2::types::Action>,)>,
+        on_disconnect: TypedFunc<(String,), (Answer<v2::types::Action>,)>,
+    },
 }
 
 impl Exports {
-    /// The exports of an instance `bindings` found (and type-checked
-    /// against the world) in `store`, checked again against these types.
-    fn new(store: &Store<HostState>, bindings: &Bindings) -> wasmtime::Result<Exports> {
-        let handler = bindings.switchboard_policy_handler();
-        Ok(Exports {
-            on_connect: handler.func_on_connect().func().typed(store)?,
-            on_message: handler.func_on_message().func().typed(store)?,
-            on_disconnect: handler.func_on_disconnect().func().typed(store)?,
+    /// The handler's functions in `instance`, type-checked against the
+    /// world and then against these types.
+    fn new(
+        store: &mut Store<HostState>,
+        indices: &Indices,
+        instance: &wasmtime::component::Instance,
+    ) -> wasmtime::Result<Exports> {
+        Ok(match indices {
+            Indices::V0_1_0(indices) => {
+                let handler = indices.load(&mut *store, instance)?;
+                Exports::V0_1_0 {
+                    on_connect: handler.func_on_connect().func().typed(&*store)?,
+                    on_message: handler.func_on_message().func().typed(&*store)?,
+                    on_disconnect: handler.func_on_disconnect().func().typed(&*store)?,
+                }
+            }
+            Indices::V0_2_0(indices) => {
+                let handler = indices.load(&mut *store, instance)?;
+                Exports::V0_2_0 {
+                    on_connect: handler.func_on_connect().func().typed(&*store)?,
+                    on_message: handler.func_on_message().func().typed(&*store)?,
+                    on_disconnect: handler.func_on_disconnect().func().typed(&*store)?,
+                }
+            }
         })
     }
 }

@@ -22,8 +22,7 @@ use std::time::SystemTime;
 use arc_swap::ArcSwap;
 use serde::Serialize;
 
-use super::answer::Answer;
-use super::bindings::switchboard::policy::types as wit;
+use super::answer::Decided;
 use super::host_api::PolicyEnv;
 use super::runtime::{Event, Runtime};
 use super::types::{Action, CallError, ConnectInfo, Frame, LoadError, Reject};
@@ -176,15 +175,12 @@ impl Policy {
 
     /// `on-connect`: accept with actions, or refuse.
     pub fn on_connect(&self, info: ConnectInfo) -> Result<Result<Vec<Action>, Reject>, CallError> {
-        match self.invoke(Event::Connect(info.into()))? {
-            Ok(actions) => Ok(Ok(actions)),
-            Err(reject) => Ok(Err(reject.into())),
-        }
+        self.invoke(Event::Connect(info))
     }
 
     /// `on-message`.
     pub fn on_message(&self, sender: &str, frame: Frame) -> Result<Vec<Action>, CallError> {
-        self.invoke(Event::Message(sender.to_owned(), frame.into()))?
+        self.invoke(Event::Message(sender.to_owned(), frame))?
             .map_err(|_| CallError::Trap("on-message cannot reject".into()))
     }
 
@@ -201,7 +197,7 @@ impl Policy {
     /// the deadline. A guest that computes is stopped by the epoch; one
     /// that would wait traps at once (`no_wait`). So no fiber, no executor
     /// and no timer are needed around it.
-    fn invoke(&self, event: Event) -> Result<Result<Vec<Action>, wit::Reject>, CallError> {
+    fn invoke(&self, event: Event) -> Result<Result<Vec<Action>, Reject>, CallError> {
         let published = self.inner.active.load_full();
         let version = &published.version;
         let mut inst = match version.take_idle() {
@@ -215,8 +211,8 @@ impl Policy {
             Ok(answer) => {
                 self.checkin(version, inst);
                 match answer {
-                    Ok(Answer::Actions(actions)) => Ok(Ok(actions)),
-                    Ok(Answer::Refused(e)) => Err(e),
+                    Ok(Decided::Actions(actions)) => Ok(Ok(actions)),
+                    Ok(Decided::Refused(e)) => Err(e),
                     Err(reject) => Ok(Err(reject)),
                 }
             }

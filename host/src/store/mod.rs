@@ -2,9 +2,11 @@
 //! stored notices.
 //!
 //! - [`state`]   — the host-held key-value store policies keep data in
-//! - [`history`] — room history: kept messages, offsets, epochs, recovery
+//! - [`history`] — one room's history: kept messages, offsets, epochs, recovery
+//! - [`rooms`]   — every room's history, and the lock that orders it with live traffic
 //! - [`stored`]  — notices kept for offline ids, handed over after their next welcome
 
 pub mod history;
+pub mod rooms;
 pub mod state;
 pub mod stored;

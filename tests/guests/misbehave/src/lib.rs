@@ -248,9 +248,11 @@ impl Guest for Misbehave {
         if let Some((n, len)) = numbers("join ") {
             let mut actions: Vec<Action> = (0..n)
                 .map(|i| {
-                    Action::Join(switchboard::policy::types::Membership {
+                    Action::Join(switchboard::policy::types::Join {
                         id: sender.clone(),
                         room: format!("{i:0len$}"),
+                        since: None,
+                        on_joined: None,
                     })
                 })
                 .collect();

@@ -1,0 +1,228 @@
+//! Every room's history, in memory (the embedded default): a log per room
+//! (`history::RoomLog`), created by the room's first kept message or
+//! join, and dropped by the sweep once everything in it has expired.
+//!
+//! A room's log lock is also what orders its history with its live
+//! traffic: a kept message is numbered and handed to its members while the
+//! lock is held, and a recovering join replays and becomes a member while
+//! it is held. So a message is either in the replay or delivered live to
+//! the new member, never both, never neither.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use dashmap::DashMap;
+
+use super::history::{Bytes, HistoryLimits, RoomLog, Unrecoverable};
+
+/// Every room's log, and the limits they keep to.
+#[derive(Debug, Clone)]
+pub struct Histories {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    /// room → its log.
+    rooms: DashMap<Arc<str>, Arc<Mutex<RoomLog>>>,
+    /// Size, age and byte bounds.
+    limits: HistoryLimits,
+    /// Bytes of every log together.
+    bytes: Arc<Bytes>,
+}
+
+/// A page of kept messages.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Page {
+    /// The room's epoch.
+    pub epoch: String,
+    /// The messages' offsets, oldest first.
+    pub offsets: Vec<u64>,
+    /// The messages (room frames with their `offset`), oldest first.
+    pub messages: Vec<String>,
+}
+
+/// What a join found in the room's history.
+#[derive(Debug)]
+pub struct Recovery {
+    /// The room's epoch.
+    pub epoch: Arc<str>,
+    /// Its newest offset (0: nothing kept yet).
+    pub top: u64,
+    /// With `since`: the messages missed, oldest first, or why they cannot
+    /// be replayed. `None` without `since`.
+    pub missed: Option<Result<Vec<Arc<str>>, Unrecoverable>>,
+}
+
+impl Histories {
+    /// No history yet, kept within `limits`.
+    pub fn new(limits: HistoryLimits) -> Histories {
+        Histories {
+            inner: Arc::new(Inner {
+                rooms: DashMap::new(),
+                limits,
+                bytes: Bytes::new(),
+            }),
+        }
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &HistoryLimits {
+        &self.inner.limits
+    }
+
+    /// Bytes of every kept message.
+    pub fn bytes(&self) -> usize {
+        self.inner.bytes.total()
+    }
+
+    /// Keep `text` as `room`'s next message (with its `"offset"` added) and
+    /// hand it to `deliver` while the room's log is locked. A frame that is
+    /// not a JSON object, or any frame while history is off, is not kept:
+    /// `deliver` gets it unchanged, with no offset.
+    pub fn publish<R>(
+        &self,
+        room: &str,
+        text: &str,
+        deliver: impl FnOnce(Option<u64>, &str) -> R,
+    ) -> R {
+        if !self.inner.limits.is_on() || !is_object(text) {
+            return deliver(None, text);
+        }
+        let log = self.log(room);
+        let mut log = lock(&log);
+        let offset = log.top() + 1;
+        let framed: Arc<str> = with_offset(text, offset).into();
+        log.append(framed.clone(), Instant::now(), &self.inner.limits);
+        deliver(Some(offset), &framed)
+    }
+
+    /// Look up what a join of `room` needs (and, with `since`, what was
+    /// missed after it) and hand it to `join` while the room's log is
+    /// locked, so no kept message can slip between the replay and the
+    /// membership.
+    pub fn join<R>(
+        &self,
+        room: &str,
+        since: Option<(&str, u64)>,
+        join: impl FnOnce(Recovery) -> R,
+    ) -> R {
+        let log = self.log(room);
+        let log = lock(&log);
+        let limits = &self.inner.limits;
+        let missed = since.map(|(epoch, offset)| {
+            log.recover(epoch, offset, Instant::now(), limits)
+                .map(|kept| kept.into_iter().map(|k| k.frame.clone()).collect())
+        });
+        join(Recovery {
+            epoch: log.epoch().into(),
+            top: log.top(),
+            missed,
+        })
+    }
+
+    /// At most `limit` of the newest kept messages of `room` before
+    /// `before`, oldest first.
+    pub fn read(&self, room: &str, before: Option<u64>, limit: usize) -> Page {
+        let log = self.log(room);
+        let log = lock(&log);
+        let kept = log.page(before, limit, Instant::now(), self.inner.limits.ttl);
+        Page {
+            epoch: log.epoch().to_owned(),
+            offsets: kept.iter().map(|k| k.offset).collect(),
+            messages: kept.iter().map(|k| k.frame.to_string()).collect(),
+        }
+    }
+
+    /// `room`'s epoch and newest offset.
+    pub fn top(&self, room: &str) -> (String, u64) {
+        let log = self.log(room);
+        let log = lock(&log);
+        (log.epoch().to_owned(), log.top())
+    }
+
+    /// Drop expired messages, and the logs left empty by them (a room that
+    /// comes back gets a new epoch: its history was lost).
+    pub fn sweep(&self) {
+        let now = Instant::now();
+        let ttl = self.inner.limits.ttl;
+        self.inner.rooms.retain(|_, log| {
+            let mut log = lock(log);
+            log.expire(now, ttl);
+            !log.is_empty()
+        });
+    }
+
+    /// The log of `room`, made if it has none.
+    fn log(&self, room: &str) -> Arc<Mutex<RoomLog>> {
+        if let Some(log) = self.inner.rooms.get(room) {
+            return log.clone();
+        }
+        self.inner
+            .rooms
+            .entry(Arc::from(room))
+            .or_insert_with(|| Arc::new(Mutex::new(RoomLog::new(self.inner.bytes.clone()))))
+            .clone()
+    }
+}
+
+fn lock(log: &Mutex<RoomLog>) -> MutexGuard<'_, RoomLog> {
+    // A log is consistent after every method: a panic elsewhere while it
+    // was held cannot leave it half-written.
+    log.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Whether `text` looks like a JSON object (what the host can add an
+/// `offset` to).
+fn is_object(text: &str) -> bool {
+    let t = text.trim();
+    t.starts_with('{') && t.ends_with('}')
+}
+
+/// `text` (a JSON object) with `"offset":N` as its last field.
+pub fn with_offset(text: &str, offset: u64) -> String {
+    let t = text.trim_end();
+    let body = &t[..t.len() - 1];
+    let empty = body.trim_end().ends_with('{');
+    let mut out = String::with_capacity(t.len() + 32);
+    out.push_str(body);
+    if !empty {
+        out.push(',');
+    }
+    out.push_str("\"offset\":");
+    out.push_str(&offset.to_string());
+    out.push('}');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_are_added_as_the_last_field() {
+        assert_eq!(with_offset(r#"{"a":1}"#, 7), r#"{"a":1,"offset":7}"#);
+        assert_eq!(with_offset("{ }", 1), r#"{ "offset":1}"#);
+        assert_eq!(with_offset("{\"a\":1} \n", 2), r#"{"a":1,"offset":2}"#);
+    }
+
+    #[test]
+    fn only_objects_are_kept() {
+        let h = Histories::new(HistoryLimits::default());
+        assert_eq!(
+            h.publish("r", "[1]", |o, t| (o, t.to_owned())),
+            (None, "[1]".into())
+        );
+        assert_eq!(
+            h.publish("r", r#"{"x":1}"#, |o, t| (o, t.to_owned())),
+            (Some(1), r#"{"x":1,"offset":1}"#.into())
+        );
+        let page = h.read("r", None, 10);
+        assert_eq!(page.offsets, vec![1]);
+        let off = Histories::new(HistoryLimits {
+            size: 0,
+            ..HistoryLimits::default()
+        });
+        assert_eq!(off.publish("r", r#"{"x":1}"#, |o, _| o), None);
+    }
+}
