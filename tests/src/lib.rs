@@ -87,6 +87,8 @@ pub struct TestServer {
     pub policy: Policy,
     /// Where the admin interface listens, when the config asked for one.
     pub admin_addr: Option<SocketAddr>,
+    /// Which ids are held for a resume.
+    pub holds: switchboard::net::server::Holds,
     /// Present when the server speaks wss.
     tls: Option<Arc<TestCert>>,
     stop: Option<oneshot::Sender<()>>,
@@ -116,6 +118,7 @@ impl TestServer {
         let registry = server.registry();
         let policy = server.policy();
         let admin_addr = server.admin_addr();
+        let holds = server.holds();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(server.run(async {
             let _ = stopped.await;
@@ -125,6 +128,7 @@ impl TestServer {
             registry,
             policy,
             admin_addr,
+            holds,
             tls,
             stop: Some(stop),
             task: Some(task),
@@ -161,6 +165,19 @@ impl TestServer {
             bail!("expected welcome for {id}, got {welcome}");
         }
         Ok(c)
+    }
+
+    /// Wait (up to [`WAIT`]) until `id` is held for a resume: the server
+    /// has seen its connection end abnormally.
+    pub async fn until_held(&self, id: &str) -> Result<()> {
+        let start = std::time::Instant::now();
+        while !self.holds.is_held(id) {
+            if start.elapsed() > WAIT {
+                bail!("{id} not held within {WAIT:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        Ok(())
     }
 
     /// Connect to an arbitrary path.
@@ -377,6 +394,11 @@ impl Client {
     /// once other clients' requests have been acked this is exactly what
     /// they caused here.
     pub async fn drain(&mut self) -> Result<Vec<Value>> {
+        Ok(self.drain_v2().await?.into_iter().map(v1_view).collect())
+    }
+
+    /// [`Client::drain`], the frames whole (protocol v2's fields kept).
+    pub async fn drain_v2(&mut self) -> Result<Vec<Value>> {
         let r = format!(
             "drain-{}",
             NEXT_REF.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
@@ -386,7 +408,7 @@ impl Client {
             .await?;
         let mut frames = Vec::new();
         loop {
-            let v = self.recv_json().await?;
+            let v = self.recv_v2().await?;
             if v == ack {
                 break;
             }
@@ -398,8 +420,6 @@ impl Client {
         }
     }
 
-    /// Prove that nothing is queued to this client: the very next frames are
-    /// the `pong` and `ack` of a fresh ping.
     pub async fn expect_idle(&mut self) -> Result<()> {
         let frames = self.drain().await?;
         if !frames.is_empty() {
@@ -591,11 +611,12 @@ impl TestServer {
             budget: server.outbound_budget(),
             admission: server.admission(),
         };
-        let (addr, registry, policy, admin_addr) = (
+        let (addr, registry, policy, admin_addr, holds) = (
             server.local_addr(),
             server.registry(),
             server.policy(),
             server.admin_addr(),
+            server.holds(),
         );
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(server.run(async {
@@ -606,6 +627,7 @@ impl TestServer {
             registry,
             policy,
             admin_addr,
+            holds,
             tls: cert,
             stop: Some(stop),
             task: Some(task),

@@ -45,7 +45,10 @@ async fn a_client_that_answers_pings_stays_connected() -> Result<()> {
 
 #[tokio::test]
 async fn a_client_that_never_answers_is_closed_with_no_pong() -> Result<()> {
-    let server = TestServer::start(quick_pings()).await?;
+    // Without a resume window: no pong, offline.
+    let mut config = quick_pings();
+    config.recovery.resume_window = Duration::ZERO;
+    let server = TestServer::start(config).await?;
     let mut raw = RawWs::connect(server.addr, "/ws/mute").await?;
     let welcome = raw.frame().await?.context("closed before the welcome")?;
     assert_eq!(welcome.opcode, 1, "{welcome:?}");
@@ -63,5 +66,31 @@ async fn a_client_that_never_answers_is_closed_with_no_pong() -> Result<()> {
     // Then the server hangs up, and the id is offline.
     assert_eq!(raw.frame().await?, None);
     eventually("`mute` offline", || !server.registry.is_online("mute")).await?;
+    server.shutdown().await
+}
+
+/// With a resume window (the default), a client that stopped answering is
+/// told (1001 `no pong`) and held: its session can still be resumed.
+#[tokio::test]
+async fn a_client_that_never_answers_is_held_for_a_resume() -> Result<()> {
+    let server = TestServer::start(quick_pings()).await?;
+    let mut raw = RawWs::connect(server.addr, "/ws/mute").await?;
+    let welcome = raw.frame().await?.context("closed before the welcome")?;
+    let welcome: serde_json::Value = serde_json::from_slice(&welcome.payload)?;
+    let session = welcome["session"]
+        .as_str()
+        .context("no session")?
+        .to_owned();
+    let ping = raw.frame().await?.context("closed before a ping")?;
+    assert_eq!(ping.opcode, 9, "expected a ping, got {ping:?}");
+    let close = raw.frame().await?.context("closed without a close frame")?;
+    assert_eq!(close.close(), Some((1001, "no pong".to_owned())));
+    server.until_held("mute").await?;
+    assert!(server.registry.is_online("mute"), "held counts as online");
+    let mut back = server
+        .connect_path(&format!("/ws/mute?resume={session}"))
+        .await?;
+    let welcome = back.recv_v2().await?;
+    assert_eq!(welcome["resumed"], true, "{welcome}");
     server.shutdown().await
 }

@@ -9,7 +9,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::chat::Chat;
 use crate::chat::rate::Bucket;
-use crate::chat::registry::Joined;
+use crate::chat::registry::{Joined, Sent};
 use crate::chat::replies;
 use crate::net::outbound::{CloseReason, Outbox, code};
 use crate::policy::{Action, Frame};
@@ -96,11 +96,21 @@ fn carry_out(
                 frame,
                 on_sent,
                 on_closed,
-                ..
+                on_held,
+                store,
+                on_stored,
             } => {
-                let answer = match registry.send(&to, to_message(frame)) {
-                    Ok(()) => on_sent,
-                    Err(_) => on_closed,
+                let msg = to_message(frame);
+                let sent = if store {
+                    registry.deliver_or_store(&to, msg, |msg| keep(chat, &to, msg))
+                } else {
+                    registry.deliver(&to, msg)
+                };
+                let answer = match sent {
+                    Sent::Queued => on_sent,
+                    Sent::Held => on_held.or(on_sent),
+                    Sent::Stored => on_stored.or(on_sent),
+                    Sent::Refused => on_closed,
                 };
                 if let Some(f) = answer {
                     reply(&caller, to_message(f));
@@ -162,7 +172,16 @@ fn carry_out(
                     }
                     let answer =
                         on_joined.map(|f| joined_answer(f, &found.epoch, found.top, recovered));
-                    (joined, answer)
+                    // A recovering join is answered at once, right after
+                    // its replay and before any live message: everything
+                    // the joiner gets before the answer is what it missed.
+                    match answer {
+                        Some(answer) if recovered.is_some() && joined != Joined::TooManyRooms => {
+                            reply(&caller, answer);
+                            (joined, None)
+                        }
+                        answer => (joined, answer),
+                    }
                 });
                 if joined == Joined::TooManyRooms {
                     let message = format!(
@@ -194,6 +213,23 @@ fn carry_out(
     }
     for answer in answers {
         reply(&caller, answer);
+    }
+}
+
+/// Store `msg` for the offline id `to` (text frames only); whether it was.
+fn keep(chat: Chat<'_>, to: &str, msg: Message) -> bool {
+    let Message::Text(text) = msg else {
+        return false;
+    };
+    match chat
+        .notices
+        .store(to, text.as_str().into(), std::time::SystemTime::now())
+    {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::debug!(to, error = %e, "notice not stored");
+            false
+        }
     }
 }
 

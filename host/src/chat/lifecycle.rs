@@ -4,17 +4,32 @@
 //! order. The caller asks the rules (live: `decide`; replay: its own
 //! component) and hands the answer here.
 
+use std::time::SystemTime;
+
+use tokio_tungstenite::tungstenite::Message;
+
 use crate::chat::Chat;
 use crate::chat::actions::{self, Caller};
 use crate::chat::replies;
-use crate::net::outbound::{self, Outbox};
+use crate::net::outbound::{self, Inbox, Outbox};
 use crate::policy::Action;
+
+/// A held id being taken back by a new connection.
+#[derive(Debug)]
+pub struct Resume {
+    /// The held connection's serial.
+    pub serial: u64,
+    /// Its queue: what the id missed while away.
+    pub missed: Inbox,
+}
 
 /// Register `id` on `outbox` and carry out `on-connect`'s actions. The
 /// replies they start with (the welcome) are queued before the id is
 /// registered: from then on its rooms (kept from an earlier connection)
-/// can queue frames to it, and the welcome must come first. `registered`
-/// runs right after the registration, before the other actions.
+/// can queue frames to it, and the welcome must come first. Then, still
+/// before anything live: with `resume`, everything the id missed while it
+/// was held, in order; then the notices stored for it. `registered` runs
+/// right after the registration, before the other actions.
 ///
 /// One event under one cork: the welcome and what `on-connect` sends to
 /// others are written at its end, after the registration.
@@ -23,6 +38,7 @@ pub fn connect(
     id: &str,
     outbox: &Outbox,
     mut decided: Vec<Action>,
+    resume: Option<Resume>,
     registered: impl FnOnce(),
 ) {
     let leading = decided
@@ -32,7 +48,21 @@ pub fn connect(
     let rest = decided.split_off(leading);
     outbound::corked(|| {
         actions::apply(chat, Caller::new(outbox), decided);
-        chat.registry.register(id, outbox.clone());
+        let stored = || deliver_stored(chat, id, outbox);
+        match resume {
+            Some(Resume { serial, mut missed }) => {
+                chat.registry.take_over(id, serial, outbox.clone(), || {
+                    for frame in missed.unhold() {
+                        // Counted against the held queue's limits already.
+                        let _ = outbox.push_control(frame);
+                    }
+                    stored();
+                });
+            }
+            None => {
+                chat.registry.register_with(id, outbox.clone(), stored);
+            }
+        }
         registered();
         actions::apply(chat, Caller::new(outbox), rest);
     });
@@ -55,4 +85,18 @@ pub fn disconnect(chat: Chat<'_>, id: &str, decided: Option<Vec<Action>>) {
         }
         chat.registry.leave_all_if_offline(id, replies::left);
     });
+}
+
+/// Queue the notices stored for `id` (oldest first, each with its
+/// `stored_at`), after a `notices-dropped` frame if some were dropped for
+/// want of room.
+fn deliver_stored(chat: Chat<'_>, id: &str, outbox: &Outbox) {
+    let mail = chat.notices.take(id, SystemTime::now());
+    if mail.dropped > 0 {
+        let _ = outbox.push_control(replies::notices_dropped(mail.dropped));
+    }
+    for notice in mail.notices {
+        let text = replies::with_field(&notice.frame, "stored_at", &notice.stored_at());
+        let _ = outbox.push_control(Message::Text(text.into()));
+    }
 }

@@ -18,6 +18,7 @@ pub mod registry;
 pub mod replies;
 
 use crate::store::rooms::Histories;
+use crate::store::stored::NoticeStore;
 
 /// What carrying out a decision touches: the registry of ids and rooms and
 /// the rooms' history (borrowed; both are shared handles).
@@ -27,4 +28,6 @@ pub struct Chat<'a> {
     pub registry: &'a registry::Registry,
     /// Every room's kept messages.
     pub history: &'a Histories,
+    /// Notices kept for offline ids.
+    pub notices: &'a NoticeStore,
 }

@@ -69,6 +69,20 @@ pub enum Joined {
     TooManyRooms,
 }
 
+/// What became of a frame sent to one id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sent {
+    /// Queued to its connection.
+    Queued,
+    /// Queued for a held id, to be delivered when it resumes.
+    Held,
+    /// Kept for an offline id (a stored notice).
+    Stored,
+    /// Not delivered: offline (and not stored), or its queue could not
+    /// take it.
+    Refused,
+}
+
 /// Result of a fan-out: how many got the frame, how many could not take it.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Delivery {
@@ -123,7 +137,16 @@ impl Registry {
     /// Make `outbox` the connection of `id`. An older connection with the same
     /// id is closed with 4001 and returned.
     pub fn register(&self, id: &str, outbox: Outbox) -> Option<Outbox> {
+        self.register_with(id, outbox, || {})
+    }
+
+    /// [`Registry::register`], running `first` under the id's lock just
+    /// before: what it queues to `outbox` (stored notices) comes before
+    /// anything sent to the id once it is online, and nothing can be
+    /// stored for the id in between.
+    pub fn register_with(&self, id: &str, outbox: Outbox, first: impl FnOnce()) -> Option<Outbox> {
         let _id = self.lock(id);
+        first();
         let old = self.inner.online.insert(Name::from(id), outbox);
         if let Some(old) = &old {
             old.close(CloseReason {
@@ -132,6 +155,30 @@ impl Registry {
             });
         }
         old
+    }
+
+    /// Put `outbox` in place of held connection `serial` of `id` (a resume),
+    /// running `carry` in between with the id's entry locked: what it moves
+    /// from the held queue to `outbox` comes before anything sent to the id
+    /// after. The id keeps its rooms; nobody is told. If `serial` no longer
+    /// holds the id, `outbox` is registered as a new connection; false then.
+    pub fn take_over(&self, id: &str, serial: u64, outbox: Outbox, carry: impl FnOnce()) -> bool {
+        let _id = self.lock(id);
+        if let Some(mut held) = self.inner.online.get_mut(id)
+            && held.serial() == serial
+        {
+            carry();
+            *held = outbox;
+            return true;
+        }
+        carry();
+        if let Some(old) = self.inner.online.insert(Name::from(id), outbox) {
+            old.close(CloseReason {
+                replaced: true,
+                ..CloseReason::with_code(code::REPLACED, "replaced by a newer connection")
+            });
+        }
+        false
     }
 
     /// Take `id` offline if connection `serial` still holds it. Returns
@@ -258,6 +305,41 @@ impl Registry {
     pub fn send(&self, id: &str, msg: Message) -> Result<(), PushError> {
         let outbox = self.inner.online.get(id).ok_or(PushError::Closed)?;
         outbox.push(msg)
+    }
+
+    /// Queue `msg` to `id`, saying whether it went to a connection or to a
+    /// held id's queue.
+    pub fn deliver(&self, id: &str, msg: Message) -> Sent {
+        match self.inner.online.get(id) {
+            Some(outbox) => Self::pushed(&outbox, msg),
+            None => Sent::Refused,
+        }
+    }
+
+    /// [`Registry::deliver`], or, when `id` is not online, `store` it (true
+    /// if it did). Under the id's lock: a connection registering at the
+    /// same time either gets `msg` queued or finds it stored.
+    pub fn deliver_or_store(
+        &self,
+        id: &str,
+        msg: Message,
+        store: impl FnOnce(Message) -> bool,
+    ) -> Sent {
+        let _id = self.lock(id);
+        match self.inner.online.get(id) {
+            Some(outbox) => Self::pushed(&outbox, msg),
+            None if store(msg) => Sent::Stored,
+            None => Sent::Refused,
+        }
+    }
+
+    fn pushed(outbox: &Outbox, msg: Message) -> Sent {
+        let held = outbox.is_held();
+        match outbox.push(msg) {
+            Ok(()) if held => Sent::Held,
+            Ok(()) => Sent::Queued,
+            Err(_) => Sent::Refused,
+        }
     }
 
     /// Queue `msg` to every member of `room` but `except`.

@@ -46,6 +46,46 @@ pub struct Config {
     pub record_max_bytes: u64,
     /// Log filter (tracing env-filter syntax) the binary installs.
     pub log: String,
+    /// What is kept so a client that reconnects loses nothing.
+    pub recovery: Recovery,
+}
+
+/// What the server keeps so that a client that drops and comes back
+/// loses nothing: room history, held sessions, stored notices. All of it
+/// lives in memory: a restart loses it (rooms get new epochs, held
+/// sessions and stored notices are gone).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recovery {
+    /// Messages kept per room (0: no history, no offsets, no recovery).
+    pub history_size: usize,
+    /// How long a room message is kept.
+    pub history_ttl: Duration,
+    /// The most messages one recovering `join` replays; a client that
+    /// missed more is told `recovered:false`.
+    pub max_recover: usize,
+    /// How long an id whose connection ended abnormally is held for a
+    /// resume (0: never held).
+    pub resume_window: Duration,
+    /// Notices stored per offline id; past it the oldest are dropped.
+    pub stored_notices_per_id: usize,
+    /// How long a stored notice waits for its id.
+    pub stored_notice_ttl: Duration,
+    /// Bytes of room history and stored notices together.
+    pub max_bytes: usize,
+}
+
+impl Default for Recovery {
+    fn default() -> Self {
+        Recovery {
+            history_size: 100,
+            history_ttl: Duration::from_secs(300),
+            max_recover: 300,
+            resume_window: Duration::from_secs(120),
+            stored_notices_per_id: 100,
+            stored_notice_ttl: Duration::from_secs(7 * 24 * 3600),
+            max_bytes: 64 * 1024 * 1024,
+        }
+    }
 }
 
 /// Who may connect as which id: a connection must carry a signed token
@@ -131,6 +171,7 @@ impl Default for Config {
             auth: None,
             record_max_bytes: 1024 * 1024 * 1024,
             log: "info".to_owned(),
+            recovery: Recovery::default(),
         }
     }
 }

@@ -581,6 +581,62 @@ section! {
     }
 }
 
+section! {
+    /// `[recovery]`: what is kept so a client that reconnects loses nothing
+    /// (room history, held sessions, stored notices; in memory, so a restart
+    /// loses it).
+    RecoverySettings ["recovery"] "Reconnecting without loss ([recovery])" {
+        /// Messages kept per room for recovery and `history` (0: off).
+        history_size: usize,
+        flag "history-size", env "SWITCHBOARD_HISTORY_SIZE",
+        get |c| Some(c.recovery.history_size),
+        set |c, v| c.recovery.history_size = v,
+        sample "20";
+
+        /// Seconds a room message is kept.
+        history_ttl_secs: u64,
+        flag "history-ttl-secs", env "SWITCHBOARD_HISTORY_TTL_SECS",
+        get |c| Some(secs(c.recovery.history_ttl)),
+        set |c, v| c.recovery.history_ttl = Duration::from_secs(v),
+        sample "60";
+
+        /// Most messages one `join` with `since` replays; more missed → `recovered:false`.
+        max_recover: usize,
+        flag "max-recover", env "SWITCHBOARD_MAX_RECOVER",
+        get |c| Some(c.recovery.max_recover),
+        set |c, v| c.recovery.max_recover = v,
+        sample "50";
+
+        /// Seconds an id whose connection ended abnormally is held for `?resume=` (0: never).
+        resume_window_secs: u64,
+        flag "resume-window-secs", env "SWITCHBOARD_RESUME_WINDOW_SECS",
+        get |c| Some(secs(c.recovery.resume_window)),
+        set |c, v| c.recovery.resume_window = Duration::from_secs(v),
+        sample "30";
+
+        /// Notices stored per offline id (`store:true`); past it the oldest are dropped (0: no storing).
+        stored_notices_per_id: usize,
+        flag "stored-notices-per-id", env "SWITCHBOARD_STORED_NOTICES_PER_ID",
+        get |c| Some(c.recovery.stored_notices_per_id),
+        set |c, v| c.recovery.stored_notices_per_id = v,
+        sample "10";
+
+        /// Seconds a stored notice waits for its id.
+        stored_notice_ttl_secs: u64,
+        flag "stored-notice-ttl-secs", env "SWITCHBOARD_STORED_NOTICE_TTL_SECS",
+        get |c| Some(secs(c.recovery.stored_notice_ttl)),
+        set |c, v| c.recovery.stored_notice_ttl = Duration::from_secs(v),
+        sample "3600";
+
+        /// Bytes of room history and stored notices together (all rooms, all ids).
+        max_bytes: usize,
+        flag "recovery-max-bytes", env "SWITCHBOARD_RECOVERY_MAX_BYTES",
+        get |c| Some(c.recovery.max_bytes),
+        set |c, v| c.recovery.max_bytes = v,
+        sample "1000000";
+    }
+}
+
 /// Declares [`Settings`], every section together.
 macro_rules! settings {
     ($($field:ident: $section:ident),* $(,)?) => {
@@ -646,6 +702,7 @@ settings! {
     policy: PolicySettings,
     admin: AdminSettings,
     auth: AuthSettings,
+    recovery: RecoverySettings,
 }
 
 fn where_(table: &str) -> String {

@@ -33,9 +33,12 @@ pub struct Upgrade {
     token: Option<Token>,
     /// Request path.
     pub path: String,
-    /// Raw query string, without its `token` parameter (the policy and the
-    /// recording must not see a credential).
+    /// Raw query string, without its `token` and `resume` parameters (the
+    /// policy and the recording must not see a credential).
     pub query: Option<String>,
+    /// The session a reconnect presents (`?resume=`), to take back a held
+    /// id.
+    pub resume: Option<Session>,
     /// The headers in `FORWARDED_HEADERS` that were present.
     pub headers: Vec<(String, String)>,
     /// `Sec-WebSocket-Key`.
@@ -45,6 +48,15 @@ pub struct Upgrade {
     protocol: Option<String>,
     /// Bytes read past the request head (a client's first frames).
     pub leftover: Vec<u8>,
+}
+
+/// A session token as presented for a resume. Its `Debug` hides it.
+pub struct Session(pub String);
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Session(..)")
+    }
 }
 
 /// A bearer token as sent. Its `Debug` hides it: a token is a credential and
@@ -188,11 +200,18 @@ fn check(req: &httparse::Request<'_, '_>) -> Result<Upgrade, HandshakeError> {
         .or_else(|| query.and_then(|q| id::query_param(q, TOKEN_PARAM)))
         .filter(|t| !t.is_empty())
         .map(Token);
+    let resume = query
+        .and_then(|q| id::query_param(q, RESUME_PARAM))
+        .filter(|s| !s.is_empty())
+        .map(Session);
     Ok(Upgrade {
         url_id,
         token,
         path: path.to_owned(),
-        query: query.and_then(|q| without_param(q, TOKEN_PARAM)),
+        query: query
+            .and_then(|q| without_param(q, TOKEN_PARAM))
+            .and_then(|q| without_param(&q, RESUME_PARAM)),
+        resume,
         headers,
         key: key.trim().to_owned(),
         protocol,
@@ -202,6 +221,9 @@ fn check(req: &httparse::Request<'_, '_>) -> Result<Upgrade, HandshakeError> {
 
 /// The query parameter a token may come in.
 const TOKEN_PARAM: &str = "token";
+
+/// The query parameter a reconnect presents its session in.
+const RESUME_PARAM: &str = "resume";
 
 /// The token of an `Authorization: Bearer <token>` header (scheme name in
 /// any case). Another scheme is not ours: it may be meant for a proxy.

@@ -67,7 +67,11 @@ impl<'a> Liveness<'a> {
             return Due::Close(CloseReason::with_code(code::GOING_AWAY, "idle timeout"));
         }
         match self.pinged {
-            Some(_) => Due::Close(CloseReason::with_code(code::GOING_AWAY, "no pong")),
+            // A client that stopped answering may come back: held (when
+            // the session allows) for a resume.
+            Some(_) => {
+                Due::Close(CloseReason::with_code(code::GOING_AWAY, "no pong").holding(true))
+            }
             None => {
                 self.pinged = Some(now);
                 Due::Ping

@@ -184,6 +184,10 @@ pub struct CloseReason {
     pub replaced: bool,
     /// The server is shutting down: no `on-disconnect`.
     pub shutdown: bool,
+    /// The connection ended abnormally and its id is to be held for a
+    /// resume: the queue keeps taking frames (for the resumed connection)
+    /// until the hold ends; nothing is written or dropped.
+    pub hold: bool,
 }
 
 impl CloseReason {
@@ -195,7 +199,13 @@ impl CloseReason {
             drain: true,
             replaced: false,
             shutdown: false,
+            hold: false,
         }
+    }
+
+    /// This reason, holding the id for a resume when `hold` is true.
+    pub fn holding(self, hold: bool) -> Self {
+        CloseReason { hold, ..self }
     }
 
     /// The client hung up or the socket failed.
@@ -279,6 +289,11 @@ struct Shared {
     budget: Arc<Budget>,
     /// Set with the first close request; checked without the lock.
     closing: AtomicBool,
+    /// The first close held the id for a resume: frames are still taken,
+    /// until a later close (or the resume) ends the hold.
+    keeping: AtomicBool,
+    /// Wakes the task waiting for the end of the hold.
+    unkept: Notify,
     /// The first close request wins; later ones are ignored.
     reason: OnceLock<CloseReason>,
     /// Wakes the writer: frames arrived (queue went non-empty) or closing.
@@ -295,12 +310,31 @@ struct Shared {
 impl Shared {
     fn close(&self, reason: CloseReason) {
         let drain = reason.drain;
+        let hold = reason.hold;
         let first = self.reason.set(reason).is_ok();
+        if first && hold {
+            // Before `closing`: a push that sees the close also sees the
+            // hold, and queues.
+            self.keeping.store(true, Ordering::Release);
+        }
         if !self.closing.swap(true, Ordering::AcqRel) {
             self.ready.notify_one();
             self.closed.notify_waiters();
         }
-        if first && !drain {
+        if !first && !drain && self.keeping.load(Ordering::Acquire) {
+            // A close of a held id (its queue overflowed, the budget shed
+            // it, the policy closed it, the server stops): the hold ends,
+            // and what it kept goes.
+            self.unkeep();
+            let dropped = self.queue().drop_frames();
+            self.budget.release(dropped);
+            return;
+        }
+        if !first && self.keeping.load(Ordering::Acquire) {
+            self.unkeep();
+            return;
+        }
+        if first && !drain && !hold {
             // Nothing queued will be sent: give the memory (and the budget)
             // back now, not when the close frame has made it out.
             let mut q = self.queue();
@@ -308,6 +342,21 @@ impl Shared {
             let dropped = q.drop_frames();
             self.budget.release(dropped);
         }
+    }
+
+    /// End the hold: no more frames are taken, and the task waiting for
+    /// the end of the hold is woken.
+    fn unkeep(&self) {
+        if self.keeping.swap(false, Ordering::AcqRel) {
+            self.queue().sealed = true;
+            // A permit, should the waiter not be waiting yet.
+            self.unkept.notify_one();
+        }
+    }
+
+    /// Whether the id is held and its queue still takes frames.
+    fn is_kept(&self) -> bool {
+        self.keeping.load(Ordering::Acquire)
     }
 
     /// Append `msg` (`len` payload bytes, already charged to the budget)
@@ -486,6 +535,8 @@ pub fn channel_in(
         in_flight: AtomicUsize::new(0),
         budget,
         closing: AtomicBool::new(false),
+        keeping: AtomicBool::new(false),
+        unkept: Notify::new(),
         reason: OnceLock::new(),
         ready: Notify::new(),
         closed: Notify::new(),
@@ -509,7 +560,7 @@ impl Outbox {
     /// 4008 (and the frame dropped): the rest of the server carries on.
     pub fn push(&self, msg: Message) -> Result<(), PushError> {
         let s = &*self.shared;
-        if s.is_closing() {
+        if s.is_closing() && !s.is_kept() {
             return Err(PushError::Closed);
         }
         let len = msg.len();
@@ -624,6 +675,24 @@ impl Outbox {
         self.shared.is_closing()
     }
 
+    /// Whether this is a held id's queue, still taking frames for a
+    /// resume.
+    pub fn is_held(&self) -> bool {
+        self.shared.is_kept()
+    }
+
+    /// Resolves once the hold ends (at once if the queue is not held).
+    pub async fn hold_ended(&self) {
+        let s = &*self.shared;
+        loop {
+            let unkept = s.unkept.notified();
+            if !s.is_kept() {
+                return;
+            }
+            unkept.await;
+        }
+    }
+
     fn overflow(&self) {
         tracing::warn!(
             serial = self.shared.serial,
@@ -676,6 +745,12 @@ impl Inbox {
         let s = &*self.shared;
         let mut q = s.queue();
         s.write_queued(&mut q, socket)
+    }
+
+    /// Whether a frame was written in part (the next bytes on the wire
+    /// must be its rest).
+    pub fn is_mid_frame(&self) -> bool {
+        self.shared.queue().head > 0
     }
 
     /// Whether nothing waits to be written.
@@ -740,6 +815,23 @@ impl Inbox {
     /// Stop accepting frames; those already queued can still be drained.
     pub fn seal(&mut self) {
         self.shared.queue().sealed = true;
+    }
+
+    /// End a hold (the id resumed, or its window ended): everything kept,
+    /// oldest first, and no more frames are taken.
+    pub fn unhold(&mut self) -> VecDeque<Message> {
+        let s = &*self.shared;
+        s.unkeep();
+        let mut q = s.queue();
+        q.sealed = true;
+        // The budget is released as the frames are handed on, by the
+        // queue they go to counting them again.
+        let bytes = std::mem::take(&mut q.bytes);
+        s.budget
+            .release(bytes + s.in_flight.swap(0, Ordering::Relaxed));
+        q.head = 0;
+        q.raw.clear();
+        std::mem::take(&mut q.frames)
     }
 }
 

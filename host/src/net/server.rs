@@ -28,9 +28,11 @@ use crate::net::shared::{self, Shared};
 use crate::net::tls::{self, TlsError};
 use crate::policy::clock::Clock;
 use crate::policy::{self, LoadError, Policy, PolicyEnv};
-use crate::store::history::HistoryLimits;
+use crate::store::history::{Bytes, HistoryLimits};
 use crate::store::rooms::Histories;
+use crate::store::sessions::Sessions;
 use crate::store::state::{StateLimits, StateStore};
+use crate::store::stored::{NoticeStore, StoredLimits};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -81,7 +83,26 @@ impl Server {
         let auth = crate::net::auth::verifier(config.auth.as_ref())?;
         let registry = Registry::with_max_rooms(config.limits.max_rooms_per_id);
         let state = StateStore::new(StateLimits::from(&config.policy_limits));
-        let history = Histories::new(HistoryLimits::default());
+        let recovery = config.recovery.clone();
+        // One count, one cap: room history and stored notices together.
+        let kept_bytes = Bytes::new();
+        let history = Histories::counted_in(
+            HistoryLimits {
+                size: recovery.history_size,
+                ttl: recovery.history_ttl,
+                max_recover: recovery.max_recover,
+                max_total_bytes: recovery.max_bytes,
+            },
+            kept_bytes.clone(),
+        );
+        let notices = NoticeStore::counted_in(
+            StoredLimits {
+                per_id: recovery.stored_notices_per_id,
+                max_age: recovery.stored_notice_ttl,
+                max_total_bytes: recovery.max_bytes,
+            },
+            kept_bytes,
+        );
         let policy_file = match &config.policy {
             PolicySource::File(path) => Some(path.clone()),
             _ => None,
@@ -148,6 +169,9 @@ impl Server {
             native,
             registry,
             history,
+            notices,
+            sessions: Sessions::default(),
+            recovery,
             policy,
             recorder,
             ws_config: shared::ws_config(&config.limits),
@@ -178,6 +202,14 @@ impl Server {
     /// The URL scheme clients use.
     pub fn scheme(&self) -> &'static str {
         if self.tls.is_some() { "wss" } else { "ws" }
+    }
+
+    /// A handle that answers questions about the running server's held
+    /// sessions (for embedding and tests).
+    pub fn holds(&self) -> Holds {
+        Holds {
+            shared: self.shared.clone(),
+        }
     }
 
     /// The registry (for embedding and tests: who is online, rooms).
@@ -240,6 +272,16 @@ impl Server {
                 tokio::select! {
                     _ = stop.cancelled() => {}
                     _ = shed(&shared) => {}
+                }
+            });
+        }
+        {
+            let stop = stop.clone();
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = stop.cancelled() => {}
+                    _ = sweep(&shared) => {}
                 }
             });
         }
@@ -458,6 +500,48 @@ async fn shed(shared: &Shared) {
         }
     }
 }
+
+/// Questions about the ids held for a resume.
+#[derive(Debug, Clone)]
+pub struct Holds {
+    shared: Arc<Shared>,
+}
+
+impl Holds {
+    /// Whether `id` is held (its connection ended abnormally and its
+    /// resume window is open).
+    pub fn is_held(&self, id: &str) -> bool {
+        self.shared.sessions.is_held(id)
+    }
+
+    /// How many ids are held.
+    pub fn count(&self) -> usize {
+        self.shared.sessions.len()
+    }
+}
+
+/// Drop expired room history and stored notices, now and then: what no
+/// client asks for any more must not hold memory until someone does.
+async fn sweep(shared: &Shared) {
+    let mut every = tokio::time::interval(SWEEP_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        shared
+            .history
+            .sweep(|room| shared.registry.room_size(room) > 0);
+        shared.notices.expire_all(std::time::SystemTime::now());
+        tracing::trace!(
+            rooms = shared.history.rooms(),
+            bytes = shared.history.bytes(),
+            held = shared.sessions.len(),
+            "recovery stores swept"
+        );
+    }
+}
+
+/// How often [`sweep`] runs.
+const SWEEP_EVERY: Duration = Duration::from_secs(10);
 
 /// The least time between two passes of [`shed`] that closed nothing.
 const SHED_PAUSE: Duration = Duration::from_millis(1);

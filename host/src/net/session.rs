@@ -14,12 +14,13 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use crate::chat::actions::{self, Caller};
 use crate::chat::decide;
-use crate::chat::lifecycle;
+use crate::chat::lifecycle::{self, Resume};
 use crate::chat::rate::Quota;
 use crate::chat::replies;
 use crate::net::admission::Ticket;
@@ -29,6 +30,7 @@ use crate::net::outbound::{self, CloseReason, Inbox, Outbox, code};
 use crate::net::shared::Shared;
 use crate::net::wire::{self, Split, Wire, WriteHalf};
 use crate::policy::{ConnectInfo, Frame};
+use crate::store::sessions::{Claim, Held};
 
 /// Serve one accepted (and, for wss, TLS-wrapped) stream, admitted with
 /// `ticket` (which the caller holds until the connection ends).
@@ -80,17 +82,85 @@ where
     // that has its welcome is online: a notice sent to it at once reaches
     // it. (Sent with the 101, the welcome could arrive before the
     // registration.)
-    lifecycle::connect(shared.chat(), &id, &outbox, upgrade.actions, || {
-        tracing::debug!(%peer, id, serial, "connected");
-        if shared.is_shutting_down() {
-            outbox.close(shutdown_reason());
+    let resumed = upgrade.resume.is_some();
+    lifecycle::connect(
+        shared.chat(),
+        &id,
+        &outbox,
+        upgrade.actions,
+        upgrade.resume,
+        || {
+            tracing::debug!(%peer, id, serial, resumed, "connected");
+            if shared.is_shutting_down() {
+                outbox.close(shutdown_reason());
+            }
+        },
+    );
+
+    let holdable = upgrade.session.is_some() && !shared.recovery.resume_window.is_zero();
+    let (reason, kept) = pump(&shared, &mut ws, &mut out, &id, &outbox, inbox, holdable).await;
+    tracing::debug!(%peer, id, serial, ?reason, "disconnected");
+    match (kept, upgrade.session) {
+        (Some(inbox), Some(session)) if !shared.is_shutting_down() => {
+            hold(shared.clone(), id, serial, session, inbox, outbox);
+        }
+        (kept, _) => {
+            if let Some(mut inbox) = kept {
+                inbox.unhold();
+            }
+            if shared.registry.unregister(&id, serial) && !reason.shutdown && !reason.replaced {
+                disconnected(&shared, &id);
+            }
+        }
+    }
+}
+
+/// Hold `id` (its connection `serial` ended abnormally) for the resume
+/// window: it stays online and in its rooms, and `missed` collects what is
+/// sent to it, until a connection presents `session` or the window ends.
+/// Then, if nobody resumed it, it goes offline as any connection does
+/// (`on-disconnect`, its rooms hear `left`).
+fn hold(
+    shared: Arc<Shared>,
+    id: String,
+    serial: u64,
+    session: String,
+    missed: Inbox,
+    outbox: Outbox,
+) {
+    let held = Held {
+        session,
+        serial,
+        kept: missed,
+    };
+    if let Some(older) = shared.sessions.hold(&id, held) {
+        // A hold of an earlier connection no resume claimed: over.
+        let mut inbox = older.kept;
+        inbox.unhold();
+    }
+    let window = shared.recovery.resume_window;
+    tracing::debug!(id, serial, ?window, "held for a resume");
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = tokio::time::sleep(window) => {}
+            // Closed while held: its queue overflowed, the budget shed it,
+            // the policy closed it, or the server is stopping.
+            _ = outbox.hold_ended() => {}
+        }
+        // Nothing to do if a resume took it first.
+        if let Some(held) = shared.sessions.release(&id, serial) {
+            end_hold(&shared, &id, held);
         }
     });
+}
 
-    let reason = pump(&shared, &mut ws, &mut out, &id, &outbox, inbox).await;
-    tracing::debug!(%peer, id, serial, ?reason, "disconnected");
-    if shared.registry.unregister(&id, serial) && !reason.shutdown && !reason.replaced {
-        disconnected(&shared, &id);
+/// A hold is over without a resume: the id goes offline.
+fn end_hold(shared: &Shared, id: &str, held: Held<Inbox>) {
+    let mut inbox = held.kept;
+    inbox.unhold();
+    tracing::debug!(id, serial = held.serial, "hold ended");
+    if shared.registry.unregister(id, held.serial) && !shared.is_shutting_down() {
+        disconnected(shared, id);
     }
 }
 
@@ -113,6 +183,10 @@ struct Accepted {
     leftover: Vec<u8>,
     /// `on-connect`'s actions, applied once the connection is registered.
     actions: Vec<crate::policy::Action>,
+    /// The connection's session, when the rules speak protocol v2.
+    session: Option<String>,
+    /// The held id this connection takes back, if it resumed one.
+    resume: Option<Resume>,
 }
 
 /// Read the upgrade request, ask the policy, answer. `None` if refused.
@@ -144,15 +218,59 @@ where
             return None;
         }
     };
-    let info = connect_info(shared, &request, &identity, peer);
+    let id = identity.id.as_str();
+    // Sessions are protocol v2's: under 0.1.0 rules none is given, and a
+    // held id (held under earlier rules) is not resumed.
+    let v2 = shared.speaks_v2();
+    let presented = request.resume.as_ref().map(|s| s.0.as_str()).filter(|_| v2);
+    // A held id comes back: with its session it resumes; without it (or
+    // after its window) it starts afresh, its hold ended first, so its
+    // rooms hear `left` before any new `joined`.
+    let resume = match shared.sessions.claim(id, presented) {
+        Claim::Resumed(held) => Some(Resume {
+            serial: held.serial,
+            missed: held.kept,
+        }),
+        Claim::Refused(held) => {
+            end_hold(shared, id, held);
+            None
+        }
+        Claim::NotHeld => None,
+    };
+    // 120 random bits: the only proof a resume needs.
+    let session = v2.then(|| crate::store::history::random_token(24));
+    let info = connect_info(
+        shared,
+        &request,
+        &identity,
+        peer,
+        &session,
+        resume.is_some(),
+    );
+    let refused = |resume: Option<Resume>| {
+        // A resume that does not happen ends the hold it took.
+        if let Some(Resume { serial, missed }) = resume {
+            end_hold(
+                shared,
+                id,
+                Held {
+                    session: String::new(),
+                    serial,
+                    kept: missed,
+                },
+            );
+        }
+    };
     let actions = match decide::on_connect(shared, info) {
         Ok(Ok(actions)) => actions,
         Ok(Err(reject)) => {
+            refused(resume);
             let status = handshake::reject_status(reject.status);
             let _ = timeout(limit, handshake::refuse(stream, status, &reject.reason)).await;
             return None;
         }
         Err(e) => {
+            refused(resume);
             tracing::warn!(%peer, error = %e, "on-connect failed");
             let _ = timeout(
                 limit,
@@ -166,10 +284,11 @@ where
         timeout(limit, handshake::accept(stream, &request)).await,
         Ok(Ok(()))
     ) {
+        refused(resume);
         // The policy saw a connect that never happened: balance it, unless
         // the id is online through another connection.
-        if !shared.registry.is_online(identity.id.as_str()) {
-            disconnected(shared, identity.id.as_str());
+        if !shared.registry.is_online(id) {
+            disconnected(shared, id);
         }
         return None;
     }
@@ -177,6 +296,8 @@ where
         id: identity.id,
         leftover: request.leftover,
         actions,
+        session,
+        resume,
     })
 }
 
@@ -185,6 +306,8 @@ fn connect_info(
     request: &Upgrade,
     identity: &crate::net::auth::Identity,
     peer: SocketAddr,
+    session: &Option<String>,
+    resumed: bool,
 ) -> ConnectInfo {
     ConnectInfo {
         id: identity.id.to_string(),
@@ -194,9 +317,8 @@ fn connect_info(
         headers: request.headers.clone(),
         secure: shared.secure,
         claims: identity.claims.clone(),
-        // 120 random bits: the only proof a resume needs.
-        session: crate::store::history::random_token(24),
-        resumed: false,
+        session: session.clone().unwrap_or_default(),
+        resumed,
     }
 }
 
@@ -215,7 +337,9 @@ fn shutdown_reason() -> CloseReason {
     }
 }
 
-/// Run the reader and the writer until the connection closes; returns why.
+/// Run the reader and the writer until the connection closes; returns why,
+/// and, when the end was abnormal and `holdable`, the queue to hold the id
+/// with (nothing is written to the dead connection then).
 async fn pump<R, W>(
     shared: &Shared,
     ws: &mut WebSocketStream<Wire<R>>,
@@ -223,7 +347,8 @@ async fn pump<R, W>(
     id: &str,
     outbox: &Outbox,
     mut inbox: Inbox,
-) -> CloseReason
+    holdable: bool,
+) -> (CloseReason, Option<Inbox>)
 where
     R: AsyncRead + Unpin + Send,
     W: AsyncWrite + Unpin,
@@ -232,8 +357,8 @@ where
     // queued for this client would also poll the reader (a read attempt
     // through tungstenite). This join polls only the half that was woken.
     (
-        read_loop(shared, ws, id, outbox),
-        write_loop(out, &mut inbox, outbox),
+        read_loop(shared, ws, id, outbox, holdable),
+        write_loop(out, &mut inbox, outbox, holdable),
     )
         .join()
         .await;
@@ -241,19 +366,34 @@ where
         .reason()
         .cloned()
         .unwrap_or_else(|| CloseReason::peer_gone("connection ended"));
+    if reason.hold {
+        // The queue is kept for a resume. A client that stopped answering
+        // pings may still hear the close (and come back at once): the
+        // close frame alone is written, if the stream is between frames.
+        if let Some(code) = reason.code {
+            let close = wire::close_frame(code, &reason.reason);
+            let limit = shared.limits.close_timeout.min(Duration::from_secs(1));
+            let _ = timeout(limit, out.write_alone(&inbox, &close)).await;
+        }
+        return (reason, Some(inbox));
+    }
     Box::pin(finish(shared, ws, out, outbox, inbox, &reason)).await;
-    reason
+    (reason, None)
 }
 
 /// Frames handled in one batch (one cork) at most, so that a client that
 /// keeps sending cannot hold back what its frames queued to others.
 const BATCH: usize = 64;
 
+/// Read frames and hand them to the rules until the connection ends. An
+/// end that is not the client's own close (the socket dropped, no pong) is
+/// abnormal: with `holdable`, the id is then held for a resume.
 async fn read_loop<R>(
     shared: &Shared,
     stream: &mut WebSocketStream<Wire<R>>,
     id: &str,
     outbox: &Outbox,
+    holdable: bool,
 ) where
     R: AsyncRead + Unpin + Send,
 {
@@ -265,6 +405,7 @@ async fn read_loop<R>(
     let closed = outbox.closed();
     let timer = tokio::time::sleep_until(live.deadline());
     tokio::pin!(closed, timer);
+    let mut closed_normally = false;
     loop {
         let next = tokio::select! {
             biased;
@@ -283,7 +424,8 @@ async fn read_loop<R>(
                         let _ = outbox.push_control(Message::Ping(Default::default()));
                     }
                     Due::Close(reason) => {
-                        outbox.close(reason);
+                        let hold = reason.hold && holdable;
+                        outbox.close(reason.holding(hold));
                         return;
                     }
                 }
@@ -300,15 +442,26 @@ async fn read_loop<R>(
         for handled in 1..=BATCH {
             let message = match next {
                 None => {
-                    outbox.close(CloseReason::peer_gone("client closed"));
+                    // After its close frame (see below), or without one.
+                    let reason = CloseReason::peer_gone("client closed");
+                    outbox.close(reason.holding(holdable && !closed_normally));
                     return;
                 }
                 Some(Err(e)) => {
-                    outbox.close(read_error(e, shared.limits.max_message_bytes));
+                    let reason = read_error(e, shared.limits.max_message_bytes);
+                    let hold = reason.hold && holdable;
+                    outbox.close(reason.holding(hold));
                     return;
                 }
                 Some(Ok(m)) => m,
             };
+            if let Message::Close(frame) = &message {
+                // 1000 and 1001 (a page going away) end a session; any
+                // other code is a client that means to come back.
+                closed_normally = frame
+                    .as_ref()
+                    .is_none_or(|f| matches!(u16::from(f.code), 1000 | 1001));
+            }
             live.heard(tokio::time::Instant::now());
             on_message(shared, id, outbox, &mut quota, message);
             if outbox.is_closing() {
@@ -397,11 +550,21 @@ fn read_error(e: WsError, max: usize) -> CloseReason {
                 format!("message too big (limit {max} bytes)"),
             )
         },
+        // The socket ended without a close frame: the client is gone, and
+        // may come back.
+        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {
+            CloseReason::peer_gone("connection dropped without a close frame").holding(true)
+        }
         WsError::Protocol(p) => CloseReason {
             drain: false,
             ..CloseReason::with_code(1002, actions::cut(format!("protocol error: {p}")))
         },
-        other => CloseReason::peer_gone(other.to_string()),
+        // The close handshake completed (tokio-tungstenite ends the stream
+        // then; this is in case it reports it instead).
+        WsError::ConnectionClosed | WsError::AlreadyClosed => {
+            CloseReason::peer_gone("connection closed")
+        }
+        other => CloseReason::peer_gone(other.to_string()).holding(true),
     }
 }
 
@@ -455,6 +618,26 @@ impl<W: AsyncWrite + Unpin> Out<W> {
         }
     }
 
+    /// Write `bytes` (a whole frame) and nothing queued, unless the stream
+    /// is in the middle of a frame (then nothing).
+    async fn write_alone(&mut self, inbox: &Inbox, bytes: &[u8]) -> io::Result<()> {
+        match self {
+            Out::Direct(tcp) => {
+                if !inbox.is_mid_frame() {
+                    let _ = tcp.try_write(bytes)?;
+                }
+                Ok(())
+            }
+            Out::Owned { w, pending, at } => {
+                if *at == pending.len() {
+                    w.write_all(bytes).await?;
+                    w.flush().await?;
+                }
+                Ok(())
+            }
+        }
+    }
+
     /// Shut our side of the stream (TLS: after its close_notify).
     async fn shutdown(&mut self) {
         match self {
@@ -468,7 +651,12 @@ impl<W: AsyncWrite + Unpin> Out<W> {
     }
 }
 
-async fn write_loop<W: AsyncWrite + Unpin>(out: &mut Out<W>, inbox: &mut Inbox, outbox: &Outbox) {
+async fn write_loop<W: AsyncWrite + Unpin>(
+    out: &mut Out<W>,
+    inbox: &mut Inbox,
+    outbox: &Outbox,
+    holdable: bool,
+) {
     let result: io::Result<()> = async {
         while inbox.ready().await {
             // Let the tasks that are ready run first: under load they queue
@@ -491,7 +679,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(out: &mut Out<W>, inbox: &mut Inbox, 
     }
     .await;
     if let Err(e) = result {
-        outbox.close(CloseReason::peer_gone(format!("write failed: {e}")));
+        outbox.close(CloseReason::peer_gone(format!("write failed: {e}")).holding(holdable));
     }
 }
 
@@ -549,15 +737,15 @@ mod tests {
 
     use crate::net::wire::{TcpRead, Wire};
 
-    fn size3<A, B, C, F: Future>(_: impl Fn(A, B, C) -> F) -> usize {
-        std::mem::size_of::<F>()
-    }
-
     fn size4<A, B, C, D, F: Future>(_: impl Fn(A, B, C, D) -> F) -> usize {
         std::mem::size_of::<F>()
     }
 
-    fn size6<A, B, C, D, E, G, F: Future>(_: impl Fn(A, B, C, D, E, G) -> F) -> usize {
+    fn size5<A, B, C, D, E, F: Future>(_: impl Fn(A, B, C, D, E) -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+
+    fn size7<A, B, C, D, E, G, H, F: Future>(_: impl Fn(A, B, C, D, E, G, H) -> F) -> usize {
         std::mem::size_of::<F>()
     }
 
@@ -570,13 +758,13 @@ mod tests {
     fn an_idle_connection_carries_only_pump() {
         type Ws = WebSocketStream<Wire<TcpRead>>;
         let run = size4(super::run::<TcpStream>);
-        let pump = size6(super::pump::<TcpRead, tokio::io::Sink>);
+        let pump = size7(super::pump::<TcpRead, tokio::io::Sink>);
         let ws = std::mem::size_of::<Ws>();
         let out = std::mem::size_of::<super::Out<tokio::io::Sink>>();
         eprintln!(
             "run {run} pump {pump} read_loop {} write_loop {} WebSocketStream {ws} Out {out}",
-            size4(super::read_loop::<TcpRead>),
-            size3(super::write_loop::<tokio::io::Sink>),
+            size5(super::read_loop::<TcpRead>),
+            size4(super::write_loop::<tokio::io::Sink>),
         );
         assert!(
             run <= pump + ws + out + 400,

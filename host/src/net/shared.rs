@@ -7,12 +7,14 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::chat::Chat;
 use crate::chat::registry::Registry;
-use crate::config::Limits;
+use crate::config::{Limits, Recovery};
 use crate::net::admission::Admission;
-use crate::net::outbound::Budget;
+use crate::net::outbound::{Budget, Inbox};
 use crate::ops::record::Recorder;
-use crate::policy::Policy;
+use crate::policy::{Policy, World};
 use crate::store::rooms::Histories;
+use crate::store::sessions::Sessions;
+use crate::store::stored::NoticeStore;
 
 /// Shared by the accept loop and every session (behind an `Arc`).
 #[derive(Debug)]
@@ -21,6 +23,12 @@ pub struct Shared {
     pub registry: Registry,
     /// Every room's kept messages.
     pub history: Histories,
+    /// Notices kept for offline ids.
+    pub notices: NoticeStore,
+    /// Ids held for a resume, with the queue that collects what they miss.
+    pub sessions: Sessions<Inbox>,
+    /// What is kept for reconnecting clients, and for how long.
+    pub recovery: Recovery,
     /// The chat rules.
     pub policy: Policy,
     /// Per-connection limits.
@@ -52,7 +60,19 @@ impl Shared {
         Chat {
             registry: &self.registry,
             history: &self.history,
+            notices: &self.notices,
         }
+    }
+
+    /// Whether the rules speak protocol v2 (world 0.2.0, or the native
+    /// rules): only then is a connection given a session, and held for a
+    /// resume when it ends abnormally.
+    pub fn speaks_v2(&self) -> bool {
+        #[cfg(feature = "native-rules")]
+        if self.native.is_some() {
+            return true;
+        }
+        self.policy.active_world() == World::V0_2_0
     }
 
     /// Record `event` if recording is on.

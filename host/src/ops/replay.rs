@@ -25,6 +25,7 @@ use crate::policy::{Action, ConnectInfo, LoadError, Policy, PolicyEnv, Reject};
 use crate::store::history::HistoryLimits;
 use crate::store::rooms::Histories;
 use crate::store::state::{StateLimits, StateStore};
+use crate::store::stored::{NoticeStore, StoredLimits};
 
 /// Frames a simulated connection holds before they are thrown away (often
 /// enough that no queue overflows, which would log a 4008 close).
@@ -39,6 +40,8 @@ pub struct Replay {
     registry: Registry,
     /// Rooms' history, as a live server keeps it.
     history: Histories,
+    /// Stored notices, as a live server keeps them.
+    notices: NoticeStore,
     clock: Clock,
     /// Simulated connections: their outbound queues are never read (what
     /// would be delivered does not matter, only what is decided).
@@ -83,6 +86,7 @@ impl Replay {
         Chat {
             registry: &self.registry,
             history: &self.history,
+            notices: &self.notices,
         }
     }
 
@@ -106,6 +110,7 @@ impl Replay {
             policy,
             registry,
             history,
+            notices: NoticeStore::new(StoredLimits::default()),
             clock,
             conns: HashMap::new(),
             since_drain: 0,
@@ -149,7 +154,7 @@ impl Replay {
                         let serial = self.registry.next_serial();
                         let (outbox, inbox) =
                             outbound::channel(serial, SIMULATED_QUEUE, usize::MAX);
-                        lifecycle::connect(self.chat(), id, &outbox, decided.clone(), || {});
+                        lifecycle::connect(self.chat(), id, &outbox, decided.clone(), None, || {});
                         self.conns.insert(id.clone(), (outbox, inbox));
                         Outcome::Actions(decided)
                     }

@@ -168,6 +168,11 @@ impl Policy {
         Ok(policy)
     }
 
+    /// The world version the active version targets.
+    pub fn active_world(&self) -> super::version::World {
+        self.inner.active.load().version.info.world
+    }
+
     /// Facts about the active version.
     pub fn active(&self) -> VersionInfo {
         self.inner.active.load().version.info.clone()

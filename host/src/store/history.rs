@@ -52,7 +52,8 @@ impl HistoryLimits {
     }
 }
 
-/// The bytes every room's log holds, counted together.
+/// Bytes held, counted together: every room's log, and the stored
+/// notices when they share the count (one cap for both).
 #[derive(Debug, Default)]
 pub struct Bytes {
     total: AtomicUsize,
@@ -69,11 +70,11 @@ impl Bytes {
         self.total.load(Ordering::Relaxed)
     }
 
-    fn add(&self, n: usize) {
+    pub(crate) fn add(&self, n: usize) {
         self.total.fetch_add(n, Ordering::Relaxed);
     }
 
-    fn sub(&self, n: usize) {
+    pub(crate) fn sub(&self, n: usize) {
         self.total.fetch_sub(n, Ordering::Relaxed);
     }
 }

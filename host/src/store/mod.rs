@@ -5,8 +5,10 @@
 //! - [`history`] — one room's history: kept messages, offsets, epochs, recovery
 //! - [`rooms`]   — every room's history, and the lock that orders it with live traffic
 //! - [`stored`]  — notices kept for offline ids, handed over after their next welcome
+//! - [`sessions`] — ids held after an abnormal end, for a resume
 
 pub mod history;
 pub mod rooms;
+pub mod sessions;
 pub mod state;
 pub mod stored;

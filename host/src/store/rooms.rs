@@ -55,13 +55,19 @@ pub struct Recovery {
 }
 
 impl Histories {
-    /// No history yet, kept within `limits`.
+    /// No history yet, kept within `limits`, its bytes counted on their own.
     pub fn new(limits: HistoryLimits) -> Histories {
+        Histories::counted_in(limits, Bytes::new())
+    }
+
+    /// No history yet, its bytes counted in `bytes` with whatever else
+    /// shares it (`limits.max_total_bytes` bounds them together).
+    pub fn counted_in(limits: HistoryLimits, bytes: Arc<Bytes>) -> Histories {
         Histories {
             inner: Arc::new(Inner {
                 rooms: DashMap::new(),
                 limits,
-                bytes: Bytes::new(),
+                bytes,
             }),
         }
     }
@@ -141,16 +147,22 @@ impl Histories {
         (log.epoch().to_owned(), log.top())
     }
 
-    /// Drop expired messages, and the logs left empty by them (a room that
-    /// comes back gets a new epoch: its history was lost).
-    pub fn sweep(&self) {
+    /// Drop expired messages, and the logs of rooms `in_use` says are gone
+    /// once nothing in them is left (such a room that comes back gets a new
+    /// epoch: its history was lost).
+    pub fn sweep(&self, in_use: impl Fn(&str) -> bool) {
         let now = Instant::now();
         let ttl = self.inner.limits.ttl;
-        self.inner.rooms.retain(|_, log| {
+        self.inner.rooms.retain(|room, log| {
             let mut log = lock(log);
             log.expire(now, ttl);
-            !log.is_empty()
+            !log.is_empty() || in_use(room)
         });
+    }
+
+    /// Rooms with a log now.
+    pub fn rooms(&self) -> usize {
+        self.inner.rooms.len()
     }
 
     /// The log of `room`, made if it has none.

@@ -10,6 +10,8 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
+use super::history::Bytes;
+
 /// How many notices are kept, for how long.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StoredLimits {
@@ -17,7 +19,8 @@ pub struct StoredLimits {
     pub per_id: usize,
     /// How long a notice is kept.
     pub max_age: Duration,
-    /// Bytes of every id's notices together.
+    /// Bytes of every id's notices together (with whatever else shares
+    /// the store's count: see [`NoticeStore::counted_in`]).
     pub max_total_bytes: usize,
 }
 
@@ -85,15 +88,29 @@ struct Inner {
 pub struct NoticeStore {
     inner: Mutex<Inner>,
     limits: StoredLimits,
+    /// Where its bytes are counted (maybe with the rooms' history's).
+    count: Arc<Bytes>,
 }
 
 impl NoticeStore {
-    /// An empty store.
+    /// An empty store, counting its bytes on its own.
     pub fn new(limits: StoredLimits) -> NoticeStore {
+        NoticeStore::counted_in(limits, Bytes::new())
+    }
+
+    /// An empty store whose bytes are counted in `count`, which others
+    /// share: `max_total_bytes` then bounds all of them together.
+    pub fn counted_in(limits: StoredLimits, count: Arc<Bytes>) -> NoticeStore {
         NoticeStore {
             inner: Mutex::default(),
             limits,
+            count,
         }
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &StoredLimits {
+        &self.limits
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -110,7 +127,7 @@ impl NoticeStore {
         let mut inner = self.lock();
         let Inner { boxes, bytes } = &mut *inner;
         let mailbox = boxes.entry(Arc::from(to)).or_default();
-        expire(mailbox, bytes, now, self.limits.max_age);
+        self.expire(mailbox, bytes, now);
         // Room made by this id's own oldest first, then the server-wide
         // bound decides.
         let mut freed = 0;
@@ -120,7 +137,7 @@ impl NoticeStore {
             freed += n.frame.len();
             dropping += 1;
         }
-        if *bytes - freed + frame.len() > self.limits.max_total_bytes {
+        if self.count.total().saturating_sub(freed) + frame.len() > self.limits.max_total_bytes {
             if mailbox.notices.is_empty() {
                 boxes.remove(to);
             }
@@ -131,6 +148,8 @@ impl NoticeStore {
         }
         mailbox.dropped += dropping;
         *bytes = *bytes - freed + frame.len();
+        self.count.sub(freed);
+        self.count.add(frame.len());
         mailbox.notices.push_back(Stored { frame, at: now });
         Ok(())
     }
@@ -143,8 +162,10 @@ impl NoticeStore {
         let Some(mut mailbox) = boxes.remove(id) else {
             return Mail::default();
         };
-        expire(&mut mailbox, bytes, now, self.limits.max_age);
-        *bytes -= mailbox.notices.iter().map(|n| n.frame.len()).sum::<usize>();
+        self.expire(&mut mailbox, bytes, now);
+        let taken = mailbox.notices.iter().map(|n| n.frame.len()).sum::<usize>();
+        *bytes -= taken;
+        self.count.sub(taken);
         Mail {
             notices: mailbox.notices.into(),
             dropped: mailbox.dropped,
@@ -157,8 +178,10 @@ impl NoticeStore {
         let mut inner = self.lock();
         let Inner { boxes, bytes } = &mut *inner;
         boxes.retain(|_, mailbox| {
-            expire(mailbox, bytes, now, self.limits.max_age);
-            !mailbox.notices.is_empty() || mailbox.dropped > 0
+            self.expire(mailbox, bytes, now);
+            // Once all its notices expired, the count of those dropped
+            // before them goes too: they would have expired by now.
+            !mailbox.notices.is_empty()
         });
     }
 
@@ -167,22 +190,24 @@ impl NoticeStore {
         self.lock().bytes
     }
 
+    /// Drop `mailbox`'s notices older than the limit at `now`.
+    fn expire(&self, mailbox: &mut Mailbox, bytes: &mut usize, now: SystemTime) {
+        let max_age = self.limits.max_age;
+        while mailbox
+            .notices
+            .front()
+            .is_some_and(|n| now.duration_since(n.at).is_ok_and(|age| age > max_age))
+        {
+            if let Some(n) = mailbox.notices.pop_front() {
+                *bytes -= n.frame.len();
+                self.count.sub(n.frame.len());
+            }
+        }
+    }
+
     /// Notices kept for `id` now.
     pub fn count(&self, id: &str) -> usize {
         self.lock().boxes.get(id).map_or(0, |m| m.notices.len())
-    }
-}
-
-/// Drop `mailbox`'s notices older than `max_age` at `now`.
-fn expire(mailbox: &mut Mailbox, bytes: &mut usize, now: SystemTime, max_age: Duration) {
-    while mailbox
-        .notices
-        .front()
-        .is_some_and(|n| now.duration_since(n.at).is_ok_and(|age| age > max_age))
-    {
-        if let Some(n) = mailbox.notices.pop_front() {
-            *bytes -= n.frame.len();
-        }
     }
 }
 
