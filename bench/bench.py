@@ -142,7 +142,12 @@ def make_peers(args, sb_bin, cert_dir, bun=None):
     peers = {}
     off = {"messages_per_sec": "0", "broadcasts_per_sec": "0"}
     peers["switchboard"] = Peer("switchboard", "v1", sb, sb_tls, env=no_limits,
-                                expect={"rules": '"wasm"', **off})
+                                expect={"rules": '"wasm"', "history_size": "100", **off})
+    # The same with room history off: what keeping every room message (an
+    # offset, a copy in the room's log) costs the fan-out.
+    peers["switchboard-nohistory"] = Peer(
+        "switchboard-nohistory", "v1", sb, sb_tls, env={**no_limits, "SWITCHBOARD_HISTORY_SIZE": "0"},
+        expect={"rules": '"wasm"', "history_size": "0", **off})
     peers["switchboard-limits"] = Peer("switchboard-limits", "v1", sb, sb_tls, env=limits_on,
                                        expect={"rules": '"wasm"', "messages_per_sec": "1000000",
                                                "broadcasts_per_sec": "1000000"})
@@ -668,7 +673,7 @@ def main():
     ap.add_argument("--idle-rounds", type=int, default=1, help="rounds of the idle scenario (full run; slow for Socket.IO)")
     ap.add_argument("--idle-connections", help="connections for idle, comma-separated sizes (default: 10000,19000; "
                     "capped by the fd limit)")
-    ap.add_argument("--peers", help="comma-separated subset of: switchboard,switchboard-limits,switchboard-native,"
+    ap.add_argument("--peers", help="comma-separated subset of: switchboard,switchboard-nohistory,switchboard-limits,switchboard-native,"
                     "node-ws,socketio,bun (and --extra names)")
     ap.add_argument("--release", action="store_true", help="quick mode: use release builds (default: debug)")
     ap.add_argument("--no-build", action="store_true", help="use the binaries already built")

@@ -122,9 +122,8 @@ fn carry_out(
                 except,
                 transient: false,
             } => {
-                chat.history.publish(&room, &text, |_, framed| {
-                    let msg = Message::Text(framed.into());
-                    registry.send_room(&room, &msg, except.as_deref())
+                chat.history.publish(&room, text, |_, framed| {
+                    registry.send_room(&room, &Message::Text(framed), except.as_deref())
                 });
             }
             Action::SendRoom {
@@ -162,7 +161,7 @@ fn carry_out(
                         recovered = Some(match (joined, missed) {
                             (Joined::Added, Ok(frames)) => {
                                 for frame in frames {
-                                    let _ = registry.send(&id, Message::Text((&*frame).into()));
+                                    let _ = registry.send(&id, Message::Text(frame));
                                 }
                                 true
                             }

@@ -311,6 +311,8 @@ impl Server {
             max_connections_per_ip = l.max_connections_per_ip,
             max_handshakes_per_ip = l.max_handshakes_per_ip,
             outbound_total_bytes = l.outbound_total_bytes,
+            history_size = shared.recovery.history_size,
+            resume_window_secs = shared.recovery.resume_window.as_secs(),
             "serving"
         );
         let mut failures = AcceptFailures::default();

@@ -79,13 +79,17 @@ impl Bytes {
     }
 }
 
+/// A kept frame's text: the very buffer the members' queues got (shared,
+/// not copied).
+pub type Text = tokio_tungstenite::tungstenite::Utf8Bytes;
+
 /// One kept message: the room frame as the members got it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Kept {
     /// Its place in the room's history.
     pub offset: u64,
     /// The frame's text.
-    pub frame: Arc<str>,
+    pub frame: Text,
     /// When it was kept.
     at: Instant,
 }
@@ -165,7 +169,7 @@ impl RoomLog {
     /// Keep `frame` as the room's next message; returns its offset. Older
     /// messages go to stay within `limits` (count, age, and the shared
     /// bytes, this room's oldest first).
-    pub fn append(&mut self, frame: Arc<str>, now: Instant, limits: &HistoryLimits) -> u64 {
+    pub fn append(&mut self, frame: Text, now: Instant, limits: &HistoryLimits) -> u64 {
         self.top += 1;
         let len = frame.len();
         self.kept.push_back(Kept {
@@ -324,7 +328,7 @@ mod tests {
     fn log_with(n: u64, limits: &HistoryLimits, now: Instant) -> RoomLog {
         let mut log = RoomLog::with_epoch("e1", Bytes::new());
         for i in 1..=n {
-            assert_eq!(log.append(format!("m{i}").into(), now, limits), i);
+            assert_eq!(log.append(Text::from(format!("m{i}")), now, limits), i);
         }
         log
     }

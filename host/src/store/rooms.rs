@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use dashmap::DashMap;
 
-use super::history::{Bytes, HistoryLimits, RoomLog, Unrecoverable};
+use super::history::{Bytes, HistoryLimits, RoomLog, Text, Unrecoverable};
 
 /// Every room's log, and the limits they keep to.
 #[derive(Debug, Clone)]
@@ -51,7 +51,7 @@ pub struct Recovery {
     pub top: u64,
     /// With `since`: the messages missed, oldest first, or why they cannot
     /// be replayed. `None` without `since`.
-    pub missed: Option<Result<Vec<Arc<str>>, Unrecoverable>>,
+    pub missed: Option<Result<Vec<Text>, Unrecoverable>>,
 }
 
 impl Histories {
@@ -85,22 +85,23 @@ impl Histories {
     /// Keep `text` as `room`'s next message (with its `"offset"` added) and
     /// hand it to `deliver` while the room's log is locked. A frame that is
     /// not a JSON object, or any frame while history is off, is not kept:
-    /// `deliver` gets it unchanged, with no offset.
+    /// `deliver` gets it unchanged, with no offset. The offset is written
+    /// into `text` itself, and the log and the members share that buffer.
     pub fn publish<R>(
         &self,
         room: &str,
-        text: &str,
-        deliver: impl FnOnce(Option<u64>, &str) -> R,
+        text: String,
+        deliver: impl FnOnce(Option<u64>, Text) -> R,
     ) -> R {
-        if !self.inner.limits.is_on() || !is_object(text) {
-            return deliver(None, text);
+        if !self.inner.limits.is_on() || !is_object(&text) {
+            return deliver(None, Text::from(text));
         }
         let log = self.log(room);
         let mut log = lock(&log);
         let offset = log.top() + 1;
-        let framed: Arc<str> = with_offset(text, offset).into();
+        let framed = Text::from(with_offset(text, offset));
         log.append(framed.clone(), Instant::now(), &self.inner.limits);
-        deliver(Some(offset), &framed)
+        deliver(Some(offset), framed)
     }
 
     /// Look up what a join of `room` needs (and, with `since`, what was
@@ -113,6 +114,14 @@ impl Histories {
         since: Option<(&str, u64)>,
         join: impl FnOnce(Recovery) -> R,
     ) -> R {
+        if !self.inner.limits.is_on() {
+            // No history: no log to make for every room joined.
+            return join(Recovery {
+                epoch: "".into(),
+                top: 0,
+                missed: since.map(|_| Err(Unrecoverable::Off)),
+            });
+        }
         let log = self.log(room);
         let log = lock(&log);
         let limits = &self.inner.limits;
@@ -130,6 +139,9 @@ impl Histories {
     /// At most `limit` of the newest kept messages of `room` before
     /// `before`, oldest first.
     pub fn read(&self, room: &str, before: Option<u64>, limit: usize) -> Page {
+        if !self.inner.limits.is_on() {
+            return Page::default();
+        }
         let log = self.log(room);
         let log = lock(&log);
         let kept = log.page(before, limit, Instant::now(), self.inner.limits.ttl);
@@ -142,6 +154,9 @@ impl Histories {
 
     /// `room`'s epoch and newest offset.
     pub fn top(&self, room: &str) -> (String, u64) {
+        if !self.inner.limits.is_on() {
+            return (String::new(), 0);
+        }
         let log = self.log(room);
         let log = lock(&log);
         (log.epoch().to_owned(), log.top())
@@ -191,20 +206,18 @@ fn is_object(text: &str) -> bool {
     t.starts_with('{') && t.ends_with('}')
 }
 
-/// `text` (a JSON object) with `"offset":N` as its last field.
-pub fn with_offset(text: &str, offset: u64) -> String {
-    let t = text.trim_end();
-    let body = &t[..t.len() - 1];
-    let empty = body.trim_end().ends_with('{');
-    let mut out = String::with_capacity(t.len() + 32);
-    out.push_str(body);
-    if !empty {
-        out.push(',');
+/// `text` (a JSON object) with `"offset":N` as its last field, written in
+/// place.
+pub fn with_offset(mut text: String, offset: u64) -> String {
+    use std::fmt::Write;
+    text.truncate(text.trim_end().len());
+    text.pop();
+    if !text.trim_end().ends_with('{') {
+        text.push(',');
     }
-    out.push_str("\"offset\":");
-    out.push_str(&offset.to_string());
-    out.push('}');
-    out
+    // Writing to a String cannot fail.
+    let _ = write!(text, "\"offset\":{offset}}}");
+    text
 }
 
 #[cfg(test)]
@@ -213,20 +226,19 @@ mod tests {
 
     #[test]
     fn offsets_are_added_as_the_last_field() {
-        assert_eq!(with_offset(r#"{"a":1}"#, 7), r#"{"a":1,"offset":7}"#);
-        assert_eq!(with_offset("{ }", 1), r#"{ "offset":1}"#);
-        assert_eq!(with_offset("{\"a\":1} \n", 2), r#"{"a":1,"offset":2}"#);
+        let add = |s: &str, n| with_offset(s.to_owned(), n);
+        assert_eq!(add(r#"{"a":1}"#, 7), r#"{"a":1,"offset":7}"#);
+        assert_eq!(add("{ }", 1), r#"{ "offset":1}"#);
+        assert_eq!(add("{\"a\":1} \n", 2), r#"{"a":1,"offset":2}"#);
     }
 
     #[test]
     fn only_objects_are_kept() {
         let h = Histories::new(HistoryLimits::default());
+        let text = |o, t: Text| (o, t.as_str().to_owned());
+        assert_eq!(h.publish("r", "[1]".into(), text), (None, "[1]".into()));
         assert_eq!(
-            h.publish("r", "[1]", |o, t| (o, t.to_owned())),
-            (None, "[1]".into())
-        );
-        assert_eq!(
-            h.publish("r", r#"{"x":1}"#, |o, t| (o, t.to_owned())),
+            h.publish("r", r#"{"x":1}"#.into(), text),
             (Some(1), r#"{"x":1,"offset":1}"#.into())
         );
         let page = h.read("r", None, 10);
@@ -235,6 +247,6 @@ mod tests {
             size: 0,
             ..HistoryLimits::default()
         });
-        assert_eq!(off.publish("r", r#"{"x":1}"#, |o, _| o), None);
+        assert_eq!(off.publish("r", r#"{"x":1}"#.into(), |o, _| o), None);
     }
 }

@@ -1,4 +1,4 @@
-//! An example policy: Switchboard's default rules (protocol v1) plus
+//! An example policy: Switchboard's default rules (protocol v2) plus
 //! moderation. Only `room`, `broadcast` and `notice` requests (the ones that
 //! deliver a message to others) are moderated; everything else, and every
 //! request this layer does not refuse, goes to the default rules unchanged.

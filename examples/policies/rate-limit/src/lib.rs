@@ -1,4 +1,4 @@
-//! An example policy: Switchboard's default rules (protocol v1) plus a rate
+//! An example policy: Switchboard's default rules (protocol v2) plus a rate
 //! limit on messages, one token bucket per connection id.
 //!
 //! - Every `room`, `broadcast` and `notice` request costs one token (whether
