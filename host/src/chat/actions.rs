@@ -13,6 +13,7 @@ use crate::chat::registry::{Joined, Sent};
 use crate::chat::replies;
 use crate::net::outbound::{CloseReason, Outbox, code};
 use crate::policy::{Action, Frame};
+use crate::store::json;
 
 /// Longest close reason the WebSocket protocol allows.
 const MAX_CLOSE_REASON: usize = 123;
@@ -238,23 +239,15 @@ fn joined_answer(frame: Frame, epoch: &str, top: u64, recovered: Option<bool>) -
     let Frame::Text(text) = frame else {
         return to_message(frame);
     };
-    let t = text.trim_end();
-    if !(t.trim_start().starts_with('{') && t.ends_with('}')) {
-        return Message::Text(text.into());
-    }
-    let body = &t[..t.len() - 1];
-    let mut out = String::with_capacity(t.len() + 64);
-    out.push_str(body);
-    if !body.trim_end().ends_with('{') {
-        out.push(',');
-    }
     // Epochs are `a-z 2-7`: nothing to escape.
-    out.push_str(&format!(r#""epoch":"{epoch}","offset":{top}"#));
-    if let Some(recovered) = recovered {
-        out.push_str(&format!(r#","recovered":{recovered}"#));
-    }
-    out.push('}');
-    Message::Text(out.into())
+    let text = match recovered {
+        Some(r) => json::with_fields(
+            text,
+            format_args!(r#""epoch":"{epoch}","offset":{top},"recovered":{r}"#),
+        ),
+        None => json::with_fields(text, format_args!(r#""epoch":"{epoch}","offset":{top}"#)),
+    };
+    Message::Text(text.into())
 }
 
 /// A policy may use 1000, 1008 and the application range 3000-4999.

@@ -13,6 +13,7 @@ use crate::chat::actions::{self, Caller};
 use crate::chat::replies;
 use crate::net::outbound::{self, Inbox, Outbox};
 use crate::policy::Action;
+use crate::store::json;
 
 /// A held id being taken back by a new connection.
 #[derive(Debug)]
@@ -96,7 +97,11 @@ fn deliver_stored(chat: Chat<'_>, id: &str, outbox: &Outbox) {
         let _ = outbox.push_control(replies::notices_dropped(mail.dropped));
     }
     for notice in mail.notices {
-        let text = replies::with_field(&notice.frame, "stored_at", &notice.stored_at());
+        let at = notice.stored_at();
+        let text = json::with_fields(
+            notice.frame.to_string(),
+            format_args!(r#""stored_at":"{at}""#),
+        );
         let _ = outbox.push_control(Message::Text(text.into()));
     }
 }

@@ -100,28 +100,6 @@ pub fn notices_dropped(count: u64) -> Message {
     Message::Text(format!(r#"{{"type":"notices-dropped","count":{count}}}"#).into())
 }
 
-/// `json` (a JSON object's text) with `"key":"value"` as its last field;
-/// unchanged if it is not an object. `key` and `value` are the host's own
-/// (no escaping needed).
-pub fn with_field(json: &str, key: &str, value: &str) -> String {
-    let t = json.trim_end();
-    if !(t.trim_start().starts_with('{') && t.ends_with('}')) {
-        return json.to_owned();
-    }
-    let body = &t[..t.len() - 1];
-    let mut out = String::with_capacity(t.len() + key.len() + value.len() + 8);
-    out.push_str(body);
-    if !body.trim_end().ends_with('{') {
-        out.push(',');
-    }
-    out.push('"');
-    out.push_str(key);
-    out.push_str("\":\"");
-    out.push_str(value);
-    out.push_str("\"}");
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,6 +14,7 @@ use std::time::Instant;
 use dashmap::DashMap;
 
 use super::history::{Bytes, HistoryLimits, RoomLog, Text, Unrecoverable};
+use super::json;
 
 /// Every room's log, and the limits they keep to.
 #[derive(Debug, Clone)]
@@ -93,13 +94,16 @@ impl Histories {
         text: String,
         deliver: impl FnOnce(Option<u64>, Text) -> R,
     ) -> R {
-        if !self.inner.limits.is_on() || !is_object(&text) {
+        if !self.inner.limits.is_on() || !json::is_object(&text) {
             return deliver(None, Text::from(text));
         }
         let log = self.log(room);
         let mut log = lock(&log);
         let offset = log.top() + 1;
-        let framed = Text::from(with_offset(text, offset));
+        let framed = Text::from(json::with_fields(
+            text,
+            format_args!(r#""offset":{offset}"#),
+        ));
         log.append(framed.clone(), Instant::now(), &self.inner.limits);
         deliver(Some(offset), framed)
     }
@@ -199,38 +203,9 @@ fn lock(log: &Mutex<RoomLog>) -> MutexGuard<'_, RoomLog> {
     log.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Whether `text` looks like a JSON object (what the host can add an
-/// `offset` to).
-fn is_object(text: &str) -> bool {
-    let t = text.trim();
-    t.starts_with('{') && t.ends_with('}')
-}
-
-/// `text` (a JSON object) with `"offset":N` as its last field, written in
-/// place.
-pub fn with_offset(mut text: String, offset: u64) -> String {
-    use std::fmt::Write;
-    text.truncate(text.trim_end().len());
-    text.pop();
-    if !text.trim_end().ends_with('{') {
-        text.push(',');
-    }
-    // Writing to a String cannot fail.
-    let _ = write!(text, "\"offset\":{offset}}}");
-    text
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn offsets_are_added_as_the_last_field() {
-        let add = |s: &str, n| with_offset(s.to_owned(), n);
-        assert_eq!(add(r#"{"a":1}"#, 7), r#"{"a":1,"offset":7}"#);
-        assert_eq!(add("{ }", 1), r#"{ "offset":1}"#);
-        assert_eq!(add("{\"a\":1} \n", 2), r#"{"a":1,"offset":2}"#);
-    }
 
     #[test]
     fn only_objects_are_kept() {
