@@ -191,6 +191,9 @@ def wanted_peers(args):
     return args.peers.split(",") if args.peers else None
 
 
+# The peers that speak protocol v2 (session resume): the storm runs on these.
+V2_PEERS = ("switchboard", "switchboard-nohistory", "switchboard-limits", "switchboard-native")
+
 # The JavaScript peers: their npm packages, installed with `npm ci`.
 JS_PEERS = ("node-ws", "socketio", "bun")
 
@@ -382,6 +385,7 @@ def settings(args, nofile):
             big=(1, 50, 2),
             small=(10, 5, 1),
             pairs=10,
+            storm=(200, 10, 20),
             loads=[0.5],
             rounds=args.rounds or 1,
             idle_rounds=1,
@@ -395,6 +399,9 @@ def settings(args, nofile):
             big=(1, 1000, 10),
             small=(100, 10, 1),
             pairs=50,
+            # Issue 11: 10,000 clients drop at once and resume with 50
+            # missed messages each.
+            storm=(10000, 100, 50),
             loads=[0.25, 0.5, 0.75],
             rounds=args.rounds or 3,
             idle_rounds=args.idle_rounds,
@@ -410,6 +417,9 @@ def settings(args, nofile):
             sys.exit(f"bench: unknown scenario(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
     # One fd per connection in the server and in loadgen, plus some spare.
     cap = max(100, nofile - 1000)
+    if s["storm"][0] > cap:
+        log(f"note: storm clients capped at {cap} by the open-file limit ({nofile})")
+        s["storm"] = (cap,) + s["storm"][1:]
     if max(s["idle_ns"]) > cap:
         log(f"note: idle connections capped at {cap} by the open-file limit ({nofile})")
         s["idle_ns"] = sorted({min(n, cap) for n in s["idle_ns"]})
@@ -455,6 +465,11 @@ def jobs_for(s, rnd, offered=None, saturation=True):
     loads = ([0] if saturation else []) + list((offered or {}).get("notice", []))
     if loads:
         jobs.append(("notice", False, ["notice", "--pairs", str(s["pairs"]), "--offered", fmt_loads(loads)] + t))
+    if saturation:
+        # Protocol v2 (resume): Switchboard's peers only (see Runner.round).
+        c, r, m = s["storm"]
+        jobs.append(("storm", False, ["storm", "--clients", str(c), "--rooms", str(r),
+                                      "--missed", str(m), "--settle", "2"]))
     if s.get("only"):
         # `idle` selects every idle size.
         jobs = [j for j in jobs if j[0] in s["only"] or j[0].split("-")[0] in s["only"]]
@@ -563,6 +578,11 @@ class Runner:
     def round(self, rnd, rounds, jobs):
         for job in jobs:
             for peer in self.peers:
+                # The storm resumes sessions: protocol v2, which only this
+                # build of Switchboard speaks (not the JavaScript peers, nor
+                # older builds given with --extra).
+                if job[0] == "storm" and peer.name not in V2_PEERS:
+                    continue
                 log(f"[round {rnd}/{rounds}] {peer.name}: {job[0]}")
                 self.one(rnd, peer, job)
 
@@ -629,6 +649,11 @@ def table(runner, s, offered):
             row(f"fanout {r}x{m} @ {fmt(off)}/s ({frac:.0%} of slowest): server CPU s per million deliveries",
                 "lower", job, "cpu_s_per_m_deliveries", "latency", off)
     row("notice: round trips/s at saturation", "higher", "notice", "round_trips_per_s", "saturation")
+    c, r, m = s["storm"]
+    row(f"storm ({c} clients drop, {m} missed each): seconds until all caught up", "lower", "storm",
+        "catch_up_s")
+    row("storm: server RSS at its peak, MiB", "lower", "storm", "rss_peak_mib")
+    row("storm: messages lost, duplicated or out of order", "lower", "storm", "lost")
     row("notice: server CPU s per million notices", "lower", "notice", "cpu_s_per_m_notices", "saturation")
     if offered.get("notice"):
         off = round(offered["notice"][0])

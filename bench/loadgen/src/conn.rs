@@ -127,12 +127,18 @@ impl Target {
 
     /// Connect as `id` and wait for the welcome.
     pub async fn open(&self, id: &str) -> Result<Ws> {
-        tokio::time::timeout(self.timeout, self.open_inner(id))
-            .await
-            .map_err(|_| anyhow!("timed out connecting as {id}"))?
+        Ok(self.open_path(&self.proto.path(id)).await?.0)
     }
 
-    async fn open_inner(&self, id: &str) -> Result<Ws> {
+    /// Connect to `path` (and query) and wait for the welcome; returns it
+    /// too (protocol v2's carries the session).
+    pub async fn open_path(&self, path: &str) -> Result<(Ws, String)> {
+        tokio::time::timeout(self.timeout, self.open_inner(path))
+            .await
+            .map_err(|_| anyhow!("timed out connecting to {path}"))?
+    }
+
+    async fn open_inner(&self, path: &str) -> Result<(Ws, String)> {
         let sock = TcpSocket::new_v4()?;
         // RST on close: no TIME_WAIT on the client side, so the ports of one
         // scenario are free for the next one.
@@ -154,7 +160,7 @@ impl Target {
                 ))
             }
         };
-        let url = format!("{}://{}{}", self.scheme(), self.addr, self.proto.path(id));
+        let url = format!("{}://{}{}", self.scheme(), self.addr, path);
         let (mut ws, _) =
             tokio_tungstenite::client_async_with_config(url, stream, Some(self.ws_config))
                 .await
@@ -172,7 +178,7 @@ impl Target {
                 continue;
             };
             match self.proto.classify(&text) {
-                Kind::Welcome => return Ok(ws),
+                Kind::Welcome => return Ok((ws, text.to_string())),
                 Kind::EioOpen => ws.send(Message::text("40")).await?,
                 Kind::EioPing => ws.send(Message::text("3")).await?,
                 Kind::SioRefused => bail!("Socket.IO refused the connection: {text}"),

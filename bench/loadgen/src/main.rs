@@ -9,6 +9,7 @@
 mod conn;
 mod proto;
 mod scenarios;
+mod storm;
 mod sys;
 mod tls;
 
@@ -94,6 +95,23 @@ enum Cmd {
         window: usize,
         #[command(flatten)]
         timing: Timing,
+    },
+    /// Protocol v2: clients drop at once and resume with what they missed.
+    Storm {
+        #[command(flatten)]
+        common: CommonArgs,
+        /// Clients that drop and resume.
+        #[arg(long, default_value_t = 10_000)]
+        clients: usize,
+        /// Rooms they are spread over.
+        #[arg(long, default_value_t = 100)]
+        rooms: usize,
+        /// Messages each client misses (each room gets this many).
+        #[arg(long, default_value_t = 50)]
+        missed: usize,
+        /// Seconds for the server to see the sockets reset.
+        #[arg(long, default_value_t = 2.0)]
+        settle: f64,
     },
     /// Write a self-signed certificate (cert.pem, key.pem) for localhost.
     Gencert {
@@ -224,6 +242,22 @@ async fn run(cmd: Cmd) -> Result<Vec<Value>> {
             };
             scenarios::fanout(&c, &t, &o).await
         }
+        Cmd::Storm {
+            common,
+            clients,
+            rooms,
+            missed,
+            settle,
+        } => {
+            let (c, t) = setup(&common)?;
+            let o = storm::StormOpts {
+                clients,
+                rooms: rooms.max(1),
+                missed,
+                settle: secs(settle),
+            };
+            storm::storm(&c, &t, &o).await
+        }
         Cmd::Notice {
             common,
             pairs,
@@ -269,6 +303,12 @@ fn human(v: &Value) -> String {
         ("p999_us", "p99.9 µs"),
         ("max_us", "max µs"),
         ("missing", "missing"),
+        ("resumed", "resumed"),
+        ("lost", "lost"),
+        ("out_of_order_or_duplicated", "out of order or twice"),
+        ("catch_up_s", "catch-up s"),
+        ("rss_before_mib", "RSS before MiB"),
+        ("rss_peak_mib", "RSS peak MiB"),
         ("server_cpu_util", "server CPU"),
         ("cpu_s_per_m_deliveries", "CPU s/M deliveries"),
         ("cpu_s_per_m_notices", "CPU s/M notices"),
