@@ -279,16 +279,18 @@ pub fn store(fields: &Fields<'_>) -> Result<bool, Refusal> {
 /// Most messages one `history` answer holds; also the default `limit`.
 pub const MAX_HISTORY_LIMIT: u32 = 100;
 
-/// `limit`: 1-100, [`MAX_HISTORY_LIMIT`] when absent.
+/// `limit`: a positive integer, at most [`MAX_HISTORY_LIMIT`] (more is
+/// taken as that many: page back with `before` for older ones);
+/// [`MAX_HISTORY_LIMIT`] when absent.
 pub fn limit(fields: &Fields<'_>) -> Result<u32, Refusal> {
     let Some(raw) = fields.limit else {
         return Ok(MAX_HISTORY_LIMIT);
     };
-    match serde_json::from_str::<u32>(raw.get()) {
-        Ok(n) if (1..=MAX_HISTORY_LIMIT).contains(&n) => Ok(n),
+    match serde_json::from_str::<u64>(raw.get()) {
+        Ok(n) if n >= 1 => Ok(n.min(u64::from(MAX_HISTORY_LIMIT)) as u32),
         _ => Err(Refusal::fixed(
             ErrorCode::BadRequest,
-            "field `limit` must be an integer from 1 to 100",
+            "field `limit` must be a positive integer",
         )),
     }
 }

@@ -521,9 +521,19 @@ fn history_for_members_only() {
         r#"{"type":"history","room":"lobby","ref":1}"#,
     )));
     assert_eq!((code.as_str(), r.as_deref()), ("not-in-room", Some("1")));
+    // Past the most one answer holds: that many (page back with `before`).
+    let page = msg(
+        &reg,
+        "a",
+        r#"{"type":"history","room":"lobby","limit":1000}"#,
+    );
+    assert!(
+        matches!(&page[..], [Action::Reply(f)] if f.as_text().is_some_and(|t| t.contains(r#"{"n":1,"offset":1}"#))),
+        "{page:?}"
+    );
     for bad in [
         r#""limit":0"#,
-        r#""limit":101"#,
+        r#""limit":-3"#,
         r#""limit":"5""#,
         r#""before":-1"#,
     ] {
