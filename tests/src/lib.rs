@@ -69,6 +69,16 @@ pub fn tolerant_config() -> Config {
     c
 }
 
+/// `config` with an admin interface on 127.0.0.1 port 0 that wants `token`.
+pub fn with_admin(mut config: Config, token: &str) -> Config {
+    config.admin = Some(switchboard::config::AdminConfig {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        token: Some(token.into()),
+        ..switchboard::config::AdminConfig::default()
+    });
+    config
+}
+
 /// A config running the misbehaving test policy.
 pub fn misbehave_config() -> Config {
     Config {

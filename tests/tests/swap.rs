@@ -20,13 +20,7 @@ const TOKEN: &str = "test-token-0123456789abcdef";
 
 /// A tolerant config with an admin interface on port 0 that wants TOKEN.
 fn admin_config() -> Config {
-    let mut c = tolerant_config();
-    c.admin = Some(AdminConfig {
-        listen: "127.0.0.1:0".parse().expect("literal address"),
-        token: Some(TOKEN.into()),
-        ..AdminConfig::default()
-    });
-    c
+    switchboard_tests::with_admin(tolerant_config(), TOKEN)
 }
 
 fn parse(body: &str) -> Result<Value> {

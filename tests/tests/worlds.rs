@@ -6,20 +6,14 @@
 
 use anyhow::{Context, Result, ensure};
 use serde_json::{Value, json};
-use switchboard::config::{AdminConfig, Config, PolicyLimits};
+use switchboard::config::{Config, PolicyLimits};
 use switchboard::policy::{DEFAULT_POLICY, World};
 use switchboard_tests::{TestServer, tolerant_config, v010_wasm};
 
 const TOKEN: &str = "worlds-token-0123456789abcdef";
 
 fn admin_config() -> Config {
-    let mut c = tolerant_config();
-    c.admin = Some(AdminConfig {
-        listen: "127.0.0.1:0".parse().expect("literal address"),
-        token: Some(TOKEN.into()),
-        ..AdminConfig::default()
-    });
-    c
+    switchboard_tests::with_admin(tolerant_config(), TOKEN)
 }
 
 async fn status(server: &TestServer) -> Result<Value> {
