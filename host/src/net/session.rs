@@ -105,10 +105,17 @@ where
             hold(shared.clone(), id, serial, session, inbox, outbox);
         }
         (kept, _) => {
+            // Not held because the server is stopping: no `on-disconnect`
+            // then, as for every connection the shutdown closes.
+            let stopping = kept.is_some();
             if let Some(mut inbox) = kept {
                 inbox.unhold();
             }
-            if shared.registry.unregister(&id, serial) && !reason.shutdown && !reason.replaced {
+            if shared.registry.unregister(&id, serial)
+                && !reason.shutdown
+                && !reason.replaced
+                && !stopping
+            {
                 disconnected(&shared, &id);
             }
         }
