@@ -258,32 +258,17 @@ impl Server {
         }
         if let (Some(reloader), Some(every)) = (reloader, watch) {
             let stop = stop.clone();
-            tokio::spawn(async move {
-                tokio::select! {
-                    _ = stop.cancelled() => {}
-                    _ = reloader.watch(every) => {}
-                }
-            });
+            tokio::spawn(
+                async move { stop.run_until_cancelled_owned(reloader.watch(every)).await },
+            );
         }
         if shared.budget.limit().is_some() {
-            let stop = stop.clone();
-            let shared = shared.clone();
-            tokio::spawn(async move {
-                tokio::select! {
-                    _ = stop.cancelled() => {}
-                    _ = shed(&shared) => {}
-                }
-            });
+            let (stop, shared) = (stop.clone(), shared.clone());
+            tokio::spawn(async move { stop.run_until_cancelled_owned(shed(&shared)).await });
         }
         {
-            let stop = stop.clone();
-            let shared = shared.clone();
-            tokio::spawn(async move {
-                tokio::select! {
-                    _ = stop.cancelled() => {}
-                    _ = sweep(&shared) => {}
-                }
-            });
+            let (stop, shared) = (stop.clone(), shared.clone());
+            tokio::spawn(async move { stop.run_until_cancelled_owned(sweep(&shared)).await });
         }
         let _stop_on_return = stop.drop_guard();
         let tasks = TaskTracker::new();
