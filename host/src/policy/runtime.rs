@@ -156,29 +156,30 @@ impl Runtime {
             max_bytes: limits.max_output_bytes,
         };
         let store = &mut inst.store;
+        // The same call for either world version (only the generated types
+        // differ).
+        macro_rules! deliver {
+            ($on_connect:ident, $on_message:ident, $on_disconnect:ident) => {
+                match event {
+                    Event::Connect(info) => $on_connect.call(store, (info.into(),)).map(returned),
+                    Event::Message(sender, frame) => {
+                        $on_message.call(store, (sender, frame.into())).map(decided)
+                    }
+                    Event::Disconnect(id) => $on_disconnect.call(store, (id,)).map(decided),
+                }
+            };
+        }
         let outcome = answer::bounded(bound, || match &inst.exports {
             Exports::V0_1_0 {
                 on_connect,
                 on_message,
                 on_disconnect,
-            } => match event {
-                Event::Connect(info) => on_connect.call(store, (info.into(),)).map(returned),
-                Event::Message(sender, frame) => {
-                    on_message.call(store, (sender, frame.into())).map(decided)
-                }
-                Event::Disconnect(id) => on_disconnect.call(store, (id,)).map(decided),
-            },
+            } => deliver!(on_connect, on_message, on_disconnect),
             Exports::V0_2_0 {
                 on_connect,
                 on_message,
                 on_disconnect,
-            } => match event {
-                Event::Connect(info) => on_connect.call(store, (info.into(),)).map(returned),
-                Event::Message(sender, frame) => {
-                    on_message.call(store, (sender, frame.into())).map(decided)
-                }
-                Event::Disconnect(id) => on_disconnect.call(store, (id,)).map(decided),
-            },
+            } => deliver!(on_connect, on_message, on_disconnect),
         });
         outcome.map_err(|e| self.classify(inst, e))
     }
