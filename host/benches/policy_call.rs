@@ -8,13 +8,15 @@
 //! component named by `POLICY_CALL_COMPONENT=<file.wasm>`. Targets (issue
 //! 10): the default rules ≤ 2 µs p50, the call path ≤ 0.5 µs p50.
 
+use std::sync::Arc;
+
 use criterion::{Criterion, criterion_group, criterion_main};
 use switchboard::chat::registry::Registry;
 use switchboard::config::PolicyLimits;
 use switchboard::net::outbound;
 use switchboard::policy::clock::Clock;
 use switchboard::policy::{DEFAULT_POLICY, Frame, Policy, PolicyEnv};
-use switchboard::store::rooms::Histories;
+use switchboard::store::memory::MemoryHistory;
 use switchboard::store::state::{StateLimits, StateStore};
 
 /// Where the tests' build script leaves the echo example.
@@ -75,7 +77,7 @@ fn bench(c: &mut Criterion) {
     {
         let native = switchboard::chat::native::NativeRules::new(
             registry.clone(),
-            Histories::new(Default::default()),
+            Arc::new(MemoryHistory::new(Default::default())),
         );
         group.bench_function("native rules", |b| {
             b.iter(|| {
@@ -117,7 +119,7 @@ fn bench(c: &mut Criterion) {
     {
         let native = switchboard::chat::native::NativeRules::new(
             registry.clone(),
-            Histories::new(Default::default()),
+            Arc::new(MemoryHistory::new(Default::default())),
         );
         let rules = percentiles(calls, || {
             std::hint::black_box(native.on_message("alice", &Frame::Text(text.clone())));
@@ -130,7 +132,7 @@ fn bench(c: &mut Criterion) {
 fn load(bytes: Vec<u8>, name: &str, registry: &Registry, limits: &PolicyLimits) -> Policy {
     let env = PolicyEnv {
         registry: registry.clone(),
-        history: switchboard::store::rooms::Histories::new(Default::default()),
+        history: Arc::new(MemoryHistory::new(Default::default())),
         state: StateStore::new(StateLimits::from(limits)),
         clock: Clock::System,
     };

@@ -35,7 +35,9 @@ fn policy() -> &'static Policy {
         };
         let env = PolicyEnv {
             registry: Registry::new(),
-            history: switchboard::store::rooms::Histories::new(Default::default()),
+            history: std::sync::Arc::new(switchboard::store::memory::MemoryHistory::new(
+                Default::default(),
+            )),
             state: StateStore::new(StateLimits::from(&limits)),
             clock: Clock::System,
         };

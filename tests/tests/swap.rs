@@ -613,7 +613,9 @@ async fn a_call_in_progress_finishes_on_the_old_version() -> Result<()> {
     let registry = Registry::new();
     let env = PolicyEnv {
         registry: registry.clone(),
-        history: switchboard::store::rooms::Histories::new(Default::default()),
+        history: std::sync::Arc::new(switchboard::store::memory::MemoryHistory::new(
+            Default::default(),
+        )),
         state: StateStore::new(StateLimits::from(&limits)),
         clock: Clock::System,
     };

@@ -7,12 +7,13 @@ use std::time::Instant;
 use bytes::Bytes;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::chat::Chat;
 use crate::chat::rate::Bucket;
 use crate::chat::registry::{Joined, Sent};
 use crate::chat::replies;
+use crate::chat::{Chat, lifecycle};
 use crate::net::outbound::{CloseReason, Outbox, code};
 use crate::policy::{Action, Frame};
+use crate::store::history::Recovery;
 use crate::store::json;
 
 /// Longest close reason the WebSocket protocol allows.
@@ -60,8 +61,8 @@ impl<'a> Caller<'a> {
 /// not carried out, and neither is anything after it in the list (the acks
 /// and notices that assumed it); the caller gets `too-many-rooms` or
 /// `rate-limited` instead, echoing its `ref`.
-pub fn apply(chat: Chat<'_>, caller: Caller<'_>, actions: Vec<Action>) {
-    carry_out(chat, Some(caller), None, actions);
+pub async fn apply(chat: Chat<'_>, caller: Caller<'_>, actions: Vec<Action>) {
+    carry_out(chat, Some(caller), None, actions).await;
 }
 
 /// Apply `on-disconnect`'s actions for `gone`, which went offline. Replies
@@ -69,11 +70,11 @@ pub fn apply(chat: Chat<'_>, caller: Caller<'_>, actions: Vec<Action>) {
 /// connection), what the policy decided about the old one must not touch
 /// the new one: joins and closes of `gone` are skipped, and it leaves a
 /// room only while it is still offline.
-pub fn apply_disconnect(chat: Chat<'_>, gone: &str, actions: Vec<Action>) {
-    carry_out(chat, None, Some(gone), actions);
+pub async fn apply_disconnect(chat: Chat<'_>, gone: &str, actions: Vec<Action>) {
+    carry_out(chat, None, Some(gone), actions).await;
 }
 
-fn carry_out(
+async fn carry_out(
     chat: Chat<'_>,
     mut caller: Option<Caller<'_>>,
     gone: Option<&str>,
@@ -103,7 +104,7 @@ fn carry_out(
             } => {
                 let msg = to_message(frame);
                 let sent = if store {
-                    registry.deliver_or_store(&to, msg, |msg| keep(chat, &to, msg))
+                    deliver_or_store(chat, &to, msg).await
                 } else {
                     registry.deliver(&to, msg)
                 };
@@ -123,9 +124,10 @@ fn carry_out(
                 except,
                 transient: false,
             } => {
-                chat.history.publish(&room, text, |_, framed| {
-                    registry.send_room(&room, &Message::Text(framed), except.as_deref())
-                });
+                let mut deliver = |_, framed| {
+                    registry.send_room(&room, &Message::Text(framed), except.as_deref());
+                };
+                chat.history.publish(&room, text, &mut deliver).await;
             }
             Action::SendRoom {
                 room,
@@ -153,7 +155,9 @@ fn carry_out(
                 on_joined,
             } if gone != Some(id.as_str()) => {
                 let since = since.as_ref().map(|p| (p.epoch.as_str(), p.offset));
-                let (joined, answer) = chat.history.join(&room, since, |found| {
+                let mut on_joined = on_joined;
+                let mut outcome = (Joined::Offline, None);
+                let mut join = |found: Recovery| {
                     let joined = registry.join(&id, &room);
                     let mut recovered = None;
                     if let Some(missed) = found.missed {
@@ -170,19 +174,22 @@ fn carry_out(
                             _ => false,
                         });
                     }
-                    let answer =
-                        on_joined.map(|f| joined_answer(f, &found.epoch, found.top, recovered));
+                    let answer = on_joined
+                        .take()
+                        .map(|f| joined_answer(f, &found.epoch, found.top, recovered));
                     // A recovering join is answered at once, right after
                     // its replay and before any live message: everything
                     // the joiner gets before the answer is what it missed.
-                    match answer {
+                    outcome = match answer {
                         Some(answer) if recovered.is_some() && joined != Joined::TooManyRooms => {
                             reply(&caller, answer);
                             (joined, None)
                         }
                         answer => (joined, answer),
-                    }
-                });
+                    };
+                };
+                chat.history.join(&room, since, &mut join).await;
+                let (joined, answer) = outcome;
                 if joined == Joined::TooManyRooms {
                     let message = format!(
                         "`{id}` is in {} rooms, the most allowed; leave one first",
@@ -216,21 +223,33 @@ fn carry_out(
     }
 }
 
-/// Store `msg` for the offline id `to` (text frames only); whether it was.
-fn keep(chat: Chat<'_>, to: &str, msg: Message) -> bool {
+/// Deliver `msg` to `to`, or, when `to` is offline, store it. The store
+/// shares no lock with the registry: should `to` have come online while
+/// the notice was being stored, what is stored for it is handed over now
+/// (its connection took what was there before it registered).
+async fn deliver_or_store(chat: Chat<'_>, to: &str, msg: Message) -> Sent {
+    let registry = chat.registry;
+    if registry.is_online(to) {
+        return registry.deliver(to, msg);
+    }
     let Message::Text(text) = msg else {
-        return false;
+        return Sent::Refused;
     };
-    match chat
+    let stored = chat
         .notices
         .store(to, text.as_str().into(), std::time::SystemTime::now())
-    {
-        Ok(()) => true,
-        Err(e) => {
-            tracing::debug!(to, error = %e, "notice not stored");
-            false
+        .await;
+    if let Err(e) = stored {
+        tracing::debug!(to, error = %e, "notice not stored");
+        return Sent::Refused;
+    }
+    if registry.is_online(to) {
+        let mail = chat.notices.take(to, std::time::SystemTime::now()).await;
+        for frame in lifecycle::stored_frames(mail) {
+            let _ = registry.deliver(to, frame);
         }
     }
+    Sent::Stored
 }
 
 /// A join's answer with the room's position added (and, with `since`,

@@ -14,6 +14,7 @@ use crate::chat::replies;
 use crate::net::outbound::{self, Inbox, Outbox};
 use crate::policy::Action;
 use crate::store::json;
+use crate::store::notices::Mail;
 
 /// A held id being taken back by a new connection.
 #[derive(Debug)]
@@ -32,24 +33,35 @@ pub struct Resume {
 /// was held, in order; then the notices stored for it. `registered` runs
 /// right after the registration, before the other actions.
 ///
+/// The notices are taken before the registration and again after it: a
+/// notice stored in between (its sender found the id still offline) is
+/// in the second take, and one stored after it is handed over by its
+/// sender, which looks again after storing (`actions`).
+///
 /// One event under one cork: the welcome and what `on-connect` sends to
 /// others are written at its end, after the registration.
-pub fn connect(
+pub async fn connect(
     chat: Chat<'_>,
     id: &str,
     outbox: &Outbox,
     mut decided: Vec<Action>,
     resume: Option<Resume>,
-    registered: impl FnOnce(),
+    registered: impl FnOnce() + Send,
 ) {
     let leading = decided
         .iter()
         .take_while(|a| matches!(a, Action::Reply(_)))
         .count();
     let rest = decided.split_off(leading);
-    outbound::corked(|| {
-        actions::apply(chat, Caller::new(outbox), decided);
-        let stored = || deliver_stored(chat, id, outbox);
+    outbound::corked(async {
+        actions::apply(chat, Caller::new(outbox), decided).await;
+        let stored = stored_frames(chat.notices.take(id, SystemTime::now()).await);
+        let queue_stored = || {
+            for frame in stored {
+                // Counted against the store's limits already.
+                let _ = outbox.push_control(frame);
+            }
+        };
         match resume {
             Some(Resume { serial, mut missed }) => {
                 chat.registry.take_over(id, serial, outbox.clone(), || {
@@ -57,21 +69,26 @@ pub fn connect(
                         // Counted against the held queue's limits already.
                         let _ = outbox.push_control(frame);
                     }
-                    stored();
+                    queue_stored();
                 });
             }
             None => {
-                chat.registry.register_with(id, outbox.clone(), stored);
+                chat.registry
+                    .register_with(id, outbox.clone(), queue_stored);
             }
         }
+        for frame in stored_frames(chat.notices.take(id, SystemTime::now()).await) {
+            let _ = outbox.push_control(frame);
+        }
         registered();
-        actions::apply(chat, Caller::new(outbox), rest);
-    });
+        actions::apply(chat, Caller::new(outbox), rest).await;
+    })
+    .await;
 }
 
 /// Carry out `on-message`'s actions for `caller`.
-pub fn message(chat: Chat<'_>, caller: Caller<'_>, decided: Vec<Action>) {
-    actions::apply(chat, caller, decided);
+pub async fn message(chat: Chat<'_>, caller: Caller<'_>, decided: Vec<Action>) {
+    actions::apply(chat, caller, decided).await;
 }
 
 /// `id` went offline (the caller has unregistered it): carry out what
@@ -79,22 +96,23 @@ pub fn message(chat: Chat<'_>, caller: Caller<'_>, decided: Vec<Action>) {
 /// out of every room it is still in, telling each room `left`. That part
 /// does not depend on the rules: a call that fails (or would need more
 /// actions than a call may return) cannot keep an id in its rooms.
-pub fn disconnect(chat: Chat<'_>, id: &str, decided: Option<Vec<Action>>) {
-    outbound::corked(|| {
+pub async fn disconnect(chat: Chat<'_>, id: &str, decided: Option<Vec<Action>>) {
+    outbound::corked(async {
         if let Some(decided) = decided {
-            actions::apply_disconnect(chat, id, decided);
+            actions::apply_disconnect(chat, id, decided).await;
         }
         chat.registry.leave_all_if_offline(id, replies::left);
-    });
+    })
+    .await;
 }
 
-/// Queue the notices stored for `id` (oldest first, each with its
-/// `stored_at`), after a `notices-dropped` frame if some were dropped for
-/// want of room.
-fn deliver_stored(chat: Chat<'_>, id: &str, outbox: &Outbox) {
-    let mail = chat.notices.take(id, SystemTime::now());
+/// The frames that hand over `mail`: a `notices-dropped` frame if some
+/// were dropped for want of room, then the notices, oldest first, each
+/// with its `stored_at`.
+pub fn stored_frames(mail: Mail) -> Vec<Message> {
+    let mut frames = Vec::with_capacity(mail.notices.len() + 1);
     if mail.dropped > 0 {
-        let _ = outbox.push_control(replies::notices_dropped(mail.dropped));
+        frames.push(replies::notices_dropped(mail.dropped));
     }
     for notice in mail.notices {
         let at = notice.stored_at();
@@ -102,6 +120,7 @@ fn deliver_stored(chat: Chat<'_>, id: &str, outbox: &Outbox) {
             notice.frame.to_string(),
             format_args!(r#""stored_at":"{at}""#),
         );
-        let _ = outbox.push_control(Message::Text(text.into()));
+        frames.push(Message::Text(text.into()));
     }
+    frames
 }

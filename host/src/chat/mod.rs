@@ -4,6 +4,7 @@
 //! - [`lifecycle`] — connect → events → disconnect, for a live session and a replay alike
 //! - [`decide`]    — asking the rules about an event (records it first)
 //! - [`actions`]   — carrying out a policy's decisions (and the host's limits on them)
+//! - [`presence`]  — the registry as the in-memory presence store
 //! - [`rate`]      — token buckets for message and broadcast rates
 //! - [`replies`]   — frames the host writes itself (its errors, `left`)
 //! - `native`      — the default rules compiled in (feature `native-rules`, benchmarks)
@@ -13,21 +14,22 @@ pub mod decide;
 pub mod lifecycle;
 #[cfg(feature = "native-rules")]
 pub mod native;
+pub mod presence;
 pub mod rate;
 pub mod registry;
 pub mod replies;
 
-use crate::store::rooms::Histories;
-use crate::store::stored::NoticeStore;
+use crate::store::history::History;
+use crate::store::notices::Notices;
 
-/// What carrying out a decision touches: the registry of ids and rooms and
-/// the rooms' history (borrowed; both are shared handles).
+/// What carrying out a decision touches: the registry of ids and rooms,
+/// the rooms' history and the stored notices (borrowed).
 #[derive(Debug, Clone, Copy)]
 pub struct Chat<'a> {
     /// Who is online, who is in which room.
     pub registry: &'a registry::Registry,
     /// Every room's kept messages.
-    pub history: &'a Histories,
+    pub history: &'a dyn History,
     /// Notices kept for offline ids.
-    pub notices: &'a NoticeStore,
+    pub notices: &'a dyn Notices,
 }

@@ -5,18 +5,20 @@
 
 use crate::chat::registry::Registry;
 use crate::policy::{Action, ConnectInfo, Frame, Position};
-use crate::store::rooms::Histories;
+use std::sync::Arc;
+
+use crate::store::history::History;
 
 /// The default rules, answering from the host's registry.
 #[derive(Debug, Clone)]
 pub struct NativeRules {
     registry: Registry,
-    history: Histories,
+    history: Arc<dyn History>,
 }
 
 impl NativeRules {
     /// Rules reading `registry`.
-    pub fn new(registry: Registry, history: Histories) -> NativeRules {
+    pub fn new(registry: Registry, history: Arc<dyn History>) -> NativeRules {
         NativeRules { registry, history }
     }
 
@@ -36,7 +38,7 @@ impl NativeRules {
             Frame::Binary(b) => guest_logic::Incoming::Binary(b),
         };
         lower(guest_logic::on_message(
-            &Adapter(&self.registry, &self.history),
+            &Adapter(&self.registry, &*self.history),
             sender,
             incoming,
         ))
@@ -48,7 +50,7 @@ impl NativeRules {
     }
 }
 
-struct Adapter<'a>(&'a Registry, &'a Histories);
+struct Adapter<'a>(&'a Registry, &'a dyn History);
 
 impl guest_logic::Registry for Adapter<'_> {
     fn in_room(&self, id: &str, room: &str) -> bool {

@@ -142,8 +142,7 @@ impl Registry {
 
     /// [`Registry::register`], running `first` under the id's lock just
     /// before: what it queues to `outbox` (stored notices) comes before
-    /// anything sent to the id once it is online, and nothing can be
-    /// stored for the id in between.
+    /// anything sent to the id once it is online.
     pub fn register_with(&self, id: &str, outbox: Outbox, first: impl FnOnce()) -> Option<Outbox> {
         let _id = self.lock(id);
         first();
@@ -312,23 +311,6 @@ impl Registry {
     pub fn deliver(&self, id: &str, msg: Message) -> Sent {
         match self.inner.online.get(id) {
             Some(outbox) => Self::pushed(&outbox, msg),
-            None => Sent::Refused,
-        }
-    }
-
-    /// [`Registry::deliver`], or, when `id` is not online, `store` it (true
-    /// if it did). Under the id's lock: a connection registering at the
-    /// same time either gets `msg` queued or finds it stored.
-    pub fn deliver_or_store(
-        &self,
-        id: &str,
-        msg: Message,
-        store: impl FnOnce(Message) -> bool,
-    ) -> Sent {
-        let _id = self.lock(id);
-        match self.inner.online.get(id) {
-            Some(outbox) => Self::pushed(&outbox, msg),
-            None if store(msg) => Sent::Stored,
             None => Sent::Refused,
         }
     }

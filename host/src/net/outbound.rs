@@ -17,6 +17,7 @@
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
+use std::future::Future;
 use std::io::{self, IoSlice};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
@@ -301,7 +302,7 @@ struct Shared {
     /// Wakes everything waiting for the close.
     closed: Notify,
     /// The socket, when other tasks may write queued frames to it directly
-    /// (plain TCP; see [`cork`]).
+    /// (plain TCP; see [`corked`]).
     /// Weak: the session owns the socket, and it closes when the session
     /// ends, whoever still holds this queue.
     direct: OnceLock<Weak<dyn Direct>>,
@@ -622,12 +623,12 @@ impl Outbox {
     }
 
     /// Let other tasks write this connection's queued frames straight to
-    /// `socket` (see [`cork`]).
+    /// `socket` (see [`corked`]).
     pub fn attach_direct(&self, socket: &Arc<dyn Direct>) {
         let _ = self.shared.direct.set(Arc::downgrade(socket));
     }
 
-    /// The queue went from idle to not: inside a [`cork`] on a socket that
+    /// The queue went from idle to not: inside a [`corked`] on a socket that
     /// can be written directly, the write waits for the end of the event;
     /// otherwise the writer is woken.
     fn wake(&self) {
@@ -835,58 +836,42 @@ impl Inbox {
     }
 }
 
-thread_local! {
-    /// Connections that got frames during the current [`cork`] on
-    /// this thread; `None` outside one.
-    static CORK: RefCell<Option<Vec<Outbox>>> = const { RefCell::new(None) };
+tokio::task_local! {
+    /// Connections that got frames during the current [`corked`] event
+    /// of this task.
+    static CORK: RefCell<Vec<Outbox>>;
 }
 
-/// Run `event` (a client's frame and what the policy makes of it) inside
-/// a [`cork`].
-pub fn corked<R>(event: impl FnOnce() -> R) -> R {
-    let _cork = cork();
-    event()
-}
-
-/// Until the returned guard drops, frames queued on this thread to idle
-/// sockets that can be written directly are not handed to their writers;
-/// when it drops they are written straight from here, each connection's
-/// frames in one write, and what a socket does not take is left to its
-/// writer: uWebSockets' cork. A frame then reaches the socket with no wake
-/// of its connection's task, and the frames a batch of events queues to
-/// one connection share a write. A guard taken while one is held belongs
-/// to the outer one. The guard is not `Send`, so it cannot be held across
-/// an `.await` in a task (the list is the thread's).
-pub fn cork() -> Cork {
-    let outer = CORK.with(|c| {
-        let mut c = c.borrow_mut();
-        if c.is_some() {
-            return false;
-        }
-        *c = Some(Vec::new());
-        true
-    });
-    Cork {
-        outer,
-        _not_send: std::marker::PhantomData,
+/// Run `event` (a batch of a client's frames and what the rules make of
+/// them) corked: until it ends, frames queued to idle sockets that can be
+/// written directly are not handed to their writers; when it ends they are
+/// written straight from here, each connection's frames in one write, and
+/// what a socket does not take is left to its writer: uWebSockets' cork. A
+/// frame then reaches the socket with no wake of its connection's task,
+/// and the frames a batch of events queues to one connection share a
+/// write. An event inside another belongs to the outer one. The list is
+/// the task's (a task-local), so the event may await.
+pub async fn corked<F: Future>(event: F) -> F::Output {
+    if CORK.try_with(|_| ()).is_ok() {
+        return event.await;
     }
+    CORK.scope(RefCell::new(Vec::new()), async move {
+        let _flush = Flush;
+        event.await
+    })
+    .await
 }
 
-/// See [`cork`].
-#[must_use]
-pub struct Cork {
-    /// This guard opened the cork (and flushes it).
-    outer: bool,
-    _not_send: std::marker::PhantomData<*const ()>,
-}
+/// Flushes the task's cork when dropped: at the end of the event, and
+/// also when it unwinds from a panic or is cancelled (the task-local is
+/// still set while the scope's future drops).
+struct Flush;
 
-impl Drop for Cork {
-    // Flushed even when unwinding from a panic (the thread goes on).
+impl Drop for Flush {
     fn drop(&mut self) {
-        if !self.outer {
-            return;
-        }
-        let corked = CORK.with(|c| c.borrow_mut().take()).unwrap_or_default();
+        let corked = CORK
+            .try_with(|c| std::mem::take(&mut *c.borrow_mut()))
+            .unwrap_or_default();
         if corked.len() <= DIRECT_MAX {
             for outbox in corked {
                 outbox.flush_direct();
@@ -909,16 +894,11 @@ impl Drop for Cork {
 /// go through the connections' writers (see [`Cork`]'s drop).
 pub const DIRECT_MAX: usize = 64;
 
-/// Remember `outbox` for the end of the current [`cork`]; false outside
+/// Remember `outbox` for the end of the current [`corked`]; false outside
 /// one.
 fn cork_add(outbox: &Outbox) -> bool {
-    CORK.with(|c| match c.borrow_mut().as_mut() {
-        Some(list) => {
-            list.push(outbox.clone());
-            true
-        }
-        None => false,
-    })
+    CORK.try_with(|c| c.borrow_mut().push(outbox.clone()))
+        .is_ok()
 }
 
 #[cfg(test)]
@@ -1234,32 +1214,33 @@ mod tests {
 
     /// Inside a cork, a push to an idle socket is written at the end of the
     /// event, not handed to the writer; the socket full, it stays queued.
-    #[test]
-    fn corked_pushes_are_written_at_the_end_of_the_event() {
+    #[tokio::test]
+    async fn corked_pushes_are_written_at_the_end_of_the_event() {
         let (out, mut inbox) = channel(1, 8, 1024);
         let socket: Arc<Trickle> = Arc::new(Trickle::default());
         socket.allow(usize::MAX);
         let direct: Arc<dyn Direct> = socket.clone();
         out.attach_direct(&direct);
-        corked(|| {
+        corked(async {
             out.push(text("a")).unwrap();
             out.push(text("b")).unwrap();
             assert!(socket.took().is_empty(), "written before the event ended");
-        });
+        })
+        .await;
         assert_eq!(
             socket.took(),
             [frame(&text("a")), frame(&text("b"))].concat()
         );
         assert!(inbox.is_idle());
         socket.allow(0);
-        corked(|| out.push(text("c")).unwrap());
+        corked(async { out.push(text("c")).unwrap() }).await;
         assert_eq!(inbox.take_all(), [text("c")]);
     }
 
     /// Past `DIRECT_MAX` connections, a cork leaves the writing to the
     /// writers (frames from other senders then share their writes).
-    #[test]
-    fn a_large_fan_out_is_left_to_the_writers() {
+    #[tokio::test]
+    async fn a_large_fan_out_is_left_to_the_writers() {
         let socket: Arc<Trickle> = Arc::new(Trickle::default());
         socket.allow(usize::MAX);
         let direct: Arc<dyn Direct> = socket.clone();
@@ -1270,11 +1251,12 @@ mod tests {
                 (out, inbox)
             })
             .collect();
-        corked(|| {
+        corked(async {
             for (out, _) in &conns {
                 out.push(text("x")).unwrap();
             }
-        });
+        })
+        .await;
         assert!(socket.took().is_empty());
         assert!(conns.iter().all(|(_, inbox)| !inbox.is_idle()));
     }

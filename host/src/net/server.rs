@@ -28,11 +28,11 @@ use crate::net::shared::{self, Shared};
 use crate::net::tls::{self, TlsError};
 use crate::policy::clock::Clock;
 use crate::policy::{self, LoadError, Policy, PolicyEnv};
-use crate::store::history::{Bytes, HistoryLimits};
-use crate::store::rooms::Histories;
-use crate::store::sessions::Sessions;
+use crate::store::bytes::Bytes;
+use crate::store::history::{History, HistoryLimits};
+use crate::store::memory::{MemoryHistory, MemoryNotices, MemorySessions};
+use crate::store::notices::{Notices, StoredLimits};
 use crate::store::state::{StateLimits, StateStore};
-use crate::store::stored::{NoticeStore, StoredLimits};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -86,7 +86,7 @@ impl Server {
         let recovery = config.recovery.clone();
         // One count, one cap: room history and stored notices together.
         let kept_bytes = Bytes::new();
-        let history = Histories::counted_in(
+        let history: Arc<dyn History> = Arc::new(MemoryHistory::counted_in(
             HistoryLimits {
                 size: recovery.history_size,
                 ttl: recovery.history_ttl,
@@ -94,15 +94,15 @@ impl Server {
                 max_total_bytes: recovery.max_bytes,
             },
             kept_bytes.clone(),
-        );
-        let notices = NoticeStore::counted_in(
+        ));
+        let notices: Arc<dyn Notices> = Arc::new(MemoryNotices::counted_in(
             StoredLimits {
                 per_id: recovery.stored_notices_per_id,
                 max_age: recovery.stored_notice_ttl,
                 max_total_bytes: recovery.max_bytes,
             },
             kept_bytes,
-        );
+        ));
         let policy_file = match &config.policy {
             PolicySource::File(path) => Some(path.clone()),
             _ => None,
@@ -170,7 +170,7 @@ impl Server {
             registry,
             history,
             notices,
-            sessions: Sessions::default(),
+            sessions: Arc::new(MemorySessions::default()),
             recovery,
             policy,
             recorder,
@@ -516,11 +516,17 @@ async fn sweep(shared: &Shared) {
         every.tick().await;
         shared
             .history
-            .sweep(|room| shared.registry.room_size(room) > 0);
-        shared.notices.expire_all(std::time::SystemTime::now());
+            .sweep(&|room| shared.registry.room_size(room) > 0)
+            .await;
+        shared
+            .notices
+            .expire_all(std::time::SystemTime::now())
+            .await;
+        let usage = shared.history.usage();
         tracing::trace!(
-            rooms = shared.history.rooms(),
-            bytes = shared.history.bytes(),
+            rooms = usage.rooms,
+            history_bytes = usage.bytes,
+            notice_bytes = shared.notices.bytes(),
             held = shared.sessions.len(),
             "recovery stores swept"
         );

@@ -83,7 +83,9 @@ where
     // it. (Sent with the 101, the welcome could arrive before the
     // registration.)
     let resumed = upgrade.resume.is_some();
-    lifecycle::connect(
+    // Boxed, as every state around `pump`: the task keeps its largest
+    // state for its whole life.
+    Box::pin(lifecycle::connect(
         shared.chat(),
         &id,
         &outbox,
@@ -95,14 +97,39 @@ where
                 outbox.close(shutdown_reason());
             }
         },
-    );
+    ))
+    .await;
 
     let holdable = upgrade.session.is_some() && !shared.recovery.resume_window.is_zero();
     let (reason, kept) = pump(&shared, &mut ws, &mut out, &id, &outbox, inbox, holdable).await;
     tracing::debug!(%peer, id, serial, ?reason, "disconnected");
-    match (kept, upgrade.session) {
+    Box::pin(ended(
+        shared,
+        id,
+        serial,
+        reason,
+        kept,
+        upgrade.session,
+        outbox,
+    ))
+    .await;
+}
+
+/// The connection `serial` of `id` ended for `reason`: hold the id for a
+/// resume (`kept`: its queue, when the end was abnormal and it has a
+/// `session`), or let it go.
+async fn ended(
+    shared: Arc<Shared>,
+    id: String,
+    serial: u64,
+    reason: CloseReason,
+    kept: Option<Inbox>,
+    session: Option<String>,
+    outbox: Outbox,
+) {
+    match (kept, session) {
         (Some(inbox), Some(session)) if !shared.is_shutting_down() => {
-            hold(shared.clone(), id, serial, session, inbox, outbox);
+            hold(shared.clone(), id, serial, session, inbox, outbox).await;
         }
         (kept, _) => {
             // Not held because the server is stopping: no `on-disconnect`
@@ -116,7 +143,7 @@ where
                 && !reason.replaced
                 && !stopping
             {
-                disconnected(&shared, &id);
+                disconnected(&shared, &id).await;
             }
         }
     }
@@ -127,7 +154,7 @@ where
 /// sent to it, until a connection presents `session` or the window ends.
 /// Then, if nobody resumed it, it goes offline as any connection does
 /// (`on-disconnect`, its rooms hear `left`).
-fn hold(
+async fn hold(
     shared: Arc<Shared>,
     id: String,
     serial: u64,
@@ -140,7 +167,7 @@ fn hold(
         serial,
         kept: missed,
     };
-    if let Some(older) = shared.sessions.hold(&id, held) {
+    if let Some(older) = shared.sessions.hold(&id, held).await {
         // A hold of an earlier connection no resume claimed: over.
         let mut inbox = older.kept;
         inbox.unhold();
@@ -155,19 +182,19 @@ fn hold(
             _ = outbox.hold_ended() => {}
         }
         // Nothing to do if a resume took it first.
-        if let Some(held) = shared.sessions.release(&id, serial) {
-            end_hold(&shared, &id, held);
+        if let Some(held) = shared.sessions.release(&id, serial).await {
+            end_hold(&shared, &id, held).await;
         }
     });
 }
 
 /// A hold is over without a resume: the id goes offline.
-fn end_hold(shared: &Shared, id: &str, held: Held<Inbox>) {
+async fn end_hold(shared: &Shared, id: &str, held: Held<Inbox>) {
     let mut inbox = held.kept;
     inbox.unhold();
     tracing::debug!(id, serial = held.serial, "hold ended");
     if shared.registry.unregister(id, held.serial) && !shared.is_shutting_down() {
-        disconnected(shared, id);
+        disconnected(shared, id).await;
     }
 }
 
@@ -233,19 +260,19 @@ where
     // A held id comes back: with its session it resumes; without it (or
     // after its window) it starts afresh, its hold ended first, so its
     // rooms hear `left` before any new `joined`.
-    let resume = match shared.sessions.claim(id, presented) {
+    let resume = match shared.sessions.claim(id, presented).await {
         Claim::Resumed(held) => Some(Resume {
             serial: held.serial,
             missed: held.kept,
         }),
         Claim::Refused(held) => {
-            end_hold(shared, id, held);
+            end_hold(shared, id, held).await;
             None
         }
         Claim::NotHeld => None,
     };
     // 120 random bits: the only proof a resume needs.
-    let session = v2.then(|| crate::store::history::random_token(24));
+    let session = v2.then(|| crate::store::token::random_token(24));
     let info = connect_info(
         shared,
         &request,
@@ -254,30 +281,27 @@ where
         &session,
         resume.is_some(),
     );
-    let refused = |resume: Option<Resume>| {
+    let refused = async |resume: Option<Resume>| {
         // A resume that does not happen ends the hold it took.
         if let Some(Resume { serial, missed }) = resume {
-            end_hold(
-                shared,
-                id,
-                Held {
-                    session: String::new(),
-                    serial,
-                    kept: missed,
-                },
-            );
+            let held = Held {
+                session: String::new(),
+                serial,
+                kept: missed,
+            };
+            end_hold(shared, id, held).await;
         }
     };
     let actions = match decide::on_connect(shared, info) {
         Ok(Ok(actions)) => actions,
         Ok(Err(reject)) => {
-            refused(resume);
+            refused(resume).await;
             let status = handshake::reject_status(reject.status);
             let _ = timeout(limit, handshake::refuse(stream, status, &reject.reason)).await;
             return None;
         }
         Err(e) => {
-            refused(resume);
+            refused(resume).await;
             tracing::warn!(%peer, error = %e, "on-connect failed");
             let _ = timeout(
                 limit,
@@ -291,11 +315,11 @@ where
         timeout(limit, handshake::accept(stream, &request)).await,
         Ok(Ok(()))
     ) {
-        refused(resume);
+        refused(resume).await;
         // The policy saw a connect that never happened: balance it, unless
         // the id is online through another connection.
         if !shared.registry.is_online(id) {
-            disconnected(shared, id);
+            disconnected(shared, id).await;
         }
         return None;
     }
@@ -330,11 +354,11 @@ fn connect_info(
 }
 
 /// Ask the rules about an id that went offline, and let it go.
-fn disconnected(shared: &Shared, id: &str) {
+async fn disconnected(shared: &Shared, id: &str) {
     let decided = decide::on_disconnect(shared, id)
         .inspect_err(|e| tracing::warn!(id, error = %e, "on-disconnect failed"))
         .ok();
-    lifecycle::disconnect(shared.chat(), id, decided);
+    lifecycle::disconnect(shared.chat(), id, decided).await;
 }
 
 fn shutdown_reason() -> CloseReason {
@@ -442,56 +466,70 @@ async fn read_loop<R>(
         };
         // This frame and those already read form one batch: what they
         // queue to idle plain sockets is written when the batch ends, each
-        // connection's frames in one write (outbound::cork). At saturation
+        // connection's frames in one write (outbound::corked). At saturation
         // a batch holds many frames; at low load, one.
-        let _cork = outbound::cork();
-        let mut next = next;
-        for handled in 1..=BATCH {
-            let message = match next {
-                None => {
-                    // After its close frame (see below), or without one.
-                    let reason = CloseReason::peer_gone("client closed");
-                    outbox.close(reason.holding(holdable && !closed_normally));
-                    return;
+        // Boxed: an idle connection's future must not carry the room a
+        // batch's policy call and actions need.
+        let ended = Box::pin(outbound::corked(async {
+            let mut next = next;
+            for handled in 1..=BATCH {
+                let message = match next {
+                    None => {
+                        // After its close frame (see below), or without one.
+                        let reason = CloseReason::peer_gone("client closed");
+                        outbox.close(reason.holding(holdable && !closed_normally));
+                        return true;
+                    }
+                    Some(Err(e)) => {
+                        let reason = read_error(e, shared.limits.max_message_bytes);
+                        let hold = reason.hold && holdable;
+                        outbox.close(reason.holding(hold));
+                        return true;
+                    }
+                    Some(Ok(m)) => m,
+                };
+                if let Message::Close(frame) = &message {
+                    // 1000 and 1001 (a page going away) end a session; any
+                    // other code is a client that means to come back.
+                    closed_normally = frame
+                        .as_ref()
+                        .is_none_or(|f| matches!(u16::from(f.code), 1000 | 1001));
                 }
-                Some(Err(e)) => {
-                    let reason = read_error(e, shared.limits.max_message_bytes);
-                    let hold = reason.hold && holdable;
-                    outbox.close(reason.holding(hold));
-                    return;
+                live.heard(tokio::time::Instant::now());
+                on_message(shared, id, outbox, &mut quota, message).await;
+                if outbox.is_closing() {
+                    return true;
                 }
-                Some(Ok(m)) => m,
-            };
-            if let Message::Close(frame) = &message {
-                // 1000 and 1001 (a page going away) end a session; any
-                // other code is a client that means to come back.
-                closed_normally = frame
-                    .as_ref()
-                    .is_none_or(|f| matches!(u16::from(f.code), 1000 | 1001));
+                if handled == BATCH {
+                    break;
+                }
+                // Without waiting: a frame not yet here ends the batch.
+                match stream.next().now_or_never() {
+                    Some(more) => next = more,
+                    None => break,
+                }
             }
-            live.heard(tokio::time::Instant::now());
-            on_message(shared, id, outbox, &mut quota, message);
-            if outbox.is_closing() {
-                return;
-            }
-            if handled == BATCH {
-                break;
-            }
-            // Without waiting: a frame not yet here ends the batch.
-            match stream.next().now_or_never() {
-                Some(more) => next = more,
-                None => break,
-            }
+            false
+        }))
+        .await;
+        if ended {
+            return;
         }
     }
 }
 
 /// One message from the client.
-fn on_message(shared: &Shared, id: &str, outbox: &Outbox, quota: &mut Quota, message: Message) {
+async fn on_message(
+    shared: &Shared,
+    id: &str,
+    outbox: &Outbox,
+    quota: &mut Quota,
+    message: Message,
+) {
     match message {
         Message::Text(text) => {
             let frame = Frame::Text(text.as_str().to_owned());
-            on_frame(shared, id, outbox, quota, frame, Some(text.as_str()));
+            on_frame(shared, id, outbox, quota, frame, Some(text.as_str())).await;
         }
         Message::Binary(bytes) => {
             on_frame(
@@ -501,7 +539,8 @@ fn on_message(shared: &Shared, id: &str, outbox: &Outbox, quota: &mut Quota, mes
                 quota,
                 Frame::Binary(bytes.to_vec()),
                 None,
-            );
+            )
+            .await;
         }
         // Pings are answered by tungstenite; a close ends the stream next.
         Message::Ping(_) | Message::Pong(_) | Message::Close(_) | Message::Frame(_) => {}
@@ -511,7 +550,7 @@ fn on_message(shared: &Shared, id: &str, outbox: &Outbox, quota: &mut Quota, mes
 /// Hand one frame to the policy and carry out its answer, unless the
 /// connection is over its message rate: then the host answers
 /// `rate-limited` and the policy never sees the frame.
-fn on_frame(
+async fn on_frame(
     shared: &Shared,
     id: &str,
     outbox: &Outbox,
@@ -535,7 +574,7 @@ fn on_frame(
                 request: text,
                 broadcasts: Some(&mut quota.broadcasts),
             };
-            lifecycle::message(shared.chat(), caller, actions)
+            lifecycle::message(shared.chat(), caller, actions).await;
         }
         Err(e) => {
             tracing::warn!(id, error = %e, "on-message failed");

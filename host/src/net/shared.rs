@@ -12,9 +12,9 @@ use crate::net::admission::Admission;
 use crate::net::outbound::{Budget, Inbox};
 use crate::ops::record::Recorder;
 use crate::policy::{Policy, World};
-use crate::store::rooms::Histories;
+use crate::store::history::History;
+use crate::store::notices::Notices;
 use crate::store::sessions::Sessions;
-use crate::store::stored::NoticeStore;
 
 /// Shared by the accept loop and every session (behind an `Arc`).
 #[derive(Debug)]
@@ -22,11 +22,11 @@ pub struct Shared {
     /// Who is online and where.
     pub registry: Registry,
     /// Every room's kept messages.
-    pub history: Histories,
+    pub history: Arc<dyn History>,
     /// Notices kept for offline ids.
-    pub notices: NoticeStore,
+    pub notices: Arc<dyn Notices>,
     /// Ids held for a resume, with the queue that collects what they miss.
-    pub sessions: Sessions<Inbox>,
+    pub sessions: Arc<dyn Sessions<Inbox>>,
     /// What is kept for reconnecting clients, and for how long.
     pub recovery: Recovery,
     /// The chat rules.
@@ -59,8 +59,8 @@ impl Shared {
     pub fn chat(&self) -> Chat<'_> {
         Chat {
             registry: &self.registry,
-            history: &self.history,
-            notices: &self.notices,
+            history: &*self.history,
+            notices: &*self.notices,
         }
     }
 

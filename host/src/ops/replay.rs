@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -22,10 +23,11 @@ use crate::net::outbound::{self, Inbox, Outbox};
 use crate::ops::record::{Event, Recorded};
 use crate::policy::clock::Clock;
 use crate::policy::{Action, ConnectInfo, LoadError, Policy, PolicyEnv, Reject};
+use crate::store::history::History;
 use crate::store::history::HistoryLimits;
-use crate::store::rooms::Histories;
+use crate::store::memory::{MemoryHistory, MemoryNotices};
+use crate::store::notices::StoredLimits;
 use crate::store::state::{StateLimits, StateStore};
-use crate::store::stored::{NoticeStore, StoredLimits};
 
 /// Frames a simulated connection holds before they are thrown away (often
 /// enough that no queue overflows, which would log a 4008 close).
@@ -39,9 +41,9 @@ pub struct Replay {
     policy: Policy,
     registry: Registry,
     /// Rooms' history, as a live server keeps it.
-    history: Histories,
+    history: Arc<dyn History>,
     /// Stored notices, as a live server keeps them.
-    notices: NoticeStore,
+    notices: MemoryNotices,
     clock: Clock,
     /// Simulated connections: their outbound queues are never read (what
     /// would be delivered does not matter, only what is decided).
@@ -85,7 +87,7 @@ impl Replay {
     fn chat(&self) -> Chat<'_> {
         Chat {
             registry: &self.registry,
-            history: &self.history,
+            history: &*self.history,
             notices: &self.notices,
         }
     }
@@ -97,7 +99,7 @@ impl Replay {
         limits: PolicyLimits,
     ) -> Result<Replay, LoadError> {
         let registry = Registry::new();
-        let history = Histories::new(HistoryLimits::default());
+        let history: Arc<dyn History> = Arc::new(MemoryHistory::new(HistoryLimits::default()));
         let clock = Clock::manual(0);
         let env = PolicyEnv {
             registry: registry.clone(),
@@ -110,7 +112,7 @@ impl Replay {
             policy,
             registry,
             history,
-            notices: NoticeStore::new(StoredLimits::default()),
+            notices: MemoryNotices::new(StoredLimits::default()),
             clock,
             conns: HashMap::new(),
             since_drain: 0,
@@ -154,7 +156,8 @@ impl Replay {
                         let serial = self.registry.next_serial();
                         let (outbox, inbox) =
                             outbound::channel(serial, SIMULATED_QUEUE, usize::MAX);
-                        lifecycle::connect(self.chat(), id, &outbox, decided.clone(), None, || {});
+                        lifecycle::connect(self.chat(), id, &outbox, decided.clone(), None, || {})
+                            .await;
                         self.conns.insert(id.clone(), (outbox, inbox));
                         Outcome::Actions(decided)
                     }
@@ -177,7 +180,7 @@ impl Replay {
                             request: text.as_deref(),
                             ..Caller::new(outbox)
                         };
-                        lifecycle::message(self.chat(), caller, decided.clone());
+                        lifecycle::message(self.chat(), caller, decided.clone()).await;
                         Outcome::Actions(decided)
                     }
                     Err(e) => Outcome::Failed(e.to_string()),
@@ -189,7 +192,7 @@ impl Replay {
                 };
                 self.registry.unregister(id, outbox.serial());
                 let decided = self.policy.on_disconnect(id);
-                lifecycle::disconnect(self.chat(), id, decided.clone().ok());
+                lifecycle::disconnect(self.chat(), id, decided.clone().ok()).await;
                 match decided {
                     Ok(decided) => Outcome::Actions(decided),
                     Err(e) => Outcome::Failed(e.to_string()),

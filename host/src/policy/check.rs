@@ -14,7 +14,7 @@ use crate::chat::registry::Registry;
 use crate::config::PolicyLimits;
 use crate::policy::clock::Clock;
 use crate::store::history::HistoryLimits;
-use crate::store::rooms::Histories;
+use crate::store::memory::MemoryHistory;
 use crate::store::state::{StateLimits, StateStore};
 
 /// What the check found.
@@ -36,7 +36,7 @@ pub async fn check(
     let env = PolicyEnv {
         registry: Registry::new(),
         state: StateStore::new(StateLimits::from(&limits)),
-        history: Histories::new(HistoryLimits::default()),
+        history: std::sync::Arc::new(MemoryHistory::new(HistoryLimits::default())),
         clock: Clock::System,
     };
     let started = Instant::now();

@@ -13,7 +13,10 @@ use super::output::GuestOutput;
 use crate::chat::registry::Registry;
 use crate::config::PolicyLimits;
 use crate::policy::clock::Clock;
-use crate::store::rooms::Histories;
+use std::sync::Arc;
+
+use crate::store::history::History;
+use crate::store::presence::Presence as _;
 use crate::store::state::{StateError, StateStore};
 
 /// Longest log message a guest can emit in one call to `log`.
@@ -32,7 +35,7 @@ pub struct HostState {
     /// The host-held key-value store.
     state: StateStore,
     /// Every room's history (`history.read`).
-    history: Histories,
+    history: Arc<dyn History>,
     /// What `clock` answers from.
     clock: Clock,
     /// Memory cap and whether the guest hit it.
@@ -93,7 +96,7 @@ pub struct PolicyEnv {
     /// Backs `state`.
     pub state: StateStore,
     /// Backs `history` (world 0.2.0).
-    pub history: Histories,
+    pub history: Arc<dyn History>,
     /// Backs `clock`.
     pub clock: Clock,
 }
@@ -201,7 +204,7 @@ macro_rules! shared_imports {
 macro_rules! registry_v1 {
     () => {
         fn is_online(&mut self, id: String) -> bool {
-            self.registry.is_online(&id)
+            self.registry.is_online_now(&id)
         }
 
         fn in_room(&mut self, id: String, room: String) -> bool {
@@ -213,7 +216,7 @@ macro_rules! registry_v1 {
         }
 
         fn room_size(&mut self, room: String) -> u32 {
-            count(self.registry.room_size(&room))
+            count(self.registry.members_now(&room, 0).count)
         }
 
         fn rooms_of(&mut self, id: String) -> Vec<String> {
@@ -237,7 +240,7 @@ impl v2::registry::Host for HostState {
     registry_v1!();
 
     fn room_members_up_to(&mut self, room: String, limit: u32) -> Vec<String> {
-        self.registry.room_members_up_to(&room, limit as usize)
+        self.registry.members_now(&room, limit as usize).ids
     }
 }
 

@@ -1,24 +1,21 @@
-//! Room history: the last messages of a room, numbered, for a client that
-//! dropped to recover exactly what it missed (`join` with `since`) and for
-//! the `history` request.
+//! Room history, as the chat layer asks for it: the last messages of each
+//! room, numbered, for a client that dropped to recover exactly what it
+//! missed (`join` with `since`) and for the `history` request.
 //!
 //! Each kept message gets the room's next `offset` (1, 2, 3, … with no
 //! gaps: a message the policy marks transient is not kept and takes no
-//! offset). Each log has an `epoch`, random, made when the log is: a log
-//! that was lost (the server restarted, the room's history expired
-//! entirely) comes back with another epoch, so a client holding an offset
-//! of the old one learns that it cannot recover instead of being given the
-//! wrong messages. Recovery is all or nothing: it replays every kept
-//! message after the client's offset, or says it cannot.
+//! offset). Each room has an `epoch` that changes whenever its history is
+//! lost (a restart, the room's history expiring entirely), so a client
+//! holding an offset of the old one learns that it cannot recover instead
+//! of being given the wrong messages. Recovery is all or nothing.
 //!
-//! Bounded three ways: `size` messages per room, `ttl` of age, and the
-//! bytes of all rooms' logs together ([`Bytes`]): past that, the room
-//! being written gives up its oldest messages first.
+//! The store, not its caller, assigns offsets and epochs: several servers
+//! sharing one store (a cluster) then number a room's messages once.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use async_trait::async_trait;
 
 /// How much history is kept, and how much a recovery may replay.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,47 +49,9 @@ impl HistoryLimits {
     }
 }
 
-/// Bytes held, counted together: every room's log, and the stored
-/// notices when they share the count (one cap for both).
-#[derive(Debug, Default)]
-pub struct Bytes {
-    total: AtomicUsize,
-}
-
-impl Bytes {
-    /// A new count, at zero.
-    pub fn new() -> Arc<Bytes> {
-        Arc::default()
-    }
-
-    /// Bytes held now.
-    pub fn total(&self) -> usize {
-        self.total.load(Ordering::Relaxed)
-    }
-
-    pub(crate) fn add(&self, n: usize) {
-        self.total.fetch_add(n, Ordering::Relaxed);
-    }
-
-    pub(crate) fn sub(&self, n: usize) {
-        self.total.fetch_sub(n, Ordering::Relaxed);
-    }
-}
-
 /// A kept frame's text: the very buffer the members' queues got (shared,
 /// not copied).
 pub type Text = tokio_tungstenite::tungstenite::Utf8Bytes;
-
-/// One kept message: the room frame as the members got it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Kept {
-    /// Its place in the room's history.
-    pub offset: u64,
-    /// The frame's text.
-    pub frame: Text,
-    /// When it was kept.
-    at: Instant,
-}
 
 /// Why a recovery replays nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -115,333 +74,85 @@ pub enum Unrecoverable {
     Off,
 }
 
-/// One room's kept messages.
+/// A page of kept messages.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Page {
+    /// The room's epoch.
+    pub epoch: String,
+    /// The messages' offsets, oldest first.
+    pub offsets: Vec<u64>,
+    /// The messages (room frames with their `offset`), oldest first.
+    pub messages: Vec<String>,
+}
+
+/// What a join found in the room's history.
 #[derive(Debug)]
-pub struct RoomLog {
-    epoch: Arc<str>,
-    /// Offset of the newest message ever kept in this log (0: none yet).
-    top: u64,
-    /// The kept messages, oldest first; offsets `top - len + 1 ..= top`.
-    kept: VecDeque<Kept>,
-    /// Bytes of `kept`, as counted in the shared [`Bytes`].
-    bytes: usize,
-    /// Where this log's bytes are counted with every other log's.
-    count: Arc<Bytes>,
+pub struct Recovery {
+    /// The room's epoch.
+    pub epoch: Arc<str>,
+    /// Its newest offset (0: nothing kept yet).
+    pub top: u64,
+    /// With `since`: the messages missed, oldest first, or why they cannot
+    /// be replayed. `None` without `since`.
+    pub missed: Option<Result<Vec<Text>, Unrecoverable>>,
 }
 
-impl RoomLog {
-    /// An empty log with a fresh epoch, its bytes counted in `count`.
-    pub fn new(count: Arc<Bytes>) -> RoomLog {
-        RoomLog::with_epoch(new_epoch(), count)
-    }
-
-    /// An empty log with `epoch` (tests, replay).
-    pub fn with_epoch(epoch: impl Into<Arc<str>>, count: Arc<Bytes>) -> RoomLog {
-        RoomLog {
-            epoch: epoch.into(),
-            top: 0,
-            kept: VecDeque::new(),
-            bytes: 0,
-            count,
-        }
-    }
-
-    /// The log's epoch.
-    pub fn epoch(&self) -> &str {
-        &self.epoch
-    }
-
-    /// The offset of the newest message kept so far (0 if none).
-    pub fn top(&self) -> u64 {
-        self.top
-    }
-
-    /// Messages kept now.
-    pub fn len(&self) -> usize {
-        self.kept.len()
-    }
-
-    /// Whether nothing is kept now.
-    pub fn is_empty(&self) -> bool {
-        self.kept.is_empty()
-    }
-
-    /// Keep `frame` as the room's next message; returns its offset. Older
-    /// messages go to stay within `limits` (count, age, and the shared
-    /// bytes, this room's oldest first).
-    pub fn append(&mut self, frame: Text, now: Instant, limits: &HistoryLimits) -> u64 {
-        self.top += 1;
-        let len = frame.len();
-        self.kept.push_back(Kept {
-            offset: self.top,
-            frame,
-            at: now,
-        });
-        self.bytes += len;
-        self.count.add(len);
-        while self.kept.len() > limits.size.max(1) {
-            self.pop_oldest();
-        }
-        // The newest message stays even past the byte bound: one message
-        // is bounded by the message size limit.
-        while self.kept.len() > 1 && self.count.total() > limits.max_total_bytes {
-            self.pop_oldest();
-        }
-        self.expire(now, limits.ttl);
-        self.top
-    }
-
-    /// Drop what is older than `ttl`.
-    pub fn expire(&mut self, now: Instant, ttl: Duration) {
-        while self
-            .kept
-            .front()
-            .is_some_and(|k| now.saturating_duration_since(k.at) > ttl)
-        {
-            self.pop_oldest();
-        }
-    }
-
-    fn pop_oldest(&mut self) {
-        if let Some(k) = self.kept.pop_front() {
-            self.bytes -= k.frame.len();
-            self.count.sub(k.frame.len());
-        }
-    }
-
-    /// Offset of the oldest message still kept (`top + 1` if none).
-    fn oldest(&self) -> u64 {
-        self.top + 1 - self.kept.len() as u64
-    }
-
-    /// Every kept message after `since` of `epoch`, oldest first, if the
-    /// log still holds all of them and they are at most `max_recover`.
-    /// Empty when nothing was missed. Expired messages count as gone.
-    pub fn recover(
-        &self,
-        epoch: &str,
-        since: u64,
-        now: Instant,
-        limits: &HistoryLimits,
-    ) -> Result<Vec<&Kept>, Unrecoverable> {
-        if !limits.is_on() {
-            return Err(Unrecoverable::Off);
-        }
-        if epoch != &*self.epoch {
-            return Err(Unrecoverable::Epoch);
-        }
-        if since > self.top {
-            return Err(Unrecoverable::Ahead);
-        }
-        let missed = self.top - since;
-        if missed == 0 {
-            return Ok(Vec::new());
-        }
-        if missed > limits.max_recover as u64 {
-            return Err(Unrecoverable::TooMany);
-        }
-        let first = self.live(now, limits.ttl);
-        if since + 1 < first {
-            return Err(Unrecoverable::Gone);
-        }
-        Ok(self.from(since + 1).collect())
-    }
-
-    /// At most `limit` kept messages before offset `before` (all kept if
-    /// `None`), the newest of them, oldest first. Expired ones are left out.
-    pub fn page(
-        &self,
-        before: Option<u64>,
-        limit: usize,
-        now: Instant,
-        ttl: Duration,
-    ) -> Vec<&Kept> {
-        let first = self.live(now, ttl);
-        let end = before.unwrap_or(u64::MAX).min(self.top + 1);
-        if end <= first || limit == 0 {
-            return Vec::new();
-        }
-        let start = end.saturating_sub(limit as u64).max(first);
-        self.from(start).take_while(|k| k.offset < end).collect()
-    }
-
-    /// The offset of the oldest message not expired at `now`.
-    fn live(&self, now: Instant, ttl: Duration) -> u64 {
-        let expired = self
-            .kept
-            .iter()
-            .take_while(|k| now.saturating_duration_since(k.at) > ttl)
-            .count();
-        self.oldest() + expired as u64
-    }
-
-    /// Kept messages from `offset` on.
-    fn from(&self, offset: u64) -> impl Iterator<Item = &Kept> {
-        let skip = offset.saturating_sub(self.oldest()) as usize;
-        self.kept.iter().skip(skip)
-    }
+/// What a store holds now (for logs and the operator).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Rooms with a history.
+    pub rooms: usize,
+    /// Bytes of every kept message.
+    pub bytes: usize,
 }
 
-impl Drop for RoomLog {
-    fn drop(&mut self) {
-        self.count.sub(self.bytes);
-    }
-}
+/// Hands a published message to the room's members: its offset (`None`:
+/// not kept) and its text with the offset written in.
+pub type Deliver<'a> = &'a mut (dyn FnMut(Option<u64>, Text) + Send);
 
-/// A new epoch: 8 random characters of `a-z 2-7` (40 bits): a log that
-/// restarts gets a different one, whatever happened in between.
-pub fn new_epoch() -> Arc<str> {
-    random_token(8).into()
-}
+/// Joins the room, given what its history holds for the joiner.
+pub type Join<'a> = &'a mut (dyn FnMut(Recovery) + Send);
 
-/// `len` random characters of `a-z 2-7` (5 bits each), from the operating
-/// system's randomness.
-pub fn random_token(len: usize) -> String {
-    const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
-    let mut bytes = vec![0u8; len];
-    if getrandom::fill(&mut bytes).is_err() {
-        // No randomness: time still makes a restarted log's epoch differ.
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        for (b, t) in bytes.iter_mut().zip(nanos.to_le_bytes().iter().cycle()) {
-            *b = *t;
-        }
-    }
-    bytes
-        .iter()
-        .map(|b| char::from(ALPHABET[usize::from(b % 32)]))
-        .collect()
-}
+/// Every room's history.
+///
+/// The ordering contract, which every implementation keeps: `publish`
+/// hands a room's messages to `deliver` in offset order, and a `join`'s
+/// callback runs with no message of that room between the history it was
+/// given and its membership — so a joiner gets each message either in its
+/// replay or live, never both, never neither.
+///
+/// `read` and `top` answer a policy's imports, which run inside a
+/// synchronous sandboxed call and cannot wait: they are not `async`. A
+/// store kept elsewhere (a cluster's Redis) answers them from the copy of
+/// recent history it keeps for rooms with members on this server, which it
+/// needs to fan out anyway.
+#[async_trait]
+pub trait History: std::fmt::Debug + Send + Sync {
+    /// The limits in force.
+    fn limits(&self) -> &HistoryLimits;
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+    /// Keep `frame` as `room`'s next message (its `"offset"` added) and
+    /// hand it to `deliver`. A frame that is not a JSON object, or any
+    /// frame while history is off, is not kept: `deliver` gets it
+    /// unchanged, with no offset.
+    async fn publish(&self, room: &str, frame: String, deliver: Deliver<'_>);
 
-    fn limits(size: usize) -> HistoryLimits {
-        HistoryLimits {
-            size,
-            ..HistoryLimits::default()
-        }
-    }
+    /// Look up what a join of `room` needs (and, with `since` = (epoch,
+    /// offset), what was missed after it) and hand it to `join`.
+    async fn join(&self, room: &str, since: Option<(&str, u64)>, join: Join<'_>);
 
-    fn log_with(n: u64, limits: &HistoryLimits, now: Instant) -> RoomLog {
-        let mut log = RoomLog::with_epoch("e1", Bytes::new());
-        for i in 1..=n {
-            assert_eq!(log.append(Text::from(format!("m{i}")), now, limits), i);
-        }
-        log
-    }
+    /// At most `limit` of the newest kept messages of `room` before
+    /// `before`, oldest first.
+    fn read(&self, room: &str, before: Option<u64>, limit: usize) -> Page;
 
-    fn offsets(kept: &[&Kept]) -> Vec<u64> {
-        kept.iter().map(|k| k.offset).collect()
-    }
+    /// `room`'s epoch and newest offset.
+    fn top(&self, room: &str) -> (String, u64);
 
-    #[test]
-    fn offsets_count_up_and_the_oldest_go_past_the_size() {
-        let l = limits(3);
-        let now = Instant::now();
-        let log = log_with(5, &l, now);
-        assert_eq!(log.top(), 5);
-        assert_eq!(log.len(), 3);
-        assert_eq!(offsets(&log.page(None, 10, now, l.ttl)), [3, 4, 5]);
-        assert_eq!(&*log.page(None, 1, now, l.ttl)[0].frame, "m5");
-    }
+    /// Drop expired messages, and the history of rooms `in_use` says are
+    /// gone once nothing in it is left (such a room that comes back gets a
+    /// new epoch).
+    async fn sweep(&self, in_use: &(dyn for<'r> Fn(&'r str) -> bool + Sync));
 
-    #[test]
-    fn recovery_replays_everything_after_the_offset_or_nothing() {
-        let l = limits(10);
-        let now = Instant::now();
-        let log = log_with(12, &l, now);
-        // Kept: 3..=12.
-        assert_eq!(
-            offsets(&log.recover("e1", 7, now, &l).unwrap()),
-            [8, 9, 10, 11, 12]
-        );
-        assert_eq!(offsets(&log.recover("e1", 2, now, &l).unwrap()).len(), 10);
-        assert!(log.recover("e1", 12, now, &l).unwrap().is_empty());
-        assert_eq!(log.recover("e1", 1, now, &l), Err(Unrecoverable::Gone));
-        assert_eq!(log.recover("e2", 7, now, &l), Err(Unrecoverable::Epoch));
-        assert_eq!(log.recover("e1", 13, now, &l), Err(Unrecoverable::Ahead));
-        let few = HistoryLimits {
-            max_recover: 4,
-            ..l
-        };
-        assert_eq!(log.recover("e1", 7, now, &few), Err(Unrecoverable::TooMany));
-        assert_eq!(
-            offsets(&log.recover("e1", 8, now, &few).unwrap()),
-            [9, 10, 11, 12]
-        );
-        let off = HistoryLimits { size: 0, ..l };
-        assert_eq!(log.recover("e1", 12, now, &off), Err(Unrecoverable::Off));
-    }
-
-    #[test]
-    fn expired_messages_are_neither_replayed_nor_paged() {
-        let l = HistoryLimits {
-            ttl: Duration::from_secs(60),
-            ..limits(10)
-        };
-        let t0 = Instant::now();
-        let mut log = RoomLog::with_epoch("e1", Bytes::new());
-        log.append("old".into(), t0, &l);
-        log.append("new".into(), t0 + Duration::from_secs(50), &l);
-        let later = t0 + Duration::from_secs(61);
-        assert_eq!(log.recover("e1", 0, later, &l), Err(Unrecoverable::Gone));
-        assert_eq!(offsets(&log.recover("e1", 1, later, &l).unwrap()), [2]);
-        assert_eq!(offsets(&log.page(None, 10, later, l.ttl)), [2]);
-        log.expire(later, l.ttl);
-        assert_eq!(log.len(), 1);
-        assert_eq!(log.top(), 2);
-    }
-
-    #[test]
-    fn pages_go_back_from_before() {
-        let l = limits(100);
-        let now = Instant::now();
-        let log = log_with(30, &l, now);
-        assert_eq!(offsets(&log.page(None, 3, now, l.ttl)), [28, 29, 30]);
-        assert_eq!(offsets(&log.page(Some(28), 3, now, l.ttl)), [25, 26, 27]);
-        assert_eq!(offsets(&log.page(Some(3), 5, now, l.ttl)), [1, 2]);
-        assert!(log.page(Some(1), 5, now, l.ttl).is_empty());
-        assert!(log.page(None, 0, now, l.ttl).is_empty());
-        assert_eq!(offsets(&log.page(Some(1000), 2, now, l.ttl)), [29, 30]);
-    }
-
-    #[test]
-    fn all_rooms_together_stay_within_their_bytes() {
-        let l = HistoryLimits {
-            max_total_bytes: 100,
-            ..limits(1000)
-        };
-        let now = Instant::now();
-        let count = Bytes::new();
-        let mut a = RoomLog::with_epoch("a", count.clone());
-        let mut b = RoomLog::with_epoch("b", count.clone());
-        for _ in 0..10 {
-            a.append("x".repeat(10).into(), now, &l);
-        }
-        assert_eq!(count.total(), 100);
-        b.append("y".repeat(30).into(), now, &l);
-        // Room b gives up its own oldest first; it has only its newest, so
-        // the total may pass the bound by that one message.
-        assert_eq!(b.len(), 1);
-        a.append("x".repeat(10).into(), now, &l);
-        assert!(count.total() <= 100 + 30, "{}", count.total());
-        assert_eq!(a.top(), 11);
-        drop(a);
-        drop(b);
-        assert_eq!(count.total(), 0);
-    }
-
-    #[test]
-    fn epochs_differ() {
-        let a = new_epoch();
-        assert_eq!(a.len(), 8);
-        assert!(
-            a.bytes()
-                .all(|c| c.is_ascii_lowercase() || (b'2'..=b'7').contains(&c))
-        );
-        assert_ne!(a, new_epoch());
-    }
+    /// What is held now.
+    fn usage(&self) -> Usage;
 }

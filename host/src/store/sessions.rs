@@ -1,15 +1,10 @@
-//! Held sessions: ids whose connection ended abnormally, kept for a while
-//! for the client to come back with `?resume=<session>`. Each is held with
-//! the token that may claim it and whatever the host keeps for it meanwhile
-//! (`T`: the queue that collects what it misses).
-//!
-//! Claiming and releasing are one atomic step each on the map: whoever
-//! takes the entry first (a resume, or the end of the window) has it, and
-//! the other finds nothing.
+//! Held sessions, as the connection layer asks for them: ids whose
+//! connection ended abnormally, kept for a while for the client to come
+//! back with `?resume=<session>`. Each is held with the token that may
+//! claim it and what the host keeps for it meanwhile (`T`: on one server,
+//! the queue that collects what it misses).
 
-use std::sync::Arc;
-
-use dashmap::DashMap;
+use async_trait::async_trait;
 
 /// One held id.
 #[derive(Debug)]
@@ -35,117 +30,31 @@ pub enum Claim<T> {
 }
 
 /// Every held id.
-#[derive(Debug)]
-pub struct Sessions<T> {
-    held: DashMap<Arc<str>, Held<T>>,
-}
-
-impl<T> Default for Sessions<T> {
-    fn default() -> Self {
-        Sessions {
-            held: DashMap::new(),
-        }
-    }
-}
-
-impl<T> Sessions<T> {
+///
+/// Claiming and releasing are one atomic step each: whoever takes a hold
+/// first (a resume, or the end of the window) has it, and the other finds
+/// nothing.
+#[async_trait]
+pub trait Sessions<T: Send + 'static>: std::fmt::Debug + Send + Sync {
     /// Hold `id` (replacing an older hold of it, returned).
-    pub fn hold(&self, id: &str, held: Held<T>) -> Option<Held<T>> {
-        self.held.insert(Arc::from(id), held)
-    }
-
-    /// Whether `id` is held.
-    pub fn is_held(&self, id: &str) -> bool {
-        self.held.contains_key(id)
-    }
-
-    /// How many ids are held.
-    pub fn len(&self) -> usize {
-        self.held.len()
-    }
-
-    /// Whether no id is held.
-    pub fn is_empty(&self) -> bool {
-        self.held.is_empty()
-    }
+    async fn hold(&self, id: &str, held: Held<T>) -> Option<Held<T>>;
 
     /// Take `id`'s hold: resumed when `session` is its token, refused
     /// otherwise (a connection that takes the id without the token ends
     /// the hold).
-    pub fn claim(&self, id: &str, session: Option<&str>) -> Claim<T> {
-        match self.held.remove(id) {
-            Some((_, held)) if session.is_some_and(|s| same(s, &held.session)) => {
-                Claim::Resumed(held)
-            }
-            Some((_, held)) => Claim::Refused(held),
-            None => Claim::NotHeld,
-        }
-    }
+    async fn claim(&self, id: &str, session: Option<&str>) -> Claim<T>;
 
     /// Take `id`'s hold if it is still hold `serial` (its window ended).
-    pub fn release(&self, id: &str, serial: u64) -> Option<Held<T>> {
-        self.held
-            .remove_if(id, |_, held| held.serial == serial)
-            .map(|(_, held)| held)
-    }
-}
+    async fn release(&self, id: &str, serial: u64) -> Option<Held<T>>;
 
-/// `a == b` in time that does not depend on where they differ (a session
-/// token is a credential).
-fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |diff, (x, y)| diff | (x ^ y))
-            == 0
-}
+    /// Whether `id` is held.
+    fn is_held(&self, id: &str) -> bool;
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+    /// How many ids are held.
+    fn len(&self) -> usize;
 
-    fn held(session: &str, serial: u64) -> Held<u32> {
-        Held {
-            session: session.into(),
-            serial,
-            kept: 7,
-        }
-    }
-
-    #[test]
-    fn the_right_session_resumes_once() {
-        let s = Sessions::default();
-        s.hold("bob", held("tok", 1));
-        assert!(s.is_held("bob"));
-        assert!(matches!(s.claim("bob", Some("tok")), Claim::Resumed(h) if h.kept == 7));
-        assert!(matches!(s.claim("bob", Some("tok")), Claim::NotHeld));
-        assert!(s.release("bob", 1).is_none());
-    }
-
-    #[test]
-    fn a_wrong_or_missing_session_ends_the_hold() {
-        let s = Sessions::default();
-        s.hold("bob", held("tok", 1));
-        assert!(matches!(s.claim("bob", Some("tak")), Claim::Refused(_)));
-        assert!(!s.is_held("bob"));
-        s.hold("bob", held("tok", 2));
-        assert!(matches!(s.claim("bob", None), Claim::Refused(_)));
-    }
-
-    #[test]
-    fn the_window_ends_only_its_own_hold() {
-        let s = Sessions::default();
-        s.hold("bob", held("tok", 1));
-        s.hold("bob", held("tok2", 2));
-        assert!(s.release("bob", 1).is_none());
-        assert!(s.release("bob", 2).is_some());
-        assert!(s.is_empty());
-    }
-
-    #[test]
-    fn comparison() {
-        assert!(same("abc", "abc"));
-        assert!(!same("abc", "abd"));
-        assert!(!same("abc", "abcd"));
+    /// Whether no id is held.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }

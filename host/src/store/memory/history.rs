@@ -1,5 +1,5 @@
 //! Every room's history, in memory (the embedded default): a log per room
-//! (`history::RoomLog`), created by the room's first kept message or
+//! ([`RoomLog`]), created by the room's first kept message or
 //! join, and dropped by the sweep once everything in it has expired.
 //!
 //! A room's log lock is also what orders its history with its live
@@ -11,14 +11,19 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
+use async_trait::async_trait;
 use dashmap::DashMap;
 
-use super::history::{Bytes, HistoryLimits, RoomLog, Text, Unrecoverable};
-use super::json;
+use super::log::RoomLog;
+use crate::store::bytes::Bytes;
+use crate::store::history::{
+    Deliver, History, HistoryLimits, Join, Page, Recovery, Text, Unrecoverable, Usage,
+};
+use crate::store::json;
 
 /// Every room's log, and the limits they keep to.
 #[derive(Debug, Clone)]
-pub struct Histories {
+pub struct MemoryHistory {
     inner: Arc<Inner>,
 }
 
@@ -32,39 +37,16 @@ struct Inner {
     bytes: Arc<Bytes>,
 }
 
-/// A page of kept messages.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Page {
-    /// The room's epoch.
-    pub epoch: String,
-    /// The messages' offsets, oldest first.
-    pub offsets: Vec<u64>,
-    /// The messages (room frames with their `offset`), oldest first.
-    pub messages: Vec<String>,
-}
-
-/// What a join found in the room's history.
-#[derive(Debug)]
-pub struct Recovery {
-    /// The room's epoch.
-    pub epoch: Arc<str>,
-    /// Its newest offset (0: nothing kept yet).
-    pub top: u64,
-    /// With `since`: the messages missed, oldest first, or why they cannot
-    /// be replayed. `None` without `since`.
-    pub missed: Option<Result<Vec<Text>, Unrecoverable>>,
-}
-
-impl Histories {
+impl MemoryHistory {
     /// No history yet, kept within `limits`, its bytes counted on their own.
-    pub fn new(limits: HistoryLimits) -> Histories {
-        Histories::counted_in(limits, Bytes::new())
+    pub fn new(limits: HistoryLimits) -> MemoryHistory {
+        MemoryHistory::counted_in(limits, Bytes::new())
     }
 
     /// No history yet, its bytes counted in `bytes` with whatever else
     /// shares it (`limits.max_total_bytes` bounds them together).
-    pub fn counted_in(limits: HistoryLimits, bytes: Arc<Bytes>) -> Histories {
-        Histories {
+    pub fn counted_in(limits: HistoryLimits, bytes: Arc<Bytes>) -> MemoryHistory {
+        MemoryHistory {
             inner: Arc::new(Inner {
                 rooms: DashMap::new(),
                 limits,
@@ -72,52 +54,35 @@ impl Histories {
             }),
         }
     }
+}
 
-    /// The limits in force.
-    pub fn limits(&self) -> &HistoryLimits {
+#[async_trait]
+impl History for MemoryHistory {
+    fn limits(&self) -> &HistoryLimits {
         &self.inner.limits
     }
 
-    /// Bytes of every kept message.
-    pub fn bytes(&self) -> usize {
-        self.inner.bytes.total()
-    }
-
-    /// Keep `text` as `room`'s next message (with its `"offset"` added) and
-    /// hand it to `deliver` while the room's log is locked. A frame that is
-    /// not a JSON object, or any frame while history is off, is not kept:
-    /// `deliver` gets it unchanged, with no offset. The offset is written
-    /// into `text` itself, and the log and the members share that buffer.
-    pub fn publish<R>(
-        &self,
-        room: &str,
-        text: String,
-        deliver: impl FnOnce(Option<u64>, Text) -> R,
-    ) -> R {
-        if !self.inner.limits.is_on() || !json::is_object(&text) {
-            return deliver(None, Text::from(text));
+    /// The offset is written into `frame` itself, and the log and the
+    /// members share that buffer. `deliver` runs with the room's log
+    /// locked: that is what orders the room's messages.
+    async fn publish(&self, room: &str, frame: String, deliver: Deliver<'_>) {
+        if !self.inner.limits.is_on() || !json::is_object(&frame) {
+            return deliver(None, Text::from(frame));
         }
         let log = self.log(room);
         let mut log = lock(&log);
         let offset = log.top() + 1;
         let framed = Text::from(json::with_fields(
-            text,
+            frame,
             format_args!(r#""offset":{offset}"#),
         ));
         log.append(framed.clone(), Instant::now(), &self.inner.limits);
         deliver(Some(offset), framed)
     }
 
-    /// Look up what a join of `room` needs (and, with `since`, what was
-    /// missed after it) and hand it to `join` while the room's log is
-    /// locked, so no kept message can slip between the replay and the
-    /// membership.
-    pub fn join<R>(
-        &self,
-        room: &str,
-        since: Option<(&str, u64)>,
-        join: impl FnOnce(Recovery) -> R,
-    ) -> R {
+    /// `join` runs with the room's log locked, so no kept message can
+    /// slip between the replay and the membership.
+    async fn join(&self, room: &str, since: Option<(&str, u64)>, join: Join<'_>) {
         if !self.inner.limits.is_on() {
             // No history: no log to make for every room joined.
             return join(Recovery {
@@ -140,13 +105,14 @@ impl Histories {
         })
     }
 
-    /// At most `limit` of the newest kept messages of `room` before
-    /// `before`, oldest first.
-    pub fn read(&self, room: &str, before: Option<u64>, limit: usize) -> Page {
+    fn read(&self, room: &str, before: Option<u64>, limit: usize) -> Page {
         if !self.inner.limits.is_on() {
             return Page::default();
         }
-        let log = self.log(room);
+        // Not made for a room that has none: reading never creates history.
+        let Some(log) = self.inner.rooms.get(room).map(|l| l.clone()) else {
+            return Page::default();
+        };
         let log = lock(&log);
         let kept = log.page(before, limit, Instant::now(), self.inner.limits.ttl);
         Page {
@@ -156,8 +122,7 @@ impl Histories {
         }
     }
 
-    /// `room`'s epoch and newest offset.
-    pub fn top(&self, room: &str) -> (String, u64) {
+    fn top(&self, room: &str) -> (String, u64) {
         if !self.inner.limits.is_on() {
             return (String::new(), 0);
         }
@@ -166,10 +131,7 @@ impl Histories {
         (log.epoch().to_owned(), log.top())
     }
 
-    /// Drop expired messages, and the logs of rooms `in_use` says are gone
-    /// once nothing in them is left (such a room that comes back gets a new
-    /// epoch: its history was lost).
-    pub fn sweep(&self, in_use: impl Fn(&str) -> bool) {
+    async fn sweep(&self, in_use: &(dyn for<'r> Fn(&'r str) -> bool + Sync)) {
         let now = Instant::now();
         let ttl = self.inner.limits.ttl;
         self.inner.rooms.retain(|room, log| {
@@ -179,11 +141,15 @@ impl Histories {
         });
     }
 
-    /// Rooms with a log now.
-    pub fn rooms(&self) -> usize {
-        self.inner.rooms.len()
+    fn usage(&self) -> Usage {
+        Usage {
+            rooms: self.inner.rooms.len(),
+            bytes: self.inner.bytes.total(),
+        }
     }
+}
 
+impl MemoryHistory {
     /// The log of `room`, made if it has none.
     fn log(&self, room: &str) -> Arc<Mutex<RoomLog>> {
         if let Some(log) = self.inner.rooms.get(room) {
@@ -207,21 +173,29 @@ fn lock(log: &Mutex<RoomLog>) -> MutexGuard<'_, RoomLog> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn only_objects_are_kept() {
-        let h = Histories::new(HistoryLimits::default());
-        let text = |o, t: Text| (o, t.as_str().to_owned());
-        assert_eq!(h.publish("r", "[1]".into(), text), (None, "[1]".into()));
+    async fn publish(h: &MemoryHistory, frame: &str) -> (Option<u64>, String) {
+        let mut got = None;
+        h.publish("r", frame.into(), &mut |o, t| {
+            got = Some((o, t.to_string()))
+        })
+        .await;
+        got.expect("publish delivers")
+    }
+
+    #[tokio::test]
+    async fn only_objects_are_kept() {
+        let h = MemoryHistory::new(HistoryLimits::default());
+        assert_eq!(publish(&h, "[1]").await, (None, "[1]".into()));
         assert_eq!(
-            h.publish("r", r#"{"x":1}"#.into(), text),
+            publish(&h, r#"{"x":1}"#).await,
             (Some(1), r#"{"x":1,"offset":1}"#.into())
         );
-        let page = h.read("r", None, 10);
-        assert_eq!(page.offsets, vec![1]);
-        let off = Histories::new(HistoryLimits {
+        assert_eq!(h.read("r", None, 10).offsets, vec![1]);
+        assert_eq!(h.read("unknown", None, 10), Page::default());
+        let off = MemoryHistory::new(HistoryLimits {
             size: 0,
             ..HistoryLimits::default()
         });
-        assert_eq!(off.publish("r", r#"{"x":1}"#.into(), |o, _| o), None);
+        assert_eq!(publish(&off, r#"{"x":1}"#).await.0, None);
     }
 }

@@ -1,5 +1,4 @@
-//! Stored notices: frames kept for an id that is offline, handed over,
-//! oldest first, after its next welcome.
+//! Stored notices in memory (the embedded default).
 //!
 //! Bounded per id (the oldest go first, and the id is told how many it
 //! lost), by age, and by the bytes of every id's notices together (past
@@ -8,68 +7,12 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
-use super::history::Bytes;
+use async_trait::async_trait;
 
-/// How many notices are kept, for how long.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StoredLimits {
-    /// Notices kept per id; past this the oldest is dropped.
-    pub per_id: usize,
-    /// How long a notice is kept.
-    pub max_age: Duration,
-    /// Bytes of every id's notices together (with whatever else shares
-    /// the store's count: see [`NoticeStore::counted_in`]).
-    pub max_total_bytes: usize,
-}
-
-impl Default for StoredLimits {
-    fn default() -> Self {
-        StoredLimits {
-            per_id: 100,
-            max_age: Duration::from_secs(7 * 24 * 3600),
-            max_total_bytes: 64 << 20,
-        }
-    }
-}
-
-/// One kept notice.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Stored {
-    /// The frame to hand over (the notice as the recipient would have got
-    /// it).
-    pub frame: Arc<str>,
-    /// When it was stored.
-    pub at: SystemTime,
-}
-
-impl Stored {
-    /// `at` as RFC 3339, UTC, to the millisecond (`stored_at`).
-    pub fn stored_at(&self) -> String {
-        humantime::format_rfc3339_millis(self.at).to_string()
-    }
-}
-
-/// Why a notice was not stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum StoreError {
-    /// The server holds as many bytes of stored notices as it may.
-    #[error("the server's store of notices is full")]
-    Full,
-    /// Storing is off (`per_id` is 0).
-    #[error("notices are not stored on this server")]
-    Off,
-}
-
-/// What [`NoticeStore::take`] hands over.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Mail {
-    /// The notices, oldest first.
-    pub notices: Vec<Stored>,
-    /// Notices dropped since the last take because the id had too many.
-    pub dropped: u64,
-}
+use crate::store::bytes::Bytes;
+use crate::store::notices::{Mail, Notices, StoreError, Stored, StoredLimits};
 
 #[derive(Debug, Default)]
 struct Mailbox {
@@ -85,32 +28,27 @@ struct Inner {
 
 /// Every id's stored notices.
 #[derive(Debug)]
-pub struct NoticeStore {
+pub struct MemoryNotices {
     inner: Mutex<Inner>,
     limits: StoredLimits,
     /// Where its bytes are counted (maybe with the rooms' history's).
     count: Arc<Bytes>,
 }
 
-impl NoticeStore {
+impl MemoryNotices {
     /// An empty store, counting its bytes on its own.
-    pub fn new(limits: StoredLimits) -> NoticeStore {
-        NoticeStore::counted_in(limits, Bytes::new())
+    pub fn new(limits: StoredLimits) -> MemoryNotices {
+        MemoryNotices::counted_in(limits, Bytes::new())
     }
 
     /// An empty store whose bytes are counted in `count`, which others
     /// share: `max_total_bytes` then bounds all of them together.
-    pub fn counted_in(limits: StoredLimits, count: Arc<Bytes>) -> NoticeStore {
-        NoticeStore {
+    pub fn counted_in(limits: StoredLimits, count: Arc<Bytes>) -> MemoryNotices {
+        MemoryNotices {
             inner: Mutex::default(),
             limits,
             count,
         }
-    }
-
-    /// The limits in force.
-    pub fn limits(&self) -> &StoredLimits {
-        &self.limits
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -119,8 +57,34 @@ impl NoticeStore {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Keep `frame` for `to`, stored at `now`.
-    pub fn store(&self, to: &str, frame: Arc<str>, now: SystemTime) -> Result<(), StoreError> {
+    /// Drop `mailbox`'s notices older than the limit at `now`.
+    fn expire(&self, mailbox: &mut Mailbox, bytes: &mut usize, now: SystemTime) {
+        let max_age = self.limits.max_age;
+        while mailbox
+            .notices
+            .front()
+            .is_some_and(|n| now.duration_since(n.at).is_ok_and(|age| age > max_age))
+        {
+            if let Some(n) = mailbox.notices.pop_front() {
+                *bytes -= n.frame.len();
+                self.count.sub(n.frame.len());
+            }
+        }
+    }
+
+    /// Notices kept for `id` now.
+    pub fn count(&self, id: &str) -> usize {
+        self.lock().boxes.get(id).map_or(0, |m| m.notices.len())
+    }
+}
+
+#[async_trait]
+impl Notices for MemoryNotices {
+    fn limits(&self) -> &StoredLimits {
+        &self.limits
+    }
+
+    async fn store(&self, to: &str, frame: Arc<str>, now: SystemTime) -> Result<(), StoreError> {
         if self.limits.per_id == 0 {
             return Err(StoreError::Off);
         }
@@ -154,9 +118,7 @@ impl NoticeStore {
         Ok(())
     }
 
-    /// Everything kept for `id` (and how many were dropped), removed from
-    /// the store; what is older than the limit at `now` is left out.
-    pub fn take(&self, id: &str, now: SystemTime) -> Mail {
+    async fn take(&self, id: &str, now: SystemTime) -> Mail {
         let mut inner = self.lock();
         let Inner { boxes, bytes } = &mut *inner;
         let Some(mut mailbox) = boxes.remove(id) else {
@@ -172,9 +134,7 @@ impl NoticeStore {
         }
     }
 
-    /// Drop what is older than the limit, for every id (a periodic sweep,
-    /// so ids that never come back do not hold memory forever).
-    pub fn expire_all(&self, now: SystemTime) {
+    async fn expire_all(&self, now: SystemTime) {
         let mut inner = self.lock();
         let Inner { boxes, bytes } = &mut *inner;
         boxes.retain(|_, mailbox| {
@@ -185,109 +145,97 @@ impl NoticeStore {
         });
     }
 
-    /// Bytes of every stored notice.
-    pub fn bytes(&self) -> usize {
+    fn bytes(&self) -> usize {
         self.lock().bytes
-    }
-
-    /// Drop `mailbox`'s notices older than the limit at `now`.
-    fn expire(&self, mailbox: &mut Mailbox, bytes: &mut usize, now: SystemTime) {
-        let max_age = self.limits.max_age;
-        while mailbox
-            .notices
-            .front()
-            .is_some_and(|n| now.duration_since(n.at).is_ok_and(|age| age > max_age))
-        {
-            if let Some(n) = mailbox.notices.pop_front() {
-                *bytes -= n.frame.len();
-                self.count.sub(n.frame.len());
-            }
-        }
-    }
-
-    /// Notices kept for `id` now.
-    pub fn count(&self, id: &str) -> usize {
-        self.lock().boxes.get(id).map_or(0, |m| m.notices.len())
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn frames(mail: &Mail) -> Vec<&str> {
         mail.notices.iter().map(|n| &*n.frame).collect()
     }
 
-    #[test]
-    fn notices_come_back_oldest_first_once() {
-        let store = NoticeStore::new(StoredLimits::default());
+    #[tokio::test]
+    async fn notices_come_back_oldest_first_once() {
+        let store = MemoryNotices::new(StoredLimits::default());
         let now = SystemTime::now();
-        store.store("bob", "one".into(), now).unwrap();
-        store.store("bob", "two".into(), now).unwrap();
-        store.store("carol", "other".into(), now).unwrap();
-        let mail = store.take("bob", now);
+        store.store("bob", "one".into(), now).await.unwrap();
+        store.store("bob", "two".into(), now).await.unwrap();
+        store.store("carol", "other".into(), now).await.unwrap();
+        let mail = store.take("bob", now).await;
         assert_eq!(frames(&mail), ["one", "two"]);
         assert_eq!(mail.dropped, 0);
-        assert_eq!(store.take("bob", now), Mail::default());
+        assert_eq!(store.take("bob", now).await, Mail::default());
         assert_eq!(store.count("carol"), 1);
         assert_eq!(store.bytes(), "other".len());
     }
 
-    #[test]
-    fn past_the_limit_per_id_the_oldest_go_and_are_counted() {
-        let store = NoticeStore::new(StoredLimits {
+    #[tokio::test]
+    async fn past_the_limit_per_id_the_oldest_go_and_are_counted() {
+        let store = MemoryNotices::new(StoredLimits {
             per_id: 3,
             ..StoredLimits::default()
         });
         let now = SystemTime::now();
         for i in 1..=5 {
-            store.store("bob", format!("n{i}").into(), now).unwrap();
+            store
+                .store("bob", format!("n{i}").into(), now)
+                .await
+                .unwrap();
         }
-        let mail = store.take("bob", now);
+        let mail = store.take("bob", now).await;
         assert_eq!(frames(&mail), ["n3", "n4", "n5"]);
         assert_eq!(mail.dropped, 2);
         assert_eq!(store.bytes(), 0);
     }
 
-    #[test]
-    fn old_notices_are_not_handed_over() {
-        let store = NoticeStore::new(StoredLimits {
+    #[tokio::test]
+    async fn old_notices_are_not_handed_over() {
+        let store = MemoryNotices::new(StoredLimits {
             max_age: Duration::from_secs(60),
             ..StoredLimits::default()
         });
         let t0 = SystemTime::now();
-        store.store("bob", "old".into(), t0).unwrap();
+        store.store("bob", "old".into(), t0).await.unwrap();
         store
             .store("bob", "new".into(), t0 + Duration::from_secs(30))
+            .await
             .unwrap();
-        store.store("gone", "x".into(), t0).unwrap();
+        store.store("gone", "x".into(), t0).await.unwrap();
         let later = t0 + Duration::from_secs(61);
-        store.expire_all(later);
+        store.expire_all(later).await;
         assert_eq!(store.count("gone"), 0);
-        assert_eq!(frames(&store.take("bob", later)), ["new"]);
+        assert_eq!(frames(&store.take("bob", later).await), ["new"]);
         assert_eq!(store.bytes(), 0);
     }
 
-    #[test]
-    fn a_full_store_refuses_without_dropping_anyone_elses() {
-        let store = NoticeStore::new(StoredLimits {
+    #[tokio::test]
+    async fn a_full_store_refuses_without_dropping_anyone_elses() {
+        let store = MemoryNotices::new(StoredLimits {
             max_total_bytes: 10,
             ..StoredLimits::default()
         });
         let now = SystemTime::now();
-        store.store("bob", "12345678".into(), now).unwrap();
+        store.store("bob", "12345678".into(), now).await.unwrap();
         assert_eq!(
-            store.store("carol", "abc".into(), now),
+            store.store("carol", "abc".into(), now).await,
             Err(StoreError::Full)
         );
         assert_eq!(store.count("carol"), 0);
         assert_eq!(store.count("bob"), 1);
-        let off = NoticeStore::new(StoredLimits {
+        let off = MemoryNotices::new(StoredLimits {
             per_id: 0,
             ..StoredLimits::default()
         });
-        assert_eq!(off.store("bob", "x".into(), now), Err(StoreError::Off));
+        assert_eq!(
+            off.store("bob", "x".into(), now).await,
+            Err(StoreError::Off)
+        );
     }
 
     #[test]
