@@ -6,7 +6,7 @@ CARGO ?= cargo
 LISTEN ?= 0.0.0.0:3001
 WASM_TARGET := wasm32-wasip2
 
-.PHONY: run test build release wasm-target fmt lint clean bench bench-quick
+.PHONY: run test build release wasm-target fmt lint clean bench bench-quick clients-test
 
 run: wasm-target
 	$(CARGO) run --release -p switchboard -- --listen $(LISTEN)
@@ -19,7 +19,20 @@ FEATURES := --features switchboard/native-rules
 test: wasm-target
 	$(CARGO) build -p switchboard -p loadgen $(FEATURES)
 	$(CARGO) test --workspace --all-targets $(FEATURES)
+	$(MAKE) clients-test
 	python3 bench/bench.py --quick --no-build
+
+# The JavaScript client (clients/js): install its pinned dev dependencies when
+# node_modules is missing or older than the lock file, build it (this also
+# rewrites the committed copies host/static/switchboard.js and
+# clients/miniprogram/lib/switchboard.js), and run its tests against the
+# debug server binary that `make test` builds first. Needs node >= 20 and npm.
+SWITCHBOARD_BIN ?= $(abspath target/debug/switchboard)
+
+clients-test:
+	cd clients/js && { [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund; }
+	cd clients/js && npm run build
+	cd clients/js && SWITCHBOARD_BIN='$(SWITCHBOARD_BIN)' npm test
 
 build: wasm-target
 	$(CARGO) build --release -p switchboard
