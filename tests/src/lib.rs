@@ -217,12 +217,27 @@ impl TestServer {
     /// socket and read the whole answer (a refusal closes the connection).
     /// Checks that Content-Length matches the body.
     pub async fn raw_upgrade(&self, target: &str) -> Result<HttpResponse> {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut tcp = TcpStream::connect(self.addr).await?;
         let request = format!(
             "GET {target} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
              Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
         );
+        self.raw_request(&request).await
+    }
+
+    /// A plain `method` request (no upgrade) for `target`, as a browser
+    /// sends it, and its whole answer (the server closes after it).
+    pub async fn raw_plain(&self, method: &str, target: &str) -> Result<HttpResponse> {
+        self.raw_request(&format!(
+            "{method} {target} HTTP/1.1\r\nHost: localhost\r\nAccept: */*\r\n\r\n"
+        ))
+        .await
+    }
+
+    /// Send `request` over a raw TCP socket and read the whole answer.
+    /// Checks that Content-Length matches the body (unless `HEAD`).
+    pub async fn raw_request(&self, request: &str) -> Result<HttpResponse> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut tcp = TcpStream::connect(self.addr).await?;
         tcp.write_all(request.as_bytes()).await?;
         let mut raw = Vec::new();
         tokio::time::timeout(WAIT, tcp.read_to_end(&mut raw))
@@ -245,7 +260,7 @@ impl TestServer {
                     .then(|| value.trim().parse().ok())?
             })
             .with_context(|| format!("no Content-Length in {head:?}"))?;
-        if length != body.len() {
+        if length != body.len() && !request.starts_with("HEAD ") {
             bail!("Content-Length {length} but a body of {} bytes", body.len());
         }
         Ok(HttpResponse {

@@ -29,6 +29,8 @@ pub struct Config {
     pub policy_limits: PolicyLimits,
     /// Reload a `PolicySource::File` when the file changes.
     pub watch_policy: bool,
+    /// Serve the web chat page at `/` on the public port.
+    pub web_chat: bool,
     /// How often the watched policy file is looked at.
     pub watch_interval: Duration,
     /// The admin listener; `None` runs without one.
@@ -164,6 +166,7 @@ impl Default for Config {
             limits: Limits::default(),
             policy_limits: PolicyLimits::default(),
             watch_policy: true,
+            web_chat: true,
             watch_interval: Duration::from_secs(1),
             admin: Some(AdminConfig::default()),
             record_events: None,

@@ -238,6 +238,13 @@ section! {
         get |c| Some(c.log.clone()),
         set |c, v| c.log = v,
         sample "switchboard=debug";
+
+        /// Serve the web chat page at / on the public port (false: only the WebSocket endpoint).
+        web_chat: bool,
+        flag "web-chat", env "SWITCHBOARD_WEB_CHAT",
+        get |c| Some(c.web_chat),
+        set |c, v| c.web_chat = v,
+        sample "false";
     }
 }
 

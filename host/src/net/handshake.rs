@@ -123,8 +123,65 @@ impl HandshakeError {
     }
 }
 
-/// Read and check an upgrade request.
+/// What a request on the public port asks for.
+#[derive(Debug)]
+pub enum Incoming {
+    /// A WebSocket upgrade (checked).
+    Upgrade(Upgrade),
+    /// A plain `GET` or `HEAD` (a browser loading the chat page, or a
+    /// client probing why its upgrade was refused).
+    Plain(Plain),
+}
+
+/// A plain `GET` or `HEAD` request.
+#[derive(Debug)]
+pub struct Plain {
+    /// Request path, without the query.
+    pub path: String,
+    /// `HEAD`: answer without a body.
+    pub head: bool,
+    /// The request checked as an upgrade of the same URL would be, less
+    /// the WebSocket headers (for a probe of `/ws…`).
+    pub as_upgrade: Result<Upgrade, HandshakeError>,
+}
+
+/// Read a request: an upgrade (checked), or a plain `GET`/`HEAD`.
+pub async fn read_incoming<S: AsyncRead + Unpin>(
+    stream: &mut S,
+) -> Result<Incoming, HandshakeError> {
+    let (head, leftover) = read_head(stream).await?;
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    req.parse(&head)
+        .map_err(|e| HandshakeError::Malformed(e.to_string()))?;
+    if let Some(plain) = plain(&req) {
+        return Ok(Incoming::Plain(plain));
+    }
+    let upgrade = check(&req)?;
+    Ok(Incoming::Upgrade(Upgrade {
+        leftover,
+        ..upgrade
+    }))
+}
+
+/// Read and check an upgrade request (anything else is refused).
 pub async fn read_request<S: AsyncRead + Unpin>(stream: &mut S) -> Result<Upgrade, HandshakeError> {
+    let (head, leftover) = read_head(stream).await?;
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    req.parse(&head)
+        .map_err(|e| HandshakeError::Malformed(e.to_string()))?;
+    let upgrade = check(&req)?;
+    Ok(Upgrade {
+        leftover,
+        ..upgrade
+    })
+}
+
+/// Read a request head: its bytes, and the bytes read past it.
+async fn read_head<S: AsyncRead + Unpin>(
+    stream: &mut S,
+) -> Result<(Vec<u8>, Vec<u8>), HandshakeError> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
     loop {
@@ -140,11 +197,8 @@ pub async fn read_request<S: AsyncRead + Unpin>(stream: &mut S) -> Result<Upgrad
         let mut req = httparse::Request::new(&mut headers);
         match req.parse(&buf) {
             Ok(httparse::Status::Complete(len)) => {
-                let upgrade = check(&req)?;
-                return Ok(Upgrade {
-                    leftover: buf[len..].to_vec(),
-                    ..upgrade
-                });
+                let leftover = buf.split_off(len);
+                return Ok((buf, leftover));
             }
             Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD => {
                 return Err(HandshakeError::TooLarge);
@@ -155,22 +209,52 @@ pub async fn read_request<S: AsyncRead + Unpin>(stream: &mut S) -> Result<Upgrad
     }
 }
 
-fn check(req: &httparse::Request<'_, '_>) -> Result<Upgrade, HandshakeError> {
+/// The value of header `name`, if present and text.
+fn header<'r>(req: &'r httparse::Request<'_, '_>, name: &str) -> Option<&'r str> {
+    req.headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case(name))
+        .and_then(|h| std::str::from_utf8(h.value).ok())
+}
+
+/// Whether header `name` lists `token` (comma-separated, any case).
+fn has_token(req: &httparse::Request<'_, '_>, name: &str, token: &str) -> bool {
+    header(req, name).is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+}
+
+/// The request target split into path and query.
+fn target<'r>(req: &httparse::Request<'r, '_>) -> (&'r str, Option<&'r str>) {
     let target = req.path.unwrap_or("/");
-    let (path, query) = match target.split_once('?') {
+    match target.split_once('?') {
         Some((p, q)) => (p, Some(q)),
         None => (target, None),
+    }
+}
+
+/// `req` as a plain request, if it is a `GET` or `HEAD` that asks for no
+/// upgrade.
+fn plain(req: &httparse::Request<'_, '_>) -> Option<Plain> {
+    let head = match req.method {
+        Some("GET") => false,
+        Some("HEAD") => true,
+        _ => return None,
     };
-    let url_id = id::from_request_if_any(path, query)?;
-    let header = |name: &str| {
-        req.headers
-            .iter()
-            .find(|h| h.name.eq_ignore_ascii_case(name))
-            .and_then(|h| std::str::from_utf8(h.value).ok())
-    };
-    let has_token = |name: &str, token: &str| {
-        header(name).is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
-    };
+    if has_token(req, "upgrade", "websocket") || has_token(req, "connection", "upgrade") {
+        return None;
+    }
+    let (path, query) = target(req);
+    Some(Plain {
+        path: path.to_owned(),
+        head,
+        as_upgrade: identity_part(req, path, query),
+    })
+}
+
+fn check(req: &httparse::Request<'_, '_>) -> Result<Upgrade, HandshakeError> {
+    let (path, query) = target(req);
+    let upgrade = identity_part(req, path, query)?;
+    let header = |name: &str| header(req, name);
+    let has_token = |name: &str, token: &str| has_token(req, name, token);
     if req.method != Some("GET") {
         return Err(HandshakeError::NotWebSocket(
             "only GET can upgrade to a WebSocket",
@@ -189,13 +273,29 @@ fn check(req: &httparse::Request<'_, '_>) -> Result<Upgrade, HandshakeError> {
     let key = header("sec-websocket-key")
         .filter(|k| !k.trim().is_empty())
         .ok_or_else(|| HandshakeError::Malformed("missing Sec-WebSocket-Key".into()))?;
+    let protocol = header("sec-websocket-protocol")
+        .and_then(|v| v.split(',').map(str::trim).find(|p| !p.is_empty()))
+        .map(str::to_owned);
+    Ok(Upgrade {
+        key: key.trim().to_owned(),
+        protocol,
+        ..upgrade
+    })
+}
+
+/// What identifies a request to `path`: its id, token and session, its
+/// query without them, and the headers passed on.
+fn identity_part(
+    req: &httparse::Request<'_, '_>,
+    path: &str,
+    query: Option<&str>,
+) -> Result<Upgrade, HandshakeError> {
+    let url_id = id::from_request_if_any(path, query)?;
+    let header = |name: &str| header(req, name);
     let headers = FORWARDED_HEADERS
         .iter()
         .filter_map(|name| header(name).map(|v| ((*name).to_owned(), v.to_owned())))
         .collect();
-    let protocol = header("sec-websocket-protocol")
-        .and_then(|v| v.split(',').map(str::trim).find(|p| !p.is_empty()))
-        .map(str::to_owned);
     let token = bearer(header("authorization"))
         .or_else(|| query.and_then(|q| id::query_param(q, TOKEN_PARAM)))
         .filter(|t| !t.is_empty())
@@ -213,8 +313,8 @@ fn check(req: &httparse::Request<'_, '_>) -> Result<Upgrade, HandshakeError> {
             .and_then(|q| without_param(&q, RESUME_PARAM)),
         resume,
         headers,
-        key: key.trim().to_owned(),
-        protocol,
+        key: String::new(),
+        protocol: None,
         leftover: Vec::new(),
     })
 }
@@ -273,21 +373,63 @@ pub async fn refuse<S: AsyncWrite + Unpin>(
     status: u16,
     reason: &str,
 ) -> std::io::Result<()> {
-    let status = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::FORBIDDEN);
-    let mut body = reason.replace(['\r', '\n'], " ");
-    body.push('\n');
+    respond(stream, &Response::text(status, reason)).await
+}
+
+/// An HTTP answer (the connection is closed after it).
+#[derive(Debug)]
+pub struct Response<'a> {
+    /// Status code.
+    pub status: u16,
+    /// `Content-Type`.
+    pub content_type: &'a str,
+    /// The body (its length is sent; with `head`, not the bytes).
+    pub body: std::borrow::Cow<'a, [u8]>,
+    /// Answer to a `HEAD`: headers only.
+    pub head: bool,
+    /// More header lines (`Name: value`).
+    pub headers: &'a [(&'a str, &'a str)],
+}
+
+impl Response<'_> {
+    /// A plain-text answer: `reason` on one line.
+    pub fn text(status: u16, reason: &str) -> Response<'static> {
+        let mut body = reason.replace(['\r', '\n'], " ");
+        body.push('\n');
+        Response {
+            status,
+            content_type: "text/plain; charset=utf-8",
+            body: body.into_bytes().into(),
+            head: false,
+            headers: &[],
+        }
+    }
+}
+
+/// Write `response`, then close.
+pub async fn respond<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    response: &Response<'_>,
+) -> std::io::Result<()> {
+    let status = http::StatusCode::from_u16(response.status).unwrap_or(http::StatusCode::FORBIDDEN);
     let mut head = format!(
-        "HTTP/1.1 {} {}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n",
+        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n",
         status.as_u16(),
         status.canonical_reason().unwrap_or(""),
-        body.len()
+        response.content_type,
+        response.body.len()
     );
     if status.as_u16() == 426 {
         head.push_str("Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n");
     }
+    for (name, value) in response.headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
     head.push_str("\r\n");
     stream.write_all(head.as_bytes()).await?;
-    stream.write_all(body.as_bytes()).await?;
+    if !response.head {
+        stream.write_all(&response.body).await?;
+    }
     stream.flush().await?;
     stream.shutdown().await
 }

@@ -5,6 +5,7 @@
 //! - [`admission`] — who is let in at accept: connections and handshakes, server-wide and per IP
 //! - [`tls`]       — rustls server config from PEM files
 //! - [`handshake`] — HTTP upgrade: id, `on-connect`, HTTP error answers
+//! - [`web`]       — plain HTTP: the chat page, and why an upgrade would be refused
 //! - [`id`]        — connection ids: validation, extraction from the URL
 //! - [`auth`]      — signed tokens (JWT) that prove an id; minting them
 //! - [`shared`]    — the context every connection task shares
@@ -23,4 +24,5 @@ pub mod server;
 pub mod session;
 pub mod shared;
 pub mod tls;
+pub mod web;
 pub mod wire;

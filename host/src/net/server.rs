@@ -179,6 +179,7 @@ impl Server {
             budget: Budget::new(config.limits.outbound_total_bytes),
             limits: config.limits,
             secure: tls.is_some(),
+            web_chat: config.web_chat,
             auth,
             shutting_down: AtomicBool::new(false),
         });

@@ -24,10 +24,11 @@ use crate::chat::lifecycle::{self, Resume};
 use crate::chat::rate::Quota;
 use crate::chat::replies;
 use crate::net::admission::Ticket;
-use crate::net::handshake::{self, Upgrade};
+use crate::net::handshake::{self, Incoming, Upgrade};
 use crate::net::liveness::{Due, Liveness};
 use crate::net::outbound::{self, CloseReason, Inbox, Outbox, code};
 use crate::net::shared::Shared;
+use crate::net::web;
 use crate::net::wire::{self, Split, Wire, WriteHalf};
 use crate::policy::{ConnectInfo, Frame};
 use crate::store::sessions::{Claim, Held};
@@ -231,9 +232,13 @@ where
     let limit = shared.limits.upgrade_timeout;
     // A bad request and a connection that cannot prove its id are refused
     // alike: with their HTTP status and the reason.
-    let read = timeout(limit, handshake::read_request(stream)).await;
+    let read = timeout(limit, handshake::read_incoming(stream)).await;
     let identified = match read {
-        Ok(Ok(request)) => request
+        Ok(Ok(Incoming::Plain(plain))) => {
+            web::answer(shared, stream, plain).await;
+            return None;
+        }
+        Ok(Ok(Incoming::Upgrade(request))) => request
             .identify(shared.auth.as_ref())
             .map(|identity| (request, identity)),
         Ok(Err(e)) => Err(e),

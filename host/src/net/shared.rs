@@ -37,6 +37,8 @@ pub struct Shared {
     pub ws_config: WebSocketConfig,
     /// Whether connections arrive over TLS.
     pub secure: bool,
+    /// Whether the chat page is served at `/`.
+    pub web_chat: bool,
     /// Checks the signed token that proves an id (`None`: ids are trusted
     /// from the URL).
     pub auth: Option<crate::net::auth::Verifier>,
