@@ -109,19 +109,35 @@ impl TestServer {
     /// Start a server with `config` (listen address forced to 127.0.0.1:0).
     pub async fn start(config: Config) -> Result<TestServer> {
         debug_log();
-        Self::start_inner(config, None).await
+        Self::start_inner(config, None, None).await
+    }
+
+    /// Start a server with `config` that keeps what outlives a connection
+    /// in `stores` (instead of the embedded in-memory stores).
+    pub async fn start_with(
+        config: Config,
+        stores: switchboard::net::server::Stores,
+    ) -> Result<TestServer> {
+        debug_log();
+        Self::start_inner(config, None, Some(stores)).await
     }
 
     /// Start a wss:// server with a certificate generated for this test.
     pub async fn start_tls(mut config: Config) -> Result<TestServer> {
         let cert = Arc::new(TestCert::generate()?);
         config.tls = Some(cert.files());
-        Self::start_inner(config, Some(cert)).await
+        Self::start_inner(config, Some(cert), None).await
     }
 
-    async fn start_inner(mut config: Config, tls: Option<Arc<TestCert>>) -> Result<TestServer> {
+    async fn start_inner(
+        mut config: Config,
+        tls: Option<Arc<TestCert>>,
+        stores: Option<switchboard::net::server::Stores>,
+    ) -> Result<TestServer> {
         config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
-        let server = Server::bind(config)
+        let stores =
+            stores.unwrap_or_else(|| switchboard::net::server::Stores::memory(&config.recovery));
+        let server = Server::bind_with(config, stores)
             .await
             .context("server failed to start")?;
         let addr = server.local_addr();

@@ -21,8 +21,8 @@ use crate::ops::record::{RecordError, Recorder};
 use crate::ops::reload::Reloader;
 
 use crate::chat::registry::Registry;
-use crate::config::{Config, Limits, PolicySource};
-use crate::net::outbound::{self, Budget, CloseReason, code};
+use crate::config::{Config, Limits, PolicySource, Recovery};
+use crate::net::outbound::{self, Budget, CloseReason, Inbox, code};
 use crate::net::session;
 use crate::net::shared::{self, Shared};
 use crate::net::tls::{self, TlsError};
@@ -32,6 +32,7 @@ use crate::store::bytes::Bytes;
 use crate::store::history::{History, HistoryLimits};
 use crate::store::memory::{MemoryHistory, MemoryNotices, MemorySessions};
 use crate::store::notices::{Notices, StoredLimits};
+use crate::store::sessions::Sessions;
 use crate::store::state::{StateLimits, StateStore};
 
 /// Why the server could not start.
@@ -77,16 +78,25 @@ pub struct Server {
     watch: Option<Duration>,
 }
 
-impl Server {
-    /// Load the policy, set up TLS and bind.
-    pub async fn bind(config: Config) -> Result<Server, ServerError> {
-        let auth = crate::net::auth::verifier(config.auth.as_ref())?;
-        let registry = Registry::with_max_rooms(config.limits.max_rooms_per_id);
-        let state = StateStore::new(StateLimits::from(&config.policy_limits));
-        let recovery = config.recovery.clone();
+/// Where a server keeps what outlives a connection: room history, stored
+/// notices, held sessions.
+#[derive(Debug, Clone)]
+pub struct Stores {
+    /// Every room's history.
+    pub history: Arc<dyn History>,
+    /// Notices kept for offline ids.
+    pub notices: Arc<dyn Notices>,
+    /// Ids held for a resume, with the queue that collects what they miss.
+    pub sessions: Arc<dyn Sessions<Inbox>>,
+}
+
+impl Stores {
+    /// The embedded default: all three in memory, within `recovery`'s
+    /// limits, history and notices under one byte cap.
+    pub fn memory(recovery: &Recovery) -> Stores {
         // One count, one cap: room history and stored notices together.
         let kept_bytes = Bytes::new();
-        let history: Arc<dyn History> = Arc::new(MemoryHistory::counted_in(
+        let history = MemoryHistory::counted_in(
             HistoryLimits {
                 size: recovery.history_size,
                 ttl: recovery.history_ttl,
@@ -94,15 +104,41 @@ impl Server {
                 max_total_bytes: recovery.max_bytes,
             },
             kept_bytes.clone(),
-        ));
-        let notices: Arc<dyn Notices> = Arc::new(MemoryNotices::counted_in(
+        );
+        let notices = MemoryNotices::counted_in(
             StoredLimits {
                 per_id: recovery.stored_notices_per_id,
                 max_age: recovery.stored_notice_ttl,
                 max_total_bytes: recovery.max_bytes,
             },
             kept_bytes,
-        ));
+        );
+        Stores {
+            history: Arc::new(history),
+            notices: Arc::new(notices),
+            sessions: Arc::new(MemorySessions::default()),
+        }
+    }
+}
+
+impl Server {
+    /// Load the policy, set up TLS and bind, with the stores in memory.
+    pub async fn bind(config: Config) -> Result<Server, ServerError> {
+        let stores = Stores::memory(&config.recovery);
+        Server::bind_with(config, stores).await
+    }
+
+    /// [`Server::bind`], keeping what outlives a connection in `stores`.
+    pub async fn bind_with(config: Config, stores: Stores) -> Result<Server, ServerError> {
+        let auth = crate::net::auth::verifier(config.auth.as_ref())?;
+        let registry = Registry::with_max_rooms(config.limits.max_rooms_per_id);
+        let state = StateStore::new(StateLimits::from(&config.policy_limits));
+        let recovery = config.recovery.clone();
+        let Stores {
+            history,
+            notices,
+            sessions,
+        } = stores;
         let policy_file = match &config.policy {
             PolicySource::File(path) => Some(path.clone()),
             _ => None,
@@ -170,7 +206,7 @@ impl Server {
             registry,
             history,
             notices,
-            sessions: Arc::new(MemorySessions::default()),
+            sessions,
             recovery,
             policy,
             recorder,
