@@ -6,7 +6,7 @@ CARGO ?= cargo
 LISTEN ?= 0.0.0.0:3001
 WASM_TARGET := wasm32-wasip2
 
-.PHONY: run test build release wasm-target fmt lint clean bench bench-quick clients-test
+.PHONY: run test build release wasm-target fmt lint clean bench bench-quick clients-test miniprogram-test browser-test
 
 run: wasm-target
 	$(CARGO) run --release -p switchboard -- --listen $(LISTEN)
@@ -20,6 +20,8 @@ test: wasm-target
 	$(CARGO) build -p switchboard -p loadgen $(FEATURES)
 	$(CARGO) test --workspace --all-targets $(FEATURES)
 	$(MAKE) clients-test
+	$(MAKE) browser-test
+	$(MAKE) miniprogram-test
 	python3 bench/bench.py --quick --no-build
 
 # The JavaScript client (clients/js): install its pinned dev dependencies when
@@ -33,6 +35,23 @@ clients-test:
 	cd clients/js && { [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund; }
 	cd clients/js && npm run build
 	cd clients/js && SWITCHBOARD_BIN='$(SWITCHBOARD_BIN)' npm test
+
+# The WeChat mini-program sample (clients/miniprogram): its app.js and pages
+# run under node through clients/js's wx shim (the WeChat runtime does not run
+# here), against the debug server with signed tokens. Uses clients/js's build
+# (dist/) and its node_modules (ws): run it after clients-test.
+miniprogram-test:
+	cd clients/miniprogram && SWITCHBOARD_BIN='$(SWITCHBOARD_BIN)' node --test test/*.test.mjs
+
+# The web chat page (host/static, served by the binary at /) in a real
+# Chromium, against the debug server (clients/e2e). Uses Debian's chromium
+# (installed here when missing) through playwright-core: no browser download.
+CHROMIUM ?= /usr/bin/chromium
+
+browser-test:
+	@[ -x '$(CHROMIUM)' ] || { export DEBIAN_FRONTEND=noninteractive; apt-get install -y chromium || { apt-get update && apt-get install -y chromium; }; }
+	cd clients/e2e && { [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund; }
+	cd clients/e2e && SWITCHBOARD_BIN='$(SWITCHBOARD_BIN)' CHROMIUM='$(CHROMIUM)' node --test --test-concurrency=1 chat.test.mjs
 
 build: wasm-target
 	$(CARGO) build --release -p switchboard

@@ -10,7 +10,7 @@
   'use strict';
 
   var ID_RE = /^[A-Za-z0-9_.-]{1,64}$/;
-  var KEY = { id: 'switchboard.id', rooms: 'switchboard.rooms', active: 'switchboard.active', live: 'switchboard.live' };
+  var KEY = { id: 'switchboard.id', rooms: 'switchboard.rooms', active: 'switchboard.active', live: 'switchboard.live', notices: 'switchboard.notices' };
 
   // ---------------------------------------------------------------- helpers
 
@@ -119,12 +119,14 @@
         return 'Not connected.';
       case 'queue-full':
         return 'Too many requests are waiting for the connection; wait for it to come back.';
+      case 'transport':
+        return 'could not reach the server';
       case 'replaced':
         return 'Another tab or device connected with this id, so this one stopped.';
       case 'unauthorized':
-        return 'The server refused the token: ' + msg;
+        return 'the server refused the token (' + (err.status || 401) + '): check it, or get a fresh one';
       case 'refused':
-        return 'The server refused the connection: ' + msg;
+        return 'the server refused the connection (' + (err.status || 400) + '): check the id';
       case 'bad-request':
       case 'unknown-type':
       case 'policy-failed':
@@ -149,6 +151,7 @@
   var sb = null; // the client
   var me = ''; // our id (from the welcome)
   var welcomed = false; // this client has had a welcome (later ones are reconnects)
+  var attempts = 0; // failed connection attempts since the last welcome
   var recovering = null; // after a fresh (not resumed) reconnect: {left, failed}
   var rooms = new Map(); // name -> view
   var active = null; // the room shown
@@ -184,6 +187,7 @@
     sb = client;
     me = id || '';
     welcomed = false;
+    attempts = 0;
     recovering = null;
     var mine = function (fn) {
       return function (ev) {
@@ -195,12 +199,15 @@
     client.on('frame', mine(onFrame));
     client.on('notice', mine(onNotice));
     client.on('notices-dropped', mine(function (e) {
-      addNotice(h('li', { class: 'notice system', 'data-testid': 'notices-dropped' }, e.count + ' older stored notices were dropped (too many waited for you).'));
+      addNotice({ kind: 'dropped', count: e.count });
     }));
     client.on('broadcast', mine(function (e) {
-      addNotice(h('li', { class: 'notice broadcast', 'data-testid': 'broadcast', 'data-from': e.from }, h('span', { class: 'from', text: e.from }), ' ', h('span', { class: 'tag', text: 'broadcast' }), h('div', { class: 'text', text: show(e.data) })));
+      addNotice({ kind: 'broadcast', from: e.from, text: show(e.data) });
     }));
     client.on('error', mine(function (err) {
+      // A failed connection attempt is shown by the status (and retried);
+      // the error that closed the client, by the closed state.
+      if (client.state === 'closed' || err.code === 'transport') return;
       log('error', describeError(err));
     }));
     $('whoami').textContent = id ? id : '';
@@ -240,22 +247,33 @@
   function onState(e) {
     if (e.state === 'connecting' || e.state === 'resuming') {
       var why = e.error ? describeError(e.error) : e.code ? describeClose(e.code, e.reason) : '';
+      if (e.code || e.error) attempts++;
+      var tries = attempts > 1 ? ' · attempt ' + attempts : '';
       if (welcomed) {
-        setConn('reconnecting', 'reconnecting…', why ? 'last: ' + why : '');
-        if (e.code) log('warn', 'Connection lost: ' + describeClose(e.code, e.reason) + '. Reconnecting…');
-      } else setConn('connecting', 'connecting…', why ? 'retrying: ' + why : '');
+        // Logged once per loss; each failed attempt only updates the status.
+        if ($('conn').dataset.state !== 'reconnecting') log('warn', 'Connection lost: ' + (why || 'closed') + '. Reconnecting…');
+        setConn('reconnecting', 'reconnecting…', why ? why + tries : '');
+      } else setConn('connecting', 'connecting…', why ? 'retrying: ' + why + tries : '');
       recovering = null;
     } else if (e.state === 'closed') {
       var reason = e.error ? describeError(e.error) : describeClose(e.code, e.reason);
       if (e.error && e.error.code === 'closed') reason = 'you disconnected';
       setConn('closed', 'closed', reason);
       log(e.error && e.error.code !== 'closed' ? 'error' : 'info', 'Closed: ' + reason);
+      if (!welcomed && e.error && (e.error.code === 'unauthorized' || e.error.code === 'refused')) {
+        // Refused before it ever connected: back to the form, which says why.
+        showChat(false);
+        $('reconnect').hidden = $('change-id').hidden = true;
+        $('login-error').textContent = 'Could not connect: ' + reason + '.';
+        $(e.error.code === 'unauthorized' ? 'token-input' : 'id-input').focus();
+      }
       store.set(KEY.live, null); // final: a reload does not connect again by itself
     }
     // 'open' is shown by the welcome, which says whether it resumed.
   }
 
   function onWelcome(w) {
+    attempts = 0;
     me = w.id;
     $('whoami').textContent = w.id;
     store.set(KEY.id, w.id);
@@ -482,8 +500,15 @@
     return li;
   }
 
+  /** Appends a message item; one right after another of the same sender drops the name. */
+  function append(view, li) {
+    var last = view.list.lastElementChild;
+    if (last && last.dataset.testid === 'message' && last.dataset.from === li.dataset.from) li.classList.add('cont');
+    view.list.appendChild(li);
+  }
+
   function addMessage(view, m) {
-    view.list.appendChild(messageItem(m, m.from === me));
+    append(view, messageItem(m, m.from === me));
     if (active === view.name) scrollDown(view);
     else {
       view.unread++;
@@ -504,8 +529,12 @@
         if (rooms.get(view.name) !== view || !r.messages.length) return;
         var frag = document.createDocumentFragment();
         frag.appendChild(h('li', { class: 'sys sys-history', 'data-testid': 'system', 'data-kind': 'history', text: 'Earlier messages' }));
+        var prev = null;
         r.messages.forEach(function (m) {
-          frag.appendChild(messageItem(m, m.from === me));
+          var li = messageItem(m, m.from === me);
+          if (prev === m.from) li.classList.add('cont');
+          prev = m.from;
+          frag.appendChild(li);
         });
         frag.appendChild(h('li', { class: 'sys sys-history', 'data-kind': 'history-end', text: 'New since you joined' }));
         view.list.insertBefore(frag, view.list.firstChild);
@@ -534,14 +563,15 @@
       var top = -1;
       msgs.forEach(function (m) {
         top = Math.max(top, m.offset);
-        view.list.appendChild(messageItem(m, m.from === me));
+        append(view, messageItem(m, m.from === me));
       });
       view.buffer.forEach(function (m) {
-        if (typeof m.offset !== 'number' || m.offset > top) view.list.appendChild(messageItem(m, m.from === me));
+        if (typeof m.offset !== 'number' || m.offset > top) append(view, messageItem(m, m.from === me));
       });
       view.buffer = [];
       keep.forEach(function (li) {
-        view.list.appendChild(li);
+        li.classList.remove('cont');
+        append(view, li);
       });
       scrollDown(view, true);
     };
@@ -563,7 +593,7 @@
     var meta = h('span', { class: 'meta', 'data-testid': 'message-status', text: 'sending…' });
     li.appendChild(meta);
     li.dataset.status = 'sending';
-    view.list.appendChild(li);
+    append(view, li);
     scrollDown(view, true);
     view.room.send({ text: text }).then(
       function () {
@@ -584,21 +614,54 @@
 
   // ---------------------------------------------------------------- notices
 
-  function addNotice(li) {
+  // Notices are not in any history (a stored one is handed over once), so
+  // the tab keeps the last ones it showed: a reload shows them again.
+  var noticeLog = [];
+  try {
+    noticeLog = JSON.parse(store.get(KEY.notices) || '[]');
+    if (!Array.isArray(noticeLog)) noticeLog = [];
+  } catch (e) {
+    noticeLog = [];
+  }
+
+  function renderNotice(r) {
+    var head = function (dir, who, tag) {
+      return h('div', { class: 'notice-head' }, h('span', { class: 'dir', text: dir }), h('span', { class: 'from', text: who }), tag ? h('span', { class: 'tag', text: tag }) : null);
+    };
+    if (r.kind === 'in') {
+      var when = new Date(r.stored_at || r.at);
+      var meta = r.stored_at ? 'stored ' + (isNaN(when.getTime()) ? r.stored_at : when.toLocaleString()) + ' while you were offline' : 'received ' + clock(when);
+      return h('li', { class: 'notice in' + (r.stored_at ? ' stored' : ''), 'data-testid': 'notice', 'data-from': r.from, 'data-stored-at': r.stored_at || null },
+        head('from ', r.from, r.stored_at ? 'stored' : ''),
+        h('div', { class: 'text', 'data-testid': 'notice-body', text: r.text }),
+        h('time', { class: 'meta', 'data-testid': 'notice-time', dateTime: r.stored_at || r.at, text: meta }));
+    }
+    if (r.kind === 'out')
+      return h('li', { class: 'notice out result-' + r.result, 'data-testid': 'notice-sent', 'data-to': r.to, 'data-result': r.result },
+        head('to ', r.to, r.result),
+        h('div', { class: 'text', text: r.text }),
+        h('span', { class: 'meta', text: r.sentence }));
+    if (r.kind === 'broadcast')
+      return h('li', { class: 'notice broadcast', 'data-testid': 'broadcast', 'data-from': r.from }, head('broadcast from ', r.from), h('div', { class: 'text', text: r.text }));
+    return h('li', { class: 'notice system', 'data-testid': 'notices-dropped', text: r.count + ' older stored notices were dropped (too many waited for you).' });
+  }
+
+  function showNotice(li) {
     var list = $('notice-list');
     list.insertBefore(li, list.firstChild);
     $('no-notices').hidden = true;
-    while (list.children.length > 100) list.removeChild(list.lastChild);
+    while (list.children.length > 50) list.removeChild(list.lastChild);
+  }
+
+  function addNotice(r) {
+    noticeLog.push(r);
+    if (noticeLog.length > 50) noticeLog.splice(0, noticeLog.length - 50);
+    store.set(KEY.notices, JSON.stringify(noticeLog));
+    showNotice(renderNotice(r));
   }
 
   function onNotice(n) {
-    var when = n.stored_at ? new Date(n.stored_at) : new Date();
-    var meta = n.stored_at ? 'stored ' + (isNaN(when.getTime()) ? n.stored_at : when.toLocaleString()) + ' while you were offline' : 'received ' + clock(when);
-    var li = h('li', { class: 'notice in' + (n.stored_at ? ' stored' : ''), 'data-testid': 'notice', 'data-from': n.from, 'data-stored-at': n.stored_at || null },
-      h('div', { class: 'notice-head' }, h('span', { class: 'dir', text: 'from ' }), h('span', { class: 'from', text: n.from }), n.stored_at ? h('span', { class: 'tag', text: 'stored' }) : null),
-      h('div', { class: 'text', 'data-testid': 'notice-text', text: show(n.data) }),
-      h('time', { class: 'meta', 'data-testid': 'notice-time', dateTime: n.stored_at || when.toISOString(), text: meta }));
-    addNotice(li);
+    addNotice({ kind: 'in', from: n.from, text: show(n.data), stored_at: n.stored_at, at: new Date().toISOString() });
   }
 
   var RESULT = {
@@ -622,10 +685,7 @@
     out.className = 'notice-result';
     out.textContent = 'Sending to ' + to + '…';
     var entry = function (result, sentence) {
-      addNotice(h('li', { class: 'notice out result-' + result, 'data-testid': 'notice-sent', 'data-to': to, 'data-result': result },
-        h('div', { class: 'notice-head' }, h('span', { class: 'dir', text: 'to ' }), h('span', { class: 'from', text: to }), h('span', { class: 'tag', text: result })),
-        h('div', { class: 'text', text: text }),
-        h('span', { class: 'meta', text: sentence })));
+      addNotice({ kind: 'out', to: to, text: text, result: result, sentence: sentence });
     };
     sb.notice(to, { text: text }, { store: keep }).then(
       function (ack) {
@@ -732,6 +792,10 @@
     store.set(KEY.rooms, null);
     store.set(KEY.active, null);
     store.set(KEY.live, null);
+    store.set(KEY.notices, null);
+    noticeLog = [];
+    $('notice-list').textContent = '';
+    $('no-notices').hidden = false;
     $('whoami').textContent = '';
     setConn('idle', 'not connected');
     showChat(false);
@@ -743,7 +807,10 @@
     if (sb && sb.state !== 'closed' && sb.state !== 'open') sb.connect().catch(function () {});
   });
 
-  // A reload keeps this tab's id (and its rooms) and connects again.
+  // A reload keeps this tab's id, its rooms and its notices, and connects again.
+  noticeLog.forEach(function (r) {
+    if (r && typeof r === 'object') showNotice(renderNotice(r));
+  });
   var saved = store.get(KEY.id);
   if (saved) $('id-input').value = saved;
   if (saved && store.get(KEY.live) === '1' && ID_RE.test(saved)) connect(saved);
