@@ -22,7 +22,7 @@ test('every call', (t) => S.everyCall(t, make(t)));
 test('TCP drop mid-conversation, session resumed', (t) => S.dropMidConversation(t, make(t), { resumed: true }));
 test('TCP drop mid-conversation, not held: re-join with since', (t) => S.dropMidConversation(t, make(t), { resumed: false }));
 test('4001 replaced: closed, no reconnect', (t) => S.replaced(t, make(t)));
-test('signed tokens; 401 through the fetch probe (needs the server change)', (t) => S.signedTokens(t, make(t), { knowsStatus: false }));
+test('signed tokens; 401 through the fetch probe (a plain GET of the same URL)', (t) => S.signedTokens(t, make(t), { knowsStatus: false }));
 
 test('the <script> bundle sets the global Switchboard', async (t) => {
   vm.runInThisContext(readFileSync(new URL('../dist/switchboard.browser.js', import.meta.url), 'utf8'));

@@ -2,7 +2,6 @@
 // `make(options)`, which returns a client of the transport under test
 // (closed when the test ends). The other party, bob, is always the Node build.
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import { Switchboard as NodeSwitchboard } from '../dist/esm/index.js';
 import { SECRET, range, startServer, states, tcpProxy, token, waitFor, within } from './helpers.mjs';
 
@@ -262,23 +261,11 @@ export async function replaced(t, make) {
   assert.deepEqual(await newer.online(['alice']), ['alice']);
 }
 
-/** Whether the server answers a plain GET of /ws with the upgrade's status
- *  (the probe browsers and wx need); older servers answer 426 to any GET. */
-export function serverProbes(server) {
-  return new Promise((resolve) => {
-    http
-      .get(`http://127.0.0.1:${server.port}/ws?token=not-a-token`, (res) => {
-        res.resume();
-        resolve(res.statusCode === 401);
-      })
-      .on('error', () => resolve(false));
-  });
-}
-
 /** Signed tokens: a good one (a function, called before every connect),
  *  and a refused one: 401 → closed with `unauthorized`, no reconnect loop.
  *  `knowsStatus`: the transport sees the 401 itself (ws); otherwise the
- *  client probes with a plain GET, which needs the server change. */
+ *  client probes with a plain GET of the same URL, which the server answers
+ *  with the status the upgrade got. */
 export async function signedTokens(t, make, { knowsStatus }) {
   const server = await startServer(t, ['--auth-secret', SECRET]);
   const proxy = await tcpProxy(t, server.port);
@@ -302,42 +289,27 @@ export async function signedTokens(t, make, { knowsStatus }) {
   assert.equal(calls, 2, 'the token function is called before every connect');
   good.close();
 
-  const probes = knowsStatus || (await serverProbes(server));
   const bad = make({ url: proxy.url, id: 'mallory', token: token('someone-else'), backoff: { initialMs: 10, maxMs: 20 } });
   const before = proxy.accepted;
   const seen = states(bad);
-  if (probes) {
-    const closed = waitFor(bad, 'state', (s) => s.state === 'closed');
-    await assert.rejects(bad.connect(), (e) => {
-      assert.equal(e.code, 'unauthorized');
-      assert.equal(e.status, 401);
-      if (knowsStatus) assert.match(e.message, /does not match/, 'the server says why');
-      return true;
-    });
-    const s = await closed;
-    assert.equal(s.error.code, 'unauthorized');
-    const after = proxy.accepted;
-    assert.ok(after - before <= 2, 'one attempt (and one probe)');
-    await new Promise((r) => setTimeout(r, 300)); // no reconnect loop (a bounded wait for an absence)
-    assert.equal(proxy.accepted, after);
-    assert.deepEqual(seen.map((s) => s.state), ['connecting', 'closed']);
+  const closed = waitFor(bad, 'state', (s) => s.state === 'closed');
+  await assert.rejects(bad.connect(), (e) => {
+    assert.equal(e.code, 'unauthorized');
+    assert.equal(e.status, 401);
+    if (knowsStatus) assert.match(e.message, /does not match/, 'the server says why');
+    return true;
+  });
+  const s = await closed;
+  assert.equal(s.error.code, 'unauthorized');
+  const after = proxy.accepted;
+  assert.ok(after - before <= 2, 'one attempt (and one probe)');
+  await new Promise((r) => setTimeout(r, 300)); // no reconnect loop (a bounded wait for an absence)
+  assert.equal(proxy.accepted, after);
+  assert.deepEqual(seen.map((s) => s.state), ['connecting', 'closed']);
 
-    // an expired token is refused alike
-    const expired = make({ url: server.url, id: 'alice', token: token('alice', -3600) });
-    await assert.rejects(expired.connect(), { code: 'unauthorized' });
-  } else {
-    // Pending the server change (a plain GET of /ws answering 401): the
-    // transport cannot tell a refusal from a network failure, so the client
-    // keeps backing off instead of closing.
-    t.diagnostic('server answers 426 to a plain GET: the 401 probe path is not testable until the server change lands');
-    const failures = [];
-    bad.on('state', (s) => s.state === 'connecting' && s.code !== undefined && failures.push(s));
-    bad.connect().catch(() => {});
-    await waitFor(bad, 'state', () => failures.length >= 2);
-    assert.equal(failures[0].code, 1006);
-    assert.notEqual(bad.state, 'closed');
-    bad.close();
-  }
+  // an expired token is refused alike
+  const expired = make({ url: server.url, id: 'alice', token: token('alice', -3600) });
+  await assert.rejects(expired.connect(), { code: 'unauthorized' });
 }
 
 /** The app-level heartbeat: a server that stops answering (SIGSTOP) is

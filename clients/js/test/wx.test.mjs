@@ -32,6 +32,6 @@ test('TCP drop mid-conversation, session resumed', (t) => S.dropMidConversation(
 test('TCP drop mid-conversation, not held: re-join with since', (t) => S.dropMidConversation(t, make(t), { resumed: false }));
 test('recovery-failed', (t) => S.recoveryFailed(t, make(t)));
 test('4001 replaced: closed, no reconnect', (t) => S.replaced(t, make(t)));
-test('signed tokens; 401 through the wx.request probe (needs the server change)', (t) => S.signedTokens(t, make(t), { knowsStatus: false }));
+test('signed tokens; 401 through the wx.request probe (a plain GET of the same URL)', (t) => S.signedTokens(t, make(t), { knowsStatus: false }));
 test('heartbeat: a silent server is detected and the socket replaced', (t) => S.heartbeat(t, make(t)));
 test('requests: queued before open, rejected on drop, timeout, bounded queue', (t) => S.requests(t, make(t)));
