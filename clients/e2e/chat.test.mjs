@@ -28,18 +28,18 @@
 // host/static without rebuilding the binary; not for CI).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
-import { createHmac } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+// The server and tokens as the client library's tests start and mint them.
+import { BIN, startServer, mintToken } from '../js/test/helpers.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, '../..');
-const BIN = resolve(here, process.env.SWITCHBOARD_BIN || '../../target/debug/switchboard');
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const STATIC = resolve(root, 'host/static');
 const SHOTS = resolve(here, 'screenshots');
@@ -50,40 +50,6 @@ const QUERY = '?ping=1000&pong=1000&backoff=1000';
 
 if (!existsSync(BIN)) throw new Error(`no switchboard binary at ${BIN}: build it (cargo build -p switchboard) or set SWITCHBOARD_BIN`);
 if (!existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM}: apt-get install -y chromium (or set CHROMIUM)`);
-
-/** The real server on 127.0.0.1:0; stopped after the test. */
-async function startServer(t, args = []) {
-  const proc = spawn(BIN, ['--listen', '127.0.0.1:0', '--admin-listen', 'off', ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, NO_COLOR: '1' },
-  });
-  let log = '';
-  const port = await new Promise((res, rej) => {
-    const guard = setTimeout(() => rej(new Error('the server did not say where it listens:\n' + log)), WAIT);
-    const read = (d) => {
-      if (log.length < 50_000) log += String(d).replace(/\x1b\[[0-9;]*m/g, '');
-      const m = log.match(/listening on ws:\/\/127\.0\.0\.1:(\d+)/);
-      if (m) {
-        clearTimeout(guard);
-        res(Number(m[1]));
-      }
-    };
-    proc.stdout.on('data', read);
-    proc.stderr.on('data', read);
-    proc.once('exit', (code) => {
-      clearTimeout(guard);
-      rej(new Error(`the server exited (${code}):\n${log}`));
-    });
-  });
-  proc.removeAllListeners('exit');
-  t.after(async () => {
-    if (proc.exitCode !== null || proc.signalCode !== null) return;
-    const gone = new Promise((r) => proc.once('exit', r));
-    proc.kill('SIGKILL');
-    await gone;
-  });
-  return { port, log: () => log };
-}
 
 /** E2E_STATIC_DIR only: the page from a folder, everything else passed to the server. */
 async function staticProxy(t, dir, port) {
@@ -508,13 +474,6 @@ test('without a resume: "recovered", or the history reloaded when recovery is no
   });
 });
 
-/** An HS256 JWT, as a backend would mint it. */
-function jwt(secret, claims) {
-  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
-  const body = b64({ alg: 'HS256', typ: 'JWT' }) + '.' + b64(claims);
-  return body + '.' + createHmac('sha256', secret).update(body).digest('base64url');
-}
-
 test('a pasted token instead of an id; a refused token is said plainly', { timeout: 60_000 }, async (t) => {
   const secret = 'e2e-only-secret-0123456789abcdef0123456789';
   const { origin, browser, errors } = await setup(t, ['--auth-secret', secret]);
@@ -525,7 +484,7 @@ test('a pasted token instead of an id; a refused token is said plainly', { timeo
   const exp = Math.floor(Date.now() / 1000) + 3600;
 
   await page.getByText('Use a signed token instead').click();
-  await page.getByTestId('token-input').fill(jwt(secret, { sub: 'dana', exp }));
+  await page.getByTestId('token-input').fill(mintToken(secret, { sub: 'dana', exp }));
   await page.getByTestId('connect').click();
   await waitState(page, ['open']);
   assert.equal(await page.getByTestId('whoami').textContent(), 'dana'); // the token's sub
@@ -534,7 +493,7 @@ test('a pasted token instead of an id; a refused token is said plainly', { timeo
   await waitState(page, ['closed']);
   assert.equal(await page.getByTestId('conn-detail').textContent(), 'you disconnected');
   await page.getByTestId('change-id').click();
-  await page.getByTestId('token-input').fill(jwt('some-other-secret-0123456789abcdef0123', { sub: 'dana', exp }));
+  await page.getByTestId('token-input').fill(mintToken('some-other-secret-0123456789abcdef0123', { sub: 'dana', exp }));
   await page.getByTestId('connect').click();
   await waitState(page, ['closed']);
   assert.match(await page.getByTestId('conn-detail').textContent(), /refused the token \(401\)/);
