@@ -91,6 +91,11 @@ export interface RecoveryFailedEvent {
 
 export interface SwitchboardEvents {
   state: StateEvent;
+  /** The same as `state`, under the name of the state it enters. */
+  connecting: StateEvent;
+  open: StateEvent;
+  resuming: StateEvent;
+  closed: StateEvent;
   welcome: WelcomeEvent;
   notice: NoticeEvent;
   'notices-dropped': { count: number };
@@ -319,7 +324,9 @@ export class Switchboard extends Emitter<SwitchboardEvents> {
   private setState(state: State, info?: { code?: number; reason?: string; error?: SwitchboardError }) {
     if (state === this.state && !info) return;
     this.state = state;
-    this.emit('state', { state, ...info });
+    const ev = { state, ...info };
+    this.emit('state', ev);
+    this.emit(state, ev);
   }
 
   private stopTimers() {

@@ -245,11 +245,14 @@ export async function replaced(t, make) {
     (e) => e.code,
   );
   const closed = waitFor(alice, 'state', (s) => s.state === 'closed');
+  // Each state is also an event of its own name.
+  const closedByName = waitFor(alice, 'closed');
   const newer = peer(t, server.url, 'alice');
   await newer.connect();
   const s = await closed;
   assert.equal(s.code, 4001);
   assert.equal(s.error.code, 'replaced');
+  assert.deepEqual(await closedByName, s);
   assert.ok(['answered', 'connection-lost'].includes(await pending));
   await assert.rejects(alice.online(['alice']), { code: 'closed' });
   // No reconnect: nothing comes through the proxy again and the newer

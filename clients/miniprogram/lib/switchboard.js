@@ -202,7 +202,9 @@ var Switchboard = class extends Emitter {
   setState(state, info) {
     if (state === this.state && !info) return;
     this.state = state;
-    this.emit("state", __spreadValues({ state }, info));
+    const ev = __spreadValues({ state }, info);
+    this.emit("state", ev);
+    this.emit(state, ev);
   }
   stopTimers() {
     clearTimeout(this.tRetry);
