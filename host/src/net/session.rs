@@ -501,7 +501,18 @@ async fn read_loop<R>(
                         .is_none_or(|f| matches!(u16::from(f.code), 1000 | 1001));
                 }
                 live.heard(tokio::time::Instant::now());
-                on_message(shared, id, outbox, &mut quota, message).await;
+                if let Some(actions) = on_message(shared, id, outbox, &mut quota, &message) {
+                    let request = match &message {
+                        Message::Text(text) => Some(text.as_str()),
+                        _ => None,
+                    };
+                    let caller = Caller {
+                        outbox,
+                        request,
+                        broadcasts: Some(&mut quota.broadcasts),
+                    };
+                    lifecycle::message(shared.chat(), caller, actions).await;
+                }
                 if outbox.is_closing() {
                     return true;
                 }
@@ -523,46 +534,41 @@ async fn read_loop<R>(
     }
 }
 
-/// One message from the client.
-async fn on_message(
+/// One message from the client, as far as it is decided synchronously:
+/// the rules' actions to carry out (`None`: nothing to carry out — not a
+/// data frame, over the message rate, or the call failed; the host has
+/// answered those itself). Carrying out is left to the caller, so its
+/// future is not nested in this one's (each level of nesting of `async`
+/// functions copies their arguments into the connection's batch future).
+fn on_message(
     shared: &Shared,
     id: &str,
     outbox: &Outbox,
     quota: &mut Quota,
-    message: Message,
-) {
-    match message {
-        Message::Text(text) => {
-            let frame = Frame::Text(text.as_str().to_owned());
-            on_frame(shared, id, outbox, quota, frame, Some(text.as_str())).await;
-        }
-        Message::Binary(bytes) => {
-            on_frame(
-                shared,
-                id,
-                outbox,
-                quota,
-                Frame::Binary(bytes.to_vec()),
-                None,
-            )
-            .await;
-        }
+    message: &Message,
+) -> Option<Vec<crate::policy::Action>> {
+    let (frame, text) = match message {
+        Message::Text(text) => (Frame::Text(text.as_str().to_owned()), Some(text.as_str())),
+        Message::Binary(bytes) => (Frame::Binary(bytes.to_vec()), None),
         // Pings are answered by tungstenite; a close ends the stream next.
-        Message::Ping(_) | Message::Pong(_) | Message::Close(_) | Message::Frame(_) => {}
-    }
+        Message::Ping(_) | Message::Pong(_) | Message::Close(_) | Message::Frame(_) => {
+            return None;
+        }
+    };
+    on_frame(shared, id, outbox, quota, frame, text)
 }
 
-/// Hand one frame to the policy and carry out its answer, unless the
+/// Hand one frame to the policy and return its answer, unless the
 /// connection is over its message rate: then the host answers
 /// `rate-limited` and the policy never sees the frame.
-async fn on_frame(
+fn on_frame(
     shared: &Shared,
     id: &str,
     outbox: &Outbox,
     quota: &mut Quota,
     frame: Frame,
     text: Option<&str>,
-) {
+) -> Option<Vec<crate::policy::Action>> {
     if let Err(wait) = quota.messages.take(Instant::now()) {
         let _ = outbox.push(replies::error(
             text,
@@ -570,20 +576,14 @@ async fn on_frame(
             "too many messages; slow down",
             Some(wait),
         ));
-        return;
+        return None;
     }
     match decide::on_message(shared, id, frame) {
-        Ok(actions) => {
-            let caller = Caller {
-                outbox,
-                request: text,
-                broadcasts: Some(&mut quota.broadcasts),
-            };
-            lifecycle::message(shared.chat(), caller, actions).await;
-        }
+        Ok(actions) => Some(actions),
         Err(e) => {
             tracing::warn!(id, error = %e, "on-message failed");
             let _ = outbox.push(replies::policy_failed(text, &e));
+            None
         }
     }
 }
