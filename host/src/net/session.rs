@@ -474,8 +474,10 @@ async fn read_loop<R>(
         // connection's frames in one write (outbound::corked). At saturation
         // a batch holds many frames; at low load, one.
         // Boxed: an idle connection's future must not carry the room a
-        // batch's policy call and actions need.
-        let ended = Box::pin(outbound::corked(async {
+        // batch's policy call and actions need. The batch is boxed where it
+        // is made, so the layers around it (the cork, and its own box) move
+        // a pointer, not the batch's kilobytes, each time they wrap it.
+        let ended = Box::pin(outbound::corked(Box::pin(async {
             let mut next = next;
             for handled in 1..=BATCH {
                 let message = match next {
@@ -526,7 +528,7 @@ async fn read_loop<R>(
                 }
             }
             false
-        }))
+        })))
         .await;
         if ended {
             return;
