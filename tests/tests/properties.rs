@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use proptest::prelude::*;
 use switchboard::chat::registry::Registry;
 use switchboard::config::PolicyLimits;
-use switchboard::net::handshake::{HandshakeError, read_request};
+use switchboard::net::handshake::{HandshakeError, Incoming, read_incoming};
 use switchboard::policy::clock::Clock;
 use switchboard::policy::{Action, DEFAULT_POLICY, Frame, Policy, PolicyEnv};
 use switchboard::store::state::{StateLimits, StateStore};
@@ -82,7 +82,14 @@ fn near_upgrades() -> impl Strategy<Value = Vec<u8>> {
 
 fn parse(bytes: &[u8]) -> Result<(), TestCaseError> {
     let mut input = bytes;
-    match runtime().block_on(read_request(&mut input)) {
+    let read = match runtime().block_on(read_incoming(&mut input)) {
+        Ok(Incoming::Upgrade(upgrade)) => Ok(upgrade),
+        // A plain GET/HEAD is checked as its upgrade would be (the answer
+        // to a probe).
+        Ok(Incoming::Plain(plain)) => plain.as_upgrade,
+        Err(e) => Err(e),
+    };
+    match read {
         Ok(upgrade) => {
             // Without auth an accepted request names a valid id.
             match upgrade.identify(None) {

@@ -56,19 +56,11 @@ pub async fn connect(
     outbound::corked(async {
         actions::apply(chat, Caller::new(outbox), decided).await;
         let stored = stored_frames(chat.notices.take(id, SystemTime::now()).await);
-        let queue_stored = || {
-            for frame in stored {
-                // Counted against the store's limits already.
-                let _ = outbox.push_control(frame);
-            }
-        };
+        let queue_stored = || queue_counted(outbox, stored);
         match resume {
             Some(Resume { serial, mut missed }) => {
                 chat.registry.take_over(id, serial, outbox.clone(), || {
-                    for frame in missed.unhold() {
-                        // Counted against the held queue's limits already.
-                        let _ = outbox.push_control(frame);
-                    }
+                    queue_counted(outbox, missed.unhold());
                     queue_stored();
                 });
             }
@@ -77,9 +69,8 @@ pub async fn connect(
                     .register_with(id, outbox.clone(), queue_stored);
             }
         }
-        for frame in stored_frames(chat.notices.take(id, SystemTime::now()).await) {
-            let _ = outbox.push_control(frame);
-        }
+        let late = stored_frames(chat.notices.take(id, SystemTime::now()).await);
+        queue_counted(outbox, late);
         registered();
         actions::apply(chat, Caller::new(outbox), rest).await;
     })
@@ -104,6 +95,14 @@ pub async fn disconnect(chat: Chat<'_>, id: &str, decided: Option<Vec<Action>>) 
         chat.registry.leave_all_if_offline(id, replies::left);
     })
     .await;
+}
+
+/// Queue `frames` past `outbox`'s limits: they were counted already,
+/// against the held queue's limits or the store's.
+fn queue_counted(outbox: &Outbox, frames: impl IntoIterator<Item = Message>) {
+    for frame in frames {
+        let _ = outbox.push_control(frame);
+    }
 }
 
 /// The frames that hand over `mail`: a `notices-dropped` frame if some

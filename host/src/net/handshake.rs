@@ -145,6 +145,10 @@ pub struct Plain {
     pub as_upgrade: Result<Upgrade, HandshakeError>,
 }
 
+/// Why a request that is not an upgrade is answered 426.
+pub const NOT_AN_UPGRADE: &str =
+    "this endpoint speaks WebSocket: send an Upgrade: websocket request";
+
 /// Read a request: an upgrade (checked), or a plain `GET`/`HEAD`.
 pub async fn read_incoming<S: AsyncRead + Unpin>(
     stream: &mut S,
@@ -162,20 +166,6 @@ pub async fn read_incoming<S: AsyncRead + Unpin>(
         leftover,
         ..upgrade
     }))
-}
-
-/// Read and check an upgrade request (anything else is refused).
-pub async fn read_request<S: AsyncRead + Unpin>(stream: &mut S) -> Result<Upgrade, HandshakeError> {
-    let (head, leftover) = read_head(stream).await?;
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut headers);
-    req.parse(&head)
-        .map_err(|e| HandshakeError::Malformed(e.to_string()))?;
-    let upgrade = check(&req)?;
-    Ok(Upgrade {
-        leftover,
-        ..upgrade
-    })
 }
 
 /// Read a request head: its bytes, and the bytes read past it.
@@ -261,9 +251,7 @@ fn check(req: &httparse::Request<'_, '_>) -> Result<Upgrade, HandshakeError> {
         ));
     }
     if !has_token("upgrade", "websocket") || !has_token("connection", "upgrade") {
-        return Err(HandshakeError::NotWebSocket(
-            "this endpoint speaks WebSocket: send an Upgrade: websocket request",
-        ));
+        return Err(HandshakeError::NotWebSocket(NOT_AN_UPGRADE));
     }
     if header("sec-websocket-version") != Some("13") {
         return Err(HandshakeError::NotWebSocket(

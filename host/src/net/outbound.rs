@@ -891,7 +891,7 @@ impl Drop for Flush {
 }
 
 /// The most connections one cork writes to itself; past this, its frames
-/// go through the connections' writers (see [`Cork`]'s drop).
+/// go through the connections' writers (see [`Flush`]).
 pub const DIRECT_MAX: usize = 64;
 
 /// Remember `outbox` for the end of the current [`corked`]; false outside

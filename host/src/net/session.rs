@@ -206,7 +206,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let _ = timeout(shared.limits.upgrade_timeout, async {
-        let _ = handshake::read_request(stream).await;
+        let _ = handshake::read_incoming(stream).await;
         handshake::refuse(stream, 503, reason).await
     })
     .await;
@@ -503,11 +503,9 @@ async fn read_loop<R>(
                         .is_none_or(|f| matches!(u16::from(f.code), 1000 | 1001));
                 }
                 live.heard(tokio::time::Instant::now());
-                if let Some(actions) = on_message(shared, id, outbox, &mut quota, &message) {
-                    let request = match &message {
-                        Message::Text(text) => Some(text.as_str()),
-                        _ => None,
-                    };
+                if let Some((actions, request)) =
+                    on_message(shared, id, outbox, &mut quota, &message)
+                {
                     let caller = Caller {
                         outbox,
                         request,
@@ -537,18 +535,19 @@ async fn read_loop<R>(
 }
 
 /// One message from the client, as far as it is decided synchronously:
-/// the rules' actions to carry out (`None`: nothing to carry out — not a
-/// data frame, over the message rate, or the call failed; the host has
-/// answered those itself). Carrying out is left to the caller, so its
+/// the rules' actions to carry out, and the text frame they answer (for
+/// the `ref` of the host's own errors). `None`: nothing to carry out — not
+/// a data frame, over the message rate, or the call failed; the host has
+/// answered those itself. Carrying out is left to the caller, so its
 /// future is not nested in this one's (each level of nesting of `async`
 /// functions copies their arguments into the connection's batch future).
-fn on_message(
+fn on_message<'m>(
     shared: &Shared,
     id: &str,
     outbox: &Outbox,
     quota: &mut Quota,
-    message: &Message,
-) -> Option<Vec<crate::policy::Action>> {
+    message: &'m Message,
+) -> Option<(Vec<crate::policy::Action>, Option<&'m str>)> {
     let (frame, text) = match message {
         Message::Text(text) => (Frame::Text(text.as_str().to_owned()), Some(text.as_str())),
         Message::Binary(bytes) => (Frame::Binary(bytes.to_vec()), None),
@@ -557,7 +556,7 @@ fn on_message(
             return None;
         }
     };
-    on_frame(shared, id, outbox, quota, frame, text)
+    on_frame(shared, id, outbox, quota, frame, text).map(|actions| (actions, text))
 }
 
 /// Hand one frame to the policy and return its answer, unless the

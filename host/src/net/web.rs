@@ -76,10 +76,7 @@ pub async fn answer<S: AsyncWrite + Unpin>(shared: &Shared, stream: &mut S, plai
                 .as_upgrade
                 .and_then(|u| u.identify(shared.auth.as_ref()).map(|_| ()));
             let (status, reason) = match refused {
-                Ok(()) => (
-                    426,
-                    "this endpoint speaks WebSocket: send an Upgrade: websocket request".to_owned(),
-                ),
+                Ok(()) => (426, handshake::NOT_AN_UPGRADE.to_owned()),
                 Err(e) => (e.status().unwrap_or(400), e.to_string()),
             };
             Response {

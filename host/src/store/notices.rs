@@ -65,13 +65,6 @@ pub struct Mail {
     pub dropped: u64,
 }
 
-impl Mail {
-    /// Nothing to hand over.
-    pub fn is_empty(&self) -> bool {
-        self.notices.is_empty() && self.dropped == 0
-    }
-}
-
 /// Every id's stored notices.
 ///
 /// Each operation is one atomic step, and `take` empties what it hands
