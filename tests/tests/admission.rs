@@ -57,8 +57,10 @@ async fn connections_per_address_are_capped_with_503() -> Result<()> {
     let mut c = server.join("c").await?;
     b.expect_idle().await?;
     c.expect_idle().await?;
-    // Nothing is left behind per address once everyone has gone.
-    drop((b, c));
+    // Nothing is left behind per address once everyone has gone (closed:
+    // a dropped socket's id would be held, and count, for its window).
+    b.close().await?;
+    c.close().await?;
     eventually("every address forgotten", || {
         inside.admission.addresses() == 0
     })

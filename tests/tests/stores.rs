@@ -11,11 +11,11 @@ use anyhow::{Context, Result, ensure};
 use async_trait::async_trait;
 use serde_json::{Value, json};
 use switchboard::config::Config;
-use switchboard::net::outbound::Inbox;
 use switchboard::net::server::Stores;
+use switchboard::net::session::Kept;
 use switchboard::store::history::{Deliver, History, HistoryLimits, Join, Page, Usage};
 use switchboard::store::notices::{Mail, Notices, StoreError, StoredLimits};
-use switchboard::store::sessions::{Claim, Held, Sessions};
+use switchboard::store::sessions::{Claim, Held, Holding, Sessions};
 use switchboard_tests::{Client, TestServer, tolerant_config, without_rate_limits};
 use tokio::task::yield_now;
 
@@ -80,19 +80,19 @@ impl Notices for LaterNotices {
 
 /// [`LaterHistory`] for held sessions.
 #[derive(Debug)]
-struct LaterSessions(Arc<dyn Sessions<Inbox>>);
+struct LaterSessions(Arc<dyn Sessions<Kept>>);
 
 #[async_trait]
-impl Sessions<Inbox> for LaterSessions {
-    async fn hold(&self, id: &str, held: Held<Inbox>) -> Option<Held<Inbox>> {
+impl Sessions<Kept> for LaterSessions {
+    async fn hold(&self, id: &str, held: Held<Kept>, max: usize) -> Holding<Kept> {
         yield_now().await;
-        self.0.hold(id, held).await
+        self.0.hold(id, held, max).await
     }
-    async fn claim(&self, id: &str, session: Option<&str>) -> Claim<Inbox> {
+    async fn claim(&self, id: &str, session: Option<&str>) -> Claim<Kept> {
         yield_now().await;
         self.0.claim(id, session).await
     }
-    async fn release(&self, id: &str, serial: u64) -> Option<Held<Inbox>> {
+    async fn release(&self, id: &str, serial: u64) -> Option<Held<Kept>> {
         yield_now().await;
         self.0.release(id, serial).await
     }

@@ -181,7 +181,7 @@ async fn carry_out(
                     // its replay and before any live message: everything
                     // the joiner gets before the answer is what it missed.
                     outcome = match answer {
-                        Some(answer) if recovered.is_some() && joined != Joined::TooManyRooms => {
+                        Some(answer) if recovered.is_some() && !refused_join(joined) => {
                             reply(&caller, answer);
                             (joined, None)
                         }
@@ -190,11 +190,19 @@ async fn carry_out(
                 };
                 chat.history.join(&room, since, &mut join).await;
                 let (joined, answer) = outcome;
-                if joined == Joined::TooManyRooms {
-                    let message = format!(
-                        "`{id}` is in {} rooms, the most allowed; leave one first",
-                        registry.max_rooms()
-                    );
+                if refused_join(joined) {
+                    let message = if joined == Joined::TooManyRooms {
+                        format!(
+                            "`{id}` is in {} rooms, the most allowed; leave one first",
+                            registry.max_rooms()
+                        )
+                    } else {
+                        format!(
+                            "the server has {} rooms, the most it allows (--max-rooms); \
+                             join a room that exists",
+                            registry.max_total_rooms()
+                        )
+                    };
                     let refused =
                         replies::error(request, replies::code::TOO_MANY_ROOMS, &message, None);
                     reply(&caller, refused);
@@ -250,6 +258,12 @@ async fn deliver_or_store(chat: Chat<'_>, to: &str, msg: Message) -> Sent {
         }
     }
     Sent::Stored
+}
+
+/// Whether a join was refused over a room limit (per id or server-wide):
+/// answered `too-many-rooms`, and nothing after it is carried out.
+fn refused_join(joined: Joined) -> bool {
+    matches!(joined, Joined::TooManyRooms | Joined::TooManyRoomsOnServer)
 }
 
 /// A join's answer with the room's position added (and, with `since`,

@@ -14,7 +14,7 @@
 
 use std::collections::HashSet;
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use dashmap::DashMap;
@@ -31,6 +31,10 @@ const STRIPES: usize = 256;
 
 /// Rooms an id may be in when the registry is made without a limit.
 pub const DEFAULT_MAX_ROOMS: usize = 256;
+
+/// Rooms there may be at once, server-wide, when the registry is made
+/// without a limit.
+pub const DEFAULT_MAX_TOTAL_ROOMS: usize = 100_000;
 
 /// The cheap-to-clone registry handle.
 #[derive(Debug, Clone)]
@@ -54,6 +58,12 @@ struct Inner {
     hasher: std::collections::hash_map::RandomState,
     /// Rooms one id may be in at once.
     max_rooms: usize,
+    /// Rooms there may be at once (a room exists while it has a member).
+    max_total_rooms: usize,
+    /// Rooms there are, and places taken for rooms being made: the count
+    /// `max_total_rooms` is checked against (`rooms.len()` would be a
+    /// check-then-act race between two joins making two rooms).
+    total_rooms: AtomicUsize,
 }
 
 /// What a `join` did.
@@ -67,6 +77,8 @@ pub enum Joined {
     Offline,
     /// The id is in as many rooms as it may be.
     TooManyRooms,
+    /// The room does not exist and the server has as many rooms as it may.
+    TooManyRoomsOnServer,
 }
 
 /// What became of a frame sent to one id.
@@ -114,8 +126,15 @@ impl Registry {
         Self::default()
     }
 
-    /// An empty registry allowing `max_rooms` rooms per id.
+    /// An empty registry allowing `max_rooms` rooms per id (and
+    /// [`DEFAULT_MAX_TOTAL_ROOMS`] in all).
     pub fn with_max_rooms(max_rooms: usize) -> Self {
+        Self::with_room_limits(max_rooms, DEFAULT_MAX_TOTAL_ROOMS)
+    }
+
+    /// An empty registry allowing `max_rooms` rooms per id and
+    /// `max_total_rooms` rooms in all.
+    pub fn with_room_limits(max_rooms: usize, max_total_rooms: usize) -> Self {
         Registry {
             inner: Arc::new(Inner {
                 online: DashMap::new(),
@@ -125,6 +144,8 @@ impl Registry {
                 stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
                 hasher: Default::default(),
                 max_rooms,
+                max_total_rooms,
+                total_rooms: AtomicUsize::new(0),
             }),
         }
     }
@@ -211,25 +232,66 @@ impl Registry {
         rooms.len()
     }
 
-    /// Add `id` to `room`, within the rooms-per-id limit.
+    /// Add `id` to `room`, within the rooms-per-id limit and, when the room
+    /// is new, the server-wide room limit.
     pub fn join(&self, id: &str, room: &str) -> Joined {
         let _id = self.lock(id);
         let Some(id) = self.online_name(id) else {
             return Joined::Offline;
         };
         let room = Name::from(room);
+        // A place for the room if it looks new, taken before the id is
+        // added anywhere (given back on drop unless the room is made).
+        let mut place = None;
+        if !self.inner.rooms.contains_key(&room) {
+            match RoomPlace::take(&self.inner) {
+                Some(p) => place = Some(p),
+                None => return Joined::TooManyRoomsOnServer,
+            }
+        }
         {
             let mut rooms = self.inner.members_of.entry(id.clone()).or_default();
             if rooms.contains(&room) {
                 return Joined::AlreadyMember;
             }
             if rooms.len() >= self.inner.max_rooms {
+                drop(rooms);
+                self.inner
+                    .members_of
+                    .remove_if(&id, |_, rooms| rooms.is_empty());
                 return Joined::TooManyRooms;
             }
             rooms.insert(room.clone());
         }
-        self.inner.rooms.entry(room).or_default().insert(id);
+        match self.inner.rooms.entry(room) {
+            dashmap::Entry::Occupied(mut members) => {
+                // Made meanwhile by another join: the place goes back.
+                members.get_mut().insert(id);
+            }
+            dashmap::Entry::Vacant(vacant) => {
+                match place {
+                    Some(p) => p.used(),
+                    // It existed a moment ago and was emptied since: counted
+                    // again as it is made again (past the limit by this one
+                    // at most, and only in that race).
+                    None => {
+                        self.inner.total_rooms.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                vacant.insert(HashSet::from([id]));
+            }
+        }
         Joined::Added
+    }
+
+    /// Rooms there are (with at least one member).
+    pub fn room_count(&self) -> usize {
+        self.inner.total_rooms.load(Ordering::Relaxed)
+    }
+
+    /// The server-wide room limit.
+    pub fn max_total_rooms(&self) -> usize {
+        self.inner.max_total_rooms
     }
 
     /// Remove `id` from `room`. True if it was a member.
@@ -414,6 +476,90 @@ impl Registry {
         if let Some(mut members) = self.inner.rooms.get_mut(room) {
             members.remove(id);
         }
-        self.inner.rooms.remove_if(room, |_, m| m.is_empty());
+        if self
+            .inner
+            .rooms
+            .remove_if(room, |_, m| m.is_empty())
+            .is_some()
+        {
+            self.inner.total_rooms.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A place taken in the server-wide room count for a room about to be
+/// made; given back when dropped unless [`RoomPlace::used`].
+struct RoomPlace<'a>(&'a AtomicUsize);
+
+impl<'a> RoomPlace<'a> {
+    /// A place, if the count is under the limit.
+    fn take(inner: &'a Inner) -> Option<Self> {
+        inner
+            .total_rooms
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < inner.max_total_rooms).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| RoomPlace(&inner.total_rooms))
+    }
+
+    /// The room was made: the place stays counted (until it is removed).
+    fn used(self) {
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for RoomPlace<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::outbound;
+
+    fn online(r: &Registry, id: &str) -> outbound::Inbox {
+        let (outbox, inbox) = outbound::channel(r.next_serial(), 64, 1 << 20);
+        r.register(id, outbox);
+        inbox
+    }
+
+    #[test]
+    fn rooms_are_capped_server_wide_and_counted_back_to_zero() {
+        let r = Registry::with_room_limits(10, 2);
+        let _a = online(&r, "a");
+        let _b = online(&r, "b");
+        assert_eq!(r.join("a", "r1"), Joined::Added);
+        assert_eq!(r.join("a", "r2"), Joined::Added);
+        assert_eq!(r.join("a", "r3"), Joined::TooManyRoomsOnServer);
+        assert_eq!(r.join("b", "r3"), Joined::TooManyRoomsOnServer);
+        // Joining a room that exists is not limited.
+        assert_eq!(r.join("b", "r1"), Joined::Added);
+        assert_eq!(r.join("b", "r1"), Joined::AlreadyMember);
+        assert_eq!(r.room_count(), 2);
+        assert!(r.rooms_of("b").len() == 1 && r.room_size("r3") == 0);
+        // A room goes when its last member leaves, and its place with it.
+        assert!(r.leave("a", "r2"));
+        assert_eq!(r.room_count(), 1);
+        assert_eq!(r.join("b", "r3"), Joined::Added);
+        // Members gone: nothing left counted.
+        r.leave("a", "r1");
+        r.leave("b", "r1");
+        r.unregister("b", 2);
+        r.leave_all_if_offline("b", |_, _| Message::text(""));
+        assert_eq!(r.room_count(), 0);
+        assert_eq!(r.room_size("r3"), 0);
+    }
+
+    #[test]
+    fn the_rooms_per_id_limit_still_comes_with_its_own_answer() {
+        let r = Registry::with_room_limits(1, 10);
+        let _a = online(&r, "a");
+        assert_eq!(r.join("a", "r1"), Joined::Added);
+        assert_eq!(r.join("a", "r2"), Joined::TooManyRooms);
+        // The place taken for `r2` was given back.
+        assert_eq!(r.room_count(), 1);
     }
 }

@@ -214,7 +214,15 @@ pub struct Limits {
     /// Bytes waiting for a slow client before it is closed with 4008.
     pub outbound_queue_bytes: usize,
     /// Connections served at once; more get HTTP 503 at the handshake.
+    /// Ids held for a resume count as connections.
     pub max_connections: usize,
+    /// Ids held for a resume at once, server-wide; a hold past it ends the
+    /// oldest hold early (its rooms hear `left`). `None`: a tenth of
+    /// `max_connections` (see [`Limits::held_cap`]).
+    pub max_held: Option<usize>,
+    /// Rooms there may be at once, server-wide; a `join` that would make
+    /// another is refused with `too-many-rooms`.
+    pub max_rooms: usize,
     /// Time allowed for the TLS handshake.
     pub tls_handshake_timeout: Duration,
     /// Time allowed for the HTTP upgrade request to arrive and be answered.
@@ -269,6 +277,8 @@ impl Default for Limits {
             outbound_queue_frames: 1024,
             outbound_queue_bytes: 4 * 1024 * 1024,
             max_connections: 100_000,
+            max_held: None,
+            max_rooms: 100_000,
             tls_handshake_timeout: Duration::from_secs(10),
             upgrade_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(300),
@@ -287,6 +297,15 @@ impl Default for Limits {
             pong_timeout: Duration::from_secs(10),
             tcp_keepalive: Duration::from_secs(60),
         }
+    }
+}
+
+impl Limits {
+    /// Ids held for a resume at once: `max_held`, or a tenth of
+    /// `max_connections` (rounded up, so a small server still holds one).
+    pub fn held_cap(&self) -> usize {
+        self.max_held
+            .unwrap_or_else(|| self.max_connections.div_ceil(10))
     }
 }
 

@@ -330,6 +330,20 @@ section! {
         set |c, v| c.limits.max_rooms_per_id = v,
         sample "12";
 
+        /// Rooms at once, server-wide; a join that would make another is refused with `too-many-rooms`.
+        max_rooms: usize,
+        flag "max-rooms", env "SWITCHBOARD_MAX_ROOMS",
+        get |c| Some(c.limits.max_rooms),
+        set |c, v| c.limits.max_rooms = v,
+        sample "500";
+
+        /// Ids held for a resume at once, server-wide (each counts as a connection); past it the oldest hold ends early (default: a tenth of --max-connections).
+        max_held: usize,
+        flag "max-held", env "SWITCHBOARD_MAX_HELD",
+        get |c| c.limits.max_held,
+        set |c, v| c.limits.max_held = Some(v),
+        sample "250";
+
         /// Frames per second one connection may send (0: no limit); past it, `rate-limited`.
         messages_per_sec: u32,
         flag "messages-per-sec", env "SWITCHBOARD_MESSAGES_PER_SEC",

@@ -4,6 +4,23 @@
 //! for as long as it lives; its handshake share ends at the 101 (or with the
 //! connection).
 //!
+//! An id held for a resume counts as the connection it was: when its
+//! connection ends abnormally the ticket becomes a [`HeldTicket`], which
+//! counts against the server-wide limit and its last address until the hold
+//! ends (a resume, the window's end, or an early end). Held ids cannot
+//! escape the limits that way.
+//!
+//! A resume must never be refused for its own hold, yet admission happens
+//! at accept, before the request (and its `?resume=`) is read. So a
+//! connection that finds its address (or the server) full is still let in
+//! when there are holds there that a resume could take back: *on
+//! probation* (at most one per hold, and within the handshake limit). Once
+//! its request is read, [`Ticket::confirm`] takes the hold it resumed off
+//! the counts first, then checks the limits again as if it were new,
+//! counting only confirmed connections: a resume fits in the place of its
+//! own hold; anything else on probation is refused with the same 503 it
+//! would have had at accept (unless a place came free meanwhile).
+//!
 //! Refusals are answered (503 with a reason) by a task of their own, and
 //! those tasks are bounded too ([`MAX_REFUSING`]): past it a connection over
 //! a limit is simply closed.
@@ -41,16 +58,32 @@ struct PerIp {
     connections: usize,
     /// Of those, the ones whose upgrade has not been answered yet.
     handshakes: usize,
+    /// Of those, the ones on probation (see the module doc).
+    probation: usize,
+    /// Ids held for a resume whose last connection came from here.
+    held: usize,
 }
 
-/// The counts, under one lock: taken at accept, at the 101 and at the end of
-/// each connection, never on a message's path.
+impl PerIp {
+    /// Whether nothing is counted here any more.
+    fn is_empty(&self) -> bool {
+        self.connections == 0 && self.held == 0
+    }
+}
+
+/// The counts, under one lock: taken at accept, at the 101, at the request
+/// (a probation's end), and at the end of each connection and hold, never
+/// on a message's path.
 #[derive(Debug, Default)]
 struct Counts {
     /// Connections admitted and not yet ended.
     total: usize,
+    /// Of those, the ones on probation.
+    probation: usize,
+    /// Ids held for a resume.
+    held: usize,
     /// Per address; an address with nothing left is removed, so the map
-    /// holds only addresses that have a connection.
+    /// holds only addresses that have a connection or a hold.
     per_ip: HashMap<IpAddr, PerIp>,
 }
 
@@ -81,28 +114,42 @@ impl Admission {
         })
     }
 
-    /// Admit a connection from `ip`, or say which limit it is over.
+    /// Admit a connection from `ip`, or say which limit it is over. Held
+    /// ids count as connections; where they fill a limit, the connection is
+    /// admitted on probation while there are more holds than connections
+    /// already on probation (see the module doc).
     pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Ticket, Refusal> {
         let ip = address(ip);
         let mut counts = self.counts();
-        if counts.total >= self.max_connections {
-            return Err(Refusal::Full);
-        }
         let here = counts.per_ip.get(&ip).copied().unwrap_or_default();
-        if here.connections >= self.max_per_ip {
-            return Err(Refusal::IpConnections);
+        let mut probation = false;
+        if counts.total + counts.held >= self.max_connections {
+            if counts.held <= counts.probation {
+                return Err(Refusal::Full);
+            }
+            probation = true;
+        }
+        if here.connections + here.held >= self.max_per_ip {
+            if here.held <= here.probation {
+                return Err(Refusal::IpConnections);
+            }
+            probation = true;
         }
         if here.handshakes >= self.max_handshakes_per_ip {
             return Err(Refusal::IpHandshakes);
         }
         counts.total += 1;
+        counts.probation += usize::from(probation);
         let here = counts.per_ip.entry(ip).or_default();
         here.connections += 1;
         here.handshakes += 1;
+        here.probation += usize::from(probation);
         Ok(Ticket {
             admission: self.clone(),
             ip,
             handshaking: true,
+            probation,
+            live: true,
         })
     }
 
@@ -114,12 +161,17 @@ impl Admission {
         (before < MAX_REFUSING).then_some(slot)
     }
 
-    /// Connections admitted and not yet ended.
+    /// Connections admitted and not yet ended (held ids not included).
     pub fn connections(&self) -> usize {
         self.counts().total
     }
 
-    /// Addresses that hold at least one connection.
+    /// Ids held for a resume, counted as connections.
+    pub fn held(&self) -> usize {
+        self.counts().held
+    }
+
+    /// Addresses that hold at least one connection or held id.
     pub fn addresses(&self) -> usize {
         self.counts().per_ip.len()
     }
@@ -129,12 +181,15 @@ impl Admission {
         self.counts.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Take one connection (and its handshake, if it is still in one) of
-    /// `ip` off the counts.
-    fn release(&self, ip: IpAddr, connection: bool, handshake: bool) {
+    /// Take one connection (and its handshake, if it is still in one, and
+    /// its probation, if it is still on it) of `ip` off the counts.
+    fn release(&self, ip: IpAddr, connection: bool, handshake: bool, probation: bool) {
         let mut counts = self.counts();
         if connection {
             counts.total = counts.total.saturating_sub(1);
+        }
+        if probation {
+            counts.probation = counts.probation.saturating_sub(1);
         }
         if let Some(here) = counts.per_ip.get_mut(&ip) {
             if connection {
@@ -143,10 +198,27 @@ impl Admission {
             if handshake {
                 here.handshakes = here.handshakes.saturating_sub(1);
             }
-            if here.connections == 0 {
-                counts.per_ip.remove(&ip);
+            if probation {
+                here.probation = here.probation.saturating_sub(1);
             }
         }
+        forget_if_empty(&mut counts, ip);
+    }
+}
+
+/// Take one hold of `ip` off `counts`.
+fn release_held(counts: &mut Counts, ip: IpAddr) {
+    counts.held = counts.held.saturating_sub(1);
+    if let Some(here) = counts.per_ip.get_mut(&ip) {
+        here.held = here.held.saturating_sub(1);
+    }
+    forget_if_empty(counts, ip);
+}
+
+/// Remove `ip`'s entry once nothing is counted there.
+fn forget_if_empty(counts: &mut Counts, ip: IpAddr) {
+    if counts.per_ip.get(&ip).is_some_and(PerIp::is_empty) {
+        counts.per_ip.remove(&ip);
     }
 }
 
@@ -161,7 +233,8 @@ fn address(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// One admitted connection, counted until dropped.
+/// One admitted connection, counted until dropped (or until it becomes a
+/// [`HeldTicket`]).
 #[derive(Debug)]
 pub struct Ticket {
     /// Where it is counted.
@@ -170,6 +243,11 @@ pub struct Ticket {
     ip: IpAddr,
     /// The upgrade has not been answered yet.
     handshaking: bool,
+    /// Admitted only in case it resumes a hold (see the module doc), until
+    /// [`Ticket::confirm`].
+    probation: bool,
+    /// Still counted as a connection (false once held).
+    live: bool,
 }
 
 impl Ticket {
@@ -177,14 +255,109 @@ impl Ticket {
     /// as a handshake in progress.
     pub fn upgraded(&mut self) {
         if std::mem::take(&mut self.handshaking) {
-            self.admission.release(self.ip, false, true);
+            self.admission.release(self.ip, false, true, false);
+        }
+    }
+
+    /// Whether the connection was admitted on probation and not yet
+    /// confirmed.
+    pub fn on_probation(&self) -> bool {
+        self.probation
+    }
+
+    /// The request is read: take `resumed`, the hold the connection takes
+    /// back (if any), off the counts first, then, if the connection is on
+    /// probation, check the limits again as for a new connection, counting
+    /// only confirmed connections and holds. A resume thus always fits in
+    /// the place of its own hold; on a refusal the connection stays on
+    /// probation (and is to be answered 503 and dropped).
+    pub fn confirm(&mut self, resumed: Option<HeldTicket>) -> Result<(), Refusal> {
+        let a = &self.admission;
+        let mut counts = a.counts();
+        if let Some(mut held) = resumed {
+            // Released here, under this lock, not by its drop.
+            held.counted = false;
+            release_held(&mut counts, held.ip);
+        }
+        if !self.probation {
+            return Ok(());
+        }
+        // This connection is among those on probation: `confirmed` counts
+        // the others that are not, and it comes on top.
+        let confirmed = counts.total.saturating_sub(counts.probation);
+        if confirmed + counts.held >= a.max_connections {
+            return Err(Refusal::Full);
+        }
+        let here = counts.per_ip.get(&self.ip).copied().unwrap_or_default();
+        if here.connections.saturating_sub(here.probation) + here.held >= a.max_per_ip {
+            return Err(Refusal::IpConnections);
+        }
+        counts.probation = counts.probation.saturating_sub(1);
+        if let Some(here) = counts.per_ip.get_mut(&self.ip) {
+            here.probation = here.probation.saturating_sub(1);
+        }
+        self.probation = false;
+        Ok(())
+    }
+
+    /// The connection ended and its id is held for a resume: it counts on
+    /// as a hold, against the same address, until the returned ticket is
+    /// dropped. This ticket counts nothing any more.
+    pub fn hold(&mut self) -> HeldTicket {
+        let a = &self.admission;
+        let mut counts = a.counts();
+        let counted = self.live;
+        if self.live {
+            self.live = false;
+            counts.total = counts.total.saturating_sub(1);
+            counts.held += 1;
+            if self.probation {
+                counts.probation = counts.probation.saturating_sub(1);
+            }
+            let here = counts.per_ip.entry(self.ip).or_default();
+            here.connections = here.connections.saturating_sub(1);
+            here.held += 1;
+            if std::mem::take(&mut self.handshaking) {
+                here.handshakes = here.handshakes.saturating_sub(1);
+            }
+            if std::mem::take(&mut self.probation) {
+                here.probation = here.probation.saturating_sub(1);
+            }
+        }
+        HeldTicket {
+            admission: a.clone(),
+            ip: self.ip,
+            counted,
         }
     }
 }
 
 impl Drop for Ticket {
     fn drop(&mut self) {
-        self.admission.release(self.ip, true, self.handshaking);
+        if self.live {
+            self.admission
+                .release(self.ip, true, self.handshaking, self.probation);
+        }
+    }
+}
+
+/// An id held for a resume, counted as a connection from its last address
+/// until dropped (the hold ended) or handed to [`Ticket::confirm`] (resumed).
+#[derive(Debug)]
+pub struct HeldTicket {
+    /// Where it is counted.
+    admission: Arc<Admission>,
+    /// The address it counts against.
+    ip: IpAddr,
+    /// Still counted (false once taken off by a resume).
+    counted: bool,
+}
+
+impl Drop for HeldTicket {
+    fn drop(&mut self) {
+        if self.counted {
+            release_held(&mut self.admission.counts(), self.ip);
+        }
     }
 }
 
@@ -288,6 +461,95 @@ mod tests {
         drop(tickets);
         assert_eq!(a.addresses(), 0);
         assert_eq!(a.connections(), 0);
+    }
+
+    /// An address at its limit with ids held: a fresh connection is on
+    /// probation and refused once its request is read; a resume takes its
+    /// hold's place.
+    #[test]
+    fn held_ids_count_and_a_resume_takes_its_holds_place() {
+        let a = admission(100, 3, 100);
+        let mut held = Vec::new();
+        for _ in 0..3 {
+            let mut t = a.admit(ip("10.0.0.1")).unwrap();
+            t.upgraded();
+            held.push(t.hold());
+        }
+        assert_eq!((a.connections(), a.held(), a.addresses()), (0, 3, 1));
+        // Another address is not affected.
+        let mut other = a.admit(ip("10.0.0.2")).unwrap();
+        other.confirm(None).unwrap();
+        // Not a resume: refused at the request.
+        let mut fresh = a.admit(ip("10.0.0.1")).unwrap();
+        assert!(fresh.on_probation());
+        assert_eq!(fresh.confirm(None), Err(Refusal::IpConnections));
+        drop(fresh);
+        // A resume fits in its own hold's place, and stays counted.
+        let mut resume = a.admit(ip("10.0.0.1")).unwrap();
+        assert!(resume.on_probation());
+        resume.confirm(held.pop()).unwrap();
+        assert!(!resume.on_probation());
+        resume.upgraded();
+        assert_eq!((a.connections(), a.held()), (2, 2));
+        assert!(a.admit(ip("10.0.0.1")).unwrap().confirm(None).is_err());
+        // A hold that ends frees its place.
+        held.pop();
+        let mut next = a.admit(ip("10.0.0.1")).unwrap();
+        assert!(!next.on_probation());
+        next.confirm(None).unwrap();
+        // Nothing leaks: every count returns to zero.
+        drop((held, resume, next, other));
+        assert_eq!((a.connections(), a.held(), a.addresses()), (0, 0, 0));
+    }
+
+    #[test]
+    fn probation_is_bounded_by_the_holds_there_are() {
+        let a = admission(100, 2, 100);
+        let mut t = a.admit(ip("10.0.0.1")).unwrap();
+        let _live = a.admit(ip("10.0.0.1")).unwrap();
+        let held = t.hold();
+        drop(t);
+        // One hold: one connection on probation at a time.
+        let first = a.admit(ip("10.0.0.1")).unwrap();
+        assert!(first.on_probation());
+        assert_eq!(a.admit(ip("10.0.0.1")).unwrap_err(), Refusal::IpConnections);
+        drop(first);
+        let mut again = a.admit(ip("10.0.0.1")).unwrap();
+        again.confirm(Some(held)).unwrap();
+        assert_eq!(a.held(), 0);
+    }
+
+    #[test]
+    fn holds_count_against_the_server_wide_limit() {
+        let a = admission(2, 100, 100);
+        let held = a.admit(ip("10.0.0.1")).unwrap().hold();
+        let mut live = a.admit(ip("10.0.0.2")).unwrap();
+        live.confirm(None).unwrap();
+        // Full: on probation, and refused unless it resumes.
+        let mut fresh = a.admit(ip("10.0.0.3")).unwrap();
+        assert_eq!(fresh.confirm(None), Err(Refusal::Full));
+        drop(fresh);
+        // A resume from another address takes the hold's place.
+        let mut moved = a.admit(ip("10.0.0.3")).unwrap();
+        moved.confirm(Some(held)).unwrap();
+        assert_eq!((a.connections(), a.held(), a.addresses()), (2, 0, 2));
+        drop((live, moved));
+        assert_eq!((a.connections(), a.held(), a.addresses()), (0, 0, 0));
+    }
+
+    #[test]
+    fn a_probation_connection_that_ends_is_counted_out() {
+        let a = admission(100, 1, 100);
+        let held = a.admit(ip("10.0.0.1")).unwrap().hold();
+        let mut t = a.admit(ip("10.0.0.1")).unwrap();
+        assert!(t.on_probation());
+        // Even held itself (it cannot be, but the counts must stay sound).
+        let h = t.hold();
+        drop((t, h, held));
+        assert_eq!((a.connections(), a.held(), a.addresses()), (0, 0, 0));
+        let mut fresh = a.admit(ip("10.0.0.1")).unwrap();
+        assert!(!fresh.on_probation());
+        fresh.confirm(None).unwrap();
     }
 
     #[test]

@@ -22,8 +22,8 @@ use crate::ops::reload::Reloader;
 
 use crate::chat::registry::Registry;
 use crate::config::{Config, Limits, PolicySource, Recovery};
-use crate::net::outbound::{self, Budget, CloseReason, Inbox, code};
-use crate::net::session;
+use crate::net::outbound::{self, Budget, CloseReason, code};
+use crate::net::session::{self, Kept};
 use crate::net::shared::{self, Shared};
 use crate::net::tls::{self, TlsError};
 use crate::policy::clock::Clock;
@@ -86,8 +86,9 @@ pub struct Stores {
     pub history: Arc<dyn History>,
     /// Notices kept for offline ids.
     pub notices: Arc<dyn Notices>,
-    /// Ids held for a resume, with the queue that collects what they miss.
-    pub sessions: Arc<dyn Sessions<Inbox>>,
+    /// Ids held for a resume, with the queue that collects what they miss
+    /// and their place in the admission counts.
+    pub sessions: Arc<dyn Sessions<Kept>>,
 }
 
 impl Stores {
@@ -131,7 +132,8 @@ impl Server {
     /// [`Server::bind`], keeping what outlives a connection in `stores`.
     pub async fn bind_with(config: Config, stores: Stores) -> Result<Server, ServerError> {
         let auth = crate::net::auth::verifier(config.auth.as_ref())?;
-        let registry = Registry::with_max_rooms(config.limits.max_rooms_per_id);
+        let registry =
+            Registry::with_room_limits(config.limits.max_rooms_per_id, config.limits.max_rooms);
         let state = StateStore::new(StateLimits::from(&config.policy_limits));
         let recovery = config.recovery.clone();
         let Stores {

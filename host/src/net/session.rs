@@ -23,7 +23,7 @@ use crate::chat::decide;
 use crate::chat::lifecycle::{self, Resume};
 use crate::chat::rate::Quota;
 use crate::chat::replies;
-use crate::net::admission::Ticket;
+use crate::net::admission::{HeldTicket, Ticket};
 use crate::net::handshake::{self, Incoming, Upgrade};
 use crate::net::liveness::{Due, Liveness};
 use crate::net::outbound::{self, CloseReason, Inbox, Outbox, code};
@@ -43,7 +43,7 @@ where
     // time a connection sits idle in `pump`: the states that are large and
     // short-lived (the upgrade, a policy call, the close) are boxed so an
     // idle connection does not carry their size.
-    let Some(upgrade) = Box::pin(upgrade(&shared, &mut stream, peer)).await else {
+    let Some(upgrade) = Box::pin(upgrade(&shared, &mut stream, peer, ticket)).await else {
         return;
     };
     // The 101 is sent: no longer a handshake in progress for its address.
@@ -104,6 +104,12 @@ where
     let holdable = upgrade.session.is_some() && !shared.recovery.resume_window.is_zero();
     let (reason, kept) = pump(&shared, &mut ws, &mut out, &id, &outbox, inbox, holdable).await;
     tracing::debug!(%peer, id, serial, ?reason, "disconnected");
+    // A queue kept for a resume keeps the connection's place in the
+    // admission counts with it, until the hold ends.
+    let kept = kept.map(|missed| Kept {
+        missed,
+        ticket: ticket.hold(),
+    });
     Box::pin(ended(
         shared,
         id,
@@ -117,27 +123,28 @@ where
 }
 
 /// The connection `serial` of `id` ended for `reason`: hold the id for a
-/// resume (`kept`: its queue, when the end was abnormal and it has a
-/// `session`), or let it go.
+/// resume (`kept`: its queue and its place in the admission counts, when
+/// the end was abnormal and it has a `session`), or let it go.
 async fn ended(
     shared: Arc<Shared>,
     id: String,
     serial: u64,
     reason: CloseReason,
-    kept: Option<Inbox>,
+    kept: Option<Kept>,
     session: Option<String>,
     outbox: Outbox,
 ) {
     match (kept, session) {
-        (Some(inbox), Some(session)) if !shared.is_shutting_down() => {
-            hold(shared.clone(), id, serial, session, inbox, outbox).await;
+        (Some(kept), Some(session)) if !shared.is_shutting_down() => {
+            hold(shared.clone(), id, serial, session, kept, outbox).await;
         }
         (kept, _) => {
             // Not held because the server is stopping: no `on-disconnect`
-            // then, as for every connection the shutdown closes.
+            // then, as for every connection the shutdown closes. (Its place
+            // in the admission counts goes with `kept`.)
             let stopping = kept.is_some();
-            if let Some(mut inbox) = kept {
-                inbox.unhold();
+            if let Some(mut kept) = kept {
+                kept.missed.unhold();
             }
             if shared.registry.unregister(&id, serial)
                 && !reason.shutdown
@@ -150,28 +157,51 @@ async fn ended(
     }
 }
 
+/// What a hold keeps for an id while it is away.
+#[derive(Debug)]
+pub struct Kept {
+    /// Its queue: what is sent to it meanwhile.
+    pub missed: Inbox,
+    /// Its place in the admission counts (the server's, and its last
+    /// address's): a held id counts as a connection.
+    pub ticket: HeldTicket,
+}
+
 /// Hold `id` (its connection `serial` ended abnormally) for the resume
-/// window: it stays online and in its rooms, and `missed` collects what is
-/// sent to it, until a connection presents `session` or the window ends.
+/// window: it stays online and in its rooms, and `kept.missed` collects what
+/// is sent to it, until a connection presents `session` or the window ends.
 /// Then, if nobody resumed it, it goes offline as any connection does
-/// (`on-disconnect`, its rooms hear `left`).
+/// (`on-disconnect`, its rooms hear `left`). Past `--max-held`, the oldest
+/// hold ends at once, the same way.
 async fn hold(
     shared: Arc<Shared>,
     id: String,
     serial: u64,
     session: String,
-    missed: Inbox,
+    kept: Kept,
     outbox: Outbox,
 ) {
     let held = Held {
         session,
         serial,
-        kept: missed,
+        kept,
     };
-    if let Some(older) = shared.sessions.hold(&id, held).await {
+    let holding = shared
+        .sessions
+        .hold(&id, held, shared.limits.held_cap())
+        .await;
+    if let Some(older) = holding.replaced {
         // A hold of an earlier connection no resume claimed: over.
-        let mut inbox = older.kept;
+        let mut inbox = older.kept.missed;
         inbox.unhold();
+    }
+    if let Some((oldest, held)) = holding.evicted {
+        tracing::debug!(
+            id = oldest,
+            serial = held.serial,
+            "hold ended early: --max-held reached"
+        );
+        end_hold(&shared, &oldest, held).await;
     }
     let window = shared.recovery.resume_window;
     tracing::debug!(id, serial, ?window, "held for a resume");
@@ -190,11 +220,19 @@ async fn hold(
 }
 
 /// A hold is over without a resume: the id goes offline.
-async fn end_hold(shared: &Shared, id: &str, held: Held<Inbox>) {
-    let mut inbox = held.kept;
-    inbox.unhold();
-    tracing::debug!(id, serial = held.serial, "hold ended");
-    if shared.registry.unregister(id, held.serial) && !shared.is_shutting_down() {
+async fn end_hold(shared: &Shared, id: &str, held: Held<Kept>) {
+    let Kept { missed, ticket } = held.kept;
+    // Its place is free before its rooms hear `left`.
+    drop(ticket);
+    let_go(shared, id, held.serial, missed).await;
+}
+
+/// The held connection `serial` of `id`, with its queue `missed`, goes
+/// offline (unless a newer connection has the id).
+async fn let_go(shared: &Shared, id: &str, serial: u64, mut missed: Inbox) {
+    missed.unhold();
+    tracing::debug!(id, serial, "hold ended");
+    if shared.registry.unregister(id, serial) && !shared.is_shutting_down() {
         disconnected(shared, id).await;
     }
 }
@@ -225,7 +263,14 @@ struct Accepted {
 }
 
 /// Read the upgrade request, ask the policy, answer. `None` if refused.
-async fn upgrade<S>(shared: &Shared, stream: &mut S, peer: SocketAddr) -> Option<Accepted>
+/// `ticket` is the connection's place in the admission counts, taken at
+/// accept before the request could be read (see `Ticket::confirm`).
+async fn upgrade<S>(
+    shared: &Shared,
+    stream: &mut S,
+    peer: SocketAddr,
+    ticket: &mut Ticket,
+) -> Option<Accepted>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -265,17 +310,32 @@ where
     // A held id comes back: with its session it resumes; without it (or
     // after its window) it starts afresh, its hold ended first, so its
     // rooms hear `left` before any new `joined`.
-    let resume = match shared.sessions.claim(id, presented).await {
-        Claim::Resumed(held) => Some(Resume {
-            serial: held.serial,
-            missed: held.kept,
-        }),
+    let (resume, resumed) = match shared.sessions.claim(id, presented).await {
+        Claim::Resumed(held) => {
+            let Kept { missed, ticket } = held.kept;
+            let serial = held.serial;
+            (Some(Resume { serial, missed }), Some(ticket))
+        }
         Claim::Refused(held) => {
             end_hold(shared, id, held).await;
-            None
+            (None, None)
         }
-        Claim::NotHeld => None,
+        Claim::NotHeld => (None, None),
     };
+    // Admitted at accept, before the request said what it is: a resumed
+    // hold stops counting now (this connection takes its place, so a resume
+    // is never refused for its own hold), and a connection admitted on
+    // probation (its address or the server was full of holds) is checked
+    // again. Refused, a resume's hold ends as any resume that does not
+    // happen.
+    if let Err(refusal) = ticket.confirm(resumed) {
+        tracing::debug!(%peer, id, %refusal, "connection refused");
+        if let Some(Resume { serial, missed }) = resume {
+            let_go(shared, id, serial, missed).await;
+        }
+        let _ = timeout(limit, handshake::refuse(stream, 503, &refusal.to_string())).await;
+        return None;
+    }
     // 120 random bits: the only proof a resume needs.
     let session = v2.then(|| crate::store::token::random_token(24));
     let info = connect_info(
@@ -289,12 +349,7 @@ where
     let refused = async |resume: Option<Resume>| {
         // A resume that does not happen ends the hold it took.
         if let Some(Resume { serial, missed }) = resume {
-            let held = Held {
-                session: String::new(),
-                serial,
-                kept: missed,
-            };
-            end_hold(shared, id, held).await;
+            let_go(shared, id, serial, missed).await;
         }
     };
     let actions = match decide::on_connect(shared, info) {

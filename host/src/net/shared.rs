@@ -9,7 +9,7 @@ use crate::chat::Chat;
 use crate::chat::registry::Registry;
 use crate::config::{Limits, Recovery};
 use crate::net::admission::Admission;
-use crate::net::outbound::{Budget, Inbox};
+use crate::net::outbound::Budget;
 use crate::ops::record::Recorder;
 use crate::policy::{Policy, World};
 use crate::store::history::History;
@@ -25,8 +25,9 @@ pub struct Shared {
     pub history: Arc<dyn History>,
     /// Notices kept for offline ids.
     pub notices: Arc<dyn Notices>,
-    /// Ids held for a resume, with the queue that collects what they miss.
-    pub sessions: Arc<dyn Sessions<Inbox>>,
+    /// Ids held for a resume, with the queue that collects what they miss
+    /// and their place in the admission counts.
+    pub sessions: Arc<dyn Sessions<crate::net::session::Kept>>,
     /// What is kept for reconnecting clients, and for how long.
     pub recovery: Recovery,
     /// The chat rules.

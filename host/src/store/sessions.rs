@@ -29,15 +29,28 @@ pub enum Claim<T> {
     NotHeld,
 }
 
+/// What holding an id took out of the store.
+#[derive(Debug)]
+pub struct Holding<T> {
+    /// An older hold of the same id, replaced.
+    pub replaced: Option<Held<T>>,
+    /// The oldest hold (the one held longest), with its id, taken out to
+    /// keep the store within its cap: ended early, exactly as if its
+    /// window had ended. With a cap of 0, the new hold itself.
+    pub evicted: Option<(String, Held<T>)>,
+}
+
 /// Every held id.
 ///
-/// Claiming and releasing are one atomic step each: whoever takes a hold
-/// first (a resume, or the end of the window) has it, and the other finds
-/// nothing.
+/// Holding, claiming and releasing are one atomic step each: whoever takes
+/// a hold first (a resume, the end of the window, or a newer hold past the
+/// cap) has it, and the others find nothing.
 #[async_trait]
 pub trait Sessions<T: Send + 'static>: std::fmt::Debug + Send + Sync {
-    /// Hold `id` (replacing an older hold of it, returned).
-    async fn hold(&self, id: &str, held: Held<T>) -> Option<Held<T>>;
+    /// Hold `id`, replacing an older hold of it, and keep at most `max`
+    /// holds: past it, the oldest is taken out. Both are returned, for the
+    /// caller to end.
+    async fn hold(&self, id: &str, held: Held<T>, max: usize) -> Holding<T>;
 
     /// Take `id`'s hold: resumed when `session` is its token, refused
     /// otherwise (a connection that takes the id without the token ends
