@@ -20,11 +20,7 @@ pub struct DefaultPolicy;
 
 impl Guest for DefaultPolicy {
     fn on_connect(info: wit::ConnectInfo) -> Result<Vec<wit::Action>, wit::Reject> {
-        Ok(lower(rules::on_connect(
-            &info.id,
-            &info.session,
-            info.resumed,
-        )))
+        Ok(lower(rules::on_connect(&info.id, info.resumed)))
     }
 
     fn on_message(sender: wit::ConnId, frame: wit::Frame) -> Vec<wit::Action> {
@@ -57,8 +53,10 @@ impl rules::Registry for Host {
         registry::in_room(id, room)
     }
 
-    fn room_members(&self, room: &str) -> Vec<String> {
-        registry::room_members(room)
+    fn members(&self, room: &str, cap: usize) -> (Vec<String>, usize) {
+        let cap = u32::try_from(cap).unwrap_or(u32::MAX);
+        let ids = registry::room_members_up_to(room, cap);
+        (ids, registry::room_size(room) as usize)
     }
 
     fn is_online(&self, id: &str) -> bool {

@@ -223,15 +223,28 @@ pub fn room<'a>(fields: &Fields<'a>) -> Result<Cow<'a, str>, Refusal> {
     Ok(room)
 }
 
-/// `to`: any string (an id that cannot be online is simply never reached).
+/// `to`: an id, by the same rule as the URL's (1-64 characters of
+/// `A-Z a-z 0-9 _ . -`): anything else could never be online, and a
+/// stored notice under a made-up key would only hold the server's memory.
 pub fn to<'a>(fields: &Fields<'a>) -> Result<Cow<'a, str>, Refusal> {
     let raw = fields
         .to
         .ok_or(Refusal::fixed(ErrorCode::BadRequest, "missing field `to`"))?;
-    json_str(raw).ok_or(Refusal::fixed(
+    let to = json_str(raw).ok_or(Refusal::fixed(
         ErrorCode::BadRequest,
         "field `to` must be a string",
-    ))
+    ))?;
+    let valid = (1..=64).contains(&to.len())
+        && to
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    if !valid {
+        return Err(Refusal::fixed(
+            ErrorCode::BadRequest,
+            "field `to` must be an id: 1-64 characters of A-Z a-z 0-9 _ . -",
+        ));
+    }
+    Ok(to)
 }
 
 /// `data`: any JSON value (`null` too), but present.

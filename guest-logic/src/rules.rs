@@ -17,8 +17,9 @@ use crate::request::{self, Fields, Kind, Refusal};
 pub trait Registry {
     /// Is `id` a member of `room`?
     fn in_room(&self, id: &str, room: &str) -> bool;
-    /// The members of `room`, in no particular order.
-    fn room_members(&self, room: &str) -> Vec<String>;
+    /// At most `cap` members of `room` (which ones is the host's choice),
+    /// and how many it has: a large room is never copied whole.
+    fn members(&self, room: &str, cap: usize) -> (Vec<String>, usize);
     /// Is a connection with this id online (or held, waiting to resume)?
     fn is_online(&self, id: &str) -> bool;
     /// Up to `limit` of the newest kept messages of `room` before offset
@@ -41,11 +42,11 @@ pub const MAX_MEMBER_IDS: usize = 1000;
 /// The message of the `bad-request` error answering a binary frame.
 pub const BINARY_MESSAGE: &str = "binary frames are not supported: send JSON text frames";
 
-/// A client connected: greet it with `welcome`, which tells it its
-/// `session` (for `?resume=` after a drop) and whether it `resumed` a held
-/// one. The default rules never refuse a connection.
-pub fn on_connect(id: &str, session: &str, resumed: bool) -> Vec<Action> {
-    vec![Action::Reply(frames::welcome(id, session, resumed))]
+/// A client connected: greet it with `welcome`, which tells it whether it
+/// `resumed` a held session (the host adds the `session` for `?resume=`
+/// after a drop). The default rules never refuse a connection.
+pub fn on_connect(id: &str, resumed: bool) -> Vec<Action> {
+    vec![Action::Reply(frames::welcome(id, resumed))]
 }
 
 /// `id` went offline. The host takes it out of every room and tells each
@@ -250,18 +251,14 @@ impl<R: Registry + ?Sized> Request<'_, '_, R> {
     }
 
     /// `members {room}`: who is in the room, for its members only. At most
-    /// [`MAX_MEMBER_IDS`] ids, the first in sort order, with the exact
-    /// count.
+    /// [`MAX_MEMBER_IDS`] ids (the host picks which; they are sorted), with
+    /// the exact count.
     fn members(&self, actions: &mut Vec<Action>) -> Result<(), Refusal> {
         let room = request::room(self.fields)?;
         self.member_of(&room)?;
-        let mut ids = self.registry.room_members(&room);
-        let count = u32::try_from(ids.len()).unwrap_or(u32::MAX);
-        if ids.len() > MAX_MEMBER_IDS {
-            // The smallest ids, without sorting a whole large room.
-            ids.select_nth_unstable(MAX_MEMBER_IDS);
-            ids.truncate(MAX_MEMBER_IDS);
-        }
+        let (mut ids, count) = self.registry.members(&room, MAX_MEMBER_IDS);
+        let count = u32::try_from(count).unwrap_or(u32::MAX);
+        ids.truncate(MAX_MEMBER_IDS);
         ids.sort_unstable();
         actions.push(Action::Reply(frames::members(
             &room,

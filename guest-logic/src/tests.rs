@@ -37,13 +37,19 @@ impl Registry for Reg {
             .is_some_and(|r| r.contains(room))
     }
 
-    fn room_members(&self, room: &str) -> Vec<String> {
-        self.rooms
+    /// The host picks which members to list; this one, the smallest ids.
+    fn members(&self, room: &str, cap: usize) -> (Vec<String>, usize) {
+        let mut all: Vec<String> = self
+            .rooms
             .borrow()
             .iter()
             .filter(|(_, rooms)| rooms.contains(room))
             .map(|(id, _)| id.clone())
-            .collect()
+            .collect();
+        all.sort();
+        let count = all.len();
+        all.truncate(cap);
+        (all, count)
     }
 
     /// Online: every id the scene mentions.
@@ -106,16 +112,12 @@ fn error_parts(t: &str) -> (String, String, Option<String>) {
 #[test]
 fn connect_says_welcome() {
     assert_eq!(
-        rules::on_connect("alice", "s3ss10n", false),
-        vec![reply(
-            r#"{"type":"welcome","id":"alice","session":"s3ss10n","resumed":false}"#
-        )]
+        rules::on_connect("alice", false),
+        vec![reply(r#"{"type":"welcome","id":"alice","resumed":false}"#)]
     );
     assert_eq!(
-        rules::on_connect("bob", "s", true),
-        vec![reply(
-            r#"{"type":"welcome","id":"bob","session":"s","resumed":true}"#
-        )]
+        rules::on_connect("bob", true),
+        vec![reply(r#"{"type":"welcome","id":"bob","resumed":true}"#)]
     );
 }
 
@@ -544,26 +546,13 @@ fn history_for_members_only() {
 }
 
 #[test]
-fn notice_to_self_and_to_any_string() {
+fn notice_to_self() {
     let actions = msg(
         &Reg::default(),
         "a",
         r#"{"type":"notice","to":"a","data":1}"#,
     );
     assert!(matches!(&actions[..], [Action::Send { to, .. }] if to == "a"));
-    // Not a valid id: still a send, the host answers target-closed.
-    let actions = msg(
-        &Reg::default(),
-        "a",
-        r#"{"type":"notice","to":"no such id!","data":1}"#,
-    );
-    assert!(matches!(&actions[..], [Action::Send { to, .. }] if to == "no such id!"));
-    let actions = msg(
-        &Reg::default(),
-        "a",
-        r#"{"type":"notice","to":"","data":1}"#,
-    );
-    assert!(matches!(&actions[..], [Action::Send { to, .. }] if to.is_empty()));
 }
 
 #[test]
@@ -582,6 +571,14 @@ fn notice_field_rules() {
         (
             r#"{"type":"notice","to":"b"}"#,
             "missing field `data` (any JSON value, null allowed)",
+        ),
+        (
+            r#"{"type":"notice","to":"no such id!","data":1}"#,
+            "field `to` must be an id: 1-64 characters of A-Z a-z 0-9 _ . -",
+        ),
+        (
+            r#"{"type":"notice","to":"","data":1}"#,
+            "field `to` must be an id: 1-64 characters of A-Z a-z 0-9 _ . -",
         ),
     ] {
         let (code, m, r) = error_parts(only_error(&msg(&reg, "a", req)));

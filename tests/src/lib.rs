@@ -731,8 +731,13 @@ impl RawFrame {
 impl RawWs {
     /// Connect to `addr`, upgrade `path` and check the 101.
     pub async fn connect(addr: SocketAddr, path: &str) -> Result<RawWs> {
+        RawWs::over(TcpStream::connect(addr).await?, path).await
+    }
+
+    /// [`RawWs::connect`] over a socket already connected (e.g. with a
+    /// small receive buffer).
+    pub async fn over(mut tcp: TcpStream, path: &str) -> Result<RawWs> {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut tcp = TcpStream::connect(addr).await?;
         let request = format!(
             "GET {path} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
              Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"

@@ -61,9 +61,15 @@ impl Notices for LaterNotices {
     fn limits(&self) -> &StoredLimits {
         self.0.limits()
     }
-    async fn store(&self, to: &str, frame: Arc<str>, now: SystemTime) -> Result<(), StoreError> {
+    async fn store(
+        &self,
+        from: &str,
+        to: &str,
+        frame: Arc<str>,
+        now: SystemTime,
+    ) -> Result<(), StoreError> {
         yield_now().await;
-        self.0.store(to, frame, now).await
+        self.0.store(from, to, frame, now).await
     }
     async fn take(&self, id: &str, now: SystemTime) -> Mail {
         yield_now().await;

@@ -11,10 +11,12 @@ use crate::chat::rate::Bucket;
 use crate::chat::registry::{Joined, Sent};
 use crate::chat::replies;
 use crate::chat::{Chat, lifecycle};
+use crate::net::id;
 use crate::net::outbound::{CloseReason, Outbox, code};
 use crate::policy::{Action, Frame};
 use crate::store::history::Recovery;
 use crate::store::json;
+use crate::store::notices::StoreError;
 
 /// Longest close reason the WebSocket protocol allows.
 const MAX_CLOSE_REASON: usize = 123;
@@ -36,6 +38,9 @@ pub struct Caller<'a> {
     pub request: Option<&'a str>,
     /// The connection's broadcast allowance (`None`: unlimited).
     pub broadcasts: Option<&'a mut Bucket>,
+    /// The id the event is about: whose quota a stored notice is charged
+    /// to (`""`: nobody's in particular, e.g. a replay).
+    pub sender: &'a str,
 }
 
 impl<'a> Caller<'a> {
@@ -45,6 +50,7 @@ impl<'a> Caller<'a> {
             outbox,
             request: None,
             broadcasts: None,
+            sender: "",
         }
     }
 
@@ -90,6 +96,7 @@ async fn carry_out(
         }
     };
     let request = caller.as_ref().and_then(|c| c.request);
+    let sender = caller.as_ref().map_or(gone.unwrap_or(""), |c| c.sender);
     for action in actions {
         match action {
             Action::Reply(frame) => reply(&caller, to_message(frame)),
@@ -102,9 +109,34 @@ async fn carry_out(
                 store,
                 on_stored,
             } => {
+                if !id::is_valid(&to) {
+                    // Nothing can ever be online under it: not sent, and
+                    // above all not stored (a made-up key would hold
+                    // memory for the notices' whole life).
+                    let message = format!(
+                        "`to` {:?} is not an id (1-64 characters of A-Z a-z 0-9 _ . -)",
+                        id::shown(&to)
+                    );
+                    let refused =
+                        replies::error(request, replies::code::BAD_REQUEST, &message, None);
+                    reply(&caller, refused);
+                    continue;
+                }
                 let msg = to_message(frame);
                 let sent = if store {
-                    deliver_or_store(chat, &to, msg).await
+                    match deliver_or_store(chat, sender, &to, msg).await {
+                        Ok(sent) => sent,
+                        Err(e) => {
+                            let refused = replies::error(
+                                request,
+                                replies::code::STORE_QUOTA,
+                                &e.to_string(),
+                                None,
+                            );
+                            reply(&caller, refused);
+                            continue;
+                        }
+                    }
                 } else {
                     registry.deliver(&to, msg)
                 };
@@ -231,25 +263,35 @@ async fn carry_out(
     }
 }
 
-/// Deliver `msg` to `to`, or, when `to` is offline, store it. The store
+/// Deliver `msg` to `to`, or, when `to` is offline, store it (charged to
+/// `from`'s quotas; over one, the error says which). The store
 /// shares no lock with the registry: should `to` have come online while
 /// the notice was being stored, what is stored for it is handed over now
 /// (its connection took what was there before it registered).
-async fn deliver_or_store(chat: Chat<'_>, to: &str, msg: Message) -> Sent {
+async fn deliver_or_store(
+    chat: Chat<'_>,
+    from: &str,
+    to: &str,
+    msg: Message,
+) -> Result<Sent, StoreError> {
     let registry = chat.registry;
     if registry.is_online(to) {
-        return registry.deliver(to, msg);
+        return Ok(registry.deliver(to, msg));
     }
     let Message::Text(text) = msg else {
-        return Sent::Refused;
+        return Ok(Sent::Refused);
     };
     let stored = chat
         .notices
-        .store(to, text.as_str().into(), std::time::SystemTime::now())
+        .store(from, to, text.as_str().into(), std::time::SystemTime::now())
         .await;
-    if let Err(e) = stored {
-        tracing::debug!(to, error = %e, "notice not stored");
-        return Sent::Refused;
+    match stored {
+        Err(e) if e.is_quota() => return Err(e),
+        Err(e) => {
+            tracing::debug!(to, error = %e, "notice not stored");
+            return Ok(Sent::Refused);
+        }
+        Ok(()) => {}
     }
     if registry.is_online(to) {
         let mail = chat.notices.take(to, std::time::SystemTime::now()).await;
@@ -257,7 +299,7 @@ async fn deliver_or_store(chat: Chat<'_>, to: &str, msg: Message) -> Sent {
             let _ = registry.deliver(to, frame);
         }
     }
-    Sent::Stored
+    Ok(Sent::Stored)
 }
 
 /// Whether a join was refused over a room limit (per id or server-wide):

@@ -24,11 +24,7 @@ impl NativeRules {
 
     /// `on-connect`.
     pub fn on_connect(&self, info: &ConnectInfo) -> Vec<Action> {
-        lower(guest_logic::on_connect(
-            &info.id,
-            &info.session,
-            info.resumed,
-        ))
+        lower(guest_logic::on_connect(&info.id, info.resumed))
     }
 
     /// `on-message`.
@@ -57,15 +53,22 @@ impl guest_logic::Registry for Adapter<'_> {
         self.0.in_room(id, room)
     }
 
-    fn room_members(&self, room: &str) -> Vec<String> {
-        self.0.room_members(room)
+    fn members(&self, room: &str, cap: usize) -> (Vec<String>, usize) {
+        if !crate::policy::queries::ask() {
+            return (Vec::new(), 0);
+        }
+        let members = crate::store::presence::Presence::members_now(self.0, room, cap);
+        (members.ids, members.count)
     }
 
     fn is_online(&self, id: &str) -> bool {
-        self.0.is_online(id)
+        crate::policy::queries::ask() && self.0.is_online(id)
     }
 
     fn history(&self, room: &str, before: Option<u64>, limit: u32) -> guest_logic::HistoryPage {
+        if !crate::policy::queries::ask() {
+            return guest_logic::HistoryPage::default();
+        }
         let page = self.1.read(room, before, limit as usize);
         guest_logic::HistoryPage {
             epoch: page.epoch,

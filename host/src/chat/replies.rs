@@ -19,6 +19,11 @@ pub mod code {
     pub const RATE_LIMITED: &str = "rate-limited";
     /// A `join` would put the id in more rooms than allowed.
     pub const TOO_MANY_ROOMS: &str = "too-many-rooms";
+    /// A notice's `to` is not an id (nothing was sent or stored).
+    pub const BAD_REQUEST: &str = "bad-request";
+    /// A notice was not stored: the sender has as many stored as its quota
+    /// allows (per sender, or per sender and recipient).
+    pub const STORE_QUOTA: &str = "store-quota";
 }
 
 /// `{"type":"error","ref","code","message"[,"retry_after_ms"]}` answering

@@ -5,9 +5,11 @@
 //! - [`settings`] — every setting's flag, variable, file key and default, written once
 //! - [`cli`]      — command line → [`Config`]
 //! - [`file`]     — `switchboard.toml`
+//! - [`origins`]  — origins as an `Origin` header sends them; `--allowed-origins`
 
 pub mod cli;
 pub mod file;
+pub mod origins;
 pub mod settings;
 
 use std::net::SocketAddr;
@@ -31,6 +33,12 @@ pub struct Config {
     pub watch_policy: bool,
     /// Serve the web chat page at `/` on the public port.
     pub web_chat: bool,
+    /// Origins besides the server's own that may open a WebSocket (`*`:
+    /// any). Empty: a web page's origin must be the server's own.
+    pub allowed_origins: origins::AllowedOrigins,
+    /// Refuse an `Origin` of a non-web scheme (e.g. `weapp://…`) that is
+    /// not listed, too; by default only web pages' origins are checked.
+    pub refuse_non_web_origins: bool,
     /// How often the watched policy file is looked at.
     pub watch_interval: Duration,
     /// The admin listener; `None` runs without one.
@@ -72,8 +80,22 @@ pub struct Recovery {
     pub stored_notices_per_id: usize,
     /// How long a stored notice waits for its id.
     pub stored_notice_ttl: Duration,
-    /// Bytes of room history and stored notices together.
-    pub max_bytes: usize,
+    /// Notices one sender may have stored and not yet handed over, all
+    /// recipients together; past it `store-quota`.
+    pub stored_notices_per_sender: usize,
+    /// Notices one sender may have stored for one recipient; past it
+    /// `store-quota`.
+    pub stored_notices_per_pair: usize,
+    /// Bytes of every room's history, as memory holds them (keys, frames,
+    /// overhead). History and notices have a cap each, so neither can
+    /// evict the other.
+    pub history_max_bytes: usize,
+    /// Bytes of every stored notice, as memory holds them.
+    pub notices_max_bytes: usize,
+    /// `--recovery-max-bytes`, the one cap of history and notices together
+    /// before they had one each: still accepted for one release (split in
+    /// half between them), with a warning at start.
+    pub deprecated_max_bytes: Option<usize>,
 }
 
 impl Default for Recovery {
@@ -85,7 +107,11 @@ impl Default for Recovery {
             resume_window: Duration::from_secs(120),
             stored_notices_per_id: 100,
             stored_notice_ttl: Duration::from_secs(7 * 24 * 3600),
-            max_bytes: 64 * 1024 * 1024,
+            stored_notices_per_sender: 100,
+            stored_notices_per_pair: 20,
+            history_max_bytes: 64 * 1024 * 1024,
+            notices_max_bytes: 32 * 1024 * 1024,
+            deprecated_max_bytes: None,
         }
     }
 }
@@ -99,8 +125,15 @@ pub struct AuthConfig {
     /// PEM public key (RSA → RS256, EC P-256 → ES256) for tokens signed by
     /// a key the server does not hold.
     pub public_key: Option<PathBuf>,
-    /// Clock skew tolerated on `exp` and `nbf`.
+    /// Clock skew tolerated on `exp`, `nbf` and `iat`.
     pub leeway: Duration,
+    /// The `iss` every token must carry; `None`: any (or none).
+    pub issuer: Option<String>,
+    /// The audience every token's `aud` must name; `None`: `aud` is not checked.
+    pub audience: Option<String>,
+    /// The oldest a token may be, by its `iat` (which it must then carry);
+    /// `None`: no limit but its `exp`.
+    pub max_age: Option<Duration>,
 }
 
 impl Default for AuthConfig {
@@ -109,6 +142,9 @@ impl Default for AuthConfig {
             secret: None,
             public_key: None,
             leeway: Duration::from_secs(30),
+            issuer: None,
+            audience: None,
+            max_age: None,
         }
     }
 }
@@ -126,6 +162,11 @@ pub struct AdminConfig {
     /// Where the token made at start is written when none is configured
     /// (readable by this user only); `switchboard policy …` reads it.
     pub token_file: PathBuf,
+    /// Connections served at once; more are answered 503 and closed.
+    pub max_connections: usize,
+    /// Time a connection has to send a request's head (request line and
+    /// headers); past it the connection is dropped.
+    pub header_timeout: Duration,
 }
 
 /// The default place for the generated admin token:
@@ -153,6 +194,8 @@ impl Default for AdminConfig {
             token: None,
             max_upload_bytes: 64 * 1024 * 1024,
             token_file: default_token_file(),
+            max_connections: 64,
+            header_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -167,6 +210,8 @@ impl Default for Config {
             policy_limits: PolicyLimits::default(),
             watch_policy: true,
             web_chat: true,
+            allowed_origins: origins::AllowedOrigins::default(),
+            refuse_non_web_origins: false,
             watch_interval: Duration::from_secs(1),
             admin: Some(AdminConfig::default()),
             record_events: None,
@@ -253,6 +298,17 @@ pub struct Limits {
     pub broadcasts_per_sec: u32,
     /// How many broadcasts at once above the rate.
     pub broadcasts_burst: u32,
+    /// Presence and history queries (`members`, `online`, `history`: any
+    /// policy call that asks the host who is where or what a room said)
+    /// per second one connection may make (0: no limit).
+    pub queries_per_sec: u32,
+    /// How many queries at once above the rate.
+    pub queries_burst: u32,
+    /// Bytes of partly received messages all connections together may
+    /// hold; past it a connection that reads more while holding over
+    /// 4 KiB of an unfinished message is closed with 1013, try again later
+    /// (0: no limit).
+    pub inbound_total_bytes: usize,
     /// Connections (handshaking or open) from one IP address; more get 503.
     pub max_connections_per_ip: usize,
     /// Handshakes (TCP accepted, TLS or upgrade not finished) in progress
@@ -288,6 +344,9 @@ impl Default for Limits {
             max_rooms_per_id: 256,
             messages_per_sec: 50,
             messages_burst: 100,
+            queries_per_sec: 5,
+            queries_burst: 20,
+            inbound_total_bytes: 64 * 1024 * 1024,
             broadcasts_per_sec: 1,
             broadcasts_burst: 5,
             max_connections_per_ip: 4096,

@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::config::origins::AllowedOrigins;
 use crate::config::{AuthConfig, Config, PolicySource, TlsFiles};
 
 /// One setting, described for tests and tools (see [`Settings::all`]).
@@ -245,6 +246,20 @@ section! {
         get |c| Some(c.web_chat),
         set |c, v| c.web_chat = v,
         sample "false";
+
+        /// Origins (scheme://host[:port], comma-separated; `*`: any) whose web pages may connect besides the server's own; other http(s) origins and `null` get HTTP 403.
+        allowed_origins: AllowedOrigins,
+        flag "allowed-origins", env "SWITCHBOARD_ALLOWED_ORIGINS",
+        get |c| (!c.allowed_origins.is_empty()).then(|| c.allowed_origins.clone()),
+        set |c, v| c.allowed_origins = v,
+        sample "https://chat.example.com,http://localhost:8080";
+
+        /// Refuse (403) an Origin of a non-web scheme (e.g. WeChat's `weapp://…`) unless --allowed-origins lists it.
+        refuse_non_web_origins: bool,
+        flag "refuse-non-web-origins", env "SWITCHBOARD_REFUSE_NON_WEB_ORIGINS",
+        get |c| Some(c.refuse_non_web_origins),
+        set |c, v| c.refuse_non_web_origins = v,
+        sample "true";
     }
 }
 
@@ -371,6 +386,27 @@ section! {
         get |c| Some(c.limits.broadcasts_burst),
         set |c, v| c.limits.broadcasts_burst = v,
         sample "9";
+
+        /// Presence and history queries (`members`, `online`, `history`) per second one connection may make (0: no limit); past it, `rate-limited`.
+        queries_per_sec: u32,
+        flag "queries-per-sec", env "SWITCHBOARD_QUERIES_PER_SEC",
+        get |c| Some(c.limits.queries_per_sec),
+        set |c, v| c.limits.queries_per_sec = v,
+        sample "2";
+
+        /// Queries one connection may make at once above --queries-per-sec.
+        queries_burst: u32,
+        flag "queries-burst", env "SWITCHBOARD_QUERIES_BURST",
+        get |c| Some(c.limits.queries_burst),
+        set |c, v| c.limits.queries_burst = v,
+        sample "6";
+
+        /// Bytes of partly received messages all connections together may hold (0: no limit); past it, a connection holding over 4 KiB of an unfinished message is closed with 1013.
+        inbound_total_bytes: usize,
+        flag "inbound-total-bytes", env "SWITCHBOARD_INBOUND_TOTAL_BYTES",
+        get |c| Some(c.limits.inbound_total_bytes),
+        set |c, v| c.limits.inbound_total_bytes = v,
+        sample "9000000";
 
         /// Connections (handshaking or open) from one IP address; more get HTTP 503.
         max_connections_per_ip: usize,
@@ -568,6 +604,34 @@ section! {
             admin.max_upload_bytes = v;
         },
         sample "4096";
+
+        /// Admin connections served at once (at least 1); more are answered 503 and closed.
+        max_connections: usize,
+        flag "admin-max-connections", env "SWITCHBOARD_ADMIN_MAX_CONNECTIONS",
+        get |c| c.admin.as_ref().map(|a| a.max_connections),
+        set |c, v| {
+            if v == 0 {
+                return Err("admin max connections must be at least 1".into());
+            }
+            if let Some(admin) = &mut c.admin {
+                admin.max_connections = v;
+            }
+        },
+        sample "8";
+
+        /// Seconds an admin connection has to send a request's line and headers (at least 1); past it the connection is dropped.
+        header_timeout_secs: u64,
+        flag "admin-header-timeout-secs", env "SWITCHBOARD_ADMIN_HEADER_TIMEOUT_SECS",
+        get |c| c.admin.as_ref().map(|a| secs(a.header_timeout)),
+        set |c, v| {
+            if v == 0 {
+                return Err("the admin header timeout must be at least 1 second".into());
+            }
+            if let Some(admin) = &mut c.admin {
+                admin.header_timeout = Duration::from_secs(v);
+            }
+        },
+        sample "3";
     }
 }
 
@@ -590,7 +654,7 @@ section! {
         set |c, v| c.auth.get_or_insert_with(AuthConfig::default).public_key = Some(v),
         sample "/etc/switchboard/auth.pub.pem";
 
-        /// Clock skew tolerated on a token's `exp` and `nbf`, in seconds (only with a secret or key).
+        /// Clock skew tolerated on a token's `exp`, `nbf` and `iat`, in seconds (only with a secret or key).
         leeway_secs: u64,
         flag "auth-leeway-secs", env "SWITCHBOARD_AUTH_LEEWAY_SECS",
         // After `secret` and `public_key`: it only refines an `[auth]` they turned on.
@@ -599,6 +663,33 @@ section! {
             auth.leeway = Duration::from_secs(v);
         },
         sample "5";
+
+        /// The `iss` every token must carry (only with a secret or key).
+        issuer: String,
+        flag "auth-issuer", env "SWITCHBOARD_AUTH_ISSUER",
+        get |c| c.auth.as_ref().and_then(|a| a.issuer.clone()),
+        set |c, v| if let Some(auth) = &mut c.auth {
+            auth.issuer = Some(v);
+        },
+        sample "https://login.example.com";
+
+        /// The audience every token's `aud` must name (only with a secret or key).
+        audience: String,
+        flag "auth-audience", env "SWITCHBOARD_AUTH_AUDIENCE",
+        get |c| c.auth.as_ref().and_then(|a| a.audience.clone()),
+        set |c, v| if let Some(auth) = &mut c.auth {
+            auth.audience = Some(v);
+        },
+        sample "switchboard";
+
+        /// Oldest a token may be, in seconds since its `iat` (which it must then carry; 0: no limit; only with a secret or key).
+        max_age_secs: u64,
+        flag "auth-max-age-secs", env "SWITCHBOARD_AUTH_MAX_AGE_SECS",
+        get |c| c.auth.as_ref().and_then(|a| a.max_age).map(secs),
+        set |c, v| if let Some(auth) = &mut c.auth {
+            auth.max_age = (v > 0).then(|| Duration::from_secs(v));
+        },
+        sample "600";
     }
 }
 
@@ -649,12 +740,44 @@ section! {
         set |c, v| c.recovery.stored_notice_ttl = Duration::from_secs(v),
         sample "3600";
 
-        /// Bytes of room history and stored notices together (all rooms, all ids).
+        /// Deprecated (one more release): history and notices together; sets half of each of --history-max-bytes and --notices-max-bytes, which win when given.
         max_bytes: usize,
         flag "recovery-max-bytes", env "SWITCHBOARD_RECOVERY_MAX_BYTES",
-        get |c| Some(c.recovery.max_bytes),
-        set |c, v| c.recovery.max_bytes = v,
+        get |c| c.recovery.deprecated_max_bytes,
+        set |c, v| {
+            c.recovery.deprecated_max_bytes = Some(v);
+            c.recovery.history_max_bytes = v / 2;
+            c.recovery.notices_max_bytes = v - v / 2;
+        },
         sample "1000000";
+
+        /// Bytes of every room's history (frames, keys and per-entry overhead); only history is ever trimmed for it.
+        history_max_bytes: usize,
+        flag "history-max-bytes", env "SWITCHBOARD_HISTORY_MAX_BYTES",
+        get |c| Some(c.recovery.history_max_bytes),
+        set |c, v| c.recovery.history_max_bytes = v,
+        sample "2000000";
+
+        /// Bytes of every stored notice (frames, ids and per-entry overhead); past it `store:true` is answered `target-closed`.
+        notices_max_bytes: usize,
+        flag "notices-max-bytes", env "SWITCHBOARD_NOTICES_MAX_BYTES",
+        get |c| Some(c.recovery.notices_max_bytes),
+        set |c, v| c.recovery.notices_max_bytes = v,
+        sample "3000000";
+
+        /// Stored notices one sender may have outstanding, all recipients together; past it `store-quota`.
+        stored_notices_per_sender: usize,
+        flag "stored-notices-per-sender", env "SWITCHBOARD_STORED_NOTICES_PER_SENDER",
+        get |c| Some(c.recovery.stored_notices_per_sender),
+        set |c, v| c.recovery.stored_notices_per_sender = v,
+        sample "40";
+
+        /// Stored notices one sender may have outstanding for one recipient; past it `store-quota`.
+        stored_notices_per_pair: usize,
+        flag "stored-notices-per-pair", env "SWITCHBOARD_STORED_NOTICES_PER_PAIR",
+        get |c| Some(c.recovery.stored_notices_per_pair),
+        set |c, v| c.recovery.stored_notices_per_pair = v,
+        sample "7";
     }
 }
 

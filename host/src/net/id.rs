@@ -29,6 +29,15 @@ impl IdError {
     }
 }
 
+/// Whether `raw` is an id: 1-64 characters of `A-Z a-z 0-9 _ . -`. The
+/// one rule for the URL's id and a notice's `to`.
+pub fn is_valid(raw: &str) -> bool {
+    (1..=MAX_ID_LEN).contains(&raw.len())
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
 /// A validated connection id.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ConnId(String);
@@ -42,11 +51,7 @@ pub fn shown(raw: &str) -> String {
 impl ConnId {
     /// Validate `raw` as an id.
     pub fn parse(raw: &str) -> Result<ConnId, IdError> {
-        let ok_len = (1..=MAX_ID_LEN).contains(&raw.len());
-        let ok_chars = raw
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
-        if ok_len && ok_chars {
+        if is_valid(raw) {
             Ok(ConnId(raw.to_owned()))
         } else {
             Err(IdError::Invalid(shown(raw)))

@@ -7,10 +7,12 @@
 //! - [`handshake`] — HTTP upgrade: id, `on-connect`, HTTP error answers
 //! - [`web`]       — plain HTTP: the chat page, and why an upgrade would be refused
 //! - [`id`]        — connection ids: validation, extraction from the URL
+//! - [`origin`]    — the `Origin` check on upgrades (cross-site pages)
 //! - [`auth`]      — signed tokens (JWT) that prove an id; minting them
 //! - [`shared`]    — the context every connection task shares
 //! - [`session`]   — one connection: read loop, writer, close
 //! - [`liveness`]  — when a quiet connection is pinged, and when it is given up
+//! - [`inbound`]   — bytes of partly received messages, server-wide
 //! - [`outbound`]  — a connection's bounded outbound queue and close signal; the server-wide byte budget
 //! - [`wire`]      — frames as bytes; a stream split between tungstenite (reading) and the host (writing)
 
@@ -18,7 +20,9 @@ pub mod admission;
 pub mod auth;
 pub mod handshake;
 pub mod id;
+pub mod inbound;
 pub mod liveness;
+pub mod origin;
 pub mod outbound;
 pub mod server;
 pub mod session;

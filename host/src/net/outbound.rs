@@ -33,8 +33,12 @@ pub mod code {
     pub const GOING_AWAY: u16 = 1001;
     /// Invalid UTF-8 in a text frame.
     pub const INVALID_PAYLOAD: u16 = 1007;
-    /// Closed by the policy (its default code).
+    /// Closed by the policy (its default code), or a client pinging past
+    /// its message rate.
     pub const POLICY: u16 = 1008;
+    /// The server is short of a shared resource (the inbound budget): the
+    /// client may come back later.
+    pub const TRY_AGAIN_LATER: u16 = 1013;
     /// A frame or message over the size limit.
     pub const TOO_BIG: u16 = 1009;
     /// A newer connection took over this id.
@@ -245,15 +249,31 @@ struct Queue {
     head: usize,
     /// Frames tungstenite wrote by itself (pong, the close reply), as
     /// bytes; they go out after the partly written frame, if any, and
-    /// before the queued frames. Not counted in any limit: tungstenite
-    /// makes at most one per frame it reads.
+    /// before the queued frames. Counted like the frames, against the
+    /// queue's byte limit and the budget: a client that pings and never
+    /// reads must meet the slow-reader rule too.
     raw: Vec<u8>,
+    /// Where in `raw` a pong not yet begun starts. A newer pong replaces it
+    /// (RFC 6455 5.5.3 allows answering only the latest ping), so at most
+    /// one pong is ever pending.
+    pong_at: Option<usize>,
 }
 
 impl Queue {
     /// Whether anything waits to be written.
     fn is_idle(&self) -> bool {
         self.frames.is_empty() && self.raw.is_empty()
+    }
+
+    /// Bytes queued and not yet taken: frames' payloads and raw bytes.
+    fn queued(&self) -> usize {
+        self.bytes + self.raw.len()
+    }
+
+    /// `n` bytes of `raw` are gone (written or taken): the pending pong, if
+    /// they reach into it, can no longer be replaced.
+    fn raw_gone(&mut self, n: usize) {
+        self.pong_at = self.pong_at.and_then(|at| at.checked_sub(n));
     }
 
     /// Drop the queued frames (a close that does not drain), but the one
@@ -447,6 +467,8 @@ impl Shared {
         }
         let raw = written.min(q.raw.len());
         q.raw.drain(..raw);
+        q.raw_gone(raw);
+        self.budget.release(raw);
         written -= raw;
         while self.consume_frame(q, &mut written) {}
     }
@@ -511,7 +533,8 @@ pub struct Inbox {
 impl Drop for Shared {
     fn drop(&mut self) {
         let q = self.queue.get_mut().unwrap_or_else(|e| e.into_inner());
-        self.budget.release(q.bytes + *self.in_flight.get_mut());
+        self.budget
+            .release(q.bytes + q.raw.len() + *self.in_flight.get_mut());
     }
 }
 
@@ -569,7 +592,8 @@ impl Outbox {
         if q.sealed {
             return Err(PushError::Closed);
         }
-        let over_bytes = q.bytes + len > s.max_bytes && q.bytes > 0;
+        let queued = q.queued();
+        let over_bytes = queued + len > s.max_bytes && queued > 0;
         if q.frames.len() >= s.max_frames || over_bytes {
             drop(q);
             self.overflow();
@@ -609,12 +633,46 @@ impl Outbox {
     }
 
     /// Queue bytes tungstenite wrote by itself (pong, the close reply),
-    /// whole frames. Taken even while closing: the close reply is written
-    /// by the close.
+    /// or the session's own close frame: whole frames. A pong replaces the
+    /// one still pending, and is subject to the queue's limits (over them
+    /// the connection is closed with 4008, as for any frame); a close frame
+    /// is taken even while closing (the close writes it), and counted.
     pub fn push_raw(&self, bytes: &[u8]) {
         let s = &*self.shared;
         let mut q = s.queue();
         let was_idle = q.is_idle();
+        if wire::is_pong(bytes) {
+            if s.is_closing() && !s.is_kept() {
+                // The close frame is what goes next; a pong is moot.
+                return;
+            }
+            if let Some(at) = q.pong_at.take() {
+                let replaced = q.raw.len() - at;
+                q.raw.truncate(at);
+                s.budget.release(replaced);
+            }
+            let queued = q.queued();
+            if queued + bytes.len() > s.max_bytes && queued > 0 {
+                drop(q);
+                self.overflow();
+                return;
+            }
+            if !s.budget.charge(bytes.len()) {
+                drop(q);
+                tracing::warn!(
+                    serial = s.serial,
+                    "outbound budget at its ceiling, closing with 4008"
+                );
+                self.close(budget_reason());
+                return;
+            }
+            q.pong_at = Some(q.raw.len());
+        } else {
+            // A close frame: not refused past the ceiling (it ends the
+            // connection, and with it everything it holds).
+            s.budget.charge(bytes.len());
+            q.pong_at = None;
+        }
         q.raw.extend_from_slice(bytes);
         drop(q);
         if was_idle {
@@ -658,7 +716,7 @@ impl Outbox {
     /// taken by the writer and not yet written.
     pub fn held(&self) -> usize {
         let s = &*self.shared;
-        s.queue().bytes + s.in_flight.load(Ordering::Relaxed)
+        s.queue().queued() + s.in_flight.load(Ordering::Relaxed)
     }
 
     /// Ask the session to end. The first reason wins.
@@ -734,10 +792,18 @@ impl Inbox {
         std::mem::take(&mut q.frames)
     }
 
-    /// The bytes tungstenite wrote by itself, to go before what
-    /// [`Inbox::take_all`] takes (empty if none).
-    pub fn take_raw(&mut self) -> Vec<u8> {
-        std::mem::take(&mut self.shared.queue().raw)
+    /// Everything queued now: tungstenite's own bytes (to go first) and the
+    /// frames, oldest first. All of it stays counted in the budget until
+    /// [`Inbox::written`] says it went.
+    pub fn take_with_raw(&mut self) -> (Vec<u8>, VecDeque<Message>) {
+        let s = &*self.shared;
+        let mut q = s.queue();
+        let raw = std::mem::take(&mut q.raw);
+        q.pong_at = None;
+        let bytes = std::mem::take(&mut q.bytes);
+        s.budget
+            .release(s.in_flight.swap(bytes + raw.len(), Ordering::Relaxed));
+        (raw, std::mem::take(&mut q.frames))
     }
 
     /// Write what is queued to `socket` without waiting; `Ok(true)` when
@@ -827,11 +893,12 @@ impl Inbox {
         q.sealed = true;
         // The budget is released as the frames are handed on, by the
         // queue they go to counting them again.
-        let bytes = std::mem::take(&mut q.bytes);
+        let bytes = std::mem::take(&mut q.bytes) + q.raw.len();
         s.budget
             .release(bytes + s.in_flight.swap(0, Ordering::Relaxed));
         q.head = 0;
         q.raw.clear();
+        q.pong_at = None;
         std::mem::take(&mut q.frames)
     }
 }

@@ -28,7 +28,6 @@ use crate::net::shared::{self, Shared};
 use crate::net::tls::{self, TlsError};
 use crate::policy::clock::Clock;
 use crate::policy::{self, LoadError, Policy, PolicyEnv};
-use crate::store::bytes::Bytes;
 use crate::store::history::{History, HistoryLimits};
 use crate::store::memory::{MemoryHistory, MemoryNotices, MemorySessions};
 use crate::store::notices::{Notices, StoredLimits};
@@ -93,27 +92,22 @@ pub struct Stores {
 
 impl Stores {
     /// The embedded default: all three in memory, within `recovery`'s
-    /// limits, history and notices under one byte cap.
+    /// limits, history and notices each under its own byte cap (so neither
+    /// can evict the other).
     pub fn memory(recovery: &Recovery) -> Stores {
-        // One count, one cap: room history and stored notices together.
-        let kept_bytes = Bytes::new();
-        let history = MemoryHistory::counted_in(
-            HistoryLimits {
-                size: recovery.history_size,
-                ttl: recovery.history_ttl,
-                max_recover: recovery.max_recover,
-                max_total_bytes: recovery.max_bytes,
-            },
-            kept_bytes.clone(),
-        );
-        let notices = MemoryNotices::counted_in(
-            StoredLimits {
-                per_id: recovery.stored_notices_per_id,
-                max_age: recovery.stored_notice_ttl,
-                max_total_bytes: recovery.max_bytes,
-            },
-            kept_bytes,
-        );
+        let history = MemoryHistory::new(HistoryLimits {
+            size: recovery.history_size,
+            ttl: recovery.history_ttl,
+            max_recover: recovery.max_recover,
+            max_total_bytes: recovery.history_max_bytes,
+        });
+        let notices = MemoryNotices::new(StoredLimits {
+            per_id: recovery.stored_notices_per_id,
+            max_age: recovery.stored_notice_ttl,
+            max_total_bytes: recovery.notices_max_bytes,
+            per_sender: recovery.stored_notices_per_sender,
+            per_pair: recovery.stored_notices_per_pair,
+        });
         Stores {
             history: Arc::new(history),
             notices: Arc::new(notices),
@@ -136,6 +130,15 @@ impl Server {
             Registry::with_room_limits(config.limits.max_rooms_per_id, config.limits.max_rooms);
         let state = StateStore::new(StateLimits::from(&config.policy_limits));
         let recovery = config.recovery.clone();
+        if let Some(total) = recovery.deprecated_max_bytes {
+            tracing::warn!(
+                total,
+                history_max_bytes = recovery.history_max_bytes,
+                notices_max_bytes = recovery.notices_max_bytes,
+                "--recovery-max-bytes (recovery.max_bytes) is deprecated and goes in the next release: \
+                 history and stored notices have a cap each now (--history-max-bytes, --notices-max-bytes)"
+            );
+        }
         let Stores {
             history,
             notices,
@@ -213,11 +216,20 @@ impl Server {
             policy,
             recorder,
             ws_config: shared::ws_config(&config.limits),
+            quotas: crate::chat::rate::Kept::new(
+                config.recovery.resume_window,
+                config.limits.max_connections.max(1),
+            ),
             admission: Admission::new(&config.limits),
             budget: Budget::new(config.limits.outbound_total_bytes),
+            inbound: crate::net::inbound::InboundBudget::new(config.limits.inbound_total_bytes),
             limits: config.limits,
             secure: tls.is_some(),
             web_chat: config.web_chat,
+            origins: crate::net::origin::OriginPolicy::new(
+                config.allowed_origins.clone(),
+                config.refuse_non_web_origins,
+            ),
             auth,
             shutting_down: AtomicBool::new(false),
         });
@@ -312,18 +324,10 @@ impl Server {
         let _stop_on_return = stop.drop_guard();
         let tasks = TaskTracker::new();
         tokio::pin!(shutdown);
-        let policy = shared.policy.active();
-        tracing::info!(
-            "listening on {}://{} with policy v{} ({}, {} bytes)",
-            if tls.is_some() { "wss" } else { "ws" },
-            listener
-                .local_addr()
-                .map(|a| a.to_string())
-                .unwrap_or_default(),
-            policy.seq,
-            policy.source,
-            policy.size
-        );
+        let bound = listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+        tracing::info!("{}", start_line(&shared, bound));
         // What a benchmark column claims to run is checked against this line
         // (bench/bench.py): which rules, and the client limits in effect.
         let l = &shared.limits;
@@ -504,6 +508,48 @@ fn refuse(
     });
 }
 
+/// The first line a server logs: where clients connect, which policy
+/// version (and world) runs, where the chat page is, whether ids are
+/// authenticated. Tests and scripts read the address after `listening on
+/// ws://` (or `wss://`), up to the next space.
+fn start_line(shared: &Shared, bound: SocketAddr) -> String {
+    let policy = shared.policy.active();
+    let (ws, http) = if shared.secure {
+        ("wss", "https")
+    } else {
+        ("ws", "http")
+    };
+    let page = if shared.web_chat {
+        format!("chat page {http}://{}/", reachable(bound))
+    } else {
+        "chat page off".to_owned()
+    };
+    let auth = shared
+        .auth
+        .as_ref()
+        .map_or_else(|| "off".to_owned(), |v| v.algorithms());
+    format!(
+        "listening on {ws}://{bound} with policy version {} (world {}; {}, {} bytes); {page}; auth: {auth}",
+        policy.seq,
+        policy.world.version(),
+        policy.source,
+        policy.size,
+    )
+}
+
+/// `bound` as a browser on this machine reaches it: a wildcard address
+/// (0.0.0.0, ::) becomes the loopback one.
+fn reachable(bound: SocketAddr) -> SocketAddr {
+    let mut addr = bound;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    addr
+}
+
 /// Close the largest queues while the outbound budget is exceeded.
 async fn shed(shared: &Shared) {
     loop {
@@ -624,11 +670,14 @@ mod tests {
 
     /// A connection's task holds this future for its whole life, idle or
     /// not: what it weighs is memory per connection (see bench/RESULTS.md).
+    /// 2,048 bytes until issue 20, whose limits each connection carries: a
+    /// third rate bucket (queries, 32 bytes), its share of the inbound
+    /// budget (16) and what its admission ticket keeps for a hold.
     #[test]
     fn a_plain_connection_task_stays_small() {
         let size = future_size(super::serve);
         eprintln!("serve future: {size} bytes");
-        assert!(size <= 2048, "serve's future grew to {size} bytes");
+        assert!(size <= 2144, "serve's future grew to {size} bytes");
     }
 
     #[tokio::test]

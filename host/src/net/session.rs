@@ -23,8 +23,10 @@ use crate::chat::decide;
 use crate::chat::lifecycle::{self, Resume};
 use crate::chat::rate::Quota;
 use crate::chat::replies;
+use crate::policy::queries;
 use crate::net::admission::{HeldTicket, Ticket};
 use crate::net::handshake::{self, Incoming, Upgrade};
+use crate::net::inbound::Pending;
 use crate::net::liveness::{Due, Liveness};
 use crate::net::outbound::{self, CloseReason, Inbox, Outbox, code};
 use crate::net::shared::Shared;
@@ -73,7 +75,11 @@ where
         },
     };
     let mut ws = WebSocketStream::from_partially_read(
-        Wire::new(read, outbox.clone()),
+        Wire::new(
+            read,
+            outbox.clone(),
+            Pending::new(shared.inbound.clone()),
+        ),
         upgrade.leftover,
         Role::Server,
         Some(shared.ws_config),
@@ -91,6 +97,7 @@ where
         &id,
         &outbox,
         upgrade.actions,
+        upgrade.session.as_deref(),
         upgrade.resume,
         || {
             tracing::debug!(%peer, id, serial, resumed, "connected");
@@ -284,7 +291,7 @@ where
             return None;
         }
         Ok(Ok(Incoming::Upgrade(request))) => request
-            .identify(shared.auth.as_ref())
+            .admit(shared.auth.as_ref(), &shared.origins)
             .map(|identity| (request, identity)),
         Ok(Err(e)) => Err(e),
         Err(_) => {
@@ -336,16 +343,9 @@ where
         let _ = timeout(limit, handshake::refuse(stream, 503, &refusal.to_string())).await;
         return None;
     }
-    // 120 random bits: the only proof a resume needs.
-    let session = v2.then(|| crate::store::token::random_token(24));
-    let info = connect_info(
-        shared,
-        &request,
-        &identity,
-        peer,
-        &session,
-        resume.is_some(),
-    );
+    // The only proof a resume needs; none (no resume) without randomness.
+    let session = v2.then(crate::store::token::new_session).flatten();
+    let info = connect_info(shared, &request, &identity, peer, resume.is_some());
     let refused = async |resume: Option<Resume>| {
         // A resume that does not happen ends the hold it took.
         if let Some(Resume { serial, missed }) = resume {
@@ -397,7 +397,6 @@ fn connect_info(
     request: &Upgrade,
     identity: &crate::net::auth::Identity,
     peer: SocketAddr,
-    session: &Option<String>,
     resumed: bool,
 ) -> ConnectInfo {
     ConnectInfo {
@@ -408,7 +407,9 @@ fn connect_info(
         headers: request.headers.clone(),
         secure: shared.secure,
         claims: identity.claims.clone(),
-        session: session.clone().unwrap_or_default(),
+        // A policy never sees a session token: the host puts it into the
+        // welcome (`lifecycle::connect`).
+        session: String::new(),
         resumed,
     }
 }
@@ -444,15 +445,19 @@ where
     R: AsyncRead + Unpin + Send,
     W: AsyncWrite + Unpin,
 {
+    // The buckets follow the id: a reconnect gets back what its last
+    // connection left (`rate::Kept`), and leaves what it has for the next.
+    let mut quota = shared.quotas.take(id, &shared.limits, Instant::now());
     // Not `tokio::join!`, which polls both halves on every wake: each frame
     // queued for this client would also poll the reader (a read attempt
     // through tungstenite). This join polls only the half that was woken.
     (
-        read_loop(shared, ws, id, outbox, holdable),
+        read_loop(shared, ws, id, outbox, holdable, &mut quota),
         write_loop(out, &mut inbox, outbox, holdable),
     )
         .join()
         .await;
+    shared.quotas.put(id, quota, Instant::now());
     let reason = inbox
         .reason()
         .cloned()
@@ -472,6 +477,9 @@ where
     (reason, None)
 }
 
+/// The close reason of a client closed for pinging past its message rate.
+pub const CONTROL_FLOOD: &str = "too many pings: over the message rate";
+
 /// Frames handled in one batch (one cork) at most, so that a client that
 /// keeps sending cannot hold back what its frames queued to others.
 const BATCH: usize = 64;
@@ -485,11 +493,11 @@ async fn read_loop<R>(
     id: &str,
     outbox: &Outbox,
     holdable: bool,
+    quota: &mut Quota,
 ) where
     R: AsyncRead + Unpin + Send,
 {
     let mut live = Liveness::new(&shared.limits, tokio::time::Instant::now());
-    let mut quota = Quota::new(&shared.limits, Instant::now());
     // One close signal and one timer for the connection's life, not one
     // of each per frame: a frame only moves the deadline later, and the
     // timer, when it fires, finds out whether it is really due.
@@ -548,7 +556,10 @@ async fn read_loop<R>(
                         outbox.close(reason.holding(hold));
                         return true;
                     }
-                    Some(Ok(m)) => m,
+                    Some(Ok(m)) => {
+                        stream.get_mut().settled();
+                        m
+                    }
                 };
                 if let Message::Close(frame) = &message {
                     // 1000 and 1001 (a page going away) end a session; any
@@ -559,12 +570,13 @@ async fn read_loop<R>(
                 }
                 live.heard(tokio::time::Instant::now());
                 if let Some((actions, request)) =
-                    on_message(shared, id, outbox, &mut quota, &message)
+                    on_message(shared, id, outbox, quota, &message)
                 {
                     let caller = Caller {
                         outbox,
                         request,
                         broadcasts: Some(&mut quota.broadcasts),
+                        sender: id,
                     };
                     lifecycle::message(shared.chat(), caller, actions).await;
                 }
@@ -606,8 +618,23 @@ fn on_message<'m>(
     let (frame, text) = match message {
         Message::Text(text) => (Frame::Text(text.as_str().to_owned()), Some(text.as_str())),
         Message::Binary(bytes) => (Frame::Binary(bytes.to_vec()), None),
-        // Pings are answered by tungstenite; a close ends the stream next.
-        Message::Ping(_) | Message::Pong(_) | Message::Close(_) | Message::Frame(_) => {
+        // Pings are answered by tungstenite (through the queue, where a pong
+        // replaces the pending one), but each takes from the message bucket:
+        // a client that pings faster than it may send is closed with 1008
+        // (it asked for no answer a `rate-limited` error could carry). Pongs
+        // count too: any frame costs a read.
+        Message::Ping(_) | Message::Pong(_) => {
+            if quota.messages.take(Instant::now()).is_err() {
+                tracing::info!(id, "control frames past the message rate, closing with 1008");
+                outbox.close(CloseReason {
+                    drain: false,
+                    ..CloseReason::with_code(code::POLICY, CONTROL_FLOOD)
+                });
+            }
+            return None;
+        }
+        // A close ends the stream next.
+        Message::Close(_) | Message::Frame(_) => {
             return None;
         }
     };
@@ -625,7 +652,8 @@ fn on_frame(
     frame: Frame,
     text: Option<&str>,
 ) -> Option<Vec<crate::policy::Action>> {
-    if let Err(wait) = quota.messages.take(Instant::now()) {
+    let now = Instant::now();
+    if let Err(wait) = quota.messages.take(now) {
         let _ = outbox.push(replies::error(
             text,
             replies::code::RATE_LIMITED,
@@ -634,7 +662,26 @@ fn on_frame(
         ));
         return None;
     }
-    match decide::on_message(shared, id, frame) {
+    // Presence and history questions take from their own bucket, charged
+    // only when the call asks one (policy::queries): other messages pay
+    // nothing for it.
+    let ready = quota.queries.ready(now);
+    let (decided, asked) = queries::gated(ready.is_ok(), || {
+        decide::on_message(shared, id, frame)
+    });
+    if asked {
+        if let Err(wait) = ready {
+            let _ = outbox.push(replies::error(
+                text,
+                replies::code::RATE_LIMITED,
+                "too many presence or history queries; slow down",
+                Some(wait),
+            ));
+            return None;
+        }
+        let _ = quota.queries.take(now);
+    }
+    match decided {
         Ok(actions) => Some(actions),
         Err(e) => {
             tracing::warn!(id, error = %e, "on-message failed");
@@ -703,8 +750,7 @@ impl<W: AsyncWrite + Unpin> Out<W> {
                     *pending = Vec::new();
                     *at = 0;
                     inbox.written();
-                    let raw = inbox.take_raw();
-                    let frames = inbox.take_all();
+                    let (raw, frames) = inbox.take_with_raw();
                     if raw.is_empty() && frames.is_empty() {
                         return Ok(());
                     }
@@ -848,7 +894,7 @@ mod tests {
         std::mem::size_of::<F>()
     }
 
-    fn size5<A, B, C, D, E, F: Future>(_: impl Fn(A, B, C, D, E) -> F) -> usize {
+    fn size6<A, B, C, D, E, G, F: Future>(_: impl Fn(A, B, C, D, E, G) -> F) -> usize {
         std::mem::size_of::<F>()
     }
 
@@ -870,7 +916,7 @@ mod tests {
         let out = std::mem::size_of::<super::Out<tokio::io::Sink>>();
         eprintln!(
             "run {run} pump {pump} read_loop {} write_loop {} WebSocketStream {ws} Out {out}",
-            size5(super::read_loop::<TcpRead>),
+            size6(super::read_loop::<TcpRead>),
             size4(super::write_loop::<tokio::io::Sink>),
         );
         assert!(

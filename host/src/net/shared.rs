@@ -34,6 +34,8 @@ pub struct Shared {
     pub policy: Policy,
     /// Per-connection limits.
     pub limits: Limits,
+    /// The rate buckets of ids whose connection ended, for their next one.
+    pub quotas: crate::chat::rate::Kept,
     /// tungstenite settings derived from `limits`.
     pub ws_config: WebSocketConfig,
     /// Whether connections arrive over TLS.
@@ -43,10 +45,14 @@ pub struct Shared {
     /// Checks the signed token that proves an id (`None`: ids are trusted
     /// from the URL).
     pub auth: Option<crate::net::auth::Verifier>,
+    /// Which web pages may open a WebSocket (the upgrade's `Origin`).
+    pub origins: crate::net::origin::OriginPolicy,
     /// Connections admitted (handshaking or open), server-wide and per IP.
     pub admission: Arc<Admission>,
     /// Bytes queued to all clients together.
     pub budget: Arc<Budget>,
+    /// Bytes of partly received messages, all clients together.
+    pub inbound: Arc<crate::net::inbound::InboundBudget>,
     /// Set once shutdown starts: new sessions close at once.
     pub shutting_down: AtomicBool,
     /// Where policy events are recorded, if they are.

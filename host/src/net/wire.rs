@@ -19,7 +19,8 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::chat::actions;
-use crate::net::outbound::Outbox;
+use crate::net::inbound::Pending;
+use crate::net::outbound::{CloseReason, Outbox, code};
 
 /// A frame's header: FIN, the opcode, the payload length (servers do not
 /// mask). At most 10 bytes; `len` says how many are used.
@@ -93,6 +94,14 @@ pub fn close_frame(code: u16, reason: &str) -> Vec<u8> {
     out.extend_from_slice(&code.to_be_bytes());
     out.extend_from_slice(reason.as_bytes());
     out
+}
+
+/// Whether `bytes` is one whole pong frame (a server's: unmasked).
+pub fn is_pong(bytes: &[u8]) -> bool {
+    match bytes {
+        [0x8A, len, rest @ ..] => usize::from(*len) == rest.len(),
+        _ => false,
+    }
 }
 
 /// A socket that can be written without waiting, from any task: what the
@@ -180,12 +189,25 @@ impl AsyncRead for TcpRead {
 pub struct Wire<R> {
     read: R,
     outbox: Outbox,
+    /// What was read and has not yet made a whole message, counted
+    /// server-wide.
+    pending: Pending,
 }
 
 impl<R> Wire<R> {
-    /// Read from `read`; what tungstenite writes goes to `outbox`.
-    pub fn new(read: R, outbox: Outbox) -> Self {
-        Wire { read, outbox }
+    /// Read from `read`, counting partly received messages in `pending`;
+    /// what tungstenite writes goes to `outbox`.
+    pub fn new(read: R, outbox: Outbox, pending: Pending) -> Self {
+        Wire {
+            read,
+            outbox,
+            pending,
+        }
+    }
+
+    /// A whole message was read: what was read for it is no longer pending.
+    pub fn settled(&mut self) {
+        self.pending.settled();
     }
 
     /// The read half (to read until the client hangs up).
@@ -200,7 +222,24 @@ impl<R: AsyncRead + Unpin> AsyncRead for Wire<R> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.read).poll_read(cx, buf)
+        let before = buf.filled().len();
+        ready!(Pin::new(&mut self.read).poll_read(cx, buf))?;
+        let read = buf.filled().len() - before;
+        let this = &mut *self;
+        if !this.pending.read(read) {
+            tracing::warn!(
+                serial = this.outbox.serial(),
+                "partly received messages past the server's inbound budget, closing with 1013"
+            );
+            this.outbox.close(CloseReason {
+                drain: false,
+                ..CloseReason::with_code(
+                    code::TRY_AGAIN_LATER,
+                    "server busy: too many partly received messages",
+                )
+            });
+        }
+        Poll::Ready(Ok(()))
     }
 }
 
@@ -210,9 +249,12 @@ impl<R: Unpin> AsyncWrite for Wire<R> {
         _: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        // tungstenite writes whole frames it made itself (a pong is at most
-        // 127 bytes, a close reply 127), so taking all of it never grows
-        // without bound.
+        // tungstenite writes whole frames it made itself: a pong (at most
+        // 127 bytes) for each ping it reads, and the close reply. Taking all
+        // of it could grow without bound under a ping flood from a client
+        // that never reads; the queue bounds it instead (a pong replaces
+        // the pending one, and counts against the queue's limits), and pings
+        // take from the connection's message bucket.
         self.outbox.push_raw(buf);
         Poll::Ready(Ok(buf.len()))
     }

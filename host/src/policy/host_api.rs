@@ -10,6 +10,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use super::bindings::{v1, v2};
 use super::clocks::{MonotonicClock, WallClock};
 use super::output::GuestOutput;
+use super::queries;
 use crate::chat::registry::Registry;
 use crate::config::PolicyLimits;
 use crate::policy::clock::Clock;
@@ -204,7 +205,7 @@ macro_rules! shared_imports {
 macro_rules! registry_v1 {
     () => {
         fn is_online(&mut self, id: String) -> bool {
-            self.registry.is_online_now(&id)
+            queries::ask() && self.registry.is_online_now(&id)
         }
 
         fn in_room(&mut self, id: String, room: String) -> bool {
@@ -212,6 +213,9 @@ macro_rules! registry_v1 {
         }
 
         fn room_members(&mut self, room: String) -> Vec<String> {
+            if !queries::ask() {
+                return Vec::new();
+            }
             self.registry.room_members(&room)
         }
 
@@ -240,12 +244,22 @@ impl v2::registry::Host for HostState {
     registry_v1!();
 
     fn room_members_up_to(&mut self, room: String, limit: u32) -> Vec<String> {
+        if !queries::ask() {
+            return Vec::new();
+        }
         self.registry.members_now(&room, limit as usize).ids
     }
 }
 
 impl v2::history::Host for HostState {
     fn read(&mut self, room: String, before: Option<u64>, limit: u32) -> v2::history::Page {
+        if !queries::ask() {
+            return v2::history::Page {
+                epoch: String::new(),
+                offsets: Vec::new(),
+                messages: Vec::new(),
+            };
+        }
         let page = self.history.read(&room, before, limit as usize);
         v2::history::Page {
             epoch: page.epoch,

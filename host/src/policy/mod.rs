@@ -13,6 +13,7 @@
 //! - `runtime`  — engine, linker, loading a version, one guarded call (knows nothing of versions)
 //! - `versions` — the active version and the previous: calls, swap, rollback (manual and automatic), status
 //! - `check`    — the offline check of a component file
+//! - [`queries`] — the query gate: presence and history imports charged to the caller's bucket
 
 mod answer;
 mod bindings;
@@ -24,6 +25,7 @@ mod engine;
 mod host_api;
 mod no_wait;
 mod output;
+pub mod queries;
 mod runtime;
 pub mod types;
 mod version;

@@ -1,5 +1,5 @@
-//! One count of bytes for everything the recovery stores hold (every
-//! room's history and the stored notices), so one cap bounds them together.
+//! One count of bytes for every room's history together, shared by the
+//! rooms' logs, so one cap bounds them all.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -13,7 +13,7 @@
 //! - [`notices`]  — notices kept for offline ids (trait and types)
 //! - [`presence`] — who is in a room, who is online (trait; the registry implements it)
 //! - [`memory`]   — the in-memory implementations
-//! - [`bytes`]    — one byte count for history and notices together (one cap)
+//! - [`bytes`]    — one byte count for every room's history (its cap)
 //! - [`state`]    — the host-held key-value store policies keep data in
 //! - [`json`]     — the host's own fields added to the rules' frames (offset, stored_at)
 //! - [`token`]    — random epochs and session tokens

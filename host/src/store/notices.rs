@@ -6,16 +6,24 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 
-/// How many notices are kept, for how long.
+/// How many notices are kept, for how long, and how they are shared out
+/// among senders.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StoredLimits {
-    /// Notices kept per id; past this the oldest is dropped.
+    /// Notices kept per id; past this the oldest of the sender with the
+    /// most notices in that box is dropped.
     pub per_id: usize,
     /// How long a notice is kept.
     pub max_age: Duration,
-    /// Bytes of every id's notices together (with whatever else shares
-    /// the store's count).
+    /// Bytes of every id's notices together, as memory holds them: keys,
+    /// frames and each entry's overhead (stored notices only: room
+    /// history has its own cap).
     pub max_total_bytes: usize,
+    /// Notices one sender may have stored and not yet handed over, for all
+    /// recipients together.
+    pub per_sender: usize,
+    /// Notices one sender may have stored for one recipient.
+    pub per_pair: usize,
 }
 
 impl Default for StoredLimits {
@@ -23,7 +31,9 @@ impl Default for StoredLimits {
         StoredLimits {
             per_id: 100,
             max_age: Duration::from_secs(7 * 24 * 3600),
-            max_total_bytes: 64 << 20,
+            max_total_bytes: 32 << 20,
+            per_sender: 100,
+            per_pair: 20,
         }
     }
 }
@@ -34,6 +44,8 @@ pub struct Stored {
     /// The frame to hand over (the notice as the recipient would have got
     /// it).
     pub frame: Arc<str>,
+    /// Who stored it (its quota is charged until it is handed over).
+    pub from: Arc<str>,
     /// When it was stored.
     pub at: SystemTime,
 }
@@ -54,6 +66,26 @@ pub enum StoreError {
     /// Storing is off (`per_id` is 0).
     #[error("notices are not stored on this server")]
     Off,
+    /// The sender has as many notices stored, for all recipients together,
+    /// as it may (`--stored-notices-per-sender`).
+    #[error(
+        "not stored: you have {0} notices stored and not yet delivered, the most allowed (--stored-notices-per-sender)"
+    )]
+    PerSender(usize),
+    /// The sender has as many notices stored for this recipient as it may
+    /// (`--stored-notices-per-pair`).
+    #[error(
+        "not stored: you have {0} notices stored for this id and not yet delivered, the most allowed (--stored-notices-per-pair)"
+    )]
+    PerPair(usize),
+}
+
+impl StoreError {
+    /// Whether the refusal is the sender's own quota (answered
+    /// `store-quota`), not the server's state.
+    pub fn is_quota(&self) -> bool {
+        matches!(self, StoreError::PerSender(_) | StoreError::PerPair(_))
+    }
 }
 
 /// What [`Notices::take`] hands over.
@@ -61,7 +93,7 @@ pub enum StoreError {
 pub struct Mail {
     /// The notices, oldest first.
     pub notices: Vec<Stored>,
-    /// Notices dropped since the last take because the id had too many.
+    /// Notices dropped since the last take because the id's box was full.
     pub dropped: u64,
 }
 
@@ -77,8 +109,15 @@ pub trait Notices: std::fmt::Debug + Send + Sync {
     /// The limits in force.
     fn limits(&self) -> &StoredLimits;
 
-    /// Keep `frame` for `to`, stored at `now`.
-    async fn store(&self, to: &str, frame: Arc<str>, now: SystemTime) -> Result<(), StoreError>;
+    /// Keep `frame` from `from` for `to`, stored at `now`, within `from`'s
+    /// quotas.
+    async fn store(
+        &self,
+        from: &str,
+        to: &str,
+        frame: Arc<str>,
+        now: SystemTime,
+    ) -> Result<(), StoreError>;
 
     /// Everything kept for `id` (and how many were dropped), removed from
     /// the store; what is older than the limit at `now` is left out.

@@ -158,7 +158,12 @@ impl MemoryHistory {
         self.inner
             .rooms
             .entry(Arc::from(room))
-            .or_insert_with(|| Arc::new(Mutex::new(RoomLog::new(self.inner.bytes.clone()))))
+            .or_insert_with(|| {
+                Arc::new(Mutex::new(RoomLog::new(
+                    room.len(),
+                    self.inner.bytes.clone(),
+                )))
+            })
             .clone()
     }
 }

@@ -2,8 +2,9 @@
 //! and the recovery and paging over them.
 //!
 //! Bounded three ways: `size` messages per room, `ttl` of age, and the
-//! bytes of all rooms' logs together ([`Bytes`]): past that, the room
-//! being written gives up its oldest messages first.
+//! bytes of all rooms' logs together ([`Bytes`]), counted as memory holds
+//! them (frames, each entry's overhead, the room's key and log): past
+//! that, the room being written gives up its oldest messages first.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -12,6 +13,13 @@ use std::time::{Duration, Instant};
 use crate::store::bytes::Bytes;
 use crate::store::history::{HistoryLimits, Text, Unrecoverable};
 use crate::store::token::new_epoch;
+
+/// Bytes one kept message holds besides its frame: the entry (offset,
+/// shared buffer, time) and the buffer's shared header, rounded up.
+pub const KEPT_OVERHEAD: usize = 64;
+/// Bytes a room's log holds besides its messages and its key: the map's
+/// entry, the lock, the log and its epoch.
+pub const LOG_OVERHEAD: usize = 160;
 
 /// One kept message: the room frame as the members got it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,16 +40,22 @@ pub struct RoomLog {
     top: u64,
     /// The kept messages, oldest first; offsets `top - len + 1 ..= top`.
     kept: VecDeque<Kept>,
-    /// Bytes of `kept`, as counted in the shared [`Bytes`].
+    /// Bytes of the log (its own and `kept`'s), as counted in the shared
+    /// [`Bytes`].
     bytes: usize,
     /// Where this log's bytes are counted with every other log's.
     count: Arc<Bytes>,
 }
 
 impl RoomLog {
-    /// An empty log with a fresh epoch, its bytes counted in `count`.
-    pub fn new(count: Arc<Bytes>) -> RoomLog {
-        RoomLog::with_epoch(new_epoch(), count)
+    /// An empty log with a fresh epoch for a room whose key is `key_len`
+    /// bytes, its bytes (the key's and the log's own too) counted in
+    /// `count`.
+    pub fn new(key_len: usize, count: Arc<Bytes>) -> RoomLog {
+        let mut log = RoomLog::with_epoch(new_epoch(), count);
+        log.bytes = key_len + LOG_OVERHEAD;
+        log.count.add(log.bytes);
+        log
     }
 
     /// An empty log with `epoch` (tests, replay).
@@ -80,7 +94,7 @@ impl RoomLog {
     /// bytes, this room's oldest first).
     pub fn append(&mut self, frame: Text, now: Instant, limits: &HistoryLimits) -> u64 {
         self.top += 1;
-        let len = frame.len();
+        let len = frame.len() + KEPT_OVERHEAD;
         self.kept.push_back(Kept {
             offset: self.top,
             frame,
@@ -113,8 +127,8 @@ impl RoomLog {
 
     fn pop_oldest(&mut self) {
         if let Some(k) = self.kept.pop_front() {
-            self.bytes -= k.frame.len();
-            self.count.sub(k.frame.len());
+            self.bytes -= k.frame.len() + KEPT_OVERHEAD;
+            self.count.sub(k.frame.len() + KEPT_OVERHEAD);
         }
     }
 
@@ -293,8 +307,9 @@ mod tests {
 
     #[test]
     fn all_rooms_together_stay_within_their_bytes() {
+        let one = 10 + KEPT_OVERHEAD;
         let l = HistoryLimits {
-            max_total_bytes: 100,
+            max_total_bytes: 10 * one,
             ..limits(1000)
         };
         let now = Instant::now();
@@ -304,13 +319,21 @@ mod tests {
         for _ in 0..10 {
             a.append("x".repeat(10).into(), now, &l);
         }
-        assert_eq!(count.total(), 100);
+        assert_eq!(count.total(), 10 * one);
         b.append("y".repeat(30).into(), now, &l);
         // Room b gives up its own oldest first; it has only its newest, so
         // the total may pass the bound by that one message.
         assert_eq!(b.len(), 1);
         a.append("x".repeat(10).into(), now, &l);
-        assert!(count.total() <= 100 + 30, "{}", count.total());
+        assert!(
+            count.total() <= 10 * one + 30 + KEPT_OVERHEAD,
+            "{}",
+            count.total()
+        );
+        // A log made for a room counts its key and itself.
+        let c = RoomLog::new("room-c".len(), count.clone());
+        assert!(count.total() > 10 * one);
+        drop(c);
         assert_eq!(a.top(), 11);
         drop(a);
         drop(b);
