@@ -37,6 +37,8 @@ import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 // The server and tokens as the client library's tests start and mint them.
 import { BIN, startServer, mintToken } from '../js/test/helpers.mjs';
+// A second party that is not a page (the client library's Node build, over `ws`).
+import { Switchboard } from '../js/dist/esm/index.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, '../..');
@@ -140,17 +142,46 @@ function canKillSockets() {
   });
 }
 
-/** A page in its own browser context, connected as `id`. */
+/** A page in its own browser context, connected as `id`. `refused` counts
+ *  the `rate-limited` errors the server sent it (the client retries them). */
 async function openChat(browser, origin, id, errors) {
   const context = await browser.newContext({ viewport: { width: 1280, height: 760 } });
   const page = await context.newPage();
   page.on('pageerror', (e) => errors.push(`${id}: ${e.stack || e}`));
+  const p = { id, context, page, refused: 0 };
+  page.on('websocket', (ws) =>
+    ws.on('framereceived', (f) => {
+      if (typeof f.payload === 'string' && f.payload.includes('"code":"rate-limited"')) p.refused++;
+    }),
+  );
   await page.goto(origin + '/' + QUERY);
   await page.getByTestId('id-input').fill(id);
   await page.getByTestId('connect').click();
   await waitState(page, ['open']);
   assert.equal(await page.getByTestId('whoami').textContent(), id);
-  return { id, context, page };
+  return p;
+}
+
+/** The error lines of the page's connection log. */
+function loggedErrors(p) {
+  return p.page.$$eval('[data-testid=log-entry][data-kind=error]', (els) => els.map((e) => e.textContent));
+}
+
+/** Waits until every room in `names` is joined (its item no longer pending). */
+function allJoined(p, names) {
+  return p.page.waitForFunction(
+    (names) => names.every((n) => document.querySelector(`[data-testid=room-item][data-room="${n}"]:not(.pending)`)),
+    names,
+    { timeout: WAIT },
+  );
+}
+
+/** A Node client of the library (not a page), closed after the test. */
+async function nodePeer(t, server, id) {
+  const sb = new Switchboard({ url: server.url, id, transport: 'node' });
+  t.after(() => sb.close());
+  await sb.connect();
+  return sb;
 }
 
 function waitState(page, states, timeout = WAIT) {
@@ -501,5 +532,62 @@ test('a pasted token instead of an id; a refused token is said plainly', { timeo
   assert.match(await page.getByTestId('login-error').textContent(), /refused the token \(401\)/);
   assert.equal(await page.getByTestId('login-form').isVisible(), true);
   await shot({ page }, 'token-refused');
+  assert.deepEqual(errors, []);
+});
+
+test("30 rooms at once, and again on a reload: within the server's default limits", { timeout: 120_000 }, async (t) => {
+  const { server, origin, browser, errors } = await setup(t);
+  // Every room has a member and a message already: a page asking each
+  // room's members and earlier messages at once would ask 60 questions.
+  const names = Array.from({ length: 30 }, (_, i) => `room-${i + 1}`);
+  const bob = await nodePeer(t, server, 'bob');
+  await Promise.all(names.map((n) => bob.room(n).join()));
+  await Promise.all(names.map((n) => bob.room(n).send({ text: `before you came to ${n}` })));
+  const alice = await openChat(browser, origin, 'alice', errors);
+
+  // Joined one after another from the form, as fast as it takes them.
+  for (const n of names) {
+    await alice.page.getByTestId('room-input').fill(n);
+    await alice.page.getByTestId('join-room').click();
+  }
+  await allJoined(alice, names);
+  await waitMembers(alice, ['alice', 'bob']); // the room shown: the last one joined
+  await alice.page.locator('[data-testid=messages][data-room="room-30"] [data-testid=system][data-kind=history]').waitFor({ timeout: WAIT });
+
+  // A reload joins all 30 at once.
+  await alice.page.reload();
+  await waitState(alice.page, ['open']);
+  await allJoined(alice, names);
+  assert.equal(await alice.page.getByTestId('room-title').textContent(), '#room-30');
+  await waitMembers(alice, ['alice', 'bob']);
+  // Other rooms ask what they lack when shown.
+  for (const n of ['room-1', 'room-17']) {
+    await select(alice, n);
+    await waitMembers(alice, ['alice', 'bob']);
+    await waitMessage(alice, n, `before you came to ${n}`);
+  }
+  assert.deepEqual(await loggedErrors(alice), []);
+  assert.equal(alice.refused, 0, 'the server never had to refuse the page anything');
+  assert.deepEqual(errors, []);
+});
+
+test("a server with a tight query limit: the page's refused questions are retried", { timeout: 120_000 }, async (t) => {
+  const { server, origin, browser, errors } = await setup(t, ['--queries-per-sec', '2', '--queries-burst', '2']);
+  const names = ['a', 'b', 'c', 'd', 'e', 'f'];
+  const bob = await nodePeer(t, server, 'bob');
+  await Promise.all(names.map((n) => bob.room(n).join()));
+  await Promise.all(names.map((n) => bob.room(n).send({ text: `hello from ${n}` })));
+  const alice = await openChat(browser, origin, 'alice', errors);
+  // Each room joined from the form is shown: its members and earlier
+  // messages are asked at once (two queries a room, at the client's default
+  // pace of 4.5 a second: the server refuses some).
+  for (const n of names) await join(alice, n);
+  for (const n of names) {
+    await select(alice, n);
+    await waitMembers(alice, ['alice', 'bob']);
+    await waitMessage(alice, n, `hello from ${n}`);
+  }
+  assert.ok(alice.refused > 0, 'the server refused some questions');
+  assert.deepEqual(await loggedErrors(alice), [], 'and the page got every answer in the end');
   assert.deepEqual(errors, []);
 });

@@ -13,6 +13,8 @@ module.exports = {
   DEFAULT_ROOM: 'lobby',
 
   // Extra options for the client (requestTimeoutMs, backoff, …); the
-  // library's defaults suit a phone.
+  // library's defaults suit a phone. If the server runs with other rate
+  // limits than its defaults, say so here so the client paces itself under
+  // them: limits: { messagesPerSec, messagesBurst, queriesPerSec, queriesBurst }.
   client: {},
 };

@@ -6,6 +6,14 @@
 // Query parameters (for tests and slow networks): ?ping=<ms>&pong=<ms> set
 // the client's heartbeat (pingIntervalMs, pongTimeoutMs), ?backoff=<ms> the
 // longest wait between reconnect attempts.
+//
+// The server limits how often a connection may ask `members`, `online` and
+// `history` (default 5 a second, bursts of 20). The page asks them for the
+// room shown only: a room's member list and its earlier messages are asked
+// when it is first shown (and its members again after a reconnect), so a tab
+// in 30 rooms does not ask 60 questions at once. The client library paces
+// what it sends under the limits and retries a refused request after the
+// server's `retry_after_ms`.
 (function () {
   'use strict';
 
@@ -208,6 +216,8 @@
       // A failed connection attempt is shown by the status (and retried);
       // the error that closed the client, by the closed state.
       if (client.state === 'closed' || err.code === 'transport') return;
+      // A re-join still refused after the client's retries: its room is done.
+      if (recovering && err.code === 'rate-limited' && err.frame && err.frame.ref !== undefined) recovered(true);
       log('error', describeError(err));
     }));
     $('whoami').textContent = id ? id : '';
@@ -300,14 +310,24 @@
         setConn('recovering', 'recovering…', 're-joining ' + n + (n === 1 ? ' room' : ' rooms'));
       }
     }
+    // Who joined or left while the connection was down is not replayed:
+    // every member list is asked again, each when its room is shown.
     rooms.forEach(function (v) {
-      if (v.joined) loadMembers(v);
+      v.stale = true;
     });
+    var view = active ? rooms.get(active) : null;
+    if (view && view.joined) loadMembers(view);
   }
 
   function onFrame(f) {
-    if (!recovering || f.ref === undefined || (f.type !== 'ack' && f.type !== 'error')) return;
-    if (f.type === 'error' || f.recovered === false) recovering.failed++;
+    // A `rate-limited` refusal is retried by the client: not an answer yet.
+    if (!recovering || f.ref === undefined || (f.type !== 'ack' && f.type !== 'error') || f.code === 'rate-limited') return;
+    recovered(f.type === 'error' || f.recovered === false);
+  }
+
+  /** One re-join answered after a fresh reconnect (`lost`: it did not get back everything). */
+  function recovered(lost) {
+    if (lost) recovering.failed++;
     if (--recovering.left > 0) return;
     var failed = recovering.failed;
     recovering = null;
@@ -342,6 +362,8 @@
       room: room,
       joined: false,
       members: new Set(),
+      stale: true, // the member list is to be asked (when the room is shown)
+      earlier: 0, // the join ack's offset: messages up to it are to be shown (when the room is shown)
       unread: 0,
       reloading: false,
       buffer: [],
@@ -366,11 +388,14 @@
       else addMessage(view, m);
     }));
     room.on('joined', live(function (e) {
+      // `count` says how many there are beyond the 1,000 ids `members` lists.
+      if (view.count && !view.members.has(e.id)) view.count++;
       view.members.add(e.id);
       if (active === name) renderMembers();
       system(view, e.id === me ? 'You joined #' + name : e.id + ' joined', 'joined');
     }));
     room.on('left', live(function (e) {
+      if (view.count) view.count--;
       view.members.delete(e.id);
       if (active === name) renderMembers();
       if (e.id !== me) system(view, e.id + ' left', 'left');
@@ -386,8 +411,8 @@
         view.joined = true;
         view.item.classList.remove('pending');
         if (first) {
-          loadMembers(view);
-          if (ack.offset > 0) loadEarlier(view, ack.offset);
+          view.earlier = ack.offset;
+          if (active === name) catchUp(view);
         }
       }),
       live(function (err) {
@@ -438,6 +463,14 @@
     }
     store.set(KEY.active, name);
     renderActive();
+    if (view && view.joined) catchUp(view);
+  }
+
+  /** A joined room is shown: ask what it still lacks (its members, its earlier messages). */
+  function catchUp(view) {
+    if (view.stale) loadMembers(view);
+    if (view.earlier > 0) loadEarlier(view, view.earlier);
+    view.earlier = 0;
   }
 
   function renderActive() {
@@ -474,6 +507,7 @@
   }
 
   function loadMembers(view) {
+    view.stale = false;
     view.room.members().then(
       function (r) {
         if (rooms.get(view.name) !== view) return;
@@ -482,6 +516,7 @@
         if (active === view.name) renderMembers();
       },
       function (err) {
+        view.stale = true; // asked again when the room is shown next (a reconnect asks anyway)
         if (err.code !== 'connection-lost') log('error', 'Members of #' + view.name + ': ' + describeError(err));
       },
     );

@@ -15,8 +15,12 @@ export interface SwitchboardOptions {
   token?: string | (() => string | Promise<string>);
   /** Which socket API to use; `auto` (default) picks wx, then Node, then the browser's WebSocket. */
   transport?: TransportName;
-  /** How long a request waits for its answer (default 10 000 ms). */
+  /** How long a request may wait for a connection, or for its answer once sent (default 10 000 ms). Restarted at each send; time spent waiting its turn under the rate limits does not count. */
   requestTimeoutMs?: number;
+  /** The server's rate limits (its defaults: 50 frames a second, bursts of 100; 5 queries a second, bursts of 20). The client paces what it sends at 90 % of them; 0 turns pacing off for that bucket. */
+  limits?: Limits;
+  /** How many times a request refused with `rate-limited` is sent again, after the `retry_after_ms` the server asked for (default 5). */
+  maxRetries?: number;
   /** How often to send the application `ping` (default 25 000 ms). */
   pingIntervalMs?: number;
   /** How long after a ping to wait for anything before the socket is taken as dead (default 10 000 ms). */
@@ -27,6 +31,18 @@ export interface SwitchboardOptions {
   backoff?: { initialMs?: number; maxMs?: number };
   /** How many requests may wait for a connection (default 100); past it they are rejected with `queue-full`. */
   maxQueue?: number;
+}
+
+/** The server's per-connection rate limits (`--messages-per-sec`, `--messages-burst`, `--queries-per-sec`, `--queries-burst`). */
+export interface Limits {
+  /** Frames a second (every frame counts: requests, joins, heartbeats). Default 50. */
+  messagesPerSec?: number;
+  /** Frames at once. Default 100. */
+  messagesBurst?: number;
+  /** `members`, `online` and `history` requests a second. Default 5. */
+  queriesPerSec?: number;
+  /** Queries at once. Default 20. */
+  queriesBurst?: number;
 }
 
 export interface StateEvent {
@@ -187,11 +203,59 @@ function pickTransport(name: TransportName): Transport | undefined {
 // The client
 
 interface Req {
+  /** 0: the heartbeat's ping (no answer awaited). */
   ref: number;
   frame: Record<string, unknown>;
   resolve(frame: any): void;
   reject(err: SwitchboardError): void;
   timer: any;
+  /** A query (`members`, `online`, `history`): it also takes from the query bucket. */
+  q: boolean;
+  /** Made by the client itself (a re-join, a gap fill, a ping): dropped with its connection, made again after the next welcome. */
+  own?: boolean;
+  /** Times it was refused with `rate-limited`. */
+  n: number;
+  /** Not sent again before this time (ms), after a `rate-limited`. */
+  at: number;
+}
+
+/** A token bucket as the server keeps one: `rate` a second, at most `burst`
+ *  at once (rate 0: no pacing). After a `rate-limited` answer the server's
+ *  says when it has a token again: `hold` waits until then. */
+class Bucket {
+  private n: number;
+  private t = 0;
+  private until = 0;
+  constructor(
+    private rate: number,
+    private burst: number,
+  ) {
+    this.n = burst;
+  }
+  /** How long until a token is there (0: now; then `take` it). */
+  wait(now: number): number {
+    if (now < this.until) return this.until - now;
+    if (!this.rate) return 0;
+    this.n = Math.min(this.burst, this.n + ((now - this.t) * this.rate) / 1000);
+    this.t = now;
+    return this.n >= 1 ? 0 : Math.ceil(((1 - this.n) * 1000) / this.rate);
+  }
+  take() {
+    this.n--;
+  }
+  /** Nothing before `until`; then one token, and the rate from there. */
+  hold(until: number) {
+    this.until = this.t = Math.max(this.until, until);
+    this.n = 1;
+  }
+}
+/** The server's query bucket takes these. */
+const QUERY = /^(members|online|history)$/;
+/** Paced at this share of the server's limits: jitter on the way may bunch frames up. */
+const MARGIN = 0.9;
+function bucket(rate: number | undefined, burst: number | undefined, r: number, b: number) {
+  const n = (v: number | undefined, d: number) => (typeof v === 'number' && v >= 0 ? v : d);
+  return new Bucket(n(rate, r) * MARGIN, Math.max(1, Math.floor(n(burst, b) * MARGIN)));
 }
 interface Deferred<T> {
   promise: Promise<T>;
@@ -229,7 +293,12 @@ export class Switchboard extends Emitter<SwitchboardEvents> {
   private attempt = 0;
   private nextRef = 1;
   private pending = new Map<number, Req>();
-  private queue: Req[] = [];
+  private queue: Req[] = []; // waiting for a connection (a welcome)
+  private out: Req[] = []; // waiting their turn under the rate limits
+  private fb: Bucket; // frames
+  private qb: Bucket; // queries
+  private tPace: any;
+  private pinging = false; // a ping waits in `out`
   private rooms = new Map<string, Room>();
   private ready?: Deferred<WelcomeEvent>;
   private last?: WelcomeEvent;
@@ -242,6 +311,9 @@ export class Switchboard extends Emitter<SwitchboardEvents> {
     super();
     this.o = options || {};
     this.id = this.o.id;
+    const l = this.o.limits || {};
+    this.fb = bucket(l.messagesPerSec, l.messagesBurst, 50, 100);
+    this.qb = bucket(l.queriesPerSec, l.queriesBurst, 5, 20);
     if (!this.o.id && !this.o.token) throw new SwitchboardError('bad-options', 'Switchboard: give an `id`, a `token`, or both');
   }
 
@@ -289,26 +361,36 @@ export class Switchboard extends Emitter<SwitchboardEvents> {
 
   /** Sends any request (a `type` and its fields); resolves with its answer frame (`ack` or the answer), rejects with its `error`. */
   request(frame: { type: string; [k: string]: unknown }): Promise<any> {
+    return this.ask(frame);
+  }
+
+  /** @internal `own`: a request of the client's own (see `Req`). */
+  ask(frame: { type: string; [k: string]: unknown }, own?: boolean): Promise<any> {
     return new Promise((resolve, reject) => {
       if (this.stopped) return reject(new SwitchboardError('closed', 'the client is closed: call connect() first'));
       const ref = this.nextRef++;
-      const r: Req = { ref, frame: { ...frame, ref }, resolve, reject, timer: 0 };
-      if (this.welcomed) this.transmit(r);
-      else if (this.queue.length >= (this.o.maxQueue || 100)) return reject(new SwitchboardError('queue-full', 'too many requests waiting for the connection'));
-      else this.queue.push(r);
-      r.timer = setTimeout(() => {
-        const i = this.queue.indexOf(r);
-        if (i >= 0) this.queue.splice(i, 1);
-        this.pending.delete(ref);
-        reject(new SwitchboardError('timeout', `no answer to \`${frame.type}\` within ${this.timeout()} ms`));
-      }, this.timeout());
+      const r: Req = { ref, frame: { ...frame, ref }, resolve, reject, timer: 0, q: QUERY.test(frame.type), own, n: 0, at: 0 };
+      if (this.welcomed) this.enqueue(r);
+      else if (this.queue.length >= (this.o.maxQueue || 100)) reject(new SwitchboardError('queue-full', 'too many requests waiting for the connection'));
+      else {
+        this.queue.push(r);
+        this.arm(r);
+      }
     });
   }
 
   // -------------------------------------------------------------------------
 
-  private timeout() {
-    return this.o.requestTimeoutMs || 10000;
+  /** (Re)starts a request's timeout: it waits for a connection, or for its answer. */
+  private arm(r: Req) {
+    clearTimeout(r.timer);
+    const ms = this.o.requestTimeoutMs || 10000;
+    r.timer = setTimeout(() => {
+      const i = this.queue.indexOf(r);
+      if (i >= 0) this.queue.splice(i, 1);
+      this.pending.delete(r.ref);
+      r.reject(new SwitchboardError('timeout', `no answer to \`${r.frame.type}\` within ${ms} ms`));
+    }, ms);
   }
 
   private url(token: string | undefined, resume: boolean): string {
@@ -334,7 +416,9 @@ export class Switchboard extends Emitter<SwitchboardEvents> {
     clearInterval(this.tPing);
     clearTimeout(this.tPong);
     clearTimeout(this.tConnect);
+    clearTimeout(this.tPace);
     this.tPong = undefined;
+    this.pinging = false;
   }
 
   /** Starts one connection attempt. */
@@ -396,9 +480,17 @@ export class Switchboard extends Emitter<SwitchboardEvents> {
     }
     const lost = new SwitchboardError('connection-lost', `connection lost before the answer (${info.code}${info.reason ? ' ' + info.reason : ''})`);
     const p = this.pending;
+    const o = this.out;
     this.pending = new Map();
+    this.out = [];
     this.rooms.forEach((r) => r.dropped());
     p.forEach((r) => this.settle(r, lost));
+    // Not sent (or refused): the app's wait for the next connection, ahead
+    // of what was asked since; the client's own are made again after it.
+    const keep = o.filter((r) => !r.own);
+    o.forEach((r) => r.own && this.settle(r, lost));
+    keep.forEach((r) => this.arm(r));
+    this.queue = keep.concat(this.queue);
     if (info.fatal) return this.fail(info.fatal, info);
     const refused = this.refusal(info.status, info.body, info);
     if (refused) return;
@@ -455,9 +547,10 @@ export class Switchboard extends Emitter<SwitchboardEvents> {
         /* already gone */
       }
     }
-    const q = this.queue;
+    const q = this.queue.concat(this.out);
     const p = this.pending;
     this.queue = [];
+    this.out = [];
     this.pending = new Map();
     q.forEach((r) => this.settle(r, err));
     p.forEach((r) => this.settle(r, err));
@@ -474,17 +567,66 @@ export class Switchboard extends Emitter<SwitchboardEvents> {
     else r.resolve(frame);
   }
 
-  private transmit(r: Req) {
-    this.pending.set(r.ref, r);
-    this.send(r.frame);
+  /** Sends `r` when its turn comes under the rate limits (time waiting for
+   *  it is not counted by the timeout). */
+  private enqueue(r: Req) {
+    clearTimeout(r.timer);
+    this.out.push(r);
+    this.pump();
   }
 
-  private send(frame: unknown) {
-    try {
-      if (this.conn) this.conn.send(JSON.stringify(frame));
-    } catch (e) {
-      /* the close that follows settles it */
+  /** Sends what the buckets allow, in order; queries may be overtaken by
+   *  other frames while the query bucket is empty. */
+  private pump() {
+    clearTimeout(this.tPace);
+    const now = Date.now();
+    let next = Infinity;
+    let qw = 0;
+    for (let i = 0; i < this.out.length; ) {
+      const r = this.out[i];
+      const fw = this.fb.wait(now);
+      if (fw) {
+        next = fw;
+        break;
+      }
+      if (r.at > now || (r.q && (qw = qw || this.qb.wait(now)))) {
+        next = Math.min(next, r.at > now ? r.at - now : qw);
+        i++;
+        continue;
+      }
+      if (r.q) this.qb.take();
+      this.fb.take();
+      this.out.splice(i, 1);
+      if (r.ref) {
+        this.pending.set(r.ref, r);
+        this.arm(r);
+      } else {
+        this.pinging = false;
+        const g = this.gen;
+        if (!this.tPong)
+          this.tPong = setTimeout(() => g === this.gen && this.drop({ code: LOCAL, reason: 'no pong' }, true), this.o.pongTimeoutMs || 10000);
+      }
+      try {
+        if (this.conn) this.conn.send(JSON.stringify(r.frame));
+      } catch (e) {
+        /* the close that follows settles it */
+      }
     }
+    if (next < Infinity) this.tPace = setTimeout(() => this.pump(), next);
+  }
+
+  /** Refused with `rate-limited`: sent again after the server's wait (and a
+   *  jitter), before anything not sent yet; its bucket waits too. */
+  private later(r: Req, ms: number) {
+    clearTimeout(r.timer);
+    r.n++;
+    r.at = Date.now() + ms * (1 + Math.random() / 4) + 1;
+    // A broadcast's own allowance says nothing about other frames.
+    if (r.frame.type !== 'broadcast') (r.q ? this.qb : this.fb).hold(r.at);
+    let i = 0;
+    while (i < this.out.length && this.out[i].n) i++;
+    this.out.splice(i, 0, r);
+    this.pump();
   }
 
   private onFrame(text: string) {
@@ -516,7 +658,10 @@ export class Switchboard extends Emitter<SwitchboardEvents> {
       const r = this.pending.get(m.ref);
       if (r) {
         this.pending.delete(m.ref);
-        if (t === 'error') this.settle(r, serverError(m));
+        const ms = m.retry_after_ms;
+        const max = this.o.maxRetries;
+        if (t === 'error' && m.code === 'rate-limited' && typeof ms === 'number' && r.n < (typeof max === 'number' ? max : 5)) this.later(r, ms);
+        else if (t === 'error') this.settle(r, serverError(m));
         else this.settle(r, undefined, m);
       }
     } else if (t === 'error') this.emit('error', serverError(m));
@@ -530,18 +675,17 @@ export class Switchboard extends Emitter<SwitchboardEvents> {
     this.session = m.session;
     const ev: WelcomeEvent = { id: m.id, session: m.session, resumed: !!m.resumed };
     this.last = ev;
-    const g = this.gen;
     this.tPing = setInterval(() => {
-      this.send({ type: 'ping' });
-      if (!this.tPong)
-        this.tPong = setTimeout(() => g === this.gen && this.drop({ code: LOCAL, reason: 'no pong' }, true), this.o.pongTimeoutMs || 10000);
+      if (this.pinging) return;
+      this.pinging = true;
+      this.enqueue({ ref: 0, frame: { type: 'ping' }, resolve: noop, reject: noop, timer: 0, q: false, own: true, n: 0, at: 0 });
     }, this.o.pingIntervalMs || 25000);
     // Re-join every room first (with `since`: recovers what a fresh start
     // missed, and fills any gap a resume left), then what the app queued.
     this.rooms.forEach((r) => r.joined && r.rejoin());
     const q = this.queue;
     this.queue = [];
-    q.forEach((r) => this.transmit(r));
+    q.forEach((r) => this.enqueue(r));
     this.setState('open');
     this.emit('welcome', ev);
     const d = this.ready;
@@ -575,8 +719,13 @@ export class Room extends Emitter<RoomEvents> {
 
   /** Joins (idempotent). Resolves with the ack: `{epoch, offset, recovered?}`. */
   join(): Promise<JoinAck> {
+    return this.enter();
+  }
+
+  /** @internal `own`: the client's re-join after a reconnect. */
+  enter(own?: boolean): Promise<JoinAck> {
     const since = this.epoch !== undefined && this.offset !== undefined ? { epoch: this.epoch, offset: this.offset } : undefined;
-    return this.sb.request({ type: 'join', room: this.name, since }).then((a) => {
+    return this.sb.ask({ type: 'join', room: this.name, since }, own).then((a) => {
       this.joined = true;
       if (typeof a.epoch === 'string' && typeof a.offset === 'number') {
         if (a.recovered === false || a.epoch !== this.epoch || this.offset === undefined) {
@@ -595,7 +744,7 @@ export class Room extends Emitter<RoomEvents> {
 
   /** @internal Re-join after a reconnect. */
   rejoin(): void {
-    this.join().catch((e: SwitchboardError) => {
+    this.enter(true).catch((e: SwitchboardError) => {
       if (!e.frame) return; // connection lost or timed out: the next welcome tries again
       this.joined = false;
       this.sb.emit('error', e);
@@ -687,7 +836,7 @@ export class Room extends Emitter<RoomEvents> {
     this.filling = true;
     if (first) this.buf.push(first);
     const failed = () => this.emit('recovery-failed', { room: this.name, epoch: since.epoch, offset: upto - 1, since });
-    this.sb.request({ type: 'history', room: this.name, limit: Math.min(100, missing), before: upto }).then(
+    this.sb.ask({ type: 'history', room: this.name, limit: Math.min(100, missing), before: upto }, true).then(
       (h) => {
         this.filling = false;
         const got = h.epoch === since.epoch ? (h.messages || []).filter((x: any) => x.offset > since.offset && x.offset < upto) : [];

@@ -23,6 +23,8 @@ test('TCP drop mid-conversation, session resumed', (t) => S.dropMidConversation(
 test('TCP drop mid-conversation, not held: re-join with since', (t) => S.dropMidConversation(t, make(t), { resumed: false }));
 test('4001 replaced: closed, no reconnect', (t) => S.replaced(t, make(t)));
 test('signed tokens; 401 through the fetch probe (a plain GET of the same URL)', (t) => S.signedTokens(t, make(t), { knowsStatus: false }));
+test('30 rooms joined at once and their members asked: within the default limits', (t) => S.manyRooms(t, make(t)));
+test('a TCP cut with gaps in 30 rooms: filled from history, paced', (t) => S.gapsInManyRooms(t, make(t), { pace: true }));
 
 test('the <script> bundle sets the global Switchboard', async (t) => {
   vm.runInThisContext(readFileSync(new URL('../dist/switchboard.browser.js', import.meta.url), 'utf8'));

@@ -74,10 +74,16 @@ export async function startServer(t, args = []) {
 
 /** A TCP proxy in front of `port`: `cut()` destroys every connection through it
  *  (no close frame: the abrupt drop of a phone losing its network); `hold(true)`
- *  stops passing what clients send (the server never sees it). */
+ *  stops passing what clients send (the server never sees it); `mute(true)`
+ *  throws away what the server sends (it was written: the server cannot send
+ *  it again), and `discarded(pred)` resolves once what was thrown away, as
+ *  text (server frames are not masked), satisfies `pred`. */
 export async function tcpProxy(t, port) {
   const socks = new Set();
   let held = false;
+  let muted = false;
+  let lost = '';
+  let waiters = [];
   let accepted = 0;
   const srv = net.createServer((c) => {
     accepted++;
@@ -87,7 +93,11 @@ export async function tcpProxy(t, port) {
     c.on('data', (d) => {
       if (!held) up.write(d);
     });
-    up.on('data', (d) => c.write(d));
+    up.on('data', (d) => {
+      if (!muted) return c.write(d);
+      lost += d.toString('latin1');
+      waiters = waiters.filter((w) => !w());
+    });
     const end = () => {
       c.destroy();
       up.destroy();
@@ -108,10 +118,19 @@ export async function tcpProxy(t, port) {
     cut() {
       for (const s of socks) s.destroy();
       socks.clear();
-      held = false;
+      held = muted = false;
     },
     hold(v) {
       held = v;
+    },
+    mute(v) {
+      muted = v;
+    },
+    discarded(pred) {
+      return new Promise((res) => {
+        const w = () => pred(lost) && (res(lost), true);
+        if (!w()) waiters.push(w);
+      });
     },
     close() {
       proxy.cut();

@@ -22,6 +22,12 @@ test('4001 replaced: closed, no reconnect', (t) => S.replaced(t, make(t)));
 test('signed tokens; 401 seen at the handshake (ws unexpected-response)', (t) => S.signedTokens(t, make(t), { knowsStatus: true }));
 test('heartbeat: a silent server is detected and the socket replaced', (t) => S.heartbeat(t, make(t)));
 test('requests: queued before open, rejected on drop, timeout, bounded queue', (t) => S.requests(t, make(t)));
+test('30 rooms joined at once and their members asked: within the default limits', (t) => S.manyRooms(t, make(t)));
+test('a TCP cut with gaps in 30 rooms: filled from history, paced', (t) => S.gapsInManyRooms(t, make(t, { transport: 'node' }), { pace: true }));
+test('a TCP cut with gaps in 30 rooms: filled from history, unpaced and retried', (t) => S.gapsInManyRooms(t, make(t, { transport: 'node' }), { pace: false }));
+test('queries past a tight limit are retried after retry_after_ms', (t) => S.retriedQueries(t, make(t)));
+test('frames past a tight limit are retried after retry_after_ms, each handled once', (t) => S.retriedMessages(t, make(t)));
+test('queries are paced at the client\'s limits; pacing is not counted by the timeout', (t) => S.pacing(t, make(t)));
 
 test('a 400 (bad id) is final too', async (t) => {
   const server = await startServer(t);

@@ -410,4 +410,137 @@ export async function requests(t, make) {
   assert.deepEqual(await b, ['q']);
 }
 
+/** Counts the `rate-limited` errors the server sends a client. */
+function refusals(sb) {
+  const seen = { count: 0 };
+  sb.on('frame', (f) => f.type === 'error' && f.code === 'rate-limited' && seen.count++);
+  return seen;
+}
+const names = (n, prefix = 'r') => range(1, n).map((i) => prefix + i);
+
+/** 30 rooms joined at once, then each room's members asked at once (what a
+ *  chat page showing member lists does), with the server's default limits:
+ *  everything answered, and the server never had to refuse anything. */
+export async function manyRooms(t, make) {
+  const server = await startServer(t);
+  const alice = make({ url: server.url, id: 'alice' });
+  const refused = refusals(alice);
+  await alice.connect();
+  const rooms = names(30).map((n) => alice.room(n));
+  const acks = await Promise.all(rooms.map((r) => r.join()));
+  assert.ok(acks.every((a) => a.offset === 0));
+  const members = await Promise.all(rooms.map((r) => r.members()));
+  assert.ok(members.every((m) => m.count === 1 && m.ids[0] === 'alice'));
+  assert.equal(refused.count, 0, 'the client stayed within the limits');
+}
+
+/** A TCP cut in 30 rooms at once, with frames the server had already written
+ *  lost in every one of them: after the resume, each room's gap is read from
+ *  `history` (30 queries, over the server's burst of 20) and every message
+ *  is delivered once, in order. `pace: false`: the client believes the
+ *  server allows ten times more, so the server refuses some gap fills and
+ *  they are retried. */
+export async function gapsInManyRooms(t, make, { pace }) {
+  const server = await startServer(t);
+  const proxy = await tcpProxy(t, server.port);
+  const limits = pace ? undefined : { queriesPerSec: 50, queriesBurst: 200 };
+  const alice = make({ url: proxy.url, id: 'alice', limits, backoff: { initialMs: 200, maxMs: 400 } });
+  const bob = peer(t, server.url, 'bob');
+  await alice.connect();
+  await bob.connect();
+  const list = names(30);
+  await Promise.all(list.map((n) => alice.room(n).join()));
+  await Promise.all(list.map((n) => bob.room(n).join()));
+  const got = {};
+  const failed = [];
+  for (const n of list) {
+    got[n] = [];
+    alice.room(n).on('message', (m) => got[n].push([m.offset, m.data]));
+    alice.room(n).on('recovery-failed', (e) => failed.push(e));
+  }
+  const refused = refusals(alice);
+  const errors = [];
+  alice.on('error', (e) => errors.push(e));
+  let fills = 0;
+  alice.on('frame', (f) => f.type === 'history' && fills++);
+
+  // What the server writes now never reaches alice: two messages a room.
+  proxy.mute(true);
+  for (const k of [1, 2]) await Promise.all(list.map((n) => bob.room(n).send(k)));
+  await proxy.discarded((text) => (text.match(/"type":"room"/g) || []).length === 60);
+  const away = waitFor(alice, 'state', (s) => s.state === 'resuming');
+  const back = waitFor(alice, 'welcome', () => true, 20000);
+  const all = Promise.all(list.map((n) => waitFor(alice.room(n), 'message', (m) => m.data === 3, 30000)));
+  proxy.cut();
+  await away;
+  // While she is away (or, if she is back already, live): after the gap.
+  await Promise.all(list.map((n) => bob.room(n).send(3)));
+  assert.equal((await back).resumed, true);
+  await all;
+  for (const n of list) assert.deepEqual(got[n], [[1, 1], [2, 2], [3, 3]], `room ${n}: every message once, in order`);
+  assert.deepEqual(failed, []);
+  assert.deepEqual(errors, []);
+  assert.equal(fills, 30, "each room's gap was read from history");
+  if (pace) assert.equal(refused.count, 0, 'the gap fills were paced within the query limit');
+  else assert.ok(refused.count > 0, 'unpaced, the server refused some gap fills (and they were retried)');
+}
+
+/** A burst of queries past a tight server limit: refused ones are sent again
+ *  after the server's `retry_after_ms`, and all resolve. Without retries,
+ *  the refusal reaches the caller. */
+export async function retriedQueries(t, make) {
+  const server = await startServer(t, ['--queries-per-sec', '2', '--queries-burst', '2']);
+  const alice = make({ url: server.url, id: 'alice' });
+  const refused = refusals(alice);
+  await alice.connect();
+  const answers = await Promise.all(range(1, 10).map(() => alice.online(['alice', 'nobody'])));
+  assert.ok(answers.every((a) => a.length === 1 && a[0] === 'alice'));
+  assert.ok(refused.count > 0, 'the server refused some (the client paces at its default 5/s)');
+
+  const eager = make({ url: server.url, id: 'eager', maxRetries: 0 });
+  await eager.connect();
+  const results = await Promise.allSettled(range(1, 10).map(() => eager.online(['eager'])));
+  const rejected = results.filter((r) => r.status === 'rejected').map((r) => r.reason);
+  assert.ok(rejected.length > 0 && rejected.length < 10, `${rejected.length} of 10 refused`);
+  for (const e of rejected) {
+    assert.equal(e.code, 'rate-limited');
+    assert.equal(typeof e.retryAfterMs, 'number');
+  }
+}
+
+/** Frames past a tight message limit: every room message refused is sent
+ *  again after `retry_after_ms` and handled once. */
+export async function retriedMessages(t, make) {
+  const server = await startServer(t, ['--messages-per-sec', '5', '--messages-burst', '5']);
+  const alice = make({ url: server.url, id: 'alice' });
+  const bob = peer(t, server.url, 'bob');
+  const refused = refusals(alice);
+  await alice.connect();
+  await bob.connect();
+  await alice.room('lobby').join();
+  await bob.room('lobby').join();
+  const got = [];
+  bob.room('lobby').on('message', (m) => got.push(m.data));
+  const N = 12;
+  const last = waitFor(bob.room('lobby'), 'message', () => got.length === N, 20000);
+  await Promise.all(range(1, N).map((n) => alice.room('lobby').send(n)));
+  await last;
+  assert.deepEqual(got.slice().sort((a, b) => a - b), range(1, N), 'each message handled once');
+  assert.ok(refused.count > 0, 'the server refused some (the client paces at its default 50/s)');
+}
+
+/** The client paces queries at its `limits`; waiting for that is not
+ *  counted by `requestTimeoutMs`. */
+export async function pacing(t, make) {
+  const server = await startServer(t);
+  const alice = make({ url: server.url, id: 'alice', requestTimeoutMs: 500, limits: { queriesPerSec: 2, queriesBurst: 1 } });
+  const refused = refusals(alice);
+  await alice.connect();
+  const started = Date.now();
+  const times = await Promise.all(range(1, 4).map(() => alice.online(['alice']).then(() => Date.now() - started)));
+  // 90 % of 2 a second, one at once: the 4th after 3 × 556 ms.
+  assert.ok(times[3] >= 1600, `paced: answered after ${times.join(', ')} ms`);
+  assert.equal(refused.count, 0);
+}
+
 export { within };

@@ -1,6 +1,6 @@
 // Compiled (not run) by `npm test`: the published declarations type the API
 // the README shows. A consumer's view: imports go through the package name.
-import { Switchboard, SwitchboardError, type JoinAck, type StateEvent } from 'switchboard-client';
+import { Switchboard, SwitchboardError, type JoinAck, type Limits, type StateEvent } from 'switchboard-client';
 
 const sb = new Switchboard({
   url: 'ws://127.0.0.1:3001',
@@ -11,6 +11,8 @@ const sb = new Switchboard({
   pingIntervalMs: 25000,
   pongTimeoutMs: 10000,
   backoff: { initialMs: 1000, maxMs: 30000 },
+  limits: { messagesPerSec: 50, messagesBurst: 100, queriesPerSec: 5, queriesBurst: 20 },
+  maxRetries: 5,
 });
 const welcome: Promise<{ id: string; session: string; resumed: boolean }> = sb.connect();
 const state: 'connecting' | 'open' | 'resuming' | 'closed' = sb.state;
@@ -43,4 +45,6 @@ async function use() {
   sb.close();
   return [n, first, count, held, online, welcome, state, id, session];
 }
+const limits: Limits = { queriesPerSec: 0 };
 void use;
+void limits;

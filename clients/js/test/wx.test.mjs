@@ -35,3 +35,4 @@ test('4001 replaced: closed, no reconnect', (t) => S.replaced(t, make(t)));
 test('signed tokens; 401 through the wx.request probe (a plain GET of the same URL)', (t) => S.signedTokens(t, make(t), { knowsStatus: false }));
 test('heartbeat: a silent server is detected and the socket replaced', (t) => S.heartbeat(t, make(t)));
 test('requests: queued before open, rejected on drop, timeout, bounded queue', (t) => S.requests(t, make(t)));
+test('a TCP cut with gaps in 30 rooms: filled from history, paced', (t) => S.gapsInManyRooms(t, make(t), { pace: true }));

@@ -99,6 +99,37 @@ function pickTransport(name) {
   const f = transports[name];
   return f && f();
 }
+var Bucket = class {
+  constructor(rate, burst) {
+    this.rate = rate;
+    this.burst = burst;
+    this.t = 0;
+    this.until = 0;
+    this.n = burst;
+  }
+  /** How long until a token is there (0: now; then `take` it). */
+  wait(now) {
+    if (now < this.until) return this.until - now;
+    if (!this.rate) return 0;
+    this.n = Math.min(this.burst, this.n + (now - this.t) * this.rate / 1e3);
+    this.t = now;
+    return this.n >= 1 ? 0 : Math.ceil((1 - this.n) * 1e3 / this.rate);
+  }
+  take() {
+    this.n--;
+  }
+  /** Nothing before `until`; then one token, and the rate from there. */
+  hold(until) {
+    this.until = this.t = Math.max(this.until, until);
+    this.n = 1;
+  }
+};
+var QUERY = /^(members|online|history)$/;
+var MARGIN = 0.9;
+function bucket(rate, burst, r, b) {
+  const n = (v, d) => typeof v === "number" && v >= 0 ? v : d;
+  return new Bucket(n(rate, r) * MARGIN, Math.max(1, Math.floor(n(burst, b) * MARGIN)));
+}
 function deferred() {
   const d = {};
   d.promise = new Promise((res, rej) => {
@@ -128,9 +159,16 @@ var Switchboard = class extends Emitter {
     this.nextRef = 1;
     this.pending = /* @__PURE__ */ new Map();
     this.queue = [];
+    // waiting for a connection (a welcome)
+    this.out = [];
+    this.pinging = false;
+    // a ping waits in `out`
     this.rooms = /* @__PURE__ */ new Map();
     this.o = options || {};
     this.id = this.o.id;
+    const l = this.o.limits || {};
+    this.fb = bucket(l.messagesPerSec, l.messagesBurst, 50, 100);
+    this.qb = bucket(l.queriesPerSec, l.queriesBurst, 5, 20);
     if (!this.o.id && !this.o.token) throw new SwitchboardError("bad-options", "Switchboard: give an `id`, a `token`, or both");
   }
   /** Starts connecting (or, while waiting to reconnect, tries at once). Resolves at the first welcome; rejects if the client closes first (`close()`, 4001, 401). */
@@ -171,24 +209,33 @@ var Switchboard = class extends Emitter {
   }
   /** Sends any request (a `type` and its fields); resolves with its answer frame (`ack` or the answer), rejects with its `error`. */
   request(frame) {
+    return this.ask(frame);
+  }
+  /** @internal `own`: a request of the client's own (see `Req`). */
+  ask(frame, own) {
     return new Promise((resolve, reject) => {
       if (this.stopped) return reject(new SwitchboardError("closed", "the client is closed: call connect() first"));
       const ref = this.nextRef++;
-      const r = { ref, frame: __spreadProps(__spreadValues({}, frame), { ref }), resolve, reject, timer: 0 };
-      if (this.welcomed) this.transmit(r);
-      else if (this.queue.length >= (this.o.maxQueue || 100)) return reject(new SwitchboardError("queue-full", "too many requests waiting for the connection"));
-      else this.queue.push(r);
-      r.timer = setTimeout(() => {
-        const i = this.queue.indexOf(r);
-        if (i >= 0) this.queue.splice(i, 1);
-        this.pending.delete(ref);
-        reject(new SwitchboardError("timeout", `no answer to \`${frame.type}\` within ${this.timeout()} ms`));
-      }, this.timeout());
+      const r = { ref, frame: __spreadProps(__spreadValues({}, frame), { ref }), resolve, reject, timer: 0, q: QUERY.test(frame.type), own, n: 0, at: 0 };
+      if (this.welcomed) this.enqueue(r);
+      else if (this.queue.length >= (this.o.maxQueue || 100)) reject(new SwitchboardError("queue-full", "too many requests waiting for the connection"));
+      else {
+        this.queue.push(r);
+        this.arm(r);
+      }
     });
   }
   // -------------------------------------------------------------------------
-  timeout() {
-    return this.o.requestTimeoutMs || 1e4;
+  /** (Re)starts a request's timeout: it waits for a connection, or for its answer. */
+  arm(r) {
+    clearTimeout(r.timer);
+    const ms = this.o.requestTimeoutMs || 1e4;
+    r.timer = setTimeout(() => {
+      const i = this.queue.indexOf(r);
+      if (i >= 0) this.queue.splice(i, 1);
+      this.pending.delete(r.ref);
+      r.reject(new SwitchboardError("timeout", `no answer to \`${r.frame.type}\` within ${ms} ms`));
+    }, ms);
   }
   url(token, resume) {
     let base = this.o.url;
@@ -211,7 +258,9 @@ var Switchboard = class extends Emitter {
     clearInterval(this.tPing);
     clearTimeout(this.tPong);
     clearTimeout(this.tConnect);
+    clearTimeout(this.tPace);
     this.tPong = void 0;
+    this.pinging = false;
   }
   /** Starts one connection attempt. */
   dial() {
@@ -266,9 +315,15 @@ var Switchboard = class extends Emitter {
     }
     const lost = new SwitchboardError("connection-lost", `connection lost before the answer (${info.code}${info.reason ? " " + info.reason : ""})`);
     const p = this.pending;
+    const o = this.out;
     this.pending = /* @__PURE__ */ new Map();
+    this.out = [];
     this.rooms.forEach((r) => r.dropped());
     p.forEach((r) => this.settle(r, lost));
+    const keep = o.filter((r) => !r.own);
+    o.forEach((r) => r.own && this.settle(r, lost));
+    keep.forEach((r) => this.arm(r));
+    this.queue = keep.concat(this.queue);
     if (info.fatal) return this.fail(info.fatal, info);
     const refused = this.refusal(info.status, info.body, info);
     if (refused) return;
@@ -319,9 +374,10 @@ var Switchboard = class extends Emitter {
       } catch (e) {
       }
     }
-    const q = this.queue;
+    const q = this.queue.concat(this.out);
     const p = this.pending;
     this.queue = [];
+    this.out = [];
     this.pending = /* @__PURE__ */ new Map();
     q.forEach((r) => this.settle(r, err));
     p.forEach((r) => this.settle(r, err));
@@ -336,15 +392,62 @@ var Switchboard = class extends Emitter {
     if (err) r.reject(err);
     else r.resolve(frame);
   }
-  transmit(r) {
-    this.pending.set(r.ref, r);
-    this.send(r.frame);
+  /** Sends `r` when its turn comes under the rate limits (time waiting for
+   *  it is not counted by the timeout). */
+  enqueue(r) {
+    clearTimeout(r.timer);
+    this.out.push(r);
+    this.pump();
   }
-  send(frame) {
-    try {
-      if (this.conn) this.conn.send(JSON.stringify(frame));
-    } catch (e) {
+  /** Sends what the buckets allow, in order; queries may be overtaken by
+   *  other frames while the query bucket is empty. */
+  pump() {
+    clearTimeout(this.tPace);
+    const now = Date.now();
+    let next = Infinity;
+    let qw = 0;
+    for (let i = 0; i < this.out.length; ) {
+      const r = this.out[i];
+      const fw = this.fb.wait(now);
+      if (fw) {
+        next = fw;
+        break;
+      }
+      if (r.at > now || r.q && (qw = qw || this.qb.wait(now))) {
+        next = Math.min(next, r.at > now ? r.at - now : qw);
+        i++;
+        continue;
+      }
+      if (r.q) this.qb.take();
+      this.fb.take();
+      this.out.splice(i, 1);
+      if (r.ref) {
+        this.pending.set(r.ref, r);
+        this.arm(r);
+      } else {
+        this.pinging = false;
+        const g = this.gen;
+        if (!this.tPong)
+          this.tPong = setTimeout(() => g === this.gen && this.drop({ code: LOCAL, reason: "no pong" }, true), this.o.pongTimeoutMs || 1e4);
+      }
+      try {
+        if (this.conn) this.conn.send(JSON.stringify(r.frame));
+      } catch (e) {
+      }
     }
+    if (next < Infinity) this.tPace = setTimeout(() => this.pump(), next);
+  }
+  /** Refused with `rate-limited`: sent again after the server's wait (and a
+   *  jitter), before anything not sent yet; its bucket waits too. */
+  later(r, ms) {
+    clearTimeout(r.timer);
+    r.n++;
+    r.at = Date.now() + ms * (1 + Math.random() / 4) + 1;
+    if (r.frame.type !== "broadcast") (r.q ? this.qb : this.fb).hold(r.at);
+    let i = 0;
+    while (i < this.out.length && this.out[i].n) i++;
+    this.out.splice(i, 0, r);
+    this.pump();
   }
   onFrame(text) {
     let m;
@@ -375,7 +478,10 @@ var Switchboard = class extends Emitter {
       const r = this.pending.get(m.ref);
       if (r) {
         this.pending.delete(m.ref);
-        if (t === "error") this.settle(r, serverError(m));
+        const ms = m.retry_after_ms;
+        const max = this.o.maxRetries;
+        if (t === "error" && m.code === "rate-limited" && typeof ms === "number" && r.n < (typeof max === "number" ? max : 5)) this.later(r, ms);
+        else if (t === "error") this.settle(r, serverError(m));
         else this.settle(r, void 0, m);
       }
     } else if (t === "error") this.emit("error", serverError(m));
@@ -388,16 +494,15 @@ var Switchboard = class extends Emitter {
     this.session = m.session;
     const ev = { id: m.id, session: m.session, resumed: !!m.resumed };
     this.last = ev;
-    const g = this.gen;
     this.tPing = setInterval(() => {
-      this.send({ type: "ping" });
-      if (!this.tPong)
-        this.tPong = setTimeout(() => g === this.gen && this.drop({ code: LOCAL, reason: "no pong" }, true), this.o.pongTimeoutMs || 1e4);
+      if (this.pinging) return;
+      this.pinging = true;
+      this.enqueue({ ref: 0, frame: { type: "ping" }, resolve: noop, reject: noop, timer: 0, q: false, own: true, n: 0, at: 0 });
     }, this.o.pingIntervalMs || 25e3);
     this.rooms.forEach((r) => r.joined && r.rejoin());
     const q = this.queue;
     this.queue = [];
-    q.forEach((r) => this.transmit(r));
+    q.forEach((r) => this.enqueue(r));
     this.setState("open");
     this.emit("welcome", ev);
     const d = this.ready;
@@ -422,8 +527,12 @@ var Room = class extends Emitter {
   }
   /** Joins (idempotent). Resolves with the ack: `{epoch, offset, recovered?}`. */
   join() {
+    return this.enter();
+  }
+  /** @internal `own`: the client's re-join after a reconnect. */
+  enter(own) {
     const since = this.epoch !== void 0 && this.offset !== void 0 ? { epoch: this.epoch, offset: this.offset } : void 0;
-    return this.sb.request({ type: "join", room: this.name, since }).then((a) => {
+    return this.sb.ask({ type: "join", room: this.name, since }, own).then((a) => {
       this.joined = true;
       if (typeof a.epoch === "string" && typeof a.offset === "number") {
         if (a.recovered === false || a.epoch !== this.epoch || this.offset === void 0) {
@@ -441,7 +550,7 @@ var Room = class extends Emitter {
   }
   /** @internal Re-join after a reconnect. */
   rejoin() {
-    this.join().catch((e) => {
+    this.enter(true).catch((e) => {
       if (!e.frame) return;
       this.joined = false;
       this.sb.emit("error", e);
@@ -522,7 +631,7 @@ var Room = class extends Emitter {
     this.filling = true;
     if (first) this.buf.push(first);
     const failed = () => this.emit("recovery-failed", { room: this.name, epoch: since.epoch, offset: upto - 1, since });
-    this.sb.request({ type: "history", room: this.name, limit: Math.min(100, missing), before: upto }).then(
+    this.sb.ask({ type: "history", room: this.name, limit: Math.min(100, missing), before: upto }, true).then(
       (h) => {
         this.filling = false;
         const got = h.epoch === since.epoch ? (h.messages || []).filter((x) => x.offset > since.offset && x.offset < upto) : [];
