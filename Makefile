@@ -4,12 +4,16 @@
 
 CARGO ?= cargo
 LISTEN ?= 0.0.0.0:3001
+# The admin interface's address (--admin-listen); empty: the server's default
+# (127.0.0.1:3002). `switchboard policy …` finds it with
+# SWITCHBOARD_ADMIN_LISTEN set to the same, or --admin-url.
+ADMIN_LISTEN ?=
 WASM_TARGET := wasm32-wasip2
 
 .PHONY: run test build release wasm-target fmt lint clean bench bench-quick clients-test miniprogram-test browser-test
 
 run: wasm-target
-	$(CARGO) run --release -p switchboard -- --listen $(LISTEN)
+	$(CARGO) run --release -p switchboard -- --listen $(LISTEN) $(if $(ADMIN_LISTEN),--admin-listen $(ADMIN_LISTEN))
 
 # The host is built once, with the natively compiled rules the benchmark
 # compares against; the quick benchmark then runs those same debug binaries

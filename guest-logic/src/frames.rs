@@ -115,14 +115,13 @@ fn needs_escape(s: &[u8]) -> bool {
         .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
 }
 
-/// `{"type":"welcome","id","session","resumed"}`: the first frame of every
-/// connection. `session` is what a reconnect passes as `?resume=`;
-/// `resumed` says whether this connection took over a held session.
-pub fn welcome(id: &str, session: &str, resumed: bool) -> Frame {
-    Writer::new(r#"{"type":"welcome","id":"#, id.len() + session.len() + 32)
+/// `{"type":"welcome","id","resumed"}`: the first frame of every
+/// connection. `resumed` says whether this connection took over a held
+/// session. The host adds the `session` (what a reconnect passes as
+/// `?resume=`): the rules never see it.
+pub fn welcome(id: &str, resumed: bool) -> Frame {
+    Writer::new(r#"{"type":"welcome","id":"#, id.len() + 32)
         .str(id)
-        .raw(r#","session":"#)
-        .str(session)
         .raw(if resumed {
             r#","resumed":true"#
         } else {
@@ -366,11 +365,10 @@ mod tests {
             // so compare parsed values and the escaping of `s` separately.
             let pairs: [(Frame, Vec<(&str, serde_json::Value)>); 5] = [
                 (
-                    welcome(s, s, true),
+                    welcome(s, true),
                     vec![
                         ("type", "welcome".into()),
                         ("id", v()),
-                        ("session", v()),
                         ("resumed", true.into()),
                     ],
                 ),

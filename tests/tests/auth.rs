@@ -433,3 +433,197 @@ async fn watcher(server: &TestServer) -> Result<Client> {
     welcomed(&mut c, "watcher").await?;
     Ok(c)
 }
+
+/// A config whose tokens must come from `issuer`, name `audience` and be at
+/// most `max_age` seconds old (each if given), with a 5 s leeway.
+fn strict_config(issuer: Option<&str>, audience: Option<&str>, max_age: Option<u64>) -> Config {
+    let mut config = auth_config();
+    if let Some(auth) = &mut config.auth {
+        auth.leeway = Duration::from_secs(5);
+        auth.issuer = issuer.map(str::to_owned);
+        auth.audience = audience.map(str::to_owned);
+        auth.max_age = max_age.map(Duration::from_secs);
+    }
+    config
+}
+
+/// `token` is refused at the upgrade with 401 and `reason`, and its probe
+/// says the same.
+async fn refused_with(server: &TestServer, token: &str, reason: &str) -> Result<()> {
+    let path = format!("/ws?token={token}");
+    let r = server.raw_upgrade(&path).await?;
+    ensure!(r.status == 401, "{reason}: {}", r.head);
+    ensure!(r.body == format!("{reason}\n"), "{:?}", r.body);
+    let probe = server.raw_plain("GET", &path).await?;
+    ensure!(
+        probe.status == 401 && probe.body == r.body,
+        "probe: {} {:?}",
+        probe.head,
+        probe.body
+    );
+    Ok(())
+}
+
+/// `token` connects, as `id`.
+async fn admitted(server: &TestServer, token: &str, id: &str) -> Result<()> {
+    let mut c = server.connect_path(&format!("/ws?token={token}")).await?;
+    welcomed(&mut c, id).await?;
+    c.close().await
+}
+
+#[tokio::test]
+async fn with_an_issuer_a_token_of_another_or_none_is_refused() -> Result<()> {
+    let server =
+        TestServer::start(strict_config(Some("https://login.example"), None, None)).await?;
+    let now = now();
+    let claims = |iss: Value| json!({"sub": "alice", "exp": now + 600, "iss": iss});
+    refused_with(
+        &server,
+        &hs256(claims("https://evil.example".into()), SECRET)?,
+        "invalid token: iss is not the issuer this server takes",
+    )
+    .await?;
+    refused_with(
+        &server,
+        &token("alice")?,
+        "invalid token: no iss claim (this server takes tokens of one issuer)",
+    )
+    .await?;
+    admitted(
+        &server,
+        &hs256(claims("https://login.example".into()), SECRET)?,
+        "alice",
+    )
+    .await?;
+    server.shutdown().await
+}
+
+#[tokio::test]
+async fn with_an_audience_a_token_for_another_or_none_is_refused() -> Result<()> {
+    let server = TestServer::start(strict_config(None, Some("chat"), None)).await?;
+    let now = now();
+    let claims = |aud: Value| json!({"sub": "bob", "exp": now + 600, "aud": aud});
+    refused_with(
+        &server,
+        &hs256(claims("billing".into()), SECRET)?,
+        "invalid token: aud does not name this server's audience",
+    )
+    .await?;
+    refused_with(
+        &server,
+        &hs256(claims(json!(["billing", "mail"])), SECRET)?,
+        "invalid token: aud does not name this server's audience",
+    )
+    .await?;
+    refused_with(
+        &server,
+        &token("bob")?,
+        "invalid token: no aud claim (this server takes tokens for its audience only)",
+    )
+    .await?;
+    admitted(&server, &hs256(claims("chat".into()), SECRET)?, "bob").await?;
+    admitted(
+        &server,
+        &hs256(claims(json!(["billing", "chat"])), SECRET)?,
+        "bob",
+    )
+    .await?;
+    server.shutdown().await
+}
+
+#[tokio::test]
+async fn with_a_max_age_an_old_token_or_one_without_iat_is_refused() -> Result<()> {
+    let server = TestServer::start(strict_config(None, None, Some(60))).await?;
+    let now = now();
+    let issued = |iat: u64| json!({"sub": "carol", "exp": now + 3600, "iat": iat});
+    // Past the age and the 5 s leeway: refused, though `exp` is far off.
+    let old = hs256(issued(now - 600), SECRET)?;
+    let r = server.raw_upgrade(&format!("/ws?token={old}")).await?;
+    ensure!(r.status == 401, "{}", r.head);
+    ensure!(
+        r.body.starts_with("token too old: issued ")
+            && r.body
+                .ends_with(" s ago, and this server takes tokens up to 60 s old\n"),
+        "{:?}",
+        r.body
+    );
+    refused_with(
+        &server,
+        &hs256(json!({"sub": "carol", "exp": now + 3600}), SECRET)?,
+        "invalid token: no numeric iat claim (this server limits how old a token may be)",
+    )
+    .await?;
+    refused_with(
+        &server,
+        &hs256(issued(now + 3600), SECRET)?,
+        "invalid token: issued in the future (iat is past the clock)",
+    )
+    .await?;
+    // Young enough, and what `switchboard token` mints (it always sets iat).
+    admitted(&server, &hs256(issued(now - 10), SECRET)?, "carol").await?;
+    admitted(&server, &token("carol")?, "carol").await?;
+    server.shutdown().await
+}
+
+/// `switchboard token ARGS` with `env` (and no other `SWITCHBOARD_*`), run
+/// where no settings file is; the token it prints.
+fn minted(args: &[&str], env: &[(&str, &str)]) -> Result<String> {
+    let mut cmd = std::process::Command::new(switchboard_tests::switchboard_bin()?);
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("SWITCHBOARD_") {
+            cmd.env_remove(&name);
+        }
+    }
+    let out = cmd
+        .arg("token")
+        .args(args)
+        .envs(env.iter().copied())
+        .current_dir(std::env::temp_dir())
+        .output()?;
+    ensure!(out.status.success(), "{out:?}");
+    Ok(String::from_utf8(out.stdout)?.trim().to_owned())
+}
+
+#[tokio::test]
+async fn switchboard_token_mints_iss_aud_and_iat_that_a_strict_server_takes() -> Result<()> {
+    let server = TestServer::start(strict_config(
+        Some("https://login.example"),
+        Some("chat"),
+        Some(60),
+    ))
+    .await?;
+    // Flags of the token command.
+    let flags = minted(
+        &[
+            "--sub",
+            "dave",
+            "--auth-secret",
+            SECRET,
+            "--issuer",
+            "https://login.example",
+            "--audience",
+            "chat",
+        ],
+        &[],
+    )?;
+    admitted(&server, &flags, "dave").await?;
+    // The server's own settings, here from its variables, are the default.
+    let settings = minted(
+        &["--sub", "dave"],
+        &[
+            ("SWITCHBOARD_AUTH_SECRET", SECRET),
+            ("SWITCHBOARD_AUTH_ISSUER", "https://login.example"),
+            ("SWITCHBOARD_AUTH_AUDIENCE", "chat"),
+        ],
+    )?;
+    admitted(&server, &settings, "dave").await?;
+    // Without them the token has neither, and is refused here.
+    let bare = minted(&["--sub", "dave", "--auth-secret", SECRET], &[])?;
+    refused_with(
+        &server,
+        &bare,
+        "invalid token: no iss claim (this server takes tokens of one issuer)",
+    )
+    .await?;
+    server.shutdown().await
+}

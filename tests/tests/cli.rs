@@ -1685,3 +1685,258 @@ async fn a_policy_file_replaced_during_start_up_is_reloaded() -> Result<()> {
         .await?;
     server.stop().await
 }
+
+// ---------------------------------------------------------------------------
+// Finding the admin interface; recording what on-connect is given (issue 20)
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_policy_commands_find_the_admin_interface_where_the_server_put_it() -> Result<()> {
+    let dir = Scratch::new("admin-listen")?;
+    let deadline = deadline_ms();
+    let server = Served::start(&dir.dir, &serve_args(&deadline), &[], true).await?;
+    let admin = server.admin.context("admin")?;
+    let listen = admin.to_string();
+    let status = |env: Vec<(&'static str, String)>, args: Vec<String>| {
+        let dir = dir.dir.clone();
+        async move {
+            let mut all = vec!["status".to_owned(), "--admin-token".into(), TOKEN.into()];
+            all.extend(args);
+            let args: Vec<&str> = all.iter().map(String::as_str).collect();
+            let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            policy_cmd(&dir, &args, &env).await
+        }
+    };
+    // The server's variable, without --admin-url: the command follows it,
+    // over a settings file that says otherwise (as the server would).
+    dir.write("switchboard.toml", b"[admin]\nlisten = \"127.0.0.1:1\"\n")?;
+    let out = status(vec![("SWITCHBOARD_ADMIN_LISTEN", listen.clone())], vec![]).await?;
+    ensure!(out.ok(), "SWITCHBOARD_ADMIN_LISTEN={listen}: {out:#?}");
+    ensure!(out.json()?["active"]["seq"] == 1, "{out:#?}");
+    // Listening on every address: reached on loopback.
+    let every = format!("0.0.0.0:{}", admin.port());
+    let out = status(vec![("SWITCHBOARD_ADMIN_LISTEN", every.clone())], vec![]).await?;
+    ensure!(out.ok(), "SWITCHBOARD_ADMIN_LISTEN={every}: {out:#?}");
+    // Turned off: said so, nothing sent.
+    let out = status(vec![("SWITCHBOARD_ADMIN_LISTEN", "off".into())], vec![]).await?;
+    ensure!(
+        !out.ok()
+            && out
+                .stderr
+                .contains("admin interface is off (SWITCHBOARD_ADMIN_LISTEN"),
+        "{out:#?}"
+    );
+    // --admin-url outranks it, and may leave out the scheme.
+    let out = status(
+        vec![("SWITCHBOARD_ADMIN_LISTEN", "127.0.0.1:1".into())],
+        vec!["--admin-url".into(), listen.clone()],
+    )
+    .await?;
+    ensure!(out.ok(), "--admin-url {listen}: {out:#?}");
+    let out = status(vec![("SWITCHBOARD_ADMIN_URL", listen.clone())], vec![]).await?;
+    ensure!(out.ok(), "SWITCHBOARD_ADMIN_URL={listen}: {out:#?}");
+    // Without either, the settings file's address (nothing listens there).
+    let out = status(vec![], vec![]).await?;
+    ensure!(
+        !out.ok() && out.stderr.contains("127.0.0.1:1"),
+        "the settings file's address: {out:#?}"
+    );
+    server.stop().await
+}
+
+#[test]
+fn make_run_takes_the_admin_address() -> Result<()> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let dry_run = |vars: &[&str]| -> Result<String> {
+        let out = Command::new("make")
+            .args(["-n", "--no-print-directory", "run"])
+            .args(vars)
+            .current_dir(&root)
+            .output()
+            .context("cannot run make")?;
+        ensure!(out.status.success(), "make -n run {vars:?}: {out:?}");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.lines()
+            .find(|l| l.contains("-p switchboard"))
+            .map(str::to_owned)
+            .with_context(|| format!("no cargo run line in {text}"))
+    };
+    let line = dry_run(&["ADMIN_LISTEN=127.0.0.1:4999"])?;
+    ensure!(
+        line.contains("--listen 0.0.0.0:3001") && line.contains("--admin-listen 127.0.0.1:4999"),
+        "{line}"
+    );
+    let line = dry_run(&[])?;
+    ensure!(
+        !line.contains("--admin-listen"),
+        "the server's default: {line}"
+    );
+    Ok(())
+}
+
+/// Every text frame in `v` (a replayed action list), parsed whole (v2's
+/// fields kept, unlike [`frames`]).
+fn whole_frames(v: &Value) -> Vec<Value> {
+    match v {
+        Value::Object(map) => map
+            .iter()
+            .flat_map(|(k, x)| match (k.as_str(), x) {
+                ("text", Value::String(t)) => {
+                    vec![serde_json::from_str(t).unwrap_or_else(|_| Value::String(t.clone()))]
+                }
+                _ => whole_frames(x),
+            })
+            .collect(),
+        Value::Array(items) => items.iter().flat_map(whole_frames).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// A token for `sub` with the claims a policy is shown, signed with
+/// AUTH_SECRET.
+fn signed_token(sub: &str) -> Result<String> {
+    use jsonwebtoken::{EncodingKey, Header};
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
+    let claims = json!({"sub": sub, "exp": now + 600, "iat": now, "role": "admin"});
+    Ok(jsonwebtoken::encode(
+        &Header::default(),
+        &claims,
+        &EncodingKey::from_secret(AUTH_SECRET.as_bytes())?,
+    )?)
+}
+
+/// With signed tokens and a resume, a connect line records the claims,
+/// the (empty) session and `resumed` the rules were given, and a replay
+/// gives the rules exactly that (it used to give no claims, `resumed:
+/// false` and a made-up session).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_gives_the_rules_the_claims_and_the_resume_they_were_given() -> Result<()> {
+    use switchboard::config::{AuthConfig, PolicySource};
+    use switchboard_tests::TestServer;
+
+    let dir = Scratch::new("record-auth")?;
+    let events = dir.path("events.jsonl");
+    let events_arg = events.to_str().context("non-UTF-8 path")?;
+    let mut config = switchboard_tests::tolerant_config();
+    config.policy = PolicySource::File(misbehave_wasm());
+    config.auth = Some(AuthConfig {
+        secret: Some(AUTH_SECRET.into()),
+        ..AuthConfig::default()
+    });
+    config.record_events = Some(events.clone());
+    let server = TestServer::start(config).await?;
+    let token = signed_token("info-alice")?;
+
+    // Live: the rules get the claims and no session; the host puts the
+    // session into their welcome.
+    let mut alice = server.connect_path(&format!("/ws?token={token}")).await?;
+    let welcome = alice.recv_v2().await?;
+    ensure!(
+        welcome["claims"]["role"] == "admin"
+            && welcome["given_session"] == ""
+            && welcome["resumed"] == false,
+        "{welcome}"
+    );
+    let session = welcome["session"]
+        .as_str()
+        .context("the host added no session")?
+        .to_owned();
+    ensure!(session.len() >= 16, "{welcome}");
+    // An abrupt end: held; then resumed.
+    drop(alice);
+    server.until_held("info-alice").await?;
+    let mut alice = server
+        .connect_path(&format!("/ws?token={token}&resume={session}"))
+        .await?;
+    let welcome = alice.recv_v2().await?;
+    ensure!(
+        welcome["resumed"] == true
+            && welcome["claims"]["role"] == "admin"
+            && welcome["given_session"] == ""
+            && welcome["session"].is_string()
+            && welcome["session"] != session.as_str(),
+        "{welcome}"
+    );
+    alice.close().await?;
+    // Shutting down flushes the recording.
+    server.shutdown().await?;
+
+    let text = std::fs::read_to_string(&events)?;
+    ensure!(
+        !text.contains(&session),
+        "a session reached the recording: {text}"
+    );
+    ensure!(
+        !text.contains(&token),
+        "the token reached the recording: {text}"
+    );
+    let connects: Vec<(Value, String, bool)> = text
+        .lines()
+        .map(serde_json::from_str::<Recorded>)
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .filter_map(|r| match r.event {
+            Event::Connect {
+                claims,
+                session,
+                resumed,
+                ..
+            } => Some((json!(claims), session, resumed)),
+            _ => None,
+        })
+        .collect();
+    ensure!(connects.len() == 2, "{text}");
+    for (i, (claims, session, resumed)) in connects.iter().enumerate() {
+        ensure!(
+            claims["sub"] == "info-alice"
+                && claims["role"] == "admin"
+                && session.is_empty()
+                && *resumed == (i == 1),
+            "connect {i}: {text}"
+        );
+    }
+
+    // The replay shows what the rules were given: the same claims, no
+    // session, and the resume.
+    let misbehave = misbehave_wasm();
+    let deadline = deadline_ms();
+    let out = policy_cmd(
+        &dir.dir,
+        &[
+            "replay",
+            misbehave.to_str().context("path")?,
+            "--events",
+            events_arg,
+            "--call-deadline-ms",
+            &deadline,
+        ],
+        &[],
+    )
+    .await?;
+    ensure!(out.ok(), "replay failed: {out:#?}");
+    let welcomes: Vec<Value> = out
+        .stdout
+        .lines()
+        .map(serde_json::from_str::<Value>)
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .filter(|l| l["event"] == "connect")
+        .flat_map(|l| whole_frames(&l["actions"]))
+        .collect();
+    let expected = |resumed: bool| {
+        json!({
+            "type": "welcome",
+            "id": "info-alice",
+            "claims": connects[0].0,
+            "given_session": "",
+            "resumed": resumed,
+        })
+    };
+    ensure!(
+        welcomes == vec![expected(false), expected(true)],
+        "replayed welcomes: {welcomes:#?}\n{out:#?}"
+    );
+    Ok(())
+}

@@ -44,10 +44,11 @@ fn ack(r: impl Into<Value>) -> Value {
 async fn welcome_is_the_first_frame() -> Result<()> {
     let server = TestServer::start(tolerant_config()).await?;
     let mut alice = server.connect("alice").await?;
-    // v1's fields first, in order; v2 adds its own after them.
+    // v1's fields first, in order; v2 adds its own after them (the
+    // host's `session` last).
     let welcome = alice.recv_text().await?;
     assert!(
-        welcome.starts_with(r#"{"type":"welcome","id":"alice","session":""#),
+        welcome.starts_with(r#"{"type":"welcome","id":"alice","resumed":false,"session":""#),
         "{welcome}"
     );
 

@@ -643,6 +643,9 @@ async fn wasi_clocks_read_the_replay_clock() -> Result<()> {
             query: None,
             headers: Vec::new(),
             secure: false,
+            claims: None,
+            session: String::new(),
+            resumed: false,
         },
     };
     replay.step(&connect).await;

@@ -12,7 +12,7 @@ use crate::chat::Chat;
 use crate::chat::actions::{self, Caller};
 use crate::chat::replies;
 use crate::net::outbound::{self, Inbox, Outbox};
-use crate::policy::Action;
+use crate::policy::{Action, Frame};
 use crate::store::json;
 use crate::store::notices::Mail;
 
@@ -38,6 +38,9 @@ pub struct Resume {
 /// in the second take, and one stored after it is handed over by its
 /// sender, which looks again after storing (`actions`).
 ///
+/// `session` (the connection's, when it has one) is set in the welcome
+/// (see [`with_session`]): the rules never see it.
+///
 /// One event under one cork: the welcome and what `on-connect` sends to
 /// others are written at its end, after the registration.
 pub async fn connect(
@@ -45,9 +48,13 @@ pub async fn connect(
     id: &str,
     outbox: &Outbox,
     mut decided: Vec<Action>,
+    session: Option<&str>,
     resume: Option<Resume>,
     registered: impl FnOnce() + Send,
 ) {
+    if let Some(session) = session {
+        with_session(&mut decided, session);
+    }
     let leading = decided
         .iter()
         .take_while(|a| matches!(a, Action::Reply(_)))
@@ -75,6 +82,24 @@ pub async fn connect(
         actions::apply(chat, Caller::new(outbox), rest).await;
     })
     .await;
+}
+
+/// Set `"session":"<session>"` in every text frame `on-connect` replies
+/// with whose JSON `type` is `welcome` (replacing a `session` the rules
+/// wrote, adding it otherwise), as the host adds `offset` to room frames:
+/// the rules are never given the token, so a policy cannot leak or keep
+/// it, and the client gets it all the same.
+fn with_session(decided: &mut [Action], session: &str) {
+    let Ok(value) = serde_json::to_string(session) else {
+        return;
+    };
+    for action in decided {
+        if let Action::Reply(Frame::Text(text)) = action
+            && json::string_field(text, "type").as_deref() == Some("welcome")
+        {
+            *text = json::with_field(std::mem::take(text), "session", &value);
+        }
+    }
 }
 
 /// Carry out `on-message`'s actions for `caller`.
@@ -122,4 +147,46 @@ pub fn stored_frames(mail: Mail) -> Vec<Message> {
         frames.push(Message::Text(text.into()));
     }
     frames
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(s: &str) -> Action {
+        Action::Reply(Frame::Text(s.to_owned()))
+    }
+
+    #[test]
+    fn the_session_goes_into_the_welcome_only() {
+        let mut decided = vec![
+            text(r#"{"type":"welcome","id":"a","resumed":false}"#),
+            text(r#"{"type":"welcome","session":"forged","online":3}"#),
+            text(r#"{"type":"notice","session":"x"}"#),
+            text("welcome a"),
+            Action::Reply(Frame::Binary(b"{\"type\":\"welcome\"}".to_vec())),
+            Action::Send {
+                to: "b".into(),
+                frame: Frame::Text(r#"{"type":"welcome"}"#.into()),
+                on_sent: None,
+                on_closed: None,
+                on_held: None,
+                store: false,
+                on_stored: None,
+            },
+        ];
+        let before = decided.clone();
+        with_session(&mut decided, "s3ss");
+        assert_eq!(
+            decided[0],
+            text(r#"{"type":"welcome","id":"a","resumed":false,"session":"s3ss"}"#)
+        );
+        // What the rules wrote is replaced, never kept beside it.
+        assert_eq!(
+            decided[1],
+            text(r#"{"type":"welcome","online":3,"session":"s3ss"}"#)
+        );
+        // Frames that are not the caller's JSON welcome are left alone.
+        assert_eq!(decided[2..], before[2..]);
+    }
 }

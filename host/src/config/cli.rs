@@ -97,9 +97,14 @@ pub enum PolicyCommand {
 /// How the policy commands reach the admin interface.
 #[derive(Debug, Args)]
 pub struct AdminArgs {
-    /// Admin interface URL [default: from the settings file's [admin] listen, else http://127.0.0.1:3002].
+    /// Admin interface URL; `host:port` alone means http://host:port [default: from SWITCHBOARD_ADMIN_LISTEN (the server's variable), else the settings file's [admin] listen, else http://127.0.0.1:3002].
     #[arg(long, env = "SWITCHBOARD_ADMIN_URL")]
     pub admin_url: Option<String>,
+    /// The server's `SWITCHBOARD_ADMIN_LISTEN`, when set: where the
+    /// interface is when no URL is given, as for the server itself (the
+    /// variable outranks the settings file there too).
+    #[arg(skip = std::env::var("SWITCHBOARD_ADMIN_LISTEN").ok())]
+    pub admin_listen: Option<String>,
     /// Bearer token [default: the settings file's [admin] token, else the one in --admin-token-file].
     #[arg(long, env = "SWITCHBOARD_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,

@@ -1,7 +1,9 @@
 //! Identity from signed tokens (JWT): a connection proves its id with a
 //! token whose `sub` is that id, signed with the HMAC secret (HS256) or by
-//! the private half of the configured public key (RS256 / ES256). Signatures
-//! and time claims are checked by `jsonwebtoken`, never by hand.
+//! the private half of the configured public key (RS256 / ES256). Signatures,
+//! `exp`, `nbf`, and the `iss` and `aud` an operator asks for are checked by
+//! `jsonwebtoken`, never by hand; a token's age (`iat`, which that crate does
+//! not check) against `--auth-max-age-secs` is checked here.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -74,6 +76,14 @@ pub enum AuthError {
     /// `exp` is past (beyond the leeway).
     #[error("token expired")]
     Expired,
+    /// `iat` is further back than the maximum age (beyond the leeway).
+    #[error("token too old: issued {age} s ago, and this server takes tokens up to {max} s old")]
+    TooOld {
+        /// Seconds since its `iat`.
+        age: u64,
+        /// The maximum age, in seconds.
+        max: u64,
+    },
     /// `sub` is not something that can be an id.
     #[error(
         "invalid token: sub {0:?} is not a valid id (1-{MAX_ID_LEN} characters of A-Z a-z 0-9 _ . -)"
@@ -119,6 +129,10 @@ pub struct Verifier {
     /// One key per accepted algorithm; a token's `alg` picks its key, so a
     /// token cannot choose to be checked as HMAC with the public key.
     keys: Vec<(Algorithm, DecodingKey, Validation)>,
+    /// The oldest a token may be by its `iat`, in seconds (`None`: any).
+    max_age: Option<u64>,
+    /// Clock skew tolerated, in seconds.
+    leeway: u64,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -127,6 +141,7 @@ impl std::fmt::Debug for Verifier {
         let algs: Vec<_> = self.keys.iter().map(|(alg, ..)| alg).collect();
         f.debug_struct("Verifier")
             .field("algorithms", &algs)
+            .field("max_age", &self.max_age)
             .finish()
     }
 }
@@ -158,16 +173,31 @@ impl Verifier {
             // `from_secret` fails only for an empty secret, refused above.
             let key = DecodingKey::from_secret(secret.as_bytes())
                 .map_err(|_| AuthSetupError::ShortSecret { len: 0 })?;
-            keys.push((Algorithm::HS256, key, validation(Algorithm::HS256, leeway)));
+            keys.push((Algorithm::HS256, key, validation(Algorithm::HS256, config)));
         }
         if let Some(path) = &config.public_key {
             let (alg, key) = public_key(path)?;
-            keys.push((alg, key, validation(alg, leeway)));
+            keys.push((alg, key, validation(alg, config)));
         }
         if keys.is_empty() {
             return Err(AuthSetupError::NoKey);
         }
-        Ok(Verifier { keys })
+        Ok(Verifier {
+            keys,
+            max_age: config.max_age.map(|d| d.as_secs()),
+            leeway,
+        })
+    }
+
+    /// The algorithms accepted, e.g. `HS256` or `HS256, ES256` (for the
+    /// start log).
+    pub fn algorithms(&self) -> String {
+        let names: Vec<_> = self
+            .keys
+            .iter()
+            .map(|(alg, ..)| format!("{alg:?}"))
+            .collect();
+        names.join(", ")
     }
 
     /// The identity `token` proves. `url_id` is the id the URL names, if
@@ -196,6 +226,7 @@ impl Verifier {
         let claims = jsonwebtoken::decode::<Claims>(token, key, validation)
             .map_err(|e| refusal(e.kind()))?
             .claims;
+        self.check_age(&claims)?;
         let sub = match claims.get("sub") {
             Some(serde_json::Value::String(sub)) => sub,
             Some(_) => return Err(AuthError::Invalid("sub is not a string".into())),
@@ -215,18 +246,62 @@ impl Verifier {
             claims: Some(claims),
         })
     }
+
+    /// With a maximum age: the token has a numeric `iat`, not in the future
+    /// and not older than the maximum (each beyond the leeway).
+    fn check_age(&self, claims: &Claims) -> Result<(), AuthError> {
+        let Some(max) = self.max_age else {
+            return Ok(());
+        };
+        // A NumericDate may have a fraction; whole seconds are enough here.
+        let iat = claims
+            .get("iat")
+            .and_then(serde_json::Value::as_f64)
+            .filter(|t| t.is_finite() && *t >= 0.0)
+            .ok_or_else(|| {
+                AuthError::Invalid(
+                    "no numeric iat claim (this server limits how old a token may be)".into(),
+                )
+            })?;
+        // Saturates for an absurd `iat`, which is then in the future.
+        let iat = iat as u64;
+        let now = now_secs();
+        if iat > now.saturating_add(self.leeway) {
+            return Err(AuthError::Invalid(
+                "issued in the future (iat is past the clock)".into(),
+            ));
+        }
+        let age = now.saturating_sub(iat);
+        if age > max.saturating_add(self.leeway) {
+            return Err(AuthError::TooOld { age, max });
+        }
+        Ok(())
+    }
 }
 
 /// What `jsonwebtoken` checks for us: the signature with `alg` only, `exp`
-/// present and not past, `nbf` if present. No audience is configured, so an
-/// `aud` claim is the issuer's business.
-fn validation(alg: Algorithm, leeway: u64) -> Validation {
+/// present and not past, `nbf` if present; with an issuer, `iss` present and
+/// that one; with an audience, `aud` present and naming it. Without an
+/// audience an `aud` claim is the issuer's business.
+fn validation(alg: Algorithm, config: &AuthConfig) -> Validation {
     let mut v = Validation::new(alg);
-    v.leeway = leeway;
+    v.leeway = config.leeway.as_secs();
     v.validate_exp = true;
     v.validate_nbf = true;
-    v.validate_aud = false;
-    v.set_required_spec_claims(&["exp"]);
+    let mut required = vec!["exp"];
+    if let Some(issuer) = &config.issuer {
+        v.set_issuer(&[issuer]);
+        required.push("iss");
+    }
+    match &config.audience {
+        Some(audience) => {
+            v.set_audience(&[audience]);
+            v.validate_aud = true;
+            required.push("aud");
+        }
+        None => v.validate_aud = false,
+    }
+    v.set_required_spec_claims(&required);
     v
 }
 
@@ -241,6 +316,14 @@ fn refusal(kind: &ErrorKind) -> AuthError {
         ErrorKind::MissingRequiredClaim(c) if c == "exp" => {
             invalid("no numeric exp claim (a token must expire)")
         }
+        ErrorKind::MissingRequiredClaim(c) if c == "iss" => {
+            invalid("no iss claim (this server takes tokens of one issuer)")
+        }
+        ErrorKind::MissingRequiredClaim(c) if c == "aud" => {
+            invalid("no aud claim (this server takes tokens for its audience only)")
+        }
+        ErrorKind::InvalidIssuer => invalid("iss is not the issuer this server takes"),
+        ErrorKind::InvalidAudience => invalid("aud does not name this server's audience"),
         ErrorKind::MissingRequiredClaim(c) => AuthError::Invalid(format!("no {c} claim")),
         ErrorKind::InvalidClaimFormat(c) => {
             AuthError::Invalid(format!("claim {c} has the wrong type"))
@@ -329,6 +412,7 @@ mod tests {
             secret: Some(SECRET.into()),
             public_key: None,
             leeway: Duration::from_secs(leeway),
+            ..AuthConfig::default()
         })
         .unwrap()
     }
@@ -436,12 +520,82 @@ mod tests {
     }
 
     #[test]
+    fn issuer_audience_and_age_are_checked_when_asked_for() {
+        let v = Verifier::new(&AuthConfig {
+            secret: Some(SECRET.into()),
+            leeway: Duration::from_secs(5),
+            issuer: Some("https://login.example".into()),
+            audience: Some("chat".into()),
+            max_age: Some(Duration::from_secs(60)),
+            ..AuthConfig::default()
+        })
+        .unwrap();
+        let now = now_secs();
+        let t = |c: serde_json::Value| hs256(c, SECRET);
+        let good = serde_json::json!({
+            "sub": "a", "exp": now + 600, "iat": now - 30,
+            "iss": "https://login.example", "aud": ["other", "chat"],
+        });
+        assert!(v.verify(Some(&t(good.clone())), None).is_ok());
+        let with = |key: &str, value: serde_json::Value| {
+            let mut c = good.clone();
+            match value {
+                serde_json::Value::Null => c.as_object_mut().unwrap().remove(key),
+                value => c.as_object_mut().unwrap().insert(key.into(), value),
+            };
+            reason(&v, &t(c))
+        };
+        assert_eq!(
+            with("iss", "https://evil.example".into()),
+            "invalid token: iss is not the issuer this server takes"
+        );
+        assert_eq!(
+            with("iss", serde_json::Value::Null),
+            "invalid token: no iss claim (this server takes tokens of one issuer)"
+        );
+        assert_eq!(
+            with("aud", "other".into()),
+            "invalid token: aud does not name this server's audience"
+        );
+        assert_eq!(
+            with("aud", serde_json::Value::Null),
+            "invalid token: no aud claim (this server takes tokens for its audience only)"
+        );
+        assert_eq!(
+            with("iat", (now - 100).into()),
+            "token too old: issued 100 s ago, and this server takes tokens up to 60 s old"
+        );
+        // Within the leeway it is still young enough.
+        let mut young = good.clone();
+        young["iat"] = (now - 63).into();
+        assert!(v.verify(Some(&t(young)), None).is_ok());
+        assert_eq!(
+            with("iat", serde_json::Value::Null),
+            "invalid token: no numeric iat claim (this server limits how old a token may be)"
+        );
+        assert_eq!(
+            with("iat", "yesterday".into()),
+            "invalid token: no numeric iat claim (this server limits how old a token may be)"
+        );
+        assert_eq!(
+            with("iat", (now + 3600).into()),
+            "invalid token: issued in the future (iat is past the clock)"
+        );
+        assert!(format!("{v:?}").contains("max_age"));
+        assert_eq!(v.algorithms(), "HS256");
+        // Without them, none of it is asked.
+        let plain = serde_json::json!({"sub": "a", "exp": now + 600, "aud": "x", "iss": "y"});
+        assert!(verifier(0).verify(Some(&t(plain)), None).is_ok());
+    }
+
+    #[test]
     fn settings_that_cannot_verify_stop_the_start() {
         let with = |secret: Option<&str>, key: Option<PathBuf>| {
             Verifier::new(&AuthConfig {
                 secret: secret.map(str::to_owned),
                 public_key: key,
                 leeway: Duration::ZERO,
+                ..AuthConfig::default()
             })
         };
         assert!(matches!(
@@ -453,6 +607,7 @@ mod tests {
             secret: Some(SECRET.into()),
             public_key: None,
             leeway: Duration::from_secs(u64::MAX / 2),
+            ..AuthConfig::default()
         });
         assert!(matches!(long, Err(AuthSetupError::Leeway { .. })));
         let missing = std::env::temp_dir().join("switchboard-no-such-key.pem");

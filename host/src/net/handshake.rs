@@ -9,6 +9,7 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
 use crate::net::auth::{AuthError, Identity, Verifier};
 use crate::net::id::{self, ConnId, IdError};
+use crate::net::origin::{self, OriginError, OriginPolicy};
 
 /// Largest request head accepted.
 const MAX_HEAD: usize = 8 * 1024;
@@ -41,6 +42,9 @@ pub struct Upgrade {
     pub resume: Option<Session>,
     /// The headers in `FORWARDED_HEADERS` that were present.
     pub headers: Vec<(String, String)>,
+    /// The `Origin` (in `headers`) is the server's own: its host and port
+    /// are the request's `Host`.
+    own_origin: bool,
     /// `Sec-WebSocket-Key`.
     key: String,
     /// First subprotocol the client offered (echoed; WeChat clients that
@@ -70,6 +74,22 @@ impl std::fmt::Debug for Token {
 }
 
 impl Upgrade {
+    /// Whether the connection may be made, and who it is: its `Origin`
+    /// checked against `origins` (403) first, then [`Upgrade::identify`].
+    pub fn admit(
+        &self,
+        auth: Option<&Verifier>,
+        origins: &OriginPolicy,
+    ) -> Result<Identity, HandshakeError> {
+        let origin = self
+            .headers
+            .iter()
+            .find(|(name, _)| name == "origin")
+            .map(|(_, value)| value.as_str());
+        origins.check(origin, self.own_origin)?;
+        self.identify(auth)
+    }
+
     /// Who the connection is. With `auth`, the token's `sub` (the URL may
     /// name the same id or none); without, the id in the URL, trusted.
     pub fn identify(&self, auth: Option<&Verifier>) -> Result<Identity, HandshakeError> {
@@ -95,6 +115,9 @@ pub enum HandshakeError {
     /// Signed tokens are on and the request has no acceptable one.
     #[error("{0}")]
     Auth(#[from] AuthError),
+    /// A web page whose origin may not connect.
+    #[error("{0}")]
+    Origin(#[from] OriginError),
     /// Not a WebSocket upgrade.
     #[error("{0}")]
     NotWebSocket(&'static str),
@@ -115,6 +138,7 @@ impl HandshakeError {
         match self {
             HandshakeError::Id(e) => Some(e.status()),
             HandshakeError::Auth(e) => Some(e.status()),
+            HandshakeError::Origin(e) => Some(e.status()),
             HandshakeError::NotWebSocket(_) => Some(426),
             HandshakeError::Malformed(_) => Some(400),
             HandshakeError::TooLarge => Some(431),
@@ -140,6 +164,8 @@ pub struct Plain {
     pub path: String,
     /// `HEAD`: answer without a body.
     pub head: bool,
+    /// The client takes a gzip body (`Accept-Encoding`).
+    pub gzip: bool,
     /// The request checked as an upgrade of the same URL would be, less
     /// the WebSocket headers (for a probe of `/ws…`).
     pub as_upgrade: Result<Upgrade, HandshakeError>,
@@ -212,6 +238,28 @@ fn has_token(req: &httparse::Request<'_, '_>, name: &str, token: &str) -> bool {
     header(req, name).is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
 }
 
+/// Whether an `Accept-Encoding` value takes gzip: `gzip` (or `x-gzip`)
+/// listed with a q above 0, or else `*` with one.
+fn accepts_gzip(value: Option<&str>) -> bool {
+    let Some(value) = value else { return false };
+    let mut star = None;
+    for item in value.split(',') {
+        let mut parts = item.split(';');
+        let coding = parts.next().unwrap_or("").trim();
+        let q = parts
+            .filter_map(|p| p.trim().split_once('='))
+            .find(|(k, _)| k.trim().eq_ignore_ascii_case("q"))
+            .map_or(1.0, |(_, v)| v.trim().parse::<f32>().unwrap_or(0.0));
+        if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") {
+            return q > 0.0;
+        }
+        if coding == "*" {
+            star = Some(q > 0.0);
+        }
+    }
+    star.unwrap_or(false)
+}
+
 /// The request target split into path and query.
 fn target<'r>(req: &httparse::Request<'r, '_>) -> (&'r str, Option<&'r str>) {
     let target = req.path.unwrap_or("/");
@@ -236,6 +284,7 @@ fn plain(req: &httparse::Request<'_, '_>) -> Option<Plain> {
     Some(Plain {
         path: path.to_owned(),
         head,
+        gzip: accepts_gzip(header(req, "accept-encoding")),
         as_upgrade: identity_part(req, path, query),
     })
 }
@@ -301,6 +350,7 @@ fn identity_part(
             .and_then(|q| without_param(&q, RESUME_PARAM)),
         resume,
         headers,
+        own_origin: header("origin").is_some_and(|o| origin::is_own(o, header("host"))),
         key: String::new(),
         protocol: None,
         leftover: Vec::new(),
@@ -394,14 +444,16 @@ impl Response<'_> {
     }
 }
 
-/// Write `response`, then close.
+/// Write `response`, then close. Every answer says `nosniff`: a body is
+/// what its `Content-Type` says (a refusal's reason, which may echo what a
+/// client sent, is never taken for HTML or script).
 pub async fn respond<S: AsyncWrite + Unpin>(
     stream: &mut S,
     response: &Response<'_>,
 ) -> std::io::Result<()> {
     let status = http::StatusCode::from_u16(response.status).unwrap_or(http::StatusCode::FORBIDDEN);
     let mut head = format!(
-        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n",
         status.as_u16(),
         status.canonical_reason().unwrap_or(""),
         response.content_type,
@@ -548,6 +600,55 @@ mod tests {
             .unwrap_err();
         assert!(matches!(e, HandshakeError::Id(IdError::Missing)), "{e}");
         assert_eq!(e.status(), Some(400));
+    }
+
+    #[test]
+    fn gzip_is_taken_when_listed_with_a_q_above_zero() {
+        for yes in [
+            "gzip",
+            "GZIP",
+            "deflate, gzip;q=0.5",
+            "x-gzip",
+            "*",
+            "br, *;q=0.1",
+            "gzip ; q=1",
+        ] {
+            assert!(accepts_gzip(Some(yes)), "{yes}");
+        }
+        for no in [
+            "",
+            "identity",
+            "deflate, br",
+            "gzip;q=0",
+            "gzip;q=0.0, *",
+            "*;q=0",
+            "gzip;q=junk",
+        ] {
+            assert!(!accepts_gzip(Some(no)), "{no}");
+        }
+        assert!(!accepts_gzip(None));
+    }
+
+    #[test]
+    fn a_foreign_origin_is_refused_before_the_token_is_looked_at() {
+        let verifier = Verifier::new(&AuthConfig {
+            secret: Some(SECRET.into()),
+            ..AuthConfig::default()
+        })
+        .unwrap();
+        let origins = OriginPolicy::default();
+        let foreign = parse("/ws/alice", "Origin: https://evil.example\r\n").unwrap();
+        let e = foreign.admit(Some(&verifier), &origins).unwrap_err();
+        assert_eq!(e.status(), Some(403), "{e}");
+        // The request's Host is `x`: `http://x` is the server's own.
+        let own = parse("/ws/alice", "Origin: http://x\r\n").unwrap();
+        assert_eq!(own.admit(None, &origins).unwrap().id.as_str(), "alice");
+        let e = own.admit(Some(&verifier), &origins).unwrap_err();
+        assert_eq!(e.status(), Some(401), "then the token: {e}");
+        assert!(
+            !own.headers.iter().any(|(name, _)| name == "host"),
+            "the Host is not passed on"
+        );
     }
 
     #[test]

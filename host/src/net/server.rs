@@ -680,6 +680,15 @@ mod tests {
         assert!(size <= 2144, "serve's future grew to {size} bytes");
     }
 
+    #[test]
+    fn the_chat_page_is_named_at_an_address_a_browser_here_reaches() {
+        use std::net::SocketAddr;
+        let shown = |a: &str| super::reachable(a.parse::<SocketAddr>().unwrap()).to_string();
+        assert_eq!(shown("0.0.0.0:3001"), "127.0.0.1:3001");
+        assert_eq!(shown("[::]:3001"), "[::1]:3001");
+        assert_eq!(shown("10.1.2.3:443"), "10.1.2.3:443");
+    }
+
     #[tokio::test]
     async fn accepted_sockets_get_keepalive_and_no_delay() {
         use std::time::Duration;

@@ -1,6 +1,7 @@
 //! The client side of the admin interface, for `policy swap|status|rollback`.
 //! Blocking HTTP (ureq) on a blocking thread: one request per command.
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -38,19 +39,19 @@ impl AdminClient {
 
     /// The URL and token from the flags and variables, else the settings
     /// file, else the defaults; with no token given, the one the server wrote
-    /// to its token file.
+    /// to its token file. Without a URL, the interface is where the server
+    /// puts it: `SWITCHBOARD_ADMIN_LISTEN`, else the file's `[admin]
+    /// listen`, else the default.
     fn from_args(args: AdminArgs) -> Result<AdminClient, String> {
         let file = crate::config::file::discover(args.config.as_deref())
             .map_err(|e| e.to_string())?
             .admin;
         let defaults = AdminConfig::default();
-        let base = match args.admin_url {
-            Some(url) => url,
-            None => match file.listen.as_deref() {
-                Some("off") => return Err("the admin interface is off in the settings file".into()),
-                Some(addr) => format!("http://{addr}"),
-                None => format!("http://{}", defaults.listen),
-            },
+        let base = match (args.admin_url, args.admin_listen, file.listen) {
+            (Some(url), _, _) => with_scheme(&url),
+            (None, Some(listen), _) => base_for(&listen, "SWITCHBOARD_ADMIN_LISTEN")?,
+            (None, None, Some(listen)) => base_for(&listen, "the settings file's [admin] listen")?,
+            (None, None, None) => base_for(&defaults.listen.to_string(), "the default")?,
         };
         let token = match args.admin_token.or(file.token) {
             Some(token) => token,
@@ -92,7 +93,12 @@ impl AdminClient {
                     r.send_empty()
                 }
                 Method::Put(body) => {
-                    let mut r = agent.put(&url).header("Content-Type", "application/wasm");
+                    // The server answers a refusal (401, 413) before the
+                    // body, which is then not sent at all.
+                    let mut r = agent
+                        .put(&url)
+                        .header("Content-Type", "application/wasm")
+                        .header("Expect", "100-continue");
                     if let Some(a) = &auth {
                         r = r.header("Authorization", a);
                     }
@@ -129,6 +135,34 @@ impl AdminClient {
     pub async fn rollback(&self) -> Result<(u16, String), String> {
         self.request(Method::Post, "/admin/policy/rollback").await
     }
+}
+
+/// `url`, with `http://` in front when it has no scheme (`127.0.0.1:3002`).
+fn with_scheme(url: &str) -> String {
+    if url.contains("://") {
+        url.to_owned()
+    } else {
+        format!("http://{url}")
+    }
+}
+
+/// The URL of an interface listening on `listen` (an address as the
+/// server takes it, from `source`): a server on every address (`0.0.0.0`,
+/// `[::]`) is reached on loopback.
+fn base_for(listen: &str, source: &str) -> Result<String, String> {
+    if listen == "off" {
+        return Err(format!("the admin interface is off ({source} is \"off\")"));
+    }
+    let mut addr: SocketAddr = listen.parse().map_err(|_| {
+        format!("the admin address {listen:?} ({source}) is neither ip:port nor \"off\"")
+    })?;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr.ip() {
+            IpAddr::V4(_) => Ipv4Addr::LOCALHOST.into(),
+            IpAddr::V6(_) => Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    Ok(format!("http://{addr}"))
 }
 
 /// The token a server wrote at start.
@@ -189,5 +223,28 @@ pub async fn rollback(args: AdminArgs) -> ExitCode {
     match client(args) {
         Ok(c) => report(c.rollback().await),
         Err(code) => code,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_url_without_a_scheme_is_http() {
+        assert_eq!(with_scheme("127.0.0.1:3002"), "http://127.0.0.1:3002");
+        assert_eq!(with_scheme("localhost:9"), "http://localhost:9");
+        assert_eq!(with_scheme("http://[::1]:3002/"), "http://[::1]:3002/");
+    }
+
+    #[test]
+    fn a_listen_address_becomes_a_url_reachable_from_here() {
+        let base = |l: &str| base_for(l, "test");
+        assert_eq!(base("127.0.0.1:4102").unwrap(), "http://127.0.0.1:4102");
+        assert_eq!(base("0.0.0.0:4102").unwrap(), "http://127.0.0.1:4102");
+        assert_eq!(base("[::]:4102").unwrap(), "http://[::1]:4102");
+        assert_eq!(base("10.0.0.2:4102").unwrap(), "http://10.0.0.2:4102");
+        assert!(base("off").unwrap_err().contains("off (test"));
+        assert!(base("nowhere").unwrap_err().contains("neither ip:port"));
     }
 }

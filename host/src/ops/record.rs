@@ -2,11 +2,18 @@
 //! `switchboard policy replay`. One line per event:
 //!
 //! ```json
-//! {"t":1764115200000,"event":"connect","id":"alice","remote_addr":"127.0.0.1:50000","path":"/ws/alice","query":null,"headers":[],"secure":false}
+//! {"t":1764115200000,"event":"connect","id":"alice","remote_addr":"127.0.0.1:50000","path":"/ws/alice","query":null,"headers":[],"secure":false,"claims":{"sub":"alice","exp":1764118800},"session":"","resumed":false}
 //! {"t":1764115200003,"event":"message","id":"alice","text":"{\"type\":\"join\",\"room\":\"r\"}"}
 //! {"t":1764115200004,"event":"message","id":"alice","binary":"AAEC"}
 //! {"t":1764115200009,"event":"disconnect","id":"alice"}
 //! ```
+//!
+//! A connect line holds everything `on-connect` was given, so a replay
+//! gives the rules the same: the token's `claims` (`null` without signed
+//! tokens; the token itself is never recorded), `session` (always `""`:
+//! the host puts the session into the welcome, a policy never sees it) and
+//! `resumed`. Lines recorded before these were (older servers) replay with
+//! `null`, `""` and `false`.
 //!
 //! Sessions never wait for the disk: events go through a queue bounded in
 //! events and in bytes to one writer task. If the disk cannot keep up,
@@ -74,6 +81,15 @@ pub enum Event {
         /// Over TLS.
         #[serde(default)]
         secure: bool,
+        /// The verified token's claims (`None`: ids are not checked).
+        #[serde(default)]
+        claims: Option<serde_json::Map<String, serde_json::Value>>,
+        /// The session the rules were given (always empty: see the top).
+        #[serde(default)]
+        session: String,
+        /// Whether the connection resumed a held id.
+        #[serde(default)]
+        resumed: bool,
     },
     /// `on-message`; exactly one of `text` and `binary` (base64).
     Message {
@@ -108,6 +124,38 @@ impl Event {
             query: info.query.clone(),
             headers: info.headers.clone(),
             secure: info.secure,
+            claims: info.claims.clone(),
+            session: info.session.clone(),
+            resumed: info.resumed,
+        }
+    }
+
+    /// What `on-connect` is given for a connect event (`None` for any other
+    /// event).
+    pub fn connect_info(&self) -> Option<ConnectInfo> {
+        match self {
+            Event::Connect {
+                id,
+                remote_addr,
+                path,
+                query,
+                headers,
+                secure,
+                claims,
+                session,
+                resumed,
+            } => Some(ConnectInfo {
+                id: id.clone(),
+                remote_addr: remote_addr.clone(),
+                path: path.clone(),
+                query: query.clone(),
+                headers: headers.clone(),
+                secure: *secure,
+                claims: claims.clone(),
+                session: session.clone(),
+                resumed: *resumed,
+            }),
+            _ => None,
         }
     }
 
@@ -133,6 +181,8 @@ impl Event {
                 path,
                 query,
                 headers,
+                claims,
+                session,
                 ..
             } => {
                 id.len()
@@ -143,6 +193,8 @@ impl Event {
                         .iter()
                         .map(|(k, v)| k.len() + v.len())
                         .sum::<usize>()
+                    + claims.as_ref().map_or(0, json_len)
+                    + session.len()
             }
             Event::Message { id, text, binary } => {
                 id.len()
@@ -164,6 +216,24 @@ impl Event {
             _ => None,
         }
     }
+}
+
+/// The length of `claims` written as JSON (counted, not written out).
+fn json_len(claims: &serde_json::Map<String, serde_json::Value>) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // A map of JSON values always serialises.
+    let _ = serde_json::to_writer(&mut count, claims);
+    count.0
 }
 
 /// Why recording could not start.
@@ -456,6 +526,50 @@ mod tests {
         recorder.record(message(1000));
         assert_eq!(recorder.dropped.load(Ordering::Relaxed), 8);
         assert_eq!(recorder.queued.bytes.load(Ordering::Relaxed), 3 * one);
+    }
+
+    #[test]
+    fn a_connect_line_keeps_what_on_connect_was_given_and_old_lines_still_read() {
+        let mut claims = serde_json::Map::new();
+        claims.insert("sub".into(), "alice".into());
+        claims.insert("role".into(), "admin".into());
+        let info = ConnectInfo {
+            id: "alice".into(),
+            remote_addr: "127.0.0.1:5".into(),
+            path: "/ws".into(),
+            query: Some("x=1".into()),
+            headers: vec![("origin".into(), "https://a.example".into())],
+            secure: true,
+            claims: Some(claims),
+            session: String::new(),
+            resumed: true,
+        };
+        let line = Recorded {
+            t: 1,
+            event: Event::connect(&info),
+        };
+        let text = serde_json::to_string(&line).unwrap();
+        assert!(
+            text.contains(r#""claims":{"role":"admin","sub":"alice"}"#),
+            "{text}"
+        );
+        assert!(text.contains(r#""session":"","resumed":true"#), "{text}");
+        let back: Recorded = serde_json::from_str(&text).unwrap();
+        let got = back.event.connect_info().unwrap();
+        assert_eq!(format!("{got:?}"), format!("{info:?}"));
+        assert!(
+            line.event.size() >= EVENT_OVERHEAD + 40,
+            "{}",
+            line.event.size()
+        );
+        // A line from before claims, session and resumed were recorded.
+        let old = r#"{"t":1,"event":"connect","id":"bob","remote_addr":"","path":"/ws/bob","query":null,"headers":[],"secure":false}"#;
+        let old: Recorded = serde_json::from_str(old).unwrap();
+        let got = old.event.connect_info().unwrap();
+        assert!(
+            got.claims.is_none() && got.session.is_empty() && !got.resumed,
+            "{got:?}"
+        );
     }
 
     #[test]

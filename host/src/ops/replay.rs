@@ -22,7 +22,7 @@ use crate::config::cli::LimitArgs;
 use crate::net::outbound::{self, Inbox, Outbox};
 use crate::ops::record::{Event, Recorded};
 use crate::policy::clock::Clock;
-use crate::policy::{Action, ConnectInfo, LoadError, Policy, PolicyEnv, Reject};
+use crate::policy::{Action, LoadError, Policy, PolicyEnv, Reject};
 use crate::store::history::History;
 use crate::store::history::HistoryLimits;
 use crate::store::memory::{MemoryHistory, MemoryNotices};
@@ -131,32 +131,20 @@ impl Replay {
         }
         self.clock.set_ms(record.t);
         match &record.event {
-            Event::Connect {
-                id,
-                remote_addr,
-                path,
-                query,
-                headers,
-                secure,
-            } => {
-                let info = ConnectInfo {
-                    id: id.clone(),
-                    remote_addr: remote_addr.clone(),
-                    path: path.clone(),
-                    query: query.clone(),
-                    headers: headers.clone(),
-                    secure: *secure,
-                    claims: None,
-                    // Not recorded: a session is a credential.
-                    session: "replayed-session".to_owned(),
-                    resumed: false,
+            event @ Event::Connect { id, .. } => {
+                // What the rules were given live: claims, `resumed` and the
+                // (empty) session included.
+                let Some(info) = event.connect_info() else {
+                    return not_connected();
                 };
                 match self.policy.on_connect(info) {
                     Ok(Ok(decided)) => {
                         let serial = self.registry.next_serial();
                         let (outbox, inbox) =
                             outbound::channel(serial, SIMULATED_QUEUE, usize::MAX);
-                        lifecycle::connect(self.chat(), id, &outbox, decided.clone(), None, || {})
+                        // No session: a replay has no client to resume.
+                        let chat = self.chat();
+                        lifecycle::connect(chat, id, &outbox, decided.clone(), None, None, || {})
                             .await;
                         self.conns.insert(id.clone(), (outbox, inbox));
                         Outcome::Actions(decided)

@@ -1,4 +1,5 @@
-//! `switchboard token --sub ID [--ttl 1h]`: a signed token (HS256 JWT) for
+//! `switchboard token --sub ID [--ttl 1h] [--issuer ISS] [--audience AUD]`:
+//! a signed token (HS256 JWT, with `iat`) for
 //! a client, from the secret the server is configured with.
 
 use std::process::ExitCode;
@@ -11,12 +12,22 @@ pub fn run(args: TokenArgs) -> ExitCode {
         Ok(f) => f,
         Err(e) => return usage(&e.to_string()),
     };
-    let Some(secret) = args.secret(file) else {
+    let Some(secret) = args.secret(&file) else {
         return usage(
             "no secret to sign with: pass --auth-secret, set SWITCHBOARD_AUTH_SECRET, or set [auth] secret in the settings file (--config)",
         );
     };
-    match crate::net::auth::mint_token(&secret, &args.sub, args.ttl, Default::default()) {
+    // `iat` is always set (by `mint_token`): a server with a maximum age
+    // needs it.
+    let mut claims = crate::net::auth::Claims::new();
+    let (issuer, audience) = args.issuer_audience(&file);
+    if let Some(iss) = issuer {
+        claims.insert("iss".into(), iss.into());
+    }
+    if let Some(aud) = audience {
+        claims.insert("aud".into(), aud.into());
+    }
+    match crate::net::auth::mint_token(&secret, &args.sub, args.ttl, claims) {
         Ok(token) => super::out(&format!("{token}\n")),
         Err(e) => usage(&e.to_string()),
     }

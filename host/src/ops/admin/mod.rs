@@ -9,11 +9,20 @@
 //! Every `/admin/*` request needs `Authorization: Bearer <token>`: the
 //! configured token, or one made at start and written to the token file.
 //! Every request (health too) with an `Origin` header, or whose `Host` is
-//! not this interface, is refused with 403 (`guard`).
+//! not this interface, is refused with 403 (`guard`). A request without
+//! the token is refused before its body is read; connections are capped
+//! and must send a request's head in time (`serve`).
+//!
+//! - `auth`       — which token, and checking it
+//! - `guard`      — refusing what a web page could send
+//! - `routes`     — the routes and their JSON answers
+//! - `serve`      — the connections: cap, header timeout, shutdown
+//! - `token_file` — the token made at start, written for the CLI
 
 mod auth;
 mod guard;
 mod routes;
+mod serve;
 mod token_file;
 
 use std::future::Future;
@@ -79,6 +88,8 @@ struct AdminState {
 pub struct Admin {
     listener: TcpListener,
     router: axum::Router,
+    /// Its connections' bounds.
+    limits: serve::ConnLimits,
 }
 
 impl Admin {
@@ -109,7 +120,15 @@ impl Admin {
             native,
         });
         let router = routes::router(state);
-        Ok(Admin { listener, router })
+        let limits = serve::ConnLimits {
+            max_connections: config.max_connections,
+            header_timeout: config.header_timeout,
+        };
+        Ok(Admin {
+            listener,
+            router,
+            limits,
+        })
     }
 
     /// The bound address (useful with port 0).
@@ -123,11 +142,6 @@ impl Admin {
             "admin interface on http://{}",
             self.local_addr().map(|a| a.to_string()).unwrap_or_default()
         );
-        if let Err(e) = axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await
-        {
-            tracing::error!(error = %e, "admin interface stopped");
-        }
+        serve::serve(self.listener, self.router, self.limits, shutdown).await;
     }
 }

@@ -37,6 +37,9 @@
 //!   wall clock (`SystemTime`), the WASI monotonic clock and the
 //!   `clock.now-ms` import
 //! - `connect-trap` as an id (at connect) — traps in on-connect
+//! - an id starting with `info-` (at connect) — a JSON `welcome` showing
+//!   what on-connect was given: `{"type":"welcome","id","claims",
+//!   "given_session","resumed"}` (`claims` as given, or `null`)
 //! - anything else — echoed back to the sender
 //!
 //! Deliberately tiny and free of the default rules, so a test failure points
@@ -197,6 +200,14 @@ impl Guest for Misbehave {
                 status: 403,
                 reason: "rejected by policy".into(),
             }),
+            // An id is `A-Z a-z 0-9 _ . -` and a session `a-z 2-7`: no
+            // escaping needed; the claims are a JSON object's text.
+            id if id.starts_with("info-") => Ok(vec![Action::Reply(Frame::Text(format!(
+                r#"{{"type":"welcome","id":"{id}","claims":{},"given_session":"{}","resumed":{}}}"#,
+                info.claims.as_deref().unwrap_or("null"),
+                info.session,
+                info.resumed
+            )))]),
             id => Ok(vec![Action::Reply(Frame::Text(format!("welcome {id}")))]),
         }
     }
