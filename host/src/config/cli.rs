@@ -145,6 +145,12 @@ pub struct TokenArgs {
     /// How long it is valid, e.g. `90s`, `30m`, `1h`, `7days`.
     #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
     pub ttl: Duration,
+    /// Its `iss` claim [default: the server's --auth-issuer, if set].
+    #[arg(long)]
+    pub issuer: Option<String>,
+    /// Its `aud` claim [default: the server's --auth-audience, if set].
+    #[arg(long)]
+    pub audience: Option<String>,
     /// Settings file to read `[auth] secret` from [default: ./switchboard.toml if it exists].
     #[arg(long, env = "SWITCHBOARD_CONFIG")]
     pub config: Option<PathBuf>,
@@ -192,8 +198,20 @@ impl CallSettings {
 
 impl TokenArgs {
     /// The HMAC secret from the flag, the variable or `file`.
-    pub fn secret(&self, file: Settings) -> Option<String> {
-        self.auth.clone().or(file.auth).secret
+    pub fn secret(&self, file: &Settings) -> Option<String> {
+        self.auth.clone().or(file.auth.clone()).secret
+    }
+
+    /// The `iss` and `aud` to put in the token: `--issuer` and
+    /// `--audience`, else what the server checks (`[auth] issuer` and
+    /// `audience` from the flag, the variable or `file`), so a token minted
+    /// with the server's settings passes its checks.
+    pub fn issuer_audience(&self, file: &Settings) -> (Option<String>, Option<String>) {
+        let server = self.auth.clone().or(file.auth.clone());
+        (
+            self.issuer.clone().or(server.issuer),
+            self.audience.clone().or(server.audience),
+        )
     }
 }
 
