@@ -2,7 +2,7 @@
 //! `switchboard policy replay`. One line per event:
 //!
 //! ```json
-//! {"t":1764115200000,"event":"connect","id":"alice","remote_addr":"127.0.0.1:50000","path":"/ws/alice","query":null,"headers":[],"secure":false,"claims":{"sub":"alice","exp":1764118800},"session":"","resumed":false}
+//! {"t":1764115200000,"event":"connect","id":"alice","remote_addr":"127.0.0.1:50000","path":"/ws/alice","query":null,"headers":[],"secure":false,"claims":{"exp":1764118800,"sub":"alice"},"session":"","resumed":false}
 //! {"t":1764115200003,"event":"message","id":"alice","text":"{\"type\":\"join\",\"room\":\"r\"}"}
 //! {"t":1764115200004,"event":"message","id":"alice","binary":"AAEC"}
 //! {"t":1764115200009,"event":"disconnect","id":"alice"}
