@@ -17,11 +17,11 @@ impl Registry for Reg {
         id == "alice" && room == "lobby"
     }
 
-    fn room_members(&self, room: &str) -> Vec<String> {
+    fn members(&self, room: &str, _cap: usize) -> (Vec<String>, usize) {
         if room == "lobby" {
-            vec!["alice".to_owned()]
+            (vec!["alice".to_owned()], 1)
         } else {
-            Vec::new()
+            (Vec::new(), 0)
         }
     }
 

@@ -426,14 +426,14 @@ async fn notice_to_an_offline_id_is_target_closed() -> Result<()> {
         json!({"type": "error", "code": "target-closed",
                "message": "`carol` is not online"})
     );
-    // A string that cannot be an id is simply never online.
+    // A string that cannot be an id is refused: it could never be online.
     alice
         .send_json(json!({"type": "notice", "to": "no such id!", "data": 1, "ref": 9}))
         .await?;
     assert_eq!(
         alice.recv_json().await?,
-        json!({"type": "error", "ref": 9, "code": "target-closed",
-               "message": "`no such id!` is not online"})
+        json!({"type": "error", "ref": 9, "code": "bad-request",
+               "message": "field `to` must be an id: 1-64 characters of A-Z a-z 0-9 _ . -"})
     );
 
     // Gone after being online: bob shares a room with alice, so alice's
