@@ -25,13 +25,13 @@ export const handler = {
       throw { status: 403, reason: 'banned' };
     }
     // The new connection is registered after this call's actions run, so
-    // this counts the connections online before it. World 0.2.0 gives the
-    // connection's `session` (a client resumes with `?resume=<session>`
-    // after a drop) and whether it `resumed` one.
+    // this counts the connections online before it. World 0.2.0 says
+    // whether the connection `resumed` a held session; the host adds the
+    // `session` itself (a client resumes with `?resume=<session>` after a
+    // drop; a policy never sees it).
     const welcome = {
       type: 'welcome',
       id: info.id,
-      session: info.session,
       resumed: info.resumed,
       lang: 'js',
       online: onlineCount(),

@@ -23,7 +23,6 @@ use crate::chat::decide;
 use crate::chat::lifecycle::{self, Resume};
 use crate::chat::rate::Quota;
 use crate::chat::replies;
-use crate::policy::queries;
 use crate::net::admission::{HeldTicket, Ticket};
 use crate::net::handshake::{self, Incoming, Upgrade};
 use crate::net::inbound::Pending;
@@ -32,6 +31,7 @@ use crate::net::outbound::{self, CloseReason, Inbox, Outbox, code};
 use crate::net::shared::Shared;
 use crate::net::web;
 use crate::net::wire::{self, Split, Wire, WriteHalf};
+use crate::policy::queries;
 use crate::policy::{ConnectInfo, Frame};
 use crate::store::sessions::{Claim, Held};
 
@@ -75,11 +75,7 @@ where
         },
     };
     let mut ws = WebSocketStream::from_partially_read(
-        Wire::new(
-            read,
-            outbox.clone(),
-            Pending::new(shared.inbound.clone()),
-        ),
+        Wire::new(read, outbox.clone(), Pending::new(shared.inbound.clone())),
         upgrade.leftover,
         Role::Server,
         Some(shared.ws_config),
@@ -569,9 +565,7 @@ async fn read_loop<R>(
                         .is_none_or(|f| matches!(u16::from(f.code), 1000 | 1001));
                 }
                 live.heard(tokio::time::Instant::now());
-                if let Some((actions, request)) =
-                    on_message(shared, id, outbox, quota, &message)
-                {
+                if let Some((actions, request)) = on_message(shared, id, outbox, quota, &message) {
                     let caller = Caller {
                         outbox,
                         request,
@@ -625,7 +619,10 @@ fn on_message<'m>(
         // count too: any frame costs a read.
         Message::Ping(_) | Message::Pong(_) => {
             if quota.messages.take(Instant::now()).is_err() {
-                tracing::info!(id, "control frames past the message rate, closing with 1008");
+                tracing::info!(
+                    id,
+                    "control frames past the message rate, closing with 1008"
+                );
                 outbox.close(CloseReason {
                     drain: false,
                     ..CloseReason::with_code(code::POLICY, CONTROL_FLOOD)
@@ -666,9 +663,7 @@ fn on_frame(
     // only when the call asks one (policy::queries): other messages pay
     // nothing for it.
     let ready = quota.queries.ready(now);
-    let (decided, asked) = queries::gated(ready.is_ok(), || {
-        decide::on_message(shared, id, frame)
-    });
+    let (decided, asked) = queries::gated(ready.is_ok(), || decide::on_message(shared, id, frame));
     if asked {
         if let Err(wait) = ready {
             let _ = outbox.push(replies::error(

@@ -69,8 +69,10 @@ pub struct Reject {
 }
 
 /// One decision of the policy (see wit/policy.wit for the semantics).
+/// Shown (replay, recordings) with WIT's names: kebab-case for the
+/// variants and their fields alike (`send-room`, `on-joined`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[serde(rename_all = "kebab-case", rename_all_fields = "kebab-case")]
 pub enum Action {
     /// To the connection the event is about.
     Reply(Frame),
