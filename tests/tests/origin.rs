@@ -452,3 +452,21 @@ async fn the_settings_parse_from_the_file_and_the_environment() -> Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn behind_a_proxy_that_rewrites_host_the_forwarded_host_is_the_servers_own() -> Result<()> {
+    let server = TestServer::start(tolerant_config()).await?;
+    let upstream = format!("127.0.0.1:{}", server.addr.port());
+    // nginx with its default Host ($proxy_host) and X-Forwarded-Host $host:
+    // the chat page (or WeChat on Android) at https://chat.example.com.
+    let proxied = format!("{upstream}\r\nX-Forwarded-Host: chat.example.com");
+    let answer = upgrade(&server, "page", &proxied, Some("https://chat.example.com")).await?;
+    accepted(&answer, "the public host in X-Forwarded-Host")?;
+    let listed_first = format!("{upstream}\r\nX-Forwarded-Host: chat.example.com, inner.proxy");
+    let answer = upgrade(&server, "page2", &listed_first, Some("https://chat.example.com")).await?;
+    accepted(&answer, "the first of several forwarded hosts")?;
+    // Another site is still another site.
+    let answer = upgrade(&server, "eve", &proxied, Some("https://evil.example")).await?;
+    refused(&answer, "https://evil.example", "a foreign page behind the proxy")?;
+    Ok(())
+}

@@ -350,7 +350,17 @@ fn identity_part(
             .and_then(|q| without_param(&q, RESUME_PARAM)),
         resume,
         headers,
-        own_origin: header("origin").is_some_and(|o| origin::is_own(o, header("host"))),
+        own_origin: header("origin").is_some_and(|o| {
+            // Behind a proxy that rewrites `Host` (nginx's default
+            // `proxy_set_header Host $proxy_host`), the public host comes in
+            // `X-Forwarded-Host`. Trusting it is safe here: what the check
+            // stops is a web page, and a page cannot set either header on
+            // a WebSocket upgrade.
+            let forwarded = header("x-forwarded-host")
+                .and_then(|h| h.split(',').next())
+                .map(str::trim);
+            origin::is_own(o, header("host")) || origin::is_own(o, forwarded)
+        }),
         key: String::new(),
         protocol: None,
         leftover: Vec::new(),
