@@ -463,10 +463,20 @@ async fn behind_a_proxy_that_rewrites_host_the_forwarded_host_is_the_servers_own
     let answer = upgrade(&server, "page", &proxied, Some("https://chat.example.com")).await?;
     accepted(&answer, "the public host in X-Forwarded-Host")?;
     let listed_first = format!("{upstream}\r\nX-Forwarded-Host: chat.example.com, inner.proxy");
-    let answer = upgrade(&server, "page2", &listed_first, Some("https://chat.example.com")).await?;
+    let answer = upgrade(
+        &server,
+        "page2",
+        &listed_first,
+        Some("https://chat.example.com"),
+    )
+    .await?;
     accepted(&answer, "the first of several forwarded hosts")?;
     // Another site is still another site.
     let answer = upgrade(&server, "eve", &proxied, Some("https://evil.example")).await?;
-    refused(&answer, "https://evil.example", "a foreign page behind the proxy")?;
+    refused(
+        &answer,
+        "https://evil.example",
+        "a foreign page behind the proxy",
+    )?;
     Ok(())
 }
