@@ -310,9 +310,10 @@ async fn a_burst_of_online_requests_is_cut_by_the_query_limit() -> Result<()> {
             _ => bail!("unexpected {v}"),
         }
     }
-    // The burst (20), and what the rate (5/s) refilled meanwhile.
+    // The burst (20), and what the rate (5/s) refilled meanwhile (up to 8 s
+    // of it, for a slow machine).
     ensure!(
-        (20..=40).contains(&answered) && limited == 90 - answered,
+        (20..=60).contains(&answered) && limited == 90 - answered,
         "{answered} answered, {limited} limited"
     );
     // Other requests are not queries: they go on.
@@ -327,20 +328,31 @@ async fn a_burst_of_online_requests_is_cut_by_the_query_limit() -> Result<()> {
 async fn a_reconnect_keeps_the_buckets_it_had() -> Result<()> {
     let mut config = tolerant_config();
     config.limits.queries_per_sec = 1;
-    config.limits.queries_burst = 3;
+    config.limits.queries_burst = 10;
     let server = TestServer::start(config).await?;
     let mut c = connect(&server, "probe").await?;
-    for r in 0..3 {
+    for r in 0..10 {
         online(&mut c, r).await?;
         ensure!(c.recv_v2().await?["type"] == "online");
     }
     c.close().await?;
+    // A fresh bucket would answer all 10; the one kept has refilled one
+    // token a second since (so this holds on a machine slow to reconnect,
+    // up to 5 s).
     let mut again = connect(&server, "probe").await?;
-    online(&mut again, 9).await?;
-    let v = again.recv_v2().await?;
+    for r in 0..10 {
+        online(&mut again, 100 + r).await?;
+    }
+    let mut limited = 0;
+    for _ in 0..10 {
+        let v = again.recv_v2().await?;
+        if v["type"] == "error" && v["code"] == "rate-limited" {
+            limited += 1;
+        }
+    }
     ensure!(
-        v["type"] == "error" && v["code"] == "rate-limited",
-        "a fresh bucket after a reconnect: {v}"
+        limited >= 5,
+        "{limited} of 10 limited: a fresh bucket after a reconnect"
     );
     Ok(())
 }
