@@ -139,7 +139,7 @@ async fn a_held_ids_place_is_free_again_when_its_window_ends() -> Result<()> {
     let (server, inside) = TestServer::start_inside(
         config(|c| {
             c.limits.max_connections_per_ip = 1;
-            c.recovery.resume_window = Duration::from_secs(1);
+            c.recovery.resume_window = Duration::from_secs(3);
         }),
         false,
     )
