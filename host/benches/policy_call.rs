@@ -11,9 +11,9 @@
 use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use switchboard::chat::outbound;
 use switchboard::chat::registry::Registry;
 use switchboard::config::PolicyLimits;
-use switchboard::net::outbound;
 use switchboard::policy::clock::Clock;
 use switchboard::policy::{DEFAULT_POLICY, Frame, Policy, PolicyEnv};
 use switchboard::store::memory::MemoryHistory;

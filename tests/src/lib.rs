@@ -628,7 +628,7 @@ pub fn watch(
 /// tests of the admission limits and the outbound budget watch.
 pub struct Inside {
     /// Bytes queued to all clients together.
-    pub budget: Arc<switchboard::net::outbound::Budget>,
+    pub budget: Arc<switchboard::chat::outbound::Budget>,
     /// Connections admitted, server-wide and per address.
     pub admission: Arc<switchboard::net::admission::Admission>,
 }

@@ -599,9 +599,9 @@ async fn a_call_in_progress_finishes_on_the_old_version() -> Result<()> {
     // A call runs on its caller's thread until it returns, so it is held
     // here on a thread of its own: the misbehave guest spins until `go` is
     // online, and meanwhile the policy is swapped.
+    use switchboard::chat::outbound;
     use switchboard::chat::registry::Registry;
     use switchboard::config::PolicyLimits;
-    use switchboard::net::outbound;
     use switchboard::policy::clock::Clock;
     use switchboard::policy::{Action, Frame, Policy, PolicyEnv};
     use switchboard::store::state::{StateLimits, StateStore};

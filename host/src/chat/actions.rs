@@ -7,12 +7,11 @@ use std::time::Instant;
 use bytes::Bytes;
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::chat::outbound::{CloseReason, Outbox, code};
 use crate::chat::rate::Bucket;
 use crate::chat::registry::{Joined, Sent};
 use crate::chat::replies;
-use crate::chat::{Chat, lifecycle};
-use crate::net::id;
-use crate::net::outbound::{CloseReason, Outbox, code};
+use crate::chat::{Chat, ids as id, lifecycle};
 use crate::policy::{Action, Frame};
 use crate::store::history::Recovery;
 use crate::store::json;

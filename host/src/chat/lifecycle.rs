@@ -10,8 +10,8 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::chat::Chat;
 use crate::chat::actions::{self, Caller};
+use crate::chat::outbound::{self, Inbox, Outbox};
 use crate::chat::replies;
-use crate::net::outbound::{self, Inbox, Outbox};
 use crate::policy::{Action, Frame};
 use crate::store::json;
 use crate::store::notices::Mail;

@@ -7,13 +7,19 @@
 //! - [`presence`]  — the registry as the in-memory presence store
 //! - [`rate`]      — token buckets for message and broadcast rates
 //! - [`replies`]   — frames the host writes itself (its errors, `left`)
+//! - [`outbound`]  — a connection's bounded outbound queue and close signal; the server-wide byte budget
+//! - [`ids`]       — what an id may be (the URL's, a notice's `to`)
+//! - [`encode`]    — frames as bytes (headers, close frames), and the socket the fan-out writes to
 //! - `native`      — the default rules compiled in (feature `native-rules`, benchmarks)
 
 pub mod actions;
 pub mod decide;
+pub mod encode;
+pub mod ids;
 pub mod lifecycle;
 #[cfg(feature = "native-rules")]
 pub mod native;
+pub mod outbound;
 pub mod presence;
 pub mod rate;
 pub mod registry;

@@ -35,7 +35,7 @@ impl Presence for Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::net::outbound;
+    use crate::chat::outbound;
 
     #[tokio::test]
     async fn members_are_capped_and_counted() {

@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use dashmap::DashMap;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::net::outbound::{CloseReason, Outbox, PushError, code};
+use crate::chat::outbound::{CloseReason, Outbox, PushError, code};
 
 /// Shared name of an id or a room: cloned into several sets, stored once.
 pub type Name = Arc<str>;
@@ -518,7 +518,7 @@ impl Drop for RoomPlace<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::net::outbound;
+    use crate::chat::outbound;
 
     fn online(r: &Registry, id: &str) -> outbound::Inbox {
         let (outbox, inbox) = outbound::channel(r.next_serial(), 64, 1 << 20);

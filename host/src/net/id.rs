@@ -2,8 +2,7 @@
 
 use std::fmt;
 
-/// Longest id accepted.
-pub const MAX_ID_LEN: usize = 64;
+pub use crate::chat::ids::{MAX_ID_LEN, is_valid, shown};
 
 /// Why a request path does not name a usable id.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -29,24 +28,9 @@ impl IdError {
     }
 }
 
-/// Whether `raw` is an id: 1-64 characters of `A-Z a-z 0-9 _ . -`. The
-/// one rule for the URL's id and a notice's `to`.
-pub fn is_valid(raw: &str) -> bool {
-    (1..=MAX_ID_LEN).contains(&raw.len())
-        && raw
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
-}
-
 /// A validated connection id.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ConnId(String);
-
-/// What may be echoed of a would-be id: it goes into an HTTP body and
-/// logs, so it is cut.
-pub fn shown(raw: &str) -> String {
-    raw.chars().take(MAX_ID_LEN + 8).collect()
-}
 
 impl ConnId {
     /// Validate `raw` as an id.

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::chat::outbound::{CloseReason, code};
 use crate::config::Limits;
-use crate::net::outbound::{CloseReason, code};
 
 /// What the read loop does when [`Liveness::deadline`] passes.
 #[derive(Debug, Clone, PartialEq, Eq)]

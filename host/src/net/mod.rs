@@ -13,8 +13,7 @@
 //! - [`session`]   — one connection: read loop, writer, close
 //! - [`liveness`]  — when a quiet connection is pinged, and when it is given up
 //! - [`inbound`]   — bytes of partly received messages, server-wide
-//! - [`outbound`]  — a connection's bounded outbound queue and close signal; the server-wide byte budget
-//! - [`wire`]      — frames as bytes; a stream split between tungstenite (reading) and the host (writing)
+//! - [`wire`]      — a stream split between tungstenite (reading) and the host (writing)
 
 pub mod admission;
 pub mod auth;
@@ -23,7 +22,6 @@ pub mod id;
 pub mod inbound;
 pub mod liveness;
 pub mod origin;
-pub mod outbound;
 pub mod server;
 pub mod session;
 pub mod shared;

@@ -20,9 +20,9 @@ use crate::ops::admin::{Admin, AdminError};
 use crate::ops::record::{RecordError, Recorder};
 use crate::ops::reload::Reloader;
 
+use crate::chat::outbound::{self, Budget, CloseReason, code};
 use crate::chat::registry::Registry;
 use crate::config::{Config, Limits, PolicySource, Recovery};
-use crate::net::outbound::{self, Budget, CloseReason, code};
 use crate::net::session::{self, Kept};
 use crate::net::shared::{self, Shared};
 use crate::net::tls::{self, TlsError};

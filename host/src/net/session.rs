@@ -20,17 +20,18 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use crate::chat::actions::{self, Caller};
 use crate::chat::decide;
+use crate::chat::encode;
 use crate::chat::lifecycle::{self, Resume};
+use crate::chat::outbound::{self, CloseReason, Inbox, Outbox, code};
 use crate::chat::rate::Quota;
 use crate::chat::replies;
 use crate::net::admission::{HeldTicket, Ticket};
 use crate::net::handshake::{self, Incoming, Upgrade};
 use crate::net::inbound::Pending;
 use crate::net::liveness::{Due, Liveness};
-use crate::net::outbound::{self, CloseReason, Inbox, Outbox, code};
 use crate::net::shared::Shared;
 use crate::net::web;
-use crate::net::wire::{self, Split, Wire, WriteHalf};
+use crate::net::wire::{Split, Wire, WriteHalf};
 use crate::policy::queries;
 use crate::policy::{ConnectInfo, Frame};
 use crate::store::sessions::{Claim, Held};
@@ -64,7 +65,7 @@ where
     let (read, write) = stream.split_io();
     let mut out = match write {
         WriteHalf::Direct(tcp) => {
-            let direct: Arc<dyn wire::Direct> = tcp.clone();
+            let direct: Arc<dyn encode::Direct> = tcp.clone();
             outbox.attach_direct(&direct);
             Out::Direct(tcp)
         }
@@ -348,7 +349,7 @@ where
             let_go(shared, id, serial, missed).await;
         }
     };
-    let actions = match decide::on_connect(shared, info) {
+    let actions = match decide::on_connect(shared.decider(), info) {
         Ok(Ok(actions)) => actions,
         Ok(Err(reject)) => {
             refused(resume).await;
@@ -412,7 +413,7 @@ fn connect_info(
 
 /// Ask the rules about an id that went offline, and let it go.
 async fn disconnected(shared: &Shared, id: &str) {
-    let decided = decide::on_disconnect(shared, id)
+    let decided = decide::on_disconnect(shared.decider(), id)
         .inspect_err(|e| tracing::warn!(id, error = %e, "on-disconnect failed"))
         .ok();
     lifecycle::disconnect(shared.chat(), id, decided).await;
@@ -463,7 +464,7 @@ where
         // pings may still hear the close (and come back at once): the
         // close frame alone is written, if the stream is between frames.
         if let Some(code) = reason.code {
-            let close = wire::close_frame(code, &reason.reason);
+            let close = encode::close_frame(code, &reason.reason);
             let limit = shared.limits.close_timeout.min(Duration::from_secs(1));
             let _ = timeout(limit, out.write_alone(&inbox, &close)).await;
         }
@@ -663,7 +664,9 @@ fn on_frame(
     // only when the call asks one (policy::queries): other messages pay
     // nothing for it.
     let ready = quota.queries.ready(now);
-    let (decided, asked) = queries::gated(ready.is_ok(), || decide::on_message(shared, id, frame));
+    let (decided, asked) = queries::gated(ready.is_ok(), || {
+        decide::on_message(shared.decider(), id, frame)
+    });
     if asked {
         if let Err(wait) = ready {
             let _ = outbox.push(replies::error(
@@ -751,7 +754,7 @@ impl<W: AsyncWrite + Unpin> Out<W> {
                     }
                     *pending = raw;
                     for m in &frames {
-                        wire::encode(m, pending);
+                        encode::encode(m, pending);
                     }
                 }
                 while *at < pending.len() {
@@ -854,7 +857,7 @@ async fn finish<R, W>(
         // close.
         out.drain(&mut inbox).await?;
         if let Some(code) = reason.code {
-            outbox.push_raw(&wire::close_frame(code, &reason.reason));
+            outbox.push_raw(&encode::close_frame(code, &reason.reason));
             out.drain(&mut inbox).await?;
         }
         io::Result::Ok(())

@@ -6,10 +6,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::chat::Chat;
+use crate::chat::outbound::Budget;
 use crate::chat::registry::Registry;
 use crate::config::{Limits, Recovery};
 use crate::net::admission::Admission;
-use crate::net::outbound::Budget;
 use crate::ops::record::Recorder;
 use crate::policy::{Policy, World};
 use crate::store::history::History;
@@ -82,6 +82,16 @@ impl Shared {
             return true;
         }
         self.policy.active_world() == World::V0_2_0
+    }
+
+    /// Who decides, and where events are recorded (for `chat::decide`).
+    pub fn decider(&self) -> crate::chat::decide::Rules<'_> {
+        crate::chat::decide::Rules {
+            policy: &self.policy,
+            recorder: self.recorder.as_ref(),
+            #[cfg(feature = "native-rules")]
+            native: self.native.as_ref(),
+        }
     }
 
     /// Record `event` if recording is on.

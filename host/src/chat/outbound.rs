@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::net::wire::{self, Direct, Header};
+use crate::chat::encode::{self as wire, Direct, Header};
 
 /// Close codes the host itself uses.
 pub mod code {
