@@ -592,9 +592,27 @@ impl Outbox {
         if q.sealed {
             return Err(PushError::Closed);
         }
+        let frames_full = q.frames.len() >= s.max_frames;
+        let q = self.admit(q, len, frames_full)?;
+        if s.enqueue(q, msg, len) {
+            self.wake();
+        }
+        Ok(())
+    }
+
+    /// Whether `len` more bytes fit the queue `q` (and `frames_full` says
+    /// its frame bound is not reached), charged to the budget if they do.
+    /// If not, the connection is closed with 4008: the slow-reader rule,
+    /// the same for a frame and for a pong.
+    fn admit<'q>(
+        &'q self,
+        q: MutexGuard<'q, Queue>,
+        len: usize,
+        frames_full: bool,
+    ) -> Result<MutexGuard<'q, Queue>, PushError> {
+        let s = &*self.shared;
         let queued = q.queued();
-        let over_bytes = queued + len > s.max_bytes && queued > 0;
-        if q.frames.len() >= s.max_frames || over_bytes {
+        if frames_full || (queued + len > s.max_bytes && queued > 0) {
             drop(q);
             self.overflow();
             return Err(PushError::Full);
@@ -608,10 +626,7 @@ impl Outbox {
             self.close(budget_reason());
             return Err(PushError::Full);
         }
-        if s.enqueue(q, msg, len) {
-            self.wake();
-        }
-        Ok(())
+        Ok(q)
     }
 
     /// Queue a control frame (the server's ping) without the queue's
@@ -651,21 +666,10 @@ impl Outbox {
                 q.raw.truncate(at);
                 s.budget.release(replaced);
             }
-            let queued = q.queued();
-            if queued + bytes.len() > s.max_bytes && queued > 0 {
-                drop(q);
-                self.overflow();
+            let Ok(admitted) = self.admit(q, bytes.len(), false) else {
                 return;
-            }
-            if !s.budget.charge(bytes.len()) {
-                drop(q);
-                tracing::warn!(
-                    serial = s.serial,
-                    "outbound budget at its ceiling, closing with 4008"
-                );
-                self.close(budget_reason());
-                return;
-            }
+            };
+            q = admitted;
             q.pong_at = Some(q.raw.len());
         } else {
             // A close frame: not refused past the ceiling (it ends the
@@ -780,27 +784,17 @@ impl Inbox {
         }
     }
 
-    /// Everything queued now, oldest first (empty if nothing is). Its bytes
-    /// stay counted in the budget until [`Inbox::written`] (or
-    /// [`Inbox::requeue`]) says what became of them.
-    pub fn take_all(&mut self) -> VecDeque<Message> {
-        let s = &*self.shared;
-        let mut q = s.queue();
-        let bytes = std::mem::take(&mut q.bytes);
-        // A batch taken before is done with by now.
-        s.budget.release(s.in_flight.swap(bytes, Ordering::Relaxed));
-        std::mem::take(&mut q.frames)
-    }
-
     /// Everything queued now: tungstenite's own bytes (to go first) and the
-    /// frames, oldest first. All of it stays counted in the budget until
-    /// [`Inbox::written`] says it went.
-    pub fn take_with_raw(&mut self) -> (Vec<u8>, VecDeque<Message>) {
+    /// frames, oldest first (both empty if nothing is). All of it stays
+    /// counted in the budget until [`Inbox::written`] (or
+    /// [`Inbox::requeue`]) says what became of it.
+    pub fn take_all(&mut self) -> (Vec<u8>, VecDeque<Message>) {
         let s = &*self.shared;
         let mut q = s.queue();
         let raw = std::mem::take(&mut q.raw);
         q.pong_at = None;
         let bytes = std::mem::take(&mut q.bytes);
+        // A batch taken before is done with by now.
         s.budget
             .release(s.in_flight.swap(bytes + raw.len(), Ordering::Relaxed));
         (raw, std::mem::take(&mut q.frames))
@@ -982,9 +976,9 @@ mod tests {
         out.push(text("a")).unwrap();
         out.push(text("b")).unwrap();
         assert!(inbox.ready().await);
-        let got: Vec<_> = inbox.take_all().into_iter().collect();
+        let got: Vec<_> = inbox.take_all().1.into_iter().collect();
         assert_eq!(got, vec![text("a"), text("b")]);
-        assert!(inbox.take_all().is_empty());
+        assert!(inbox.take_all().1.is_empty());
     }
 
     #[tokio::test]
@@ -1015,7 +1009,7 @@ mod tests {
     async fn one_oversized_frame_fits_an_empty_queue() {
         let (out, mut inbox) = channel(1, 8, 4);
         out.push(text("longer than four")).unwrap();
-        assert_eq!(inbox.take_all().len(), 1);
+        assert_eq!(inbox.take_all().1.len(), 1);
         out.push(text("again, longer")).unwrap();
     }
 
@@ -1038,7 +1032,7 @@ mod tests {
         let (out, mut inbox) = channel(1, 8, 1024);
         out.push(text("a")).unwrap();
         out.push(text("b")).unwrap();
-        let mut taken = inbox.take_all();
+        let mut taken = inbox.take_all().1;
         assert_eq!(taken.pop_front(), Some(text("a")));
         out.push(text("c")).unwrap();
         inbox.requeue(taken);
@@ -1058,7 +1052,7 @@ mod tests {
         out.push(text("abcd")).unwrap();
         out.push(text("ef")).unwrap();
         assert_eq!((budget.total(), out.held()), (6, 6));
-        let mut batch = inbox.take_all();
+        let mut batch = inbox.take_all().1;
         // Taken is not yet written.
         assert_eq!((budget.total(), out.held()), (6, 6));
         out.push(text("g")).unwrap();
@@ -1079,7 +1073,7 @@ mod tests {
         let budget = Budget::new(1 << 20);
         let (out, mut inbox) = counted(&budget);
         out.push(text("abcd")).unwrap();
-        let batch = inbox.take_all();
+        let batch = inbox.take_all().1;
         out.push(text("ef")).unwrap();
         out.close(CloseReason::peer_gone("gone"));
         // The queue is dropped at once; the batch when the writer puts it back.
@@ -1142,7 +1136,7 @@ mod tests {
         // The push that went over asked for shedding.
         futures_util::FutureExt::now_or_never(exceeded.as_mut()).unwrap();
         // The largest one's writer holds its frame (taken, not written).
-        let batch = queues[1].1.take_all();
+        let batch = queues[1].1.take_all().1;
         let outboxes =
             |q: &Vec<(Outbox, Inbox)>| q.iter().map(|(o, _)| o.clone()).collect::<Vec<_>>();
         assert_eq!(shed(&budget, outboxes(&queues)), 1);
@@ -1170,7 +1164,7 @@ mod tests {
         out.push(text("a")).unwrap();
         out.push_control(Message::Ping(Default::default())).unwrap();
         assert!(!out.is_closing());
-        assert_eq!(inbox.take_all().len(), 2);
+        assert_eq!(inbox.take_all().1.len(), 2);
         out.close(CloseReason::with_code(code::GOING_AWAY, "bye"));
         assert_eq!(
             out.push_control(Message::Ping(Default::default())),
@@ -1301,7 +1295,7 @@ mod tests {
         assert!(inbox.is_idle());
         socket.allow(0);
         corked(async { out.push(text("c")).unwrap() }).await;
-        assert_eq!(inbox.take_all(), [text("c")]);
+        assert_eq!(inbox.take_all().1, [text("c")]);
     }
 
     /// Past `DIRECT_MAX` connections, a cork leaves the writing to the

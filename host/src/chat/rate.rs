@@ -33,21 +33,6 @@ impl Bucket {
         }
     }
 
-    /// Whether a token is there at `now` (none is spent), or how long
-    /// until one is.
-    pub fn ready(&mut self, now: Instant) -> Result<(), Duration> {
-        self.check(now)
-    }
-
-    /// Whether the bucket is full at `now`: a connection with every bucket
-    /// full has nothing to carry over to its next one.
-    pub fn is_full(&mut self, now: Instant) -> bool {
-        self.rate == 0 || {
-            let _ = self.check(now);
-            self.tokens >= f64::from(self.burst)
-        }
-    }
-
     /// How long until the bucket is full again, from `now`.
     pub fn until_full(&self, now: Instant) -> Duration {
         if self.rate == 0 {
@@ -60,15 +45,16 @@ impl Bucket {
 
     /// Spend one token at `now`, or say how long until one is there.
     pub fn take(&mut self, now: Instant) -> Result<(), Duration> {
-        self.check(now)?;
+        self.ready(now)?;
         if self.rate != 0 {
             self.tokens -= 1.0;
         }
         Ok(())
     }
 
-    /// Refill up to `now`; whether a token is there, or how long until one is.
-    fn check(&mut self, now: Instant) -> Result<(), Duration> {
+    /// Refill up to `now`; whether a token is there (none is spent), or how
+    /// long until one is.
+    pub fn ready(&mut self, now: Instant) -> Result<(), Duration> {
         if self.rate == 0 {
             return Ok(());
         }
@@ -229,8 +215,8 @@ mod tests {
         quota.queries.take(t0).unwrap();
         kept.put("b", quota, t0);
         let later = t0 + Duration::from_secs(60);
-        let mut fresh = kept.take("b", &limits, later);
-        assert!(fresh.queries.is_full(later));
+        let fresh = kept.take("b", &limits, later);
+        assert_eq!(fresh.queries.until_full(later), Duration::ZERO);
     }
 
     #[test]

@@ -748,7 +748,7 @@ impl<W: AsyncWrite + Unpin> Out<W> {
                     *pending = Vec::new();
                     *at = 0;
                     inbox.written();
-                    let (raw, frames) = inbox.take_with_raw();
+                    let (raw, frames) = inbox.take_all();
                     if raw.is_empty() && frames.is_empty() {
                         return Ok(());
                     }

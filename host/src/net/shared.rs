@@ -94,13 +94,6 @@ impl Shared {
         }
     }
 
-    /// Record `event` if recording is on.
-    pub fn record(&self, event: impl FnOnce() -> crate::ops::record::Event) {
-        if let Some(r) = &self.recorder {
-            r.record(event());
-        }
-    }
-
     /// Which rules decide: `"native"` (compiled in, benchmarks) or `"wasm"`.
     pub fn rules(&self) -> &'static str {
         #[cfg(feature = "native-rules")]
