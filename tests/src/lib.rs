@@ -263,19 +263,8 @@ impl TestServer {
         let Some((head, body)) = text.split_once("\r\n\r\n") else {
             bail!("no complete HTTP head in {text:?}");
         };
-        let status = head
-            .strip_prefix("HTTP/1.1 ")
-            .and_then(|s| s.get(..3))
-            .and_then(|s| s.parse().ok())
-            .with_context(|| format!("bad status line in {head:?}"))?;
-        let length: usize = head
-            .lines()
-            .find_map(|l| {
-                let (name, value) = l.split_once(':')?;
-                name.eq_ignore_ascii_case("content-length")
-                    .then(|| value.trim().parse().ok())?
-            })
-            .with_context(|| format!("no Content-Length in {head:?}"))?;
+        let status = http_status(head)?;
+        let length = content_length(head)?;
         if length != body.len() && !request.starts_with("HEAD ") {
             bail!("Content-Length {length} but a body of {} bytes", body.len());
         }
@@ -859,6 +848,25 @@ impl TestServer {
         let ws = WebSocketStream::from_raw_socket(io, Role::Client, None).await;
         Ok(Client { ws })
     }
+}
+
+/// The status of an HTTP/1.1 response head (`HTTP/1.1 NNN …`).
+pub fn http_status(head: &str) -> Result<u16> {
+    head.strip_prefix("HTTP/1.1 ")
+        .and_then(|s| s.get(..3))
+        .and_then(|s| s.parse().ok())
+        .with_context(|| format!("bad status line in {head:?}"))
+}
+
+/// The `Content-Length` of an HTTP response head.
+pub fn content_length(head: &str) -> Result<usize> {
+    head.lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse().ok())?
+        })
+        .with_context(|| format!("no Content-Length in {head:?}"))
 }
 
 /// With `SWITCHBOARD_TEST_LOG` set (an env-filter, e.g. `debug`), the

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use switchboard::config::Config;
-use switchboard_tests::{TestServer, WAIT, tolerant_config, with_admin};
+use switchboard_tests::{
+    TestServer, WAIT, content_length, http_status, tolerant_config, with_admin,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -39,19 +41,9 @@ async fn response(tcp: &mut TcpStream) -> Result<(u16, String)> {
         loop {
             if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
                 let head = String::from_utf8_lossy(&raw[..end]).into_owned();
-                let length: usize = head
-                    .lines()
-                    .find_map(|l| {
-                        let (name, value) = l.split_once(':')?;
-                        name.eq_ignore_ascii_case("content-length")
-                            .then(|| value.trim().parse().ok())?
-                    })
-                    .with_context(|| format!("no Content-Length in {head:?}"))?;
+                let length = content_length(&head)?;
                 if raw.len() >= end + 4 + length {
-                    let status = head
-                        .get(9..12)
-                        .and_then(|s| s.parse().ok())
-                        .with_context(|| format!("bad status line in {head:?}"))?;
+                    let status = http_status(&head)?;
                     let body = String::from_utf8_lossy(&raw[end + 4..end + 4 + length]);
                     return Ok((status, body.into_owned()));
                 }

@@ -8,7 +8,9 @@
 use anyhow::{Context, Result, bail, ensure};
 use switchboard::config::Config;
 use switchboard::ops::record::{Event, Recorded};
-use switchboard_tests::{Io, TestServer, WAIT, switchboard_bin, tolerant_config, watch};
+use switchboard_tests::{
+    Io, TestServer, WAIT, http_status, switchboard_bin, tolerant_config, watch,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -63,10 +65,7 @@ async fn request(
         raw.extend_from_slice(&chunk[..n]);
     };
     let head = String::from_utf8_lossy(&raw[..end]).into_owned();
-    let status = head
-        .get(9..12)
-        .and_then(|s| s.parse().ok())
-        .with_context(|| format!("bad status line: {head:?}"))?;
+    let status = http_status(&head)?;
     // After a 101 come frames (the welcome), which are not the answer's.
     let mut body = Vec::new();
     if status != 101 {

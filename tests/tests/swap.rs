@@ -450,10 +450,7 @@ async fn raw_request(addr: std::net::SocketAddr, head: &str) -> Result<(u16, Str
         .context("no answer in time")??;
     let text = String::from_utf8(raw)?;
     let (head, body) = text.split_once("\r\n\r\n").context("no HTTP head")?;
-    let status = head
-        .get(9..12)
-        .and_then(|s| s.parse().ok())
-        .with_context(|| format!("bad status line: {head}"))?;
+    let status = switchboard_tests::http_status(head)?;
     Ok((status, body.to_owned()))
 }
 

@@ -210,14 +210,7 @@ async fn get_encoded(
         .ok_or_else(|| anyhow::anyhow!("no complete head"))?;
     let head = String::from_utf8(raw[..end].to_vec())?;
     let body = raw[end..].to_vec();
-    let length = head
-        .lines()
-        .find_map(|l| {
-            let (n, v) = l.split_once(':')?;
-            n.eq_ignore_ascii_case("content-length")
-                .then(|| v.trim().parse::<usize>().ok())?
-        })
-        .ok_or_else(|| anyhow::anyhow!("no Content-Length in {head}"))?;
+    let length = switchboard_tests::content_length(&head)?;
     ensure!(length == body.len(), "{head}: {} bytes", body.len());
     Ok((head, body))
 }
