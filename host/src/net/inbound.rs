@@ -26,8 +26,9 @@ pub const SMALL: usize = 4096;
 pub struct InboundBudget {
     /// Counted now.
     total: AtomicUsize,
-    /// Past this, a connection whose read would pass it is closed
-    /// (`usize::MAX`: no limit, nothing counted).
+    /// Past this, a connection that reads more while holding over
+    /// [`SMALL`] of an unfinished message is closed (`usize::MAX`: no
+    /// limit, nothing counted).
     limit: usize,
 }
 
