@@ -5,6 +5,8 @@
 //! Every wait is bounded by [`WAIT`] so a broken server fails a test instead
 //! of hanging it; nothing sleeps to synchronise.
 
+pub mod redis;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
