@@ -168,11 +168,27 @@ pub enum ConfigError {
     /// Something else, said plainly.
     #[error("{0}")]
     Invalid(String),
+    /// `--cluster` is given, but the Redis stores are not built yet.
+    #[error("cluster mode (--cluster) is not available in this build yet")]
+    ClusterUnavailable,
 }
 
 impl ServeArgs {
-    /// The configuration these flags and variables, over `file`, describe.
+    /// The configuration these flags and variables, over `file`, describe,
+    /// if this build can serve it.
     pub fn into_config(self, file: Settings) -> Result<Config, ConfigError> {
+        let config = self.read(file)?;
+        // Refused here, with the other settings, so nothing starts (no
+        // policy compiled, no port bound) for a mode that cannot run.
+        if config.cluster.is_some() {
+            return Err(ConfigError::ClusterUnavailable);
+        }
+        Ok(config)
+    }
+
+    /// Every setting read and checked, whether or not this build can
+    /// serve it.
+    fn read(self, file: Settings) -> Result<Config, ConfigError> {
         #[cfg_attr(not(feature = "native-rules"), allow(unused_mut))]
         let mut config = self
             .settings
@@ -232,9 +248,7 @@ mod tests {
         argv.extend_from_slice(args);
         let cli = Cli::try_parse_from(argv).expect("the flags parse");
         assert!(cli.command.is_none());
-        cli.serve
-            .into_config(Settings::default())
-            .expect("a valid config")
+        cli.serve.read(Settings::default()).expect("a valid config")
     }
 
     /// Every setting of `config` holds its sample (and the sample is not the
@@ -326,7 +340,7 @@ mod tests {
     #[test]
     fn every_file_key_reaches_the_config() {
         let config = ServeArgs::default()
-            .into_config(sample_file())
+            .read(sample_file())
             .expect("a valid config");
         holds_every_sample(&config, "the settings file");
     }
@@ -334,7 +348,7 @@ mod tests {
     #[test]
     fn a_flag_wins_over_the_file() {
         let cli = Cli::try_parse_from(["switchboard", "--max-connections", "3"]).unwrap();
-        let config = cli.serve.into_config(sample_file()).unwrap();
+        let config = cli.serve.read(sample_file()).unwrap();
         assert_eq!(config.limits.max_connections, 3);
         assert_eq!(
             config.limits.max_rooms_per_id, 12,
@@ -389,15 +403,12 @@ mod tests {
         assert!(config.native_rules, "SWITCHBOARD_NATIVE_RULES");
         // A variable wins over the file, a flag over the variable.
         let cli = Cli::try_parse_from(["switchboard"]).unwrap();
-        let config = cli
-            .serve
-            .into_config(sample_file_of_other_values())
-            .unwrap();
+        let config = cli.serve.read(sample_file_of_other_values()).unwrap();
         assert_eq!(config.limits.max_connections, 999, "the variable's");
         let cli = Cli::try_parse_from(["switchboard", "--max-connections", "3"]).unwrap();
         assert_eq!(
             cli.serve
-                .into_config(Settings::default())
+                .read(Settings::default())
                 .unwrap()
                 .limits
                 .max_connections,
@@ -451,6 +462,61 @@ mod tests {
             let err = cli.serve.into_config(Settings::default()).unwrap_err();
             assert!(err.to_string().contains(why), "{args:?}: {err}");
         }
+    }
+
+    #[test]
+    fn the_cluster_settings_are_checked_and_then_refused_in_this_build() {
+        let parse = |args: &[&str]| Cli::try_parse_from([&["switchboard"][..], args].concat());
+        let cli = parse(&[
+            "--cluster",
+            "rediss://:pw@redis.example.com:6380/3",
+            "--cluster-prefix",
+            "prod:",
+            "--node-id",
+            "n1",
+        ])
+        .unwrap();
+        let config = cli.serve.read(Settings::default()).unwrap();
+        let cluster = config.cluster.as_ref().expect("cluster mode");
+        assert_eq!(
+            cluster.url.to_string(),
+            "rediss://:***@redis.example.com:6380/3"
+        );
+        assert_eq!(cluster.prefix.as_str(), "prod:");
+        assert_eq!(config.node_id.as_str(), "n1");
+        assert!(!format!("{config:?}").contains("pw@"));
+
+        let cli = parse(&["--cluster", "redis://127.0.0.1:6379/0"]).unwrap();
+        let err = cli.serve.into_config(Settings::default()).unwrap_err();
+        assert!(matches!(err, ConfigError::ClusterUnavailable));
+        assert_eq!(
+            err.to_string(),
+            "cluster mode (--cluster) is not available in this build yet"
+        );
+
+        for (args, why) in [
+            (&["--cluster", "http://h:1/0"][..], "--cluster"),
+            (&["--cluster", "redis://h:1/x"][..], "--cluster"),
+            (&["--cluster-prefix", "a b"][..], "--cluster-prefix"),
+            (&["--node-id", "a/b"][..], "--node-id"),
+        ] {
+            let err = parse(args)
+                .unwrap()
+                .serve
+                .into_config(Settings::default())
+                .unwrap_err();
+            assert!(err.to_string().contains(why), "{args:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn without_the_cluster_the_node_still_has_an_id() {
+        let (a, b) = (serve(&[]), serve(&[]));
+        assert!(a.cluster.is_none());
+        assert!(!a.node_id.is_given() && !a.node_id.as_str().is_empty());
+        assert_ne!(a.node_id, b.node_id, "each start makes its own");
+        let prefix_alone = serve(&["--cluster-prefix".into(), "p".into()]);
+        assert!(prefix_alone.cluster.is_none());
     }
 
     #[test]

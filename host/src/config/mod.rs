@@ -6,9 +6,13 @@
 //! - [`cli`]      — command line → [`Config`]
 //! - [`file`]     — `switchboard.toml`
 //! - [`origins`]  — origins as an `Origin` header sends them; `--allowed-origins`
+//! - [`cluster`]  — `[cluster]`: the Redis URL (password never shown) and the key prefix
+//! - [`node`]     — this node's id, given or made at start
 
 pub mod cli;
+pub mod cluster;
 pub mod file;
+pub mod node;
 pub mod origins;
 pub mod settings;
 
@@ -58,6 +62,12 @@ pub struct Config {
     pub log: String,
     /// What is kept so a client that reconnects loses nothing.
     pub recovery: Recovery,
+    /// This node's name in the start line, `/healthz` and (in a cluster)
+    /// Redis: `--node-id`, else a random one made with the config.
+    pub node_id: node::NodeId,
+    /// Several nodes on one Redis; `None`: everything in this process's
+    /// memory (the default).
+    pub cluster: Option<cluster::ClusterConfig>,
 }
 
 /// What the server keeps so that a client that drops and comes back
@@ -220,6 +230,8 @@ impl Default for Config {
             record_max_bytes: 1024 * 1024 * 1024,
             log: "info".to_owned(),
             recovery: Recovery::default(),
+            node_id: node::NodeId::random(),
+            cluster: None,
         }
     }
 }

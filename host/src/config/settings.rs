@@ -12,6 +12,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::config::cluster::{ClusterConfig, ClusterPrefix, RedisUrl};
+use crate::config::node::NodeId;
 use crate::config::origins::AllowedOrigins;
 use crate::config::{AuthConfig, Config, PolicySource, TlsFiles};
 
@@ -781,6 +783,42 @@ section! {
     }
 }
 
+section! {
+    /// `[cluster]`: several nodes on one Redis, and this node's id (which
+    /// exists without a cluster too).
+    ClusterSettings ["cluster"] "Cluster ([cluster])" {
+        /// Redis for cluster mode: redis://[:PASSWORD@]HOST[:PORT][/DB] or rediss://… (TLS); without it everything stays in this process's memory. Not available in this build yet: given, the server refuses to start.
+        url: String,
+        flag "cluster", env "SWITCHBOARD_CLUSTER",
+        get |c| c.cluster.as_ref().map(|k| k.url.to_string()),
+        set |c, v| c.cluster = Some(ClusterConfig::new(RedisUrl::parse(&v)?)),
+        sample "redis://127.0.0.1:6380/2";
+
+        /// What every Redis key and channel of this deployment starts with (1-64 of A-Z a-z 0-9 _ . - :; only with --cluster): PUB/SUB ignores the DB number, so two deployments on one Redis need two prefixes.
+        prefix: String,
+        flag "cluster-prefix", env "SWITCHBOARD_CLUSTER_PREFIX",
+        // After `url`: it only refines a cluster that `url` turned on.
+        get |c| Some(c.cluster.as_ref().map_or_else(
+            || crate::config::cluster::DEFAULT_PREFIX.to_owned(),
+            |k| k.prefix.to_string(),
+        )),
+        set |c, v| {
+            let prefix = ClusterPrefix::parse(&v)?;
+            if let Some(cluster) = &mut c.cluster {
+                cluster.prefix = prefix;
+            }
+        },
+        sample "chat-eu:";
+
+        /// This node's id in the start line, /healthz and Redis (1-64 of A-Z a-z 0-9 _ . -; default: a random one made at start).
+        node_id: String,
+        flag "node-id", env "SWITCHBOARD_NODE_ID",
+        get |c| c.node_id.is_given().then(|| c.node_id.to_string()),
+        set |c, v| c.node_id = NodeId::parse(&v)?,
+        sample "node-a1";
+    }
+}
+
 /// Declares [`Settings`], every section together.
 macro_rules! settings {
     ($($field:ident: $section:ident),* $(,)?) => {
@@ -847,6 +885,7 @@ settings! {
     admin: AdminSettings,
     auth: AuthSettings,
     recovery: RecoverySettings,
+    cluster: ClusterSettings,
 }
 
 fn where_(table: &str) -> String {
