@@ -10,7 +10,7 @@ LISTEN ?= 0.0.0.0:3001
 ADMIN_LISTEN ?=
 WASM_TARGET := wasm32-wasip2
 
-.PHONY: run test build release wasm-target fmt lint clean bench bench-quick clients-test miniprogram-test browser-test
+.PHONY: run test build release wasm-target redis-server fmt lint clean bench bench-quick clients-test miniprogram-test browser-test
 
 run: wasm-target
 	$(CARGO) run --release -p switchboard -- --listen $(LISTEN) $(if $(ADMIN_LISTEN),--admin-listen $(ADMIN_LISTEN))
@@ -20,13 +20,20 @@ run: wasm-target
 # so the harness (bench/) never rots.
 FEATURES := --features switchboard/native-rules
 
-test: wasm-target
+test: wasm-target redis-server
 	$(CARGO) build -p switchboard -p loadgen $(FEATURES)
 	$(CARGO) test --workspace --all-targets $(FEATURES)
 	$(MAKE) clients-test
 	$(MAKE) browser-test
 	$(MAKE) miniprogram-test
 	python3 bench/bench.py --quick --no-build
+
+# Debian's redis-server (and redis-cli), installed when missing, for the
+# cluster tests: each starts its own on a free port and directory
+# (tests/src/redis.rs). Nothing here starts the system service, and no test
+# uses it or its port 6379.
+redis-server:
+	@command -v redis-server >/dev/null && command -v redis-cli >/dev/null || { export DEBIAN_FRONTEND=noninteractive; apt-get install -y redis-server || { apt-get update && apt-get install -y redis-server; }; }
 
 # The JavaScript client (clients/js): install its pinned dev dependencies when
 # node_modules is missing or older than the lock file, build it (this also
