@@ -476,6 +476,7 @@ mod tests {
             "n1",
         ])
         .unwrap();
+        assert!(!format!("{cli:?}").contains("pw@"), "{cli:?}");
         let config = cli.serve.read(Settings::default()).unwrap();
         let cluster = config.cluster.as_ref().expect("cluster mode");
         assert_eq!(

@@ -91,7 +91,7 @@ impl RedisUrl {
                 None => (info, false),
             },
         };
-        let (host, port) = split_host_port(hostport).map_err(|what| bad(what))?;
+        let (host, port) = split_host_port(hostport).map_err(&bad)?;
         let db = match tail {
             "" | "/" => 0,
             _ if tail.contains(['?', '#']) => {

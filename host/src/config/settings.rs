@@ -114,6 +114,34 @@ impl SettingValue for PathBuf {
     }
 }
 
+/// A URL that may carry a password, kept as text until `set` parses it:
+/// its errors are then the setting's own (clap's would repeat the value,
+/// password and all), and `Debug` of the settings never shows it.
+#[derive(Clone, serde::Deserialize)]
+#[serde(transparent)]
+pub struct UrlText(pub String);
+
+impl std::str::FromStr for UrlText {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(UrlText(s.to_owned()))
+    }
+}
+
+impl std::fmt::Debug for UrlText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("UrlText(…)")
+    }
+}
+
+impl SettingValue for UrlText {
+    const VALUE_NAME: &'static str = "URL";
+    fn shown(&self) -> String {
+        self.0.clone()
+    }
+}
+
 /// `doc`, with the default when there is one.
 fn help(doc: &str, default: Option<String>) -> String {
     let doc = doc.trim();
@@ -788,10 +816,10 @@ section! {
     /// exists without a cluster too).
     ClusterSettings ["cluster"] "Cluster ([cluster])" {
         /// Redis for cluster mode: redis://[:PASSWORD@]HOST[:PORT][/DB] or rediss://… (TLS); without it everything stays in this process's memory. Not available in this build yet: given, the server refuses to start.
-        url: String,
+        url: UrlText,
         flag "cluster", env "SWITCHBOARD_CLUSTER",
-        get |c| c.cluster.as_ref().map(|k| k.url.to_string()),
-        set |c, v| c.cluster = Some(ClusterConfig::new(RedisUrl::parse(&v)?)),
+        get |c| c.cluster.as_ref().map(|k| UrlText(k.url.to_string())),
+        set |c, v| c.cluster = Some(ClusterConfig::new(RedisUrl::parse(&v.0)?)),
         sample "redis://127.0.0.1:6380/2";
 
         /// What every Redis key and channel of this deployment starts with (1-64 of A-Z a-z 0-9 _ . - :; only with --cluster): PUB/SUB ignores the DB number, so two deployments on one Redis need two prefixes.
