@@ -1302,6 +1302,122 @@ async fn an_unknown_key_in_the_settings_file_stops_the_binary() -> Result<()> {
 }
 
 // ---------------------------------------------------------------------------
+// The node id and the cluster settings
+// ---------------------------------------------------------------------------
+
+/// The node id the start line names (`…; node ID`, at its end).
+fn node_in(line: &str) -> Option<&str> {
+    line.rsplit_once("; node ").map(|(_, id)| id.trim())
+}
+
+/// Every node has an id, in the start line and `/healthz`: `--node-id`
+/// (or its variable), else one made at each start; without `--cluster`
+/// health says `"cluster": "off"`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_node_id_is_in_the_start_line_and_health() -> Result<()> {
+    let dir = Scratch::new("node-id")?;
+    let deadline = deadline_ms();
+    let args = serve_args(&deadline);
+    for (extra, env) in [
+        (&["--node-id", "eu-1a"][..], &[][..]),
+        (&[][..], &[("SWITCHBOARD_NODE_ID", "eu-1a")][..]),
+    ] {
+        let server = Served::start(&dir.dir, &[&args[..], extra].concat(), env, true).await?;
+        ensure!(
+            node_in(&server.listening) == Some("eu-1a"),
+            "{extra:?} {env:?}: {}",
+            server.listening
+        );
+        let health = health(&server).await?;
+        ensure!(
+            health["node"] == "eu-1a" && health["cluster"] == "off",
+            "{health}"
+        );
+        server.stop().await?;
+    }
+    let mut made = Vec::new();
+    for _ in 0..2 {
+        let server = Served::start(&dir.dir, &args, &[], true).await?;
+        let id = node_in(&server.listening)
+            .with_context(|| format!("no node in {:?}", server.listening))?
+            .to_owned();
+        ensure!(
+            !id.is_empty()
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b)),
+            "{id:?}"
+        );
+        ensure!(health(&server).await?["node"] == id.as_str());
+        server.stop().await?;
+        made.push(id);
+    }
+    ensure!(made[0] != made[1], "each start makes its own id: {made:?}");
+    Ok(())
+}
+
+/// `--cluster` is checked like every setting, then refused: this build has
+/// no Redis stores yet. A bad URL is named, its password never repeated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_mode_is_refused_at_start_and_a_bad_url_is_named() -> Result<()> {
+    let dir = Scratch::new("cluster")?;
+    let harmless = ["--listen", "127.0.0.1:0", "--admin-listen", "off"];
+    let config = dir.write(
+        "cluster.toml",
+        b"[cluster]\nurl = \"redis://:s3cret@127.0.0.1:6390/1\"\nprefix = \"test:\"\n",
+    )?;
+    let config = config.to_str().context("non-UTF-8 path")?;
+    for (extra, env, why) in [
+        (
+            &["--cluster", "redis://127.0.0.1:6390/0"][..],
+            &[][..],
+            "cluster mode (--cluster) is not available in this build yet",
+        ),
+        (
+            &[][..],
+            &[(
+                "SWITCHBOARD_CLUSTER",
+                "rediss://:s3cret@redis.example.com/2",
+            )][..],
+            "cluster mode (--cluster) is not available in this build yet",
+        ),
+        (
+            &["--config", config][..],
+            &[][..],
+            "cluster mode (--cluster) is not available in this build yet",
+        ),
+        (
+            &["--cluster", "http://:s3cret@127.0.0.1:6390/0"][..],
+            &[][..],
+            "--cluster",
+        ),
+        (
+            &["--cluster", "redis://:s3cret@127.0.0.1:6390/zero"][..],
+            &[][..],
+            "must end with /DB",
+        ),
+        (
+            &["--cluster-prefix", "no spaces"][..],
+            &[][..],
+            "--cluster-prefix",
+        ),
+        (&["--node-id", "a/b"][..], &[][..], "--node-id"),
+    ] {
+        let out = run(&dir.dir, &[&harmless[..], extra].concat(), env, WAIT)
+            .await
+            .with_context(|| format!("{extra:?} {env:?}: the binary kept running"))?;
+        ensure!(out.code == Some(2), "{extra:?} {env:?}: {out:#?}");
+        ensure!(out.stderr.contains(why), "{extra:?} {env:?}: {out:#?}");
+        ensure!(
+            !out.stderr.contains("s3cret"),
+            "the password shown: {out:#?}"
+        );
+        ensure!(!out.stderr.contains("listening on"), "{out:#?}");
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
 // Recording and replay
 // ---------------------------------------------------------------------------
 

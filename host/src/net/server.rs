@@ -188,7 +188,11 @@ impl Server {
             Some(admin) => {
                 let (policy, registry, reloader) =
                     (policy.clone(), registry.clone(), reloader.clone());
-                Some(Admin::bind(admin, policy, registry, reloader, config.native_rules).await?)
+                let node = config.node_id.clone();
+                Some(
+                    Admin::bind(admin, policy, registry, reloader, config.native_rules, node)
+                        .await?,
+                )
             }
             None => None,
         };
@@ -226,6 +230,7 @@ impl Server {
             limits: config.limits,
             secure: tls.is_some(),
             web_chat: config.web_chat,
+            node_id: config.node_id.clone(),
             origins: crate::net::origin::OriginPolicy::new(
                 config.allowed_origins.clone(),
                 config.refuse_non_web_origins,
@@ -529,11 +534,12 @@ fn start_line(shared: &Shared, bound: SocketAddr) -> String {
         .as_ref()
         .map_or_else(|| "off".to_owned(), |v| v.algorithms());
     format!(
-        "listening on {ws}://{bound} with policy version {} (world {}; {}, {} bytes); {page}; auth: {auth}",
+        "listening on {ws}://{bound} with policy version {} (world {}; {}, {} bytes); {page}; auth: {auth}; node {}",
         policy.seq,
         policy.world.version(),
         policy.source,
         policy.size,
+        shared.node_id,
     )
 }
 

@@ -42,6 +42,8 @@ pub struct Shared {
     pub secure: bool,
     /// Whether the chat page is served at `/`.
     pub web_chat: bool,
+    /// This node's id, for the start line.
+    pub node_id: crate::config::node::NodeId,
     /// Checks the signed token that proves an id (`None`: ids are trusted
     /// from the URL).
     pub auth: Option<crate::net::auth::Verifier>,

@@ -1,7 +1,8 @@
 //! The admin interface: a separate HTTP listener (default 127.0.0.1:3002)
 //! for operators and the `switchboard policy` commands.
 //!
-//! - `GET /healthz` — liveness, no token needed (for load balancers);
+//! - `GET /healthz` — liveness and this node's id, no token needed (for
+//!   load balancers);
 //! - `GET /admin/policy` — active and previous version, last rollback;
 //! - `PUT /admin/policy` — body: a component; swapped in if it loads;
 //! - `POST /admin/policy/rollback` — restore the previous version.
@@ -34,6 +35,7 @@ use tokio::net::TcpListener;
 
 use crate::chat::registry::Registry;
 use crate::config::AdminConfig;
+use crate::config::node::NodeId;
 use crate::ops::reload::Reloader;
 use crate::policy::Policy;
 
@@ -80,6 +82,8 @@ struct AdminState {
     max_upload: usize,
     /// The bound address, which `Host` must name.
     listen: SocketAddr,
+    /// This node's id, for health (operators tell nodes apart by it).
+    node: NodeId,
     /// The rules compiled into the host run instead of the policy.
     native: bool,
 }
@@ -95,13 +99,14 @@ pub struct Admin {
 impl Admin {
     /// Check the settings, settle the token and bind. `native`: the rules
     /// compiled into the host run instead of the policy (health and status
-    /// say so).
+    /// say so); `node`: this node's id, which health shows.
     pub async fn bind(
         config: &AdminConfig,
         policy: Policy,
         registry: Registry,
         reloader: Option<Arc<Reloader>>,
         native: bool,
+        node: NodeId,
     ) -> Result<Admin, AdminError> {
         let token = auth::token(config)?;
         let bind_error = |source| AdminError::Bind {
@@ -117,6 +122,7 @@ impl Admin {
             reloader,
             max_upload: config.max_upload_bytes,
             listen,
+            node,
             native,
         });
         let router = routes::router(state);
