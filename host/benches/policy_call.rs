@@ -131,7 +131,7 @@ fn bench(c: &mut Criterion) {
 /// Load a component as the policy of a server whose registry is `registry`.
 fn load(bytes: Vec<u8>, name: &str, registry: &Registry, limits: &PolicyLimits) -> Policy {
     let env = PolicyEnv {
-        registry: registry.clone(),
+        registry: std::sync::Arc::new(registry.clone()),
         history: Arc::new(MemoryHistory::new(Default::default())),
         state: StateStore::new(StateLimits::from(limits)),
         clock: Clock::System,

@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use serde_json::{Value, json};
+use switchboard::chat::record::{Event, Recorded};
 use switchboard::ops::AdminClient;
-use switchboard::ops::record::{Event, Recorded};
 use switchboard::policy::{DEFAULT_POLICY, sha256_hex};
 use switchboard_tests::{Client, WAIT, Watched, misbehave_wasm, switchboard_bin, watch};
 use tokio::net::TcpStream;

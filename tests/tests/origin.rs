@@ -6,8 +6,8 @@
 //! `weapp://wechat-game-runtime`) pass unless `--refuse-non-web-origins`.
 
 use anyhow::{Context, Result, bail, ensure};
+use switchboard::chat::record::{Event, Recorded};
 use switchboard::config::Config;
-use switchboard::ops::record::{Event, Recorded};
 use switchboard_tests::{
     Io, TestServer, WAIT, http_status, switchboard_bin, tolerant_config, watch,
 };

@@ -34,7 +34,7 @@ fn policy() -> &'static Policy {
             ..PolicyLimits::default()
         };
         let env = PolicyEnv {
-            registry: Registry::new(),
+            registry: std::sync::Arc::new(Registry::new()),
             history: std::sync::Arc::new(switchboard::store::memory::MemoryHistory::new(
                 Default::default(),
             )),

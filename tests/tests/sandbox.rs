@@ -624,7 +624,7 @@ async fn answers_a_client_can_push_over_the_caps_do_not_roll_back_a_swap() -> Re
 
 #[tokio::test]
 async fn wasi_clocks_read_the_replay_clock() -> Result<()> {
-    use switchboard::ops::record::{Event, Recorded};
+    use switchboard::chat::record::{Event, Recorded};
     use switchboard::ops::{Outcome, Replay};
     use switchboard::policy::{Action, Frame};
 

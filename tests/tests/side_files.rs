@@ -2,14 +2,14 @@
 //! event recording is readable by its owner only and rotated at its size
 //! cap, keeping at most two files. (The policy key-value store's per-entry
 //! overhead and entry cap are unit-tested in host/src/store/state.rs, the
-//! recording queue's byte bound in host/src/ops/record.rs.)
+//! recording queue's byte bound in host/src/chat/record.rs.)
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, ensure};
+use switchboard::chat::record::{Event, Recorded};
 use switchboard::config::Config;
-use switchboard::ops::record::{Event, Recorded};
 use switchboard_tests::{TestServer, WAIT, misbehave_config};
 
 /// A directory of its own for one test, removed at the end.

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use switchboard::config::Config;
 use switchboard::net::server::Stores;
 use switchboard::net::session::Kept;
-use switchboard::store::history::{Deliver, History, HistoryLimits, Join, Page, Usage};
+use switchboard::store::history::{History, HistoryLimits, Page, Published, Recovery, Usage};
 use switchboard::store::notices::{Mail, Notices, StoreError, StoredLimits};
 use switchboard::store::sessions::{Claim, Held, Holding, Sessions};
 use switchboard_tests::{Client, TestServer, tolerant_config, without_rate_limits};
@@ -29,13 +29,12 @@ impl History for LaterHistory {
     fn limits(&self) -> &HistoryLimits {
         self.0.limits()
     }
-    async fn publish(&self, room: &str, frame: String, deliver: Deliver<'_>) {
+    async fn publish(&self, room: &str, frame: String) -> Published {
         yield_now().await;
-        self.0.publish(room, frame, deliver).await
+        self.0.publish(room, frame).await
     }
-    async fn join(&self, room: &str, since: Option<(&str, u64)>, join: Join<'_>) {
-        yield_now().await;
-        self.0.join(room, since, join).await
+    fn recover(&self, room: &str, since: Option<(&str, u64)>, upto: Option<u64>) -> Recovery {
+        self.0.recover(room, since, upto)
     }
     fn read(&self, room: &str, before: Option<u64>, limit: usize) -> Page {
         self.0.read(room, before, limit)
@@ -120,6 +119,7 @@ fn config() -> Config {
 fn later_stores(config: &Config) -> Stores {
     let memory = Stores::memory(&config.recovery);
     Stores {
+        link: memory.link,
         history: Arc::new(LaterHistory(memory.history)),
         notices: Arc::new(LaterNotices(memory.notices)),
         sessions: Arc::new(LaterSessions(memory.sessions)),
@@ -239,4 +239,60 @@ async fn alice_epoch(alice: &mut Client) -> Result<String> {
     )
     .await?;
     Ok(page["epoch"].as_str().context("epoch")?.to_owned())
+}
+
+/// Several senders in one room, their messages numbered by a store that
+/// answers late (so two of them can be numbered in one order and handed to
+/// the dispatcher in the other): every member gets every message once, the
+/// offsets rising by exactly one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_reaches_its_members_in_offset_order_whoever_sends() -> Result<()> {
+    let config = config();
+    let stores = later_stores(&config);
+    let server = TestServer::start_with(config, stores).await?;
+    let (mut listener, _) = connect(&server, "/ws/listener").await?;
+    ask(&mut listener, json!({"type": "join", "room": "busy"}), "j").await?;
+    const SENDERS: usize = 4;
+    const EACH: usize = 150;
+    let mut senders = Vec::new();
+    for s in 0..SENDERS {
+        let (mut c, _) = connect(&server, &format!("/ws/s{s}")).await?;
+        ask(&mut c, json!({"type": "join", "room": "busy"}), "j").await?;
+        senders.push(c);
+    }
+    let mut tasks = Vec::new();
+    for (s, mut c) in senders.into_iter().enumerate() {
+        tasks.push(tokio::spawn(async move {
+            for i in 0..EACH {
+                c.send_json(json!({"type": "room", "room": "busy", "data": [s, i]}))
+                    .await?;
+            }
+            // The last one answered: every one before it was handled.
+            ask(&mut c, json!({"type": "ping"}), "done").await?;
+            Ok::<_, anyhow::Error>(c)
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let mut next = None;
+    let mut per_sender = [0usize; SENDERS];
+    let mut got = 0;
+    while got < SENDERS * EACH {
+        let v = listener.recv_v2().await?;
+        if v["type"] != "room" {
+            continue;
+        }
+        let offset = v["offset"].as_u64().context("offset")?;
+        if let Some(n) = next {
+            ensure!(offset == n, "offset {offset} where {n} was due: {v}");
+        }
+        next = Some(offset + 1);
+        let s = v["data"][0].as_u64().context("sender")? as usize;
+        let i = v["data"][1].as_u64().context("index")? as usize;
+        ensure!(i == per_sender[s], "sender {s}'s order broken: {v}");
+        per_sender[s] += 1;
+        got += 1;
+    }
+    server.shutdown().await
 }

@@ -609,7 +609,7 @@ async fn a_call_in_progress_finishes_on_the_old_version() -> Result<()> {
     };
     let registry = Registry::new();
     let env = PolicyEnv {
-        registry: registry.clone(),
+        registry: std::sync::Arc::new(registry.clone()),
         history: std::sync::Arc::new(switchboard::store::memory::MemoryHistory::new(
             Default::default(),
         )),

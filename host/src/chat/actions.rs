@@ -7,15 +7,14 @@ use std::time::Instant;
 use bytes::Bytes;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::chat::outbound::{CloseReason, Outbox, code};
+use crate::chat::outbound::{Outbox, code};
 use crate::chat::rate::Bucket;
-use crate::chat::registry::{Joined, Sent};
+use crate::chat::registry::{Found, Joined};
 use crate::chat::replies;
-use crate::chat::{Chat, ids as id, lifecycle};
+use crate::chat::{Chat, ids as id};
 use crate::policy::{Action, Frame};
-use crate::store::history::Recovery;
+use crate::store::bus::{SendError, Sent};
 use crate::store::json;
-use crate::store::notices::StoreError;
 
 /// Longest close reason the WebSocket protocol allows.
 const MAX_CLOSE_REASON: usize = 123;
@@ -85,7 +84,7 @@ async fn carry_out(
     gone: Option<&str>,
     actions: Vec<Action>,
 ) {
-    let registry = chat.registry;
+    let (registry, bus) = (chat.registry, chat.bus);
     // `on-joined` answers, sent after the call's other actions (a request's
     // answer comes last).
     let mut answers: Vec<Message> = Vec::new();
@@ -121,23 +120,18 @@ async fn carry_out(
                     reply(&caller, refused);
                     continue;
                 }
-                let msg = to_message(frame);
-                let sent = if store {
-                    match deliver_or_store(chat, sender, &to, msg).await {
-                        Ok(sent) => sent,
-                        Err(e) => {
-                            let refused = replies::error(
-                                request,
-                                replies::code::STORE_QUOTA,
-                                &e.to_string(),
-                                None,
-                            );
-                            reply(&caller, refused);
-                            continue;
-                        }
+                let sent = match bus.send(sender, &to, to_message(frame), store).await {
+                    Ok(sent) => sent,
+                    Err(SendError::Quota(e)) => {
+                        let refused = replies::error(
+                            request,
+                            replies::code::STORE_QUOTA,
+                            &e.to_string(),
+                            None,
+                        );
+                        reply(&caller, refused);
+                        continue;
                     }
-                } else {
-                    registry.deliver(&to, msg)
                 };
                 let answer = match sent {
                     Sent::Queued => on_sent,
@@ -155,10 +149,7 @@ async fn carry_out(
                 except,
                 transient: false,
             } => {
-                let mut deliver = |_, framed| {
-                    registry.send_room(&room, &Message::Text(framed), except.as_deref());
-                };
-                chat.history.publish(&room, text, &mut deliver).await;
+                bus.publish(&room, text, except.as_deref()).await;
             }
             Action::SendRoom {
                 room,
@@ -166,7 +157,7 @@ async fn carry_out(
                 except,
                 ..
             } => {
-                registry.send_room(&room, &to_message(frame), except.as_deref());
+                bus.transient(&room, to_message(frame), except.as_deref());
             }
             Action::Broadcast { frame, except } => {
                 let bucket = caller.as_mut().and_then(|c| c.broadcasts.as_deref_mut());
@@ -177,7 +168,7 @@ async fn carry_out(
                     reply(&caller, refused);
                     return;
                 }
-                registry.broadcast(&to_message(frame), except.as_deref());
+                bus.broadcast(to_message(frame), except.as_deref());
             }
             Action::Join {
                 id,
@@ -186,28 +177,13 @@ async fn carry_out(
                 on_joined,
             } if gone != Some(id.as_str()) => {
                 let since = since.as_ref().map(|p| (p.epoch.as_str(), p.offset));
-                let mut on_joined = on_joined;
                 let mut outcome = (Joined::Offline, None);
-                let mut join = |found: Recovery| {
-                    let joined = registry.join(&id, &room);
-                    let mut recovered = None;
-                    if let Some(missed) = found.missed {
-                        // A member already has every message since it
-                        // joined; a new one gets what it missed first.
-                        recovered = Some(match (joined, missed) {
-                            (Joined::Added, Ok(frames)) => {
-                                for frame in frames {
-                                    let _ = registry.send(&id, Message::Text(frame));
-                                }
-                                true
-                            }
-                            (Joined::AlreadyMember, _) => true,
-                            _ => false,
-                        });
-                    }
-                    let answer = on_joined
-                        .take()
-                        .map(|f| joined_answer(f, &found.epoch, found.top, recovered));
+                // Runs once the joiner got what it missed (a member already
+                // has every message since it joined), the room still held.
+                let join = |joined: Joined, found: Found| {
+                    let recovered = found.recovered;
+                    let answer =
+                        on_joined.map(|f| joined_answer(f, &found.epoch, found.top, recovered));
                     // A recovering join is answered at once, right after
                     // its replay and before any live message: everything
                     // the joiner gets before the answer is what it missed.
@@ -219,7 +195,7 @@ async fn carry_out(
                         answer => (joined, answer),
                     };
                 };
-                chat.history.join(&room, since, &mut join).await;
+                registry.join_with(&id, &room, Some(chat.history), since, join);
                 let (joined, answer) = outcome;
                 if refused_join(joined) {
                     let message = if joined == Joined::TooManyRooms {
@@ -251,7 +227,7 @@ async fn carry_out(
                 }
             }
             Action::Close { id, code, reason } if gone != Some(id.as_str()) => {
-                registry.close(&id, CloseReason::with_code(close_code(code), cut(reason)));
+                bus.close(&id, close_code(code), &cut(reason));
             }
             // A join or close of the id that went offline.
             Action::Join { .. } | Action::Close { .. } => {}
@@ -260,45 +236,6 @@ async fn carry_out(
     for answer in answers {
         reply(&caller, answer);
     }
-}
-
-/// Deliver `msg` to `to`, or, when `to` is offline, store it (charged to
-/// `from`'s quotas; over one, the error says which). The store
-/// shares no lock with the registry: should `to` have come online while
-/// the notice was being stored, what is stored for it is handed over now
-/// (its connection took what was there before it registered).
-async fn deliver_or_store(
-    chat: Chat<'_>,
-    from: &str,
-    to: &str,
-    msg: Message,
-) -> Result<Sent, StoreError> {
-    let registry = chat.registry;
-    if registry.is_online(to) {
-        return Ok(registry.deliver(to, msg));
-    }
-    let Message::Text(text) = msg else {
-        return Ok(Sent::Refused);
-    };
-    let stored = chat
-        .notices
-        .store(from, to, text.as_str().into(), std::time::SystemTime::now())
-        .await;
-    match stored {
-        Err(e) if e.is_quota() => return Err(e),
-        Err(e) => {
-            tracing::debug!(to, error = %e, "notice not stored");
-            return Ok(Sent::Refused);
-        }
-        Ok(()) => {}
-    }
-    if registry.is_online(to) {
-        let mail = chat.notices.take(to, std::time::SystemTime::now()).await;
-        for frame in lifecycle::stored_frames(mail) {
-            let _ = registry.deliver(to, frame);
-        }
-    }
-    Ok(Sent::Stored)
 }
 
 /// Whether a join was refused over a room limit (per id or server-wide):

@@ -2,7 +2,7 @@
 //! `native-rules` feature and `--native-rules`) the same rules compiled in.
 //! Every event is recorded first when recording is on.
 
-use crate::ops::record::{Event, Recorder};
+use crate::chat::record::{Event, Recorder};
 use crate::policy::{Action, CallError, ConnectInfo, Frame, Policy, Reject};
 
 /// Who decides, and where events are recorded: all asking the rules needs

@@ -117,7 +117,8 @@ pub async fn disconnect(chat: Chat<'_>, id: &str, decided: Option<Vec<Action>>) 
         if let Some(decided) = decided {
             actions::apply_disconnect(chat, id, decided).await;
         }
-        chat.registry.leave_all_if_offline(id, replies::left);
+        chat.registry
+            .leave_all_if_offline(id, chat.bus, replies::left);
     })
     .await;
 }

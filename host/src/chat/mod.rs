@@ -1,8 +1,10 @@
 //! The chat itself: who is where, and carrying out what the rules decide.
 //!
 //! - [`registry`]  — who is online, who is in which room
+//! - [`dispatch`]  — what the bus hands this server, to its connections (a room's in offset order)
 //! - [`lifecycle`] — connect → events → disconnect, for a live session and a replay alike
 //! - [`decide`]    — asking the rules about an event (records it first)
+//! - [`record`]    — opt-in recording of the events the rules see (JSON lines, for replay)
 //! - [`actions`]   — carrying out a policy's decisions (and the host's limits on them)
 //! - [`presence`]  — the registry as the in-memory presence store
 //! - [`rate`]      — token buckets for message and broadcast rates
@@ -14,6 +16,7 @@
 
 pub mod actions;
 pub mod decide;
+pub mod dispatch;
 pub mod encode;
 pub mod ids;
 pub mod lifecycle;
@@ -22,14 +25,16 @@ pub mod native;
 pub mod outbound;
 pub mod presence;
 pub mod rate;
+pub mod record;
 pub mod registry;
 pub mod replies;
 
+use crate::store::bus::Bus;
 use crate::store::history::History;
 use crate::store::notices::Notices;
 
 /// What carrying out a decision touches: the registry of ids and rooms,
-/// the rooms' history and the stored notices (borrowed).
+/// the rooms' history, the stored notices and the bus (borrowed).
 #[derive(Debug, Clone, Copy)]
 pub struct Chat<'a> {
     /// Who is online, who is in which room.
@@ -38,4 +43,6 @@ pub struct Chat<'a> {
     pub history: &'a dyn History,
     /// Notices kept for offline ids.
     pub notices: &'a dyn Notices,
+    /// Everything that crosses connections.
+    pub bus: &'a dyn Bus,
 }

@@ -30,6 +30,18 @@ impl Presence for Registry {
     fn is_online_now(&self, id: &str) -> bool {
         self.is_online(id)
     }
+
+    fn in_room_now(&self, id: &str, room: &str) -> bool {
+        self.in_room(id, room)
+    }
+
+    fn rooms_of_now(&self, id: &str) -> Vec<String> {
+        self.rooms_of(id)
+    }
+
+    fn online_count_now(&self) -> usize {
+        self.online_count()
+    }
 }
 
 #[cfg(test)]

@@ -20,7 +20,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use dashmap::DashMap;
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::chat::dispatch::Sequence;
 use crate::chat::outbound::{CloseReason, Outbox, PushError, code};
+use crate::store::history::{History, Recovery};
+
+use crate::store::bus::Bus;
+pub use crate::store::bus::Sent;
 
 /// Shared name of an id or a room: cloned into several sets, stored once.
 pub type Name = Arc<str>;
@@ -46,8 +51,8 @@ pub struct Registry {
 struct Inner {
     /// id → its current connection.
     online: DashMap<Name, Outbox>,
-    /// room → member ids.
-    rooms: DashMap<Name, HashSet<Name>>,
+    /// room → its members here, and where its kept messages are.
+    rooms: DashMap<Name, Room>,
     /// id → rooms it is in (the reverse index, for `rooms-of` and cleanup).
     members_of: DashMap<Name, HashSet<Name>>,
     /// Source of connection serials.
@@ -81,18 +86,35 @@ pub enum Joined {
     TooManyRoomsOnServer,
 }
 
-/// What became of a frame sent to one id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Sent {
-    /// Queued to its connection.
-    Queued,
-    /// Queued for a held id, to be delivered when it resumes.
-    Held,
-    /// Kept for an offline id (a stored notice).
-    Stored,
-    /// Not delivered: offline (and not stored), or its queue could not
-    /// take it.
-    Refused,
+/// A room with members here.
+#[derive(Debug)]
+struct Room {
+    /// Its member ids.
+    members: HashSet<Name>,
+    /// Its kept messages delivered so far, and those that came early.
+    seq: Sequence,
+}
+
+/// What a join found in the room's history, for its answer.
+#[derive(Debug, Clone)]
+pub struct Found {
+    /// The room's epoch.
+    pub epoch: std::sync::Arc<str>,
+    /// The newest offset delivered to the room's members here.
+    pub top: u64,
+    /// With `since`: whether what was missed was replayed (queued to the
+    /// joiner, before this is known) or cannot be.
+    pub recovered: Option<bool>,
+}
+
+impl Found {
+    fn of(r: Recovery, recovered: Option<bool>) -> Found {
+        Found {
+            epoch: r.epoch,
+            top: r.top,
+            recovered,
+        }
+    }
 }
 
 /// Result of a fan-out: how many got the frame, how many could not take it.
@@ -215,7 +237,12 @@ impl Registry {
     /// remaining members with `left(room, id)`. Does nothing if the id is
     /// online again (a new connection took it and keeps its rooms). Returns
     /// how many rooms it left.
-    pub fn leave_all_if_offline(&self, id: &str, left: impl Fn(&str, &str) -> Message) -> usize {
+    pub fn leave_all_if_offline(
+        &self,
+        id: &str,
+        bus: &dyn Bus,
+        left: impl Fn(&str, &str) -> Message,
+    ) -> usize {
         let _id = self.lock(id);
         if self.is_online(id) {
             return 0;
@@ -227,46 +254,86 @@ impl Registry {
         // room hears this `left` before that `joined`.
         for room in &rooms {
             self.remove_member(room, id);
-            self.send_room(room, &left(room, id), None);
+            bus.transient(room, left(room, id), None);
         }
         rooms.len()
     }
 
     /// Add `id` to `room`, within the rooms-per-id limit and, when the room
-    /// is new, the server-wide room limit.
+    /// is new, the server-wide room limit (no history asked).
     pub fn join(&self, id: &str, room: &str) -> Joined {
+        let mut joined = Joined::Offline;
+        self.join_with(id, room, None, None, |j, _| joined = j);
+        joined
+    }
+
+    /// [`Registry::join`], with what the room's `history` holds for the
+    /// joiner: with `since`, what it missed is queued to it first, up to
+    /// the newest message delivered here, all while the room is held, so
+    /// each message reaches the joiner once, in the replay or live. Then
+    /// `within` runs, still holding the room when the id is (or was) a
+    /// member: what it queues (a recovering join's answer) comes before any
+    /// live message.
+    pub fn join_with(
+        &self,
+        id: &str,
+        room: &str,
+        history: Option<&dyn History>,
+        since: Option<(&str, u64)>,
+        within: impl FnOnce(Joined, Found),
+    ) {
         let _id = self.lock(id);
-        let Some(id) = self.online_name(id) else {
-            return Joined::Offline;
+        let recover = |upto: Option<u64>, since| match history {
+            Some(h) => h.recover(room, since, upto),
+            None => Recovery {
+                epoch: "".into(),
+                top: 0,
+                missed: None,
+            },
         };
-        let room = Name::from(room);
+        let nothing = || Found {
+            epoch: "".into(),
+            top: 0,
+            recovered: None,
+        };
+        let Some(id) = self.online_name(id) else {
+            let r = recover(None, None);
+            return within(Joined::Offline, Found::of(r, None));
+        };
+        let name = Name::from(room);
         // A place for the room if it looks new, taken before the id is
         // added anywhere (given back on drop unless the room is made).
         let mut place = None;
-        if !self.inner.rooms.contains_key(&room) {
+        if !self.inner.rooms.contains_key(&name) {
             match RoomPlace::take(&self.inner) {
                 Some(p) => place = Some(p),
-                None => return Joined::TooManyRoomsOnServer,
+                None => return within(Joined::TooManyRoomsOnServer, nothing()),
             }
         }
         {
             let mut rooms = self.inner.members_of.entry(id.clone()).or_default();
-            if rooms.contains(&room) {
-                return Joined::AlreadyMember;
+            if rooms.contains(&name) {
+                drop(rooms);
+                // A member has every message since it joined.
+                let held = self.inner.rooms.get(&name);
+                let upto = held.as_ref().map(|r| r.seq.delivered());
+                let r = recover(upto, None);
+                return within(Joined::AlreadyMember, Found::of(r, since.map(|_| true)));
             }
             if rooms.len() >= self.inner.max_rooms {
                 drop(rooms);
                 self.inner
                     .members_of
                     .remove_if(&id, |_, rooms| rooms.is_empty());
-                return Joined::TooManyRooms;
+                return within(Joined::TooManyRooms, nothing());
             }
-            rooms.insert(room.clone());
+            rooms.insert(name.clone());
         }
-        match self.inner.rooms.entry(room) {
-            dashmap::Entry::Occupied(mut members) => {
+        let (mut held, r) = match self.inner.rooms.entry(name) {
+            dashmap::Entry::Occupied(room) => {
                 // Made meanwhile by another join: the place goes back.
-                members.get_mut().insert(id);
+                let r = recover(Some(room.get().seq.delivered()), since);
+                (room.into_ref(), r)
             }
             dashmap::Entry::Vacant(vacant) => {
                 match place {
@@ -278,10 +345,26 @@ impl Registry {
                         self.inner.total_rooms.fetch_add(1, Ordering::Relaxed);
                     }
                 }
-                vacant.insert(HashSet::from([id]));
+                // Delivery here starts at the room's newest: older messages
+                // had no member here to go to.
+                let r = recover(None, since);
+                let room = Room {
+                    members: HashSet::new(),
+                    seq: Sequence::starting_at(r.top),
+                };
+                (vacant.insert(room), r)
+            }
+        };
+        held.members.insert(id.clone());
+        let recovered = r.missed.as_ref().map(|m| m.is_ok());
+        if let Some(Ok(frames)) = &r.missed
+            && let Some(outbox) = self.inner.online.get(&id)
+        {
+            for frame in frames {
+                let _ = outbox.push(Message::Text(frame.clone()));
             }
         }
-        Joined::Added
+        within(Joined::Added, Found::of(r, recovered));
     }
 
     /// Rooms there are (with at least one member).
@@ -322,7 +405,7 @@ impl Registry {
         self.inner
             .rooms
             .get(room)
-            .is_some_and(|members| members.contains(id))
+            .is_some_and(|r| r.members.contains(id))
     }
 
     /// The members of `room`.
@@ -330,7 +413,7 @@ impl Registry {
         self.inner
             .rooms
             .get(room)
-            .map(|m| m.iter().map(|n| n.to_string()).collect())
+            .map(|r| r.members.iter().map(|n| n.to_string()).collect())
             .unwrap_or_default()
     }
 
@@ -339,13 +422,16 @@ impl Registry {
         self.inner
             .rooms
             .get(room)
-            .map(|m| m.iter().take(limit).map(|n| n.to_string()).collect())
+            .map(|r| {
+                let ids = r.members.iter().take(limit);
+                ids.map(|n| n.to_string()).collect()
+            })
             .unwrap_or_default()
     }
 
     /// How many members `room` has.
     pub fn room_size(&self, room: &str) -> usize {
-        self.inner.rooms.get(room).map_or(0, |m| m.len())
+        self.inner.rooms.get(room).map_or(0, |r| r.members.len())
     }
 
     /// The rooms `id` is in.
@@ -388,15 +474,34 @@ impl Registry {
 
     /// Queue `msg` to every member of `room` but `except`.
     pub fn send_room(&self, room: &str, msg: &Message, except: Option<&str>) -> Delivery {
+        match self.inner.rooms.get(room) {
+            Some(r) => self.to_members(&r.members, msg, except),
+            None => Delivery::default(),
+        }
+    }
+
+    /// Queue kept message `offset` of `room` to its members but `except`,
+    /// in offset order: one that comes before its turn waits for the ones
+    /// before it, and one delivered already (or older than the room's
+    /// first member here) is not delivered again.
+    pub fn send_kept(&self, room: &str, offset: u64, msg: Message, except: Option<&str>) {
+        let Some(mut r) = self.inner.rooms.get_mut(room) else {
+            return;
+        };
+        let Room { members, seq } = &mut *r;
+        seq.arrive(offset, msg, except, |msg, except| {
+            self.to_members(members, msg, except);
+        });
+    }
+
+    fn to_members(&self, members: &HashSet<Name>, msg: &Message, except: Option<&str>) -> Delivery {
         let mut delivery = Delivery::default();
-        if let Some(members) = self.inner.rooms.get(room) {
-            for member in members.iter() {
-                if except == Some(&**member) {
-                    continue;
-                }
-                if let Some(outbox) = self.inner.online.get(&**member) {
-                    delivery.count(outbox.push(msg.clone()));
-                }
+        for member in members {
+            if except == Some(&**member) {
+                continue;
+            }
+            if let Some(outbox) = self.inner.online.get(&**member) {
+                delivery.count(outbox.push(msg.clone()));
             }
         }
         delivery
@@ -473,13 +578,13 @@ impl Registry {
     }
 
     fn remove_member(&self, room: &str, id: &str) {
-        if let Some(mut members) = self.inner.rooms.get_mut(room) {
-            members.remove(id);
+        if let Some(mut r) = self.inner.rooms.get_mut(room) {
+            r.members.remove(id);
         }
         if self
             .inner
             .rooms
-            .remove_if(room, |_, m| m.is_empty())
+            .remove_if(room, |_, r| r.members.is_empty())
             .is_some()
         {
             self.inner.total_rooms.fetch_sub(1, Ordering::Relaxed);
@@ -548,7 +653,12 @@ mod tests {
         r.leave("a", "r1");
         r.leave("b", "r1");
         r.unregister("b", 2);
-        r.leave_all_if_offline("b", |_, _| Message::text(""));
+        let bus = crate::store::memory::MemoryBus::new(
+            std::sync::Arc::new(r.clone()),
+            std::sync::Arc::new(crate::store::memory::MemoryHistory::new(Default::default())),
+            std::sync::Arc::new(crate::store::memory::MemoryNotices::new(Default::default())),
+        );
+        r.leave_all_if_offline("b", &bus, |_, _| Message::text(""));
         assert_eq!(r.room_count(), 0);
         assert_eq!(r.room_size("r3"), 0);
     }

@@ -15,9 +15,9 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::chat::record::{RecordError, Recorder};
 use crate::net::admission::{Admission, Refusal, Ticket};
 use crate::ops::admin::{Admin, AdminError};
-use crate::ops::record::{RecordError, Recorder};
 use crate::ops::reload::Reloader;
 
 use crate::chat::outbound::{self, Budget, CloseReason, code};
@@ -29,10 +29,11 @@ use crate::net::tls::{self, TlsError};
 use crate::policy::clock::Clock;
 use crate::policy::{self, LoadError, Policy, PolicyEnv};
 use crate::store::history::{History, HistoryLimits};
-use crate::store::memory::{MemoryHistory, MemoryNotices, MemorySessions};
+use crate::store::memory::{MemoryHistory, MemoryLinker, MemoryNotices, MemorySessions};
 use crate::store::notices::{Notices, StoredLimits};
 use crate::store::sessions::Sessions;
 use crate::store::state::{StateLimits, StateStore};
+use crate::store::{Linked, Linker};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -78,9 +79,12 @@ pub struct Server {
 }
 
 /// Where a server keeps what outlives a connection: room history, stored
-/// notices, held sessions.
+/// notices, held sessions; and what links its connections to the
+/// presence and the bus.
 #[derive(Debug, Clone)]
 pub struct Stores {
+    /// Makes the presence and the bus, once the registry exists.
+    pub link: Arc<dyn Linker>,
     /// Every room's history.
     pub history: Arc<dyn History>,
     /// Notices kept for offline ids.
@@ -109,6 +113,7 @@ impl Stores {
             per_pair: recovery.stored_notices_per_pair,
         });
         Stores {
+            link: Arc::new(MemoryLinker),
             history: Arc::new(history),
             notices: Arc::new(notices),
             sessions: Arc::new(MemorySessions::default()),
@@ -140,10 +145,13 @@ impl Server {
             );
         }
         let Stores {
+            link,
             history,
             notices,
             sessions,
         } = stores;
+        let Linked { presence, bus } =
+            link.link(Arc::new(registry.clone()), history.clone(), notices.clone());
         let policy_file = match &config.policy {
             PolicySource::File(path) => Some(path.clone()),
             _ => None,
@@ -163,7 +171,7 @@ impl Server {
             PolicySource::Bytes { name, bytes } => (bytes, name),
         };
         let env = PolicyEnv {
-            registry: registry.clone(),
+            registry: presence,
             state,
             history: history.clone(),
             clock: Clock::System,
@@ -215,6 +223,7 @@ impl Server {
             registry,
             history,
             notices,
+            bus,
             sessions,
             recovery,
             policy,

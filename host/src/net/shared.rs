@@ -7,11 +7,12 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::chat::Chat;
 use crate::chat::outbound::Budget;
+use crate::chat::record::Recorder;
 use crate::chat::registry::Registry;
 use crate::config::{Limits, Recovery};
 use crate::net::admission::Admission;
-use crate::ops::record::Recorder;
 use crate::policy::{Policy, World};
+use crate::store::bus::Bus;
 use crate::store::history::History;
 use crate::store::notices::Notices;
 use crate::store::sessions::Sessions;
@@ -25,6 +26,8 @@ pub struct Shared {
     pub history: Arc<dyn History>,
     /// Notices kept for offline ids.
     pub notices: Arc<dyn Notices>,
+    /// Everything that crosses connections.
+    pub bus: Arc<dyn Bus>,
     /// Ids held for a resume, with the queue that collects what they miss
     /// and their place in the admission counts.
     pub sessions: Arc<dyn Sessions<crate::net::session::Kept>>,
@@ -72,6 +75,7 @@ impl Shared {
             registry: &self.registry,
             history: &*self.history,
             notices: &*self.notices,
+            bus: &*self.bus,
         }
     }
 

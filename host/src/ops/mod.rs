@@ -4,14 +4,12 @@
 //!
 //! - [`admin`]      — the admin HTTP interface (status, swap, rollback)
 //! - [`reload`]     — reloading the policy file (SIGHUP, file changes)
-//! - [`record`]     — opt-in recording of policy events (JSON lines)
 //! - `admin_client` — swap, status, rollback through the admin interface
 //! - `replay`       — recorded events through one or two components
 //! - `token`        — mint a signed token for a client
 
 pub mod admin;
 mod admin_client;
-pub mod record;
 pub mod reload;
 mod replay;
 mod token;

@@ -17,16 +17,17 @@ use crate::chat::Chat;
 use crate::chat::actions::Caller;
 use crate::chat::lifecycle;
 use crate::chat::outbound::{self, Inbox, Outbox};
+use crate::chat::record::{Event, Recorded};
 use crate::chat::registry::Registry;
 use crate::config::PolicyLimits;
 use crate::config::cli::LimitArgs;
-use crate::ops::record::{Event, Recorded};
 use crate::policy::clock::Clock;
 use crate::policy::{Action, LoadError, Policy, PolicyEnv, Reject};
+use crate::store::bus::Bus;
 use crate::store::history::History;
 use crate::store::history::HistoryLimits;
-use crate::store::memory::{MemoryHistory, MemoryNotices};
-use crate::store::notices::StoredLimits;
+use crate::store::memory::{MemoryBus, MemoryHistory, MemoryNotices};
+use crate::store::notices::{Notices, StoredLimits};
 use crate::store::state::{StateLimits, StateStore};
 
 /// Frames a simulated connection holds before they are thrown away (often
@@ -43,7 +44,9 @@ pub struct Replay {
     /// Rooms' history, as a live server keeps it.
     history: Arc<dyn History>,
     /// Stored notices, as a live server keeps them.
-    notices: MemoryNotices,
+    notices: Arc<dyn Notices>,
+    /// The one-server bus over the simulated registry.
+    bus: Arc<dyn Bus>,
     clock: Clock,
     /// Simulated connections: their outbound queues are never read (what
     /// would be delivered does not matter, only what is decided).
@@ -88,7 +91,8 @@ impl Replay {
         Chat {
             registry: &self.registry,
             history: &*self.history,
-            notices: &self.notices,
+            notices: &*self.notices,
+            bus: &*self.bus,
         }
     }
 
@@ -102,17 +106,21 @@ impl Replay {
         let history: Arc<dyn History> = Arc::new(MemoryHistory::new(HistoryLimits::default()));
         let clock = Clock::manual(0);
         let env = PolicyEnv {
-            registry: registry.clone(),
+            registry: Arc::new(registry.clone()),
             history: history.clone(),
             state: StateStore::new(StateLimits::from(&limits)),
             clock: clock.clone(),
         };
         let policy = Policy::load(bytes, source, env, limits)?;
+        let notices: Arc<dyn Notices> = Arc::new(MemoryNotices::new(StoredLimits::default()));
+        let local = Arc::new(registry.clone());
+        let bus = Arc::new(MemoryBus::new(local, history.clone(), notices.clone()));
         Ok(Replay {
             policy,
             registry,
             history,
-            notices: MemoryNotices::new(StoredLimits::default()),
+            notices,
+            bus,
             clock,
             conns: HashMap::new(),
             since_drain: 0,

@@ -10,7 +10,6 @@ use super::host_api::PolicyEnv;
 use super::types::LoadError;
 use super::version::VersionInfo;
 use super::versions::Policy;
-use crate::chat::registry::Registry;
 use crate::config::PolicyLimits;
 use crate::policy::clock::Clock;
 use crate::store::history::HistoryLimits;
@@ -34,7 +33,7 @@ pub async fn check(
     limits: PolicyLimits,
 ) -> Result<CheckReport, LoadError> {
     let env = PolicyEnv {
-        registry: Registry::new(),
+        registry: std::sync::Arc::new(crate::store::presence::NoOne),
         state: StateStore::new(StateLimits::from(&limits)),
         history: std::sync::Arc::new(MemoryHistory::new(HistoryLimits::default())),
         clock: Clock::System,

@@ -11,13 +11,12 @@ use super::bindings::{v1, v2};
 use super::clocks::{MonotonicClock, WallClock};
 use super::output::GuestOutput;
 use super::queries;
-use crate::chat::registry::Registry;
 use crate::config::PolicyLimits;
 use crate::policy::clock::Clock;
 use std::sync::Arc;
 
 use crate::store::history::History;
-use crate::store::presence::Presence as _;
+use crate::store::presence::Presence;
 use crate::store::state::{StateError, StateStore};
 
 /// Longest log message a guest can emit in one call to `log`.
@@ -31,8 +30,8 @@ pub struct HostState {
     /// WASI resources the guest holds (streams, pollables), at most
     /// `max_resources` of them.
     table: ResourceTable,
-    /// Registry the read-only questions are answered from.
-    registry: Registry,
+    /// Who is where: the read-only `registry` questions.
+    registry: Arc<dyn Presence>,
     /// The host-held key-value store.
     state: StateStore,
     /// Every room's history (`history.read`).
@@ -87,13 +86,14 @@ impl HostState {
     }
 }
 
-/// What the host lends every version of a policy: the registry it asks,
-/// the state it keeps (shared by all versions, so it survives swaps) and the
+/// What the host lends every version of a policy: the presence it asks
+/// (the registry of connections on one server; never named here), the
+/// state it keeps (shared by all versions, so it survives swaps) and the
 /// clock it reads.
 #[derive(Debug, Clone)]
 pub struct PolicyEnv {
     /// Answers `registry` questions.
-    pub registry: Registry,
+    pub registry: Arc<dyn Presence>,
     /// Backs `state`.
     pub state: StateStore,
     /// Backs `history` (world 0.2.0).
@@ -209,14 +209,14 @@ macro_rules! registry_v1 {
         }
 
         fn in_room(&mut self, id: String, room: String) -> bool {
-            self.registry.in_room(&id, &room)
+            self.registry.in_room_now(&id, &room)
         }
 
         fn room_members(&mut self, room: String) -> Vec<String> {
             if !queries::ask() {
                 return Vec::new();
             }
-            self.registry.room_members(&room)
+            self.registry.members_now(&room, usize::MAX).ids
         }
 
         fn room_size(&mut self, room: String) -> u32 {
@@ -224,11 +224,11 @@ macro_rules! registry_v1 {
         }
 
         fn rooms_of(&mut self, id: String) -> Vec<String> {
-            self.registry.rooms_of(&id)
+            self.registry.rooms_of_now(&id)
         }
 
         fn online_count(&mut self) -> u32 {
-            count(self.registry.online_count())
+            count(self.registry.online_count_now())
         }
     };
 }

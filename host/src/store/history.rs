@@ -106,40 +106,46 @@ pub struct Usage {
     pub bytes: usize,
 }
 
-/// Hands a published message to the room's members: its offset (`None`:
-/// not kept) and its text with the offset written in.
-pub type Deliver<'a> = &'a mut (dyn FnMut(Option<u64>, Text) + Send);
-
-/// Joins the room, given what its history holds for the joiner.
-pub type Join<'a> = &'a mut (dyn FnMut(Recovery) + Send);
+/// A message as `publish` kept it.
+#[derive(Debug, Clone)]
+pub struct Published {
+    /// Its offset (`None`: not kept).
+    pub offset: Option<u64>,
+    /// Its text, with the offset written in when it was kept: the buffer
+    /// the members' queues get (shared, not copied).
+    pub text: Text,
+}
 
 /// Every room's history.
 ///
-/// The ordering contract, which every implementation keeps: `publish`
-/// hands a room's messages to `deliver` in offset order, and a `join`'s
-/// callback runs with no message of that room between the history it was
-/// given and its membership — so a joiner gets each message either in its
-/// replay or live, never both, never neither.
+/// The store numbers and keeps; it delivers nothing. Ordering is the
+/// dispatcher's (`chat::dispatch`): it hands a room's kept messages to
+/// the room's members in offset order, and a join asks [`History::recover`]
+/// for what it missed up to the offset the dispatcher has delivered, with
+/// the room held, so a joiner gets each message either in its replay or
+/// live, never both, never neither.
 ///
-/// `read` and `top` answer a policy's imports, which run inside a
-/// synchronous sandboxed call and cannot wait: they are not `async`. A
-/// store kept elsewhere (a cluster's Redis) answers them from the copy of
-/// recent history it keeps for rooms with members on this server, which it
-/// needs to fan out anyway.
+/// `recover`, `read` and `top` run where nothing can wait (under the
+/// dispatcher's hold of a room, or inside a synchronous sandboxed call):
+/// they are not `async`. A store kept elsewhere (a cluster's Redis)
+/// answers them from the copy of recent history it keeps for rooms with
+/// members on this server, which it needs to fan out anyway.
 #[async_trait]
 pub trait History: std::fmt::Debug + Send + Sync {
     /// The limits in force.
     fn limits(&self) -> &HistoryLimits;
 
-    /// Keep `frame` as `room`'s next message (its `"offset"` added) and
-    /// hand it to `deliver`. A frame that is not a JSON object, or any
-    /// frame while history is off, is not kept: `deliver` gets it
-    /// unchanged, with no offset.
-    async fn publish(&self, room: &str, frame: String, deliver: Deliver<'_>);
+    /// Keep `frame` as `room`'s next message (its `"offset"` added). A
+    /// frame that is not a JSON object, or any frame while history is off,
+    /// is not kept: it comes back unchanged, with no offset.
+    async fn publish(&self, room: &str, frame: String) -> Published;
 
-    /// Look up what a join of `room` needs (and, with `since` = (epoch,
-    /// offset), what was missed after it) and hand it to `join`.
-    async fn join(&self, room: &str, since: Option<(&str, u64)>, join: Join<'_>);
+    /// What a join of `room` needs: its epoch, and with `since` = (epoch,
+    /// offset) what was missed after it, up to offset `upto` (the newest
+    /// this server has delivered to the room's members; `None`: the
+    /// room's newest). The answer's `top` is `upto` when given. A `since`
+    /// past `upto` but not past the room's newest missed nothing here.
+    fn recover(&self, room: &str, since: Option<(&str, u64)>, upto: Option<u64>) -> Recovery;
 
     /// At most `limit` of the newest kept messages of `room` before
     /// `before`, oldest first.

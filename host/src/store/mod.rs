@@ -8,7 +8,8 @@
 //! caller, assigns offsets, epochs and session tokens' meaning, so a shared
 //! store (Redis) fits behind the same calls.
 //!
-//! - [`history`]  — room history: publish, join with recovery, read (trait and types)
+//! - [`bus`]      — everything that crosses connections (trait; what reaches this server)
+//! - [`history`]  — room history: publish, recover, read (trait and types)
 //! - [`sessions`] — ids held after an abnormal end, for a resume (trait and types)
 //! - [`notices`]  — notices kept for offline ids (trait and types)
 //! - [`presence`] — who is in a room, who is online (trait; the registry implements it)
@@ -18,6 +19,9 @@
 //! - [`json`]     — the host's own fields added to the rules' frames (offset, stored_at)
 //! - [`token`]    — random epochs and session tokens
 
+use std::sync::Arc;
+
+pub mod bus;
 pub mod bytes;
 pub mod history;
 pub mod json;
@@ -27,3 +31,27 @@ pub mod presence;
 pub mod sessions;
 pub mod state;
 pub mod token;
+
+/// What a server's connections are linked to: where presence questions
+/// are answered and what carries traffic between connections.
+#[derive(Debug, Clone)]
+pub struct Linked {
+    /// Who is where (the policy's `registry` questions).
+    pub presence: Arc<dyn presence::Presence>,
+    /// Everything that crosses connections.
+    pub bus: Arc<dyn bus::Bus>,
+}
+
+/// Makes the stores that need the server's own connections (the
+/// registry, handed in as [`bus::Local`]): on one server they deliver to
+/// it directly; in a cluster, to the other servers too.
+pub trait Linker: std::fmt::Debug + Send + Sync {
+    /// The presence and the bus over `local`, keeping room messages in
+    /// `history` and notices for offline ids in `notices`.
+    fn link(
+        &self,
+        local: Arc<dyn bus::Local>,
+        history: Arc<dyn history::History>,
+        notices: Arc<dyn notices::Notices>,
+    ) -> Linked;
+}

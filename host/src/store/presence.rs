@@ -17,9 +17,10 @@ pub struct Members {
 /// presence (nothing is copied); a cluster answers from a store every
 /// server writes to.
 ///
-/// The `_now` reads answer a policy's imports, which run inside a
-/// synchronous sandboxed call and cannot wait; a store kept elsewhere
-/// answers them from what it keeps for this server's rooms.
+/// The `_now` reads answer a policy's imports (`registry` in the WIT),
+/// which run inside a synchronous sandboxed call and cannot wait; a store
+/// kept elsewhere answers them from what it keeps for this server's rooms
+/// (its freshness is the store's to say).
 #[async_trait]
 pub trait Presence: std::fmt::Debug + Send + Sync {
     /// The members of `room`: at most `cap` ids, and the exact count.
@@ -33,4 +34,49 @@ pub trait Presence: std::fmt::Debug + Send + Sync {
 
     /// Whether `id` is online, answered without waiting.
     fn is_online_now(&self, id: &str) -> bool;
+
+    /// Whether `id` is a member of `room`, answered without waiting.
+    fn in_room_now(&self, id: &str, room: &str) -> bool;
+
+    /// The rooms `id` is in, answered without waiting.
+    fn rooms_of_now(&self, id: &str) -> Vec<String>;
+
+    /// How many ids are online, answered without waiting.
+    fn online_count_now(&self) -> usize;
+}
+
+/// Nobody anywhere: the presence a policy is checked against before it
+/// serves (`switchboard policy check`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoOne;
+
+#[async_trait]
+impl Presence for NoOne {
+    async fn members(&self, _room: &str, _cap: usize) -> Members {
+        Members::default()
+    }
+
+    async fn online(&self, _ids: &[String]) -> Vec<String> {
+        Vec::new()
+    }
+
+    fn members_now(&self, _room: &str, _cap: usize) -> Members {
+        Members::default()
+    }
+
+    fn is_online_now(&self, _id: &str) -> bool {
+        false
+    }
+
+    fn in_room_now(&self, _id: &str, _room: &str) -> bool {
+        false
+    }
+
+    fn rooms_of_now(&self, _id: &str) -> Vec<String> {
+        Vec::new()
+    }
+
+    fn online_count_now(&self) -> usize {
+        0
+    }
 }

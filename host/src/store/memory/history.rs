@@ -2,11 +2,8 @@
 //! ([`RoomLog`]), created by the room's first kept message or
 //! join, and dropped by the sweep once everything in it has expired.
 //!
-//! A room's log lock is also what orders its history with its live
-//! traffic: a kept message is numbered and handed to its members while the
-//! lock is held, and a recovering join replays and becomes a member while
-//! it is held. So a message is either in the replay or delivered live to
-//! the new member, never both, never neither.
+//! A room's log lock numbers its messages; it delivers nothing (the
+//! dispatcher orders delivery by offset, `chat::dispatch`).
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
@@ -17,7 +14,7 @@ use dashmap::DashMap;
 use super::log::RoomLog;
 use crate::store::bytes::Bytes;
 use crate::store::history::{
-    Deliver, History, HistoryLimits, Join, Page, Recovery, Text, Unrecoverable, Usage,
+    History, HistoryLimits, Page, Published, Recovery, Text, Unrecoverable, Usage,
 };
 use crate::store::json;
 
@@ -63,46 +60,33 @@ impl History for MemoryHistory {
     }
 
     /// The offset is written into `frame` itself, and the log and the
-    /// members share that buffer. `deliver` runs with the room's log
-    /// locked: that is what orders the room's messages.
-    async fn publish(&self, room: &str, frame: String, deliver: Deliver<'_>) {
-        if !self.inner.limits.is_on() || !json::is_object(&frame) {
-            return deliver(None, Text::from(frame));
-        }
-        let log = self.log(room);
-        let mut log = lock(&log);
-        let offset = log.top() + 1;
-        let framed = Text::from(json::with_fields(
-            frame,
-            format_args!(r#""offset":{offset}"#),
-        ));
-        log.append(framed.clone(), Instant::now(), &self.inner.limits);
-        deliver(Some(offset), framed)
+    /// members share that buffer.
+    async fn publish(&self, room: &str, frame: String) -> Published {
+        self.append(room, frame)
     }
 
-    /// `join` runs with the room's log locked, so no kept message can
-    /// slip between the replay and the membership.
-    async fn join(&self, room: &str, since: Option<(&str, u64)>, join: Join<'_>) {
+    fn recover(&self, room: &str, since: Option<(&str, u64)>, upto: Option<u64>) -> Recovery {
         if !self.inner.limits.is_on() {
             // No history: no log to make for every room joined.
-            return join(Recovery {
+            return Recovery {
                 epoch: "".into(),
                 top: 0,
                 missed: since.map(|_| Err(Unrecoverable::Off)),
-            });
+            };
         }
         let log = self.log(room);
         let log = lock(&log);
         let limits = &self.inner.limits;
+        let upto = upto.unwrap_or(log.top()).min(log.top());
         let missed = since.map(|(epoch, offset)| {
-            log.recover(epoch, offset, Instant::now(), limits)
+            log.recover_upto(epoch, offset, upto, Instant::now(), limits)
                 .map(|kept| kept.into_iter().map(|k| k.frame.clone()).collect())
         });
-        join(Recovery {
+        Recovery {
             epoch: log.epoch().into(),
-            top: log.top(),
+            top: upto,
             missed,
-        })
+        }
     }
 
     fn read(&self, room: &str, before: Option<u64>, limit: usize) -> Page {
@@ -134,11 +118,24 @@ impl History for MemoryHistory {
     async fn sweep(&self, in_use: &(dyn for<'r> Fn(&'r str) -> bool + Sync)) {
         let now = Instant::now();
         let ttl = self.inner.limits.ttl;
-        self.inner.rooms.retain(|room, log| {
-            let mut log = lock(log);
+        let mut emptied = Vec::new();
+        for entry in self.inner.rooms.iter() {
+            let mut log = lock(entry.value());
             log.expire(now, ttl);
-            !log.is_empty() || in_use(room)
-        });
+            if log.is_empty() {
+                emptied.push(entry.key().clone());
+            }
+        }
+        // `in_use` asks the registry, which asks this store with a room of
+        // its own held (a join's recovery): it is asked with nothing here
+        // held, and a log that was written to meanwhile stays.
+        for room in emptied {
+            if !in_use(&room) {
+                self.inner
+                    .rooms
+                    .remove_if(&room, |_, log| lock(log).is_empty());
+            }
+        }
     }
 
     fn usage(&self) -> Usage {
@@ -150,6 +147,28 @@ impl History for MemoryHistory {
 }
 
 impl MemoryHistory {
+    /// [`History::publish`] without the `async`: nothing here waits.
+    pub fn append(&self, room: &str, frame: String) -> Published {
+        if !self.inner.limits.is_on() || !json::is_object(&frame) {
+            return Published {
+                offset: None,
+                text: Text::from(frame),
+            };
+        }
+        let log = self.log(room);
+        let mut log = lock(&log);
+        let offset = log.top() + 1;
+        let text = Text::from(json::with_fields(
+            frame,
+            format_args!(r#""offset":{offset}"#),
+        ));
+        log.append(text.clone(), Instant::now(), &self.inner.limits);
+        Published {
+            offset: Some(offset),
+            text,
+        }
+    }
+
     /// The log of `room`, made if it has none.
     fn log(&self, room: &str) -> Arc<Mutex<RoomLog>> {
         if let Some(log) = self.inner.rooms.get(room) {
@@ -179,12 +198,25 @@ mod tests {
     use super::*;
 
     async fn publish(h: &MemoryHistory, frame: &str) -> (Option<u64>, String) {
-        let mut got = None;
-        h.publish("r", frame.into(), &mut |o, t| {
-            got = Some((o, t.to_string()))
-        })
-        .await;
-        got.expect("publish delivers")
+        let p = h.publish("r", frame.into()).await;
+        (p.offset, p.text.to_string())
+    }
+
+    #[tokio::test]
+    async fn a_recovery_stops_at_what_was_delivered() {
+        let h = MemoryHistory::new(HistoryLimits::default());
+        for _ in 0..5 {
+            publish(&h, r#"{"x":1}"#).await;
+        }
+        let epoch = h.top("r").0;
+        let r = h.recover("r", Some((&epoch, 1)), Some(3));
+        assert_eq!(r.top, 3);
+        assert_eq!(r.missed.unwrap().unwrap().len(), 2);
+        // Past what was delivered here, but not past the newest.
+        let r = h.recover("r", Some((&epoch, 4)), Some(3));
+        assert!(r.missed.unwrap().unwrap().is_empty());
+        let r = h.recover("r", Some((&epoch, 6)), None);
+        assert_eq!(r.missed.unwrap(), Err(Unrecoverable::Ahead));
     }
 
     #[tokio::test]

@@ -150,6 +150,20 @@ impl RoomLog {
         now: Instant,
         limits: &HistoryLimits,
     ) -> Result<Vec<&Kept>, Unrecoverable> {
+        self.recover_upto(epoch, since, self.top, now, limits)
+    }
+
+    /// [`RoomLog::recover`], up to offset `upto` only (what was delivered
+    /// live so far): a `since` between `upto` and the newest missed
+    /// nothing.
+    pub fn recover_upto(
+        &self,
+        epoch: &str,
+        since: u64,
+        upto: u64,
+        now: Instant,
+        limits: &HistoryLimits,
+    ) -> Result<Vec<&Kept>, Unrecoverable> {
         if !limits.is_on() {
             return Err(Unrecoverable::Off);
         }
@@ -159,10 +173,11 @@ impl RoomLog {
         if since > self.top {
             return Err(Unrecoverable::Ahead);
         }
-        let missed = self.top - since;
-        if missed == 0 {
+        let upto = upto.min(self.top);
+        if since >= upto {
             return Ok(Vec::new());
         }
+        let missed = upto - since;
         if missed > limits.max_recover as u64 {
             return Err(Unrecoverable::TooMany);
         }
@@ -170,7 +185,7 @@ impl RoomLog {
         if since + 1 < first {
             return Err(Unrecoverable::Gone);
         }
-        Ok(self.from(since + 1).collect())
+        Ok(self.from(since + 1).take(missed as usize).collect())
     }
 
     /// At most `limit` kept messages before offset `before` (all kept if

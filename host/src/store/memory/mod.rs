@@ -4,16 +4,19 @@
 //! history and stored notices have a byte cap each, counted as memory
 //! holds them (keys, frames, per-entry overhead).
 //!
-//! - [`history`]  — every room's log, and the lock that orders it with live traffic
+//! - [`bus`]      — the one-server bus: straight to the registry's dispatcher
+//! - [`history`]  — every room's log
 //! - [`log`]      — one room's kept messages, offsets, epoch
 //! - [`notices`]  — stored notices per id
 //! - [`sessions`] — held ids
 
+pub mod bus;
 pub mod history;
 pub mod log;
 pub mod notices;
 pub mod sessions;
 
+pub use bus::{MemoryBus, MemoryLinker};
 pub use history::MemoryHistory;
 pub use notices::MemoryNotices;
 pub use sessions::MemorySessions;

@@ -1,0 +1,147 @@
+//! The dispatcher: what the bus hands this server goes to its connections
+//! here, a room's kept messages in offset order. A room's [`Sequence`]
+//! lives beside its members in the registry, so delivering to them and a
+//! join's replay take the same hold of the room: a joiner gets each
+//! message once, in its replay or live.
+
+use std::collections::BTreeMap;
+
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::chat::lifecycle;
+use crate::chat::outbound::CloseReason;
+use crate::chat::registry::{Name, Registry};
+use crate::store::bus::{Local, Sent};
+use crate::store::notices::Mail;
+
+/// Messages that may wait for an earlier one before a room gives up the
+/// gap and goes on: on one server a gap lasts while another task is
+/// between numbering its message and handing it here, so this is never
+/// reached there; it bounds what a lost message could hold back.
+const MAX_WAITING: usize = 1024;
+
+/// Where a room's kept messages are here: the newest delivered, and those
+/// that came before their turn.
+#[derive(Debug, Default)]
+pub struct Sequence {
+    /// The newest offset delivered to the room's members here.
+    delivered: u64,
+    /// offset → the message and whom it skips, waiting for the offsets
+    /// before it.
+    waiting: BTreeMap<u64, (Message, Option<Name>)>,
+}
+
+impl Sequence {
+    /// A room whose messages up to `top` need no delivery here.
+    pub fn starting_at(top: u64) -> Sequence {
+        Sequence {
+            delivered: top,
+            waiting: BTreeMap::new(),
+        }
+    }
+
+    /// The newest offset delivered.
+    pub fn delivered(&self) -> u64 {
+        self.delivered
+    }
+
+    /// Message `offset` came: hand it and every waiting one now due to
+    /// `deliver`, in offset order.
+    pub fn arrive(
+        &mut self,
+        offset: u64,
+        msg: Message,
+        except: Option<&str>,
+        mut deliver: impl FnMut(&Message, Option<&str>),
+    ) {
+        if offset <= self.delivered {
+            return;
+        }
+        if offset != self.delivered + 1 {
+            self.waiting.insert(offset, (msg, except.map(Name::from)));
+            if self.waiting.len() > MAX_WAITING {
+                let gap = self.delivered + 1;
+                tracing::warn!(gap, "a room message never came; delivering past it");
+                if let Some((&first, _)) = self.waiting.first_key_value() {
+                    self.delivered = first - 1;
+                }
+                self.drain(&mut deliver);
+            }
+            return;
+        }
+        deliver(&msg, except);
+        self.delivered = offset;
+        self.drain(&mut deliver);
+    }
+
+    fn drain(&mut self, deliver: &mut impl FnMut(&Message, Option<&str>)) {
+        while let Some(entry) = self.waiting.first_entry() {
+            if *entry.key() != self.delivered + 1 {
+                break;
+            }
+            let (offset, (msg, except)) = entry.remove_entry();
+            deliver(&msg, except.as_deref());
+            self.delivered = offset;
+        }
+    }
+}
+
+impl Local for Registry {
+    fn room(&self, room: &str, offset: Option<u64>, msg: Message, except: Option<&str>) {
+        match offset {
+            Some(offset) => self.send_kept(room, offset, msg, except),
+            None => {
+                self.send_room(room, &msg, except);
+            }
+        }
+    }
+
+    fn broadcast(&self, msg: &Message, except: Option<&str>) {
+        Registry::broadcast(self, msg, except);
+    }
+
+    fn deliver(&self, id: &str, msg: Message) -> Sent {
+        Registry::deliver(self, id, msg)
+    }
+
+    fn mail(&self, id: &str, mail: Mail) {
+        for frame in lifecycle::stored_frames(mail) {
+            let _ = Registry::deliver(self, id, frame);
+        }
+    }
+
+    fn close(&self, id: &str, code: u16, reason: &str) -> bool {
+        Registry::close(self, id, CloseReason::with_code(code, reason))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn offsets(seq: &mut Sequence, arrivals: &[u64]) -> Vec<u64> {
+        let mut got = Vec::new();
+        for &o in arrivals {
+            seq.arrive(o, Message::text(o.to_string()), None, |m, _| {
+                got.push(m.to_text().unwrap_or_default().parse().unwrap_or(0))
+            });
+        }
+        got
+    }
+
+    #[test]
+    fn messages_go_out_in_offset_order_and_once() {
+        let mut seq = Sequence::starting_at(3);
+        assert_eq!(offsets(&mut seq, &[2, 5, 6, 4, 4, 7, 3]), [4, 5, 6, 7]);
+        assert_eq!(seq.delivered(), 7);
+    }
+
+    #[test]
+    fn a_gap_that_never_fills_is_given_up_past_the_bound() {
+        let mut seq = Sequence::starting_at(0);
+        let late: Vec<u64> = (2..=MAX_WAITING as u64 + 2).collect();
+        let got = offsets(&mut seq, &late);
+        assert_eq!(got, late);
+        assert!(seq.waiting.is_empty());
+    }
+}

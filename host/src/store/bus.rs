@@ -1,0 +1,109 @@
+//! The bus: everything that crosses connections — a room message, a
+//! broadcast, a frame to one id, a close, an id's claim — as the chat
+//! layer asks for it. On one server it is the registry path
+//! ([`crate::store::memory::bus`]); in a cluster it carries traffic to the
+//! other servers too. Whatever reaches this server goes to [`Local`]: the
+//! server's own connections, fed in order by one dispatcher
+//! (`chat::dispatch` implements it), so local and remote messages of a
+//! room reach local members in offset order.
+
+use async_trait::async_trait;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::store::notices::{Mail, StoreError};
+use crate::store::presence::Presence;
+
+/// What became of a frame sent to one id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sent {
+    /// Queued to its connection.
+    Queued,
+    /// Queued for a held id, to be delivered when it resumes.
+    Held,
+    /// Kept for an offline id (a stored notice).
+    Stored,
+    /// Not delivered: offline (and not stored), or its queue could not
+    /// take it.
+    Refused,
+}
+
+/// Why a send to an id was not carried out.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// Storing it would pass one of the sender's quotas (its message says
+    /// which): nothing was stored, nothing else dropped.
+    #[error(transparent)]
+    Quota(StoreError),
+}
+
+/// An id claimed by a new connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Claim {
+    /// The id's generation: each claim of an id gets a greater one, so a
+    /// late word about an older connection (its end, its disconnect) can
+    /// be told from the current one's.
+    pub generation: u64,
+}
+
+/// This server's own connections, as the bus hands them what reaches
+/// them. It is also the presence they make up (a server of its own: the
+/// whole presence; in a cluster: this server's part of it).
+pub trait Local: Presence {
+    /// Queue a message of `room` to its members here but `except`. A kept
+    /// message comes with its `offset`; the dispatcher queues a room's
+    /// kept messages in offset order, whatever order they arrive in, and
+    /// once each.
+    fn room(&self, room: &str, offset: Option<u64>, msg: Message, except: Option<&str>);
+
+    /// Queue `msg` to every connection here but `except`.
+    fn broadcast(&self, msg: &Message, except: Option<&str>);
+
+    /// Queue `msg` to `id` if it is here (connected or held).
+    fn deliver(&self, id: &str, msg: Message) -> Sent;
+
+    /// Queue the notices stored for `id` (it came online while they were
+    /// being stored).
+    fn mail(&self, id: &str, mail: Mail);
+
+    /// Ask `id`'s connection here to close with `code` and `reason`.
+    /// False if it is not here.
+    fn close(&self, id: &str, code: u16, reason: &str) -> bool;
+}
+
+/// Everything that crosses connections.
+///
+/// What cannot wait is not `async`: transient room frames, broadcasts and
+/// closes are handed on at once, in the caller's order (a cluster queues
+/// them to its one ordered connection). Kept room messages, sends to an id
+/// and claims wait for their answer.
+#[async_trait]
+pub trait Bus: std::fmt::Debug + Send + Sync {
+    /// Keep `frame` as `room`'s next message and queue it to every member
+    /// but `except`. Returns its offset (`None`: not kept, e.g. history is
+    /// off or it is not a JSON object; it is delivered all the same).
+    async fn publish(&self, room: &str, frame: String, except: Option<&str>) -> Option<u64>;
+
+    /// Queue `msg` to every member of `room` but `except`, without keeping
+    /// it (transient frames, `left`).
+    fn transient(&self, room: &str, msg: Message, except: Option<&str>);
+
+    /// Queue `msg` to every online connection but `except`.
+    fn broadcast(&self, msg: Message, except: Option<&str>);
+
+    /// Queue `msg` to `to`; with `store`, keep it for `to` when it is
+    /// offline, charged to `from`'s quotas.
+    async fn send(
+        &self,
+        from: &str,
+        to: &str,
+        msg: Message,
+        store: bool,
+    ) -> Result<Sent, SendError>;
+
+    /// Ask `id`'s connection to close with `code` and `reason`. False if
+    /// it is not online.
+    fn close(&self, id: &str, code: u16, reason: &str) -> bool;
+
+    /// Claim `id` for a new connection: its generation.
+    async fn claim(&self, id: &str) -> Claim;
+}
