@@ -133,7 +133,7 @@ fn load(bytes: Vec<u8>, name: &str, registry: &Registry, limits: &PolicyLimits) 
     let env = PolicyEnv {
         registry: std::sync::Arc::new(registry.clone()),
         history: Arc::new(MemoryHistory::new(Default::default())),
-        state: StateStore::new(StateLimits::from(limits)),
+        state: std::sync::Arc::new(StateStore::new(StateLimits::from(limits))),
         clock: Clock::System,
     };
     Policy::load(bytes, name, env, limits.clone()).unwrap_or_else(|e| panic!("{name} loads: {e}"))

@@ -38,7 +38,7 @@ fn policy() -> &'static Policy {
             history: std::sync::Arc::new(switchboard::store::memory::MemoryHistory::new(
                 Default::default(),
             )),
-            state: StateStore::new(StateLimits::from(&limits)),
+            state: std::sync::Arc::new(StateStore::new(StateLimits::from(&limits))),
             clock: Clock::System,
         };
         Policy::load(DEFAULT_POLICY.to_vec(), "default", env, limits)

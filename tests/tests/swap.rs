@@ -613,7 +613,7 @@ async fn a_call_in_progress_finishes_on_the_old_version() -> Result<()> {
         history: std::sync::Arc::new(switchboard::store::memory::MemoryHistory::new(
             Default::default(),
         )),
-        state: StateStore::new(StateLimits::from(&limits)),
+        state: std::sync::Arc::new(StateStore::new(StateLimits::from(&limits))),
         clock: Clock::System,
     };
     let policy = Policy::load(std::fs::read(misbehave_wasm())?, "misbehave", env, limits)?;

@@ -32,7 +32,7 @@ use crate::store::history::{History, HistoryLimits};
 use crate::store::memory::{MemoryHistory, MemoryLinker, MemoryNotices, MemorySessions};
 use crate::store::notices::{Notices, StoredLimits};
 use crate::store::sessions::Sessions;
-use crate::store::state::{StateLimits, StateStore};
+use crate::store::state::StateLimits;
 use crate::store::{Linked, Linker};
 
 /// Why the server could not start.
@@ -133,7 +133,6 @@ impl Server {
         let auth = crate::net::auth::verifier(config.auth.as_ref())?;
         let registry =
             Registry::with_room_limits(config.limits.max_rooms_per_id, config.limits.max_rooms);
-        let state = StateStore::new(StateLimits::from(&config.policy_limits));
         let recovery = config.recovery.clone();
         if let Some(total) = recovery.deprecated_max_bytes {
             tracing::warn!(
@@ -150,8 +149,16 @@ impl Server {
             notices,
             sessions,
         } = stores;
-        let Linked { presence, bus } =
-            link.link(Arc::new(registry.clone()), history.clone(), notices.clone());
+        let Linked {
+            presence,
+            bus,
+            state,
+        } = link.link(
+            Arc::new(registry.clone()),
+            history.clone(),
+            notices.clone(),
+            StateLimits::from(&config.policy_limits),
+        );
         let policy_file = match &config.policy {
             PolicySource::File(path) => Some(path.clone()),
             _ => None,

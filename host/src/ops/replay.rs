@@ -108,7 +108,7 @@ impl Replay {
         let env = PolicyEnv {
             registry: Arc::new(registry.clone()),
             history: history.clone(),
-            state: StateStore::new(StateLimits::from(&limits)),
+            state: std::sync::Arc::new(StateStore::new(StateLimits::from(&limits))),
             clock: clock.clone(),
         };
         let policy = Policy::load(bytes, source, env, limits)?;

@@ -34,7 +34,7 @@ pub async fn check(
 ) -> Result<CheckReport, LoadError> {
     let env = PolicyEnv {
         registry: std::sync::Arc::new(crate::store::presence::NoOne),
-        state: StateStore::new(StateLimits::from(&limits)),
+        state: std::sync::Arc::new(StateStore::new(StateLimits::from(&limits))),
         history: std::sync::Arc::new(MemoryHistory::new(HistoryLimits::default())),
         clock: Clock::System,
     };

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use crate::store::history::History;
 use crate::store::presence::Presence;
-use crate::store::state::{StateError, StateStore};
+use crate::store::state::{State, StateError};
 
 /// Longest log message a guest can emit in one call to `log`.
 const MAX_LOG_MESSAGE: usize = 4096;
@@ -33,7 +33,7 @@ pub struct HostState {
     /// Who is where: the read-only `registry` questions.
     registry: Arc<dyn Presence>,
     /// The host-held key-value store.
-    state: StateStore,
+    state: Arc<dyn State>,
     /// Every room's history (`history.read`).
     history: Arc<dyn History>,
     /// What `clock` answers from.
@@ -95,7 +95,7 @@ pub struct PolicyEnv {
     /// Answers `registry` questions.
     pub registry: Arc<dyn Presence>,
     /// Backs `state`.
-    pub state: StateStore,
+    pub state: Arc<dyn State>,
     /// Backs `history` (world 0.2.0).
     pub history: Arc<dyn History>,
     /// Backs `clock`.

@@ -33,13 +33,16 @@ pub mod state;
 pub mod token;
 
 /// What a server's connections are linked to: where presence questions
-/// are answered and what carries traffic between connections.
+/// are answered, what carries traffic between connections, and where the
+/// policy's key-value state is kept.
 #[derive(Debug, Clone)]
 pub struct Linked {
     /// Who is where (the policy's `registry` questions).
     pub presence: Arc<dyn presence::Presence>,
     /// Everything that crosses connections.
     pub bus: Arc<dyn bus::Bus>,
+    /// The policy's key-value state.
+    pub state: Arc<dyn state::State>,
 }
 
 /// Makes the stores that need the server's own connections (the
@@ -47,11 +50,13 @@ pub struct Linked {
 /// it directly; in a cluster, to the other servers too.
 pub trait Linker: std::fmt::Debug + Send + Sync {
     /// The presence and the bus over `local`, keeping room messages in
-    /// `history` and notices for offline ids in `notices`.
+    /// `history` and notices for offline ids in `notices`, and the
+    /// policy's state within `state`'s limits.
     fn link(
         &self,
         local: Arc<dyn bus::Local>,
         history: Arc<dyn history::History>,
         notices: Arc<dyn notices::Notices>,
+        state: state::StateLimits,
     ) -> Linked;
 }

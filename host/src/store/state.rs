@@ -49,7 +49,37 @@ impl From<&crate::config::PolicyLimits> for StateLimits {
     }
 }
 
-/// The cheap-to-clone store handle.
+/// The policy's key-value state, as its `state` imports ask it. They run
+/// inside a synchronous sandboxed call and cannot wait: nothing here is
+/// `async`. On one server the answers are exact ([`StateStore`]); a store
+/// shared by several servers answers from a local copy and says how stale
+/// it may be.
+pub trait State: std::fmt::Debug + Send + Sync {
+    /// The value under `key`.
+    fn get(&self, key: &str) -> Option<Vec<u8>>;
+
+    /// Store `value` under `key`, within the limits.
+    fn set(&self, key: String, value: Vec<u8>) -> Result<(), StateError>;
+
+    /// Remove `key`; true if it was there.
+    fn delete(&self, key: &str) -> bool;
+}
+
+impl State for StateStore {
+    fn get(&self, key: &str) -> Option<Vec<u8>> {
+        StateStore::get(self, key)
+    }
+
+    fn set(&self, key: String, value: Vec<u8>) -> Result<(), StateError> {
+        StateStore::set(self, key, value)
+    }
+
+    fn delete(&self, key: &str) -> bool {
+        StateStore::delete(self, key)
+    }
+}
+
+/// The in-memory state (the embedded default): a cheap-to-clone handle.
 #[derive(Debug, Clone)]
 pub struct StateStore {
     inner: Arc<Inner>,

@@ -12,10 +12,11 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::store::bus::{Bus, Claim, Local, SendError, Sent};
 use crate::store::history::History;
 use crate::store::notices::Notices;
+use crate::store::state::{StateLimits, StateStore};
 use crate::store::{Linked, Linker};
 
-/// Links a server on its own: its registry is the whole presence, and the
-/// bus is [`MemoryBus`].
+/// Links a server on its own: its registry is the whole presence, the
+/// bus is [`MemoryBus`], the state a [`StateStore`].
 #[derive(Debug, Clone, Copy, Default)]
 pub struct MemoryLinker;
 
@@ -25,10 +26,12 @@ impl Linker for MemoryLinker {
         local: Arc<dyn Local>,
         history: Arc<dyn History>,
         notices: Arc<dyn Notices>,
+        state: StateLimits,
     ) -> Linked {
         Linked {
             presence: local.clone(),
             bus: Arc::new(MemoryBus::new(local, history, notices)),
+            state: Arc::new(StateStore::new(state)),
         }
     }
 }
