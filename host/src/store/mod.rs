@@ -14,6 +14,7 @@
 //! - [`notices`]  — notices kept for offline ids (trait and types)
 //! - [`presence`] — who is in a room, who is online (trait; the registry implements it)
 //! - [`memory`]   — the in-memory implementations
+//! - [`redis`]    — cluster mode's, in Redis (the only place Redis is named)
 //! - [`bytes`]    — one byte count for every room's history (its cap)
 //! - [`state`]    — the host-held key-value store policies keep data in
 //! - [`json`]     — the host's own fields added to the rules' frames (offset, stored_at)
@@ -28,6 +29,7 @@ pub mod json;
 pub mod memory;
 pub mod notices;
 pub mod presence;
+pub mod redis;
 pub mod sessions;
 pub mod state;
 pub mod token;

@@ -1,0 +1,73 @@
+//! The key schema (docs/CLUSTER.md, "Key schema"). Every key starts with
+//! the cluster prefix, so deployments sharing one Redis never meet; a
+//! room's keys share the hash tag `{room:<name>}`, so Redis Cluster would
+//! keep them in one slot and a script may touch them together.
+
+use std::fmt::Write as _;
+
+/// Names keys and channels under one prefix.
+#[derive(Debug, Clone)]
+pub struct Keys {
+    prefix: String,
+}
+
+/// A room's keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomKeys {
+    /// Hash: `epoch`, `top` (the newest offset).
+    pub meta: String,
+    /// Stream of kept messages, entry id `<offset>-0`.
+    pub stream: String,
+    /// The channel its frames are published on.
+    pub channel: String,
+}
+
+impl Keys {
+    /// Keys under `prefix` (`--cluster-prefix`).
+    pub fn new(prefix: &str) -> Keys {
+        Keys {
+            prefix: prefix.to_owned(),
+        }
+    }
+
+    /// `room`'s keys.
+    pub fn room(&self, room: &str) -> RoomKeys {
+        let tag = format!("{}:{{room:{}}}", self.prefix, encode(room));
+        RoomKeys {
+            meta: format!("{tag}:m"),
+            stream: format!("{tag}:s"),
+            channel: tag,
+        }
+    }
+}
+
+/// A room name as it goes into a key: `%`, `{` and `}` percent-encoded,
+/// so the hash tag stays intact and no two rooms share a key.
+fn encode(room: &str) -> String {
+    let mut out = String::with_capacity(room.len());
+    for c in room.chars() {
+        match c {
+            '%' | '{' | '}' => {
+                let _ = write!(out, "%{:02X}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rooms_keys_share_one_tag_and_names_cannot_break_it() {
+        let k = Keys::new("sb");
+        let r = k.room("lobby");
+        assert_eq!(r.meta, "sb:{room:lobby}:m");
+        assert_eq!(r.stream, "sb:{room:lobby}:s");
+        assert_eq!(r.channel, "sb:{room:lobby}");
+        assert_eq!(k.room("a}b{%").meta, "sb:{room:a%7Db%7B%25}:m");
+        assert_ne!(k.room("%7D").meta, k.room("}").meta);
+    }
+}

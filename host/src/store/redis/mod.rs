@@ -1,0 +1,33 @@
+//! Cluster mode's stores, kept in Redis (`--cluster`): the only place
+//! Redis is named. docs/CLUSTER.md is the design; this folder builds it a
+//! piece at a time.
+//!
+//! - [`keys`]    — the key schema: every key under the prefix, a room's keys in one hash tag
+//! - [`conn`]    — the node's one ordered write connection, its timeouts and the deadline fence
+//! - [`scripts`] — the Lua scripts that write (each one atomic, each fenced by a deadline)
+//! - [`rooms`]   — a room's history in a stream: publish (offset and epoch with the append), read
+
+pub mod conn;
+pub mod keys;
+pub mod rooms;
+pub mod scripts;
+
+/// Why Redis could not do what was asked. Every write is fenced (see
+/// [`conn`]): whatever the error, nothing was written, so the caller may
+/// answer `unavailable` and be right.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Unavailable {
+    /// No answer within the response timeout (a paused or overloaded
+    /// Redis); the fence keeps a late execution from writing.
+    #[error("Redis did not answer within {0} ms")]
+    Timeout(u64),
+    /// The script ran after its deadline and wrote nothing.
+    #[error("Redis ran the command after its deadline; nothing was written")]
+    Late,
+    /// No connection (refused, dropped, not yet made again).
+    #[error("no connection to Redis: {0}")]
+    Connection(String),
+    /// Redis answered with something this build does not expect.
+    #[error("unexpected answer from Redis: {0}")]
+    Reply(String),
+}

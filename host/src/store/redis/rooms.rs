@@ -1,0 +1,148 @@
+//! A room's history in Redis: a stream whose entry ids are the offsets
+//! (`<offset>-0`), and a hash with the room's epoch and newest offset. A
+//! publish appends, numbers and publishes in one script (constant work
+//! whatever the room's size); reads are plain commands.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::Value;
+
+use super::Unavailable;
+use super::conn::Writer;
+use super::keys::Keys;
+use super::scripts;
+use crate::store::token;
+
+/// A kept message's place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Kept {
+    /// The room's epoch.
+    pub epoch: String,
+    /// The message's offset.
+    pub offset: u64,
+}
+
+/// Every room's history, in Redis.
+#[derive(Debug, Clone)]
+pub struct Rooms {
+    writer: Arc<Writer>,
+    keys: Keys,
+    /// This node's id, sent with each publish (a node skips its own).
+    node: String,
+    /// Messages kept per room.
+    size: usize,
+    /// How long a room's history lasts after its newest message.
+    ttl: Duration,
+}
+
+impl Rooms {
+    /// Rooms kept through `writer`, under `keys`, `size` messages each for
+    /// `ttl` after the newest, published as node `node`.
+    pub fn new(writer: Arc<Writer>, keys: Keys, node: &str, size: usize, ttl: Duration) -> Rooms {
+        Rooms {
+            writer,
+            keys,
+            node: node.to_owned(),
+            size: size.max(1),
+            ttl,
+        }
+    }
+
+    /// Keep `frame` as `room`'s next message and publish it to the room's
+    /// channel (skipping `except`). Refused (nothing kept, nothing
+    /// published) when Redis cannot answer in time.
+    pub async fn publish(
+        &self,
+        room: &str,
+        frame: &str,
+        except: Option<&str>,
+    ) -> Result<Kept, Unavailable> {
+        let k = self.keys.room(room);
+        let mut c = self.writer.conn().await?;
+        let reply: Vec<Value> = scripts::PUBLISH
+            .key(&k.meta)
+            .key(&k.stream)
+            .arg(frame)
+            .arg(self.size)
+            .arg(self.ttl.as_millis().max(1) as u64)
+            .arg(self.writer.deadline_ms())
+            .arg(&*token::new_epoch())
+            .arg(&k.channel)
+            .arg(&self.node)
+            .arg(except.unwrap_or(""))
+            .invoke_async(&mut c)
+            .await
+            .map_err(|e| self.writer.failed(&e))?;
+        self.writer.answered();
+        match reply.as_slice() {
+            [epoch, offset] => Ok(Kept {
+                epoch: text(epoch)?,
+                offset: number(offset)?,
+            }),
+            [late] if text(late).is_ok_and(|t| t == "late") => Err(Unavailable::Late),
+            other => Err(Unavailable::Reply(format!("publish answered {other:?}"))),
+        }
+    }
+
+    /// `room`'s epoch (`None`: no history) and newest offset.
+    pub async fn top(&self, room: &str) -> Result<(Option<String>, u64), Unavailable> {
+        let k = self.keys.room(room);
+        let mut c = self.writer.conn().await?;
+        let (epoch, top): (Option<String>, Option<u64>) = redis::cmd("HMGET")
+            .arg(&k.meta)
+            .arg("epoch")
+            .arg("top")
+            .query_async(&mut c)
+            .await
+            .map_err(|e| self.writer.failed(&e))?;
+        self.writer.answered();
+        Ok((epoch, top.unwrap_or(0)))
+    }
+
+    /// At most `count` kept messages of `room` after offset `after`,
+    /// oldest first, with their offsets (the frames as published, without
+    /// their offset written in).
+    pub async fn after(
+        &self,
+        room: &str,
+        after: u64,
+        count: usize,
+    ) -> Result<Vec<(u64, String)>, Unavailable> {
+        let k = self.keys.room(room);
+        let mut c = self.writer.conn().await?;
+        let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+            .arg(&k.stream)
+            .arg(format!("{}-0", after + 1))
+            .arg("+")
+            .arg("COUNT")
+            .arg(count)
+            .query_async(&mut c)
+            .await
+            .map_err(|e| self.writer.failed(&e))?;
+        self.writer.answered();
+        let mut out = Vec::with_capacity(reply.ids.len());
+        for entry in reply.ids {
+            let offset = entry
+                .id
+                .split('-')
+                .next()
+                .and_then(|o| o.parse().ok())
+                .ok_or_else(|| Unavailable::Reply(format!("stream id {}", entry.id)))?;
+            let frame = entry
+                .map
+                .get("d")
+                .ok_or_else(|| Unavailable::Reply(format!("entry {} has no frame", entry.id)))?;
+            out.push((offset, text(frame)?));
+        }
+        Ok(out)
+    }
+}
+
+fn text(v: &Value) -> Result<String, Unavailable> {
+    redis::from_redis_value_ref(v).map_err(|e| Unavailable::Reply(e.to_string()))
+}
+
+fn number(v: &Value) -> Result<u64, Unavailable> {
+    redis::from_redis_value_ref(v).map_err(|e| Unavailable::Reply(e.to_string()))
+}
