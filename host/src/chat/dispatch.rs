@@ -24,6 +24,8 @@ const MAX_WAITING: usize = 1024;
 /// that came before their turn.
 #[derive(Debug, Default)]
 pub struct Sequence {
+    /// The room's epoch: offsets count within it.
+    epoch: std::sync::Arc<str>,
     /// The newest offset delivered to the room's members here.
     delivered: u64,
     /// offset → the message and whom it skips, waiting for the offsets
@@ -32,9 +34,10 @@ pub struct Sequence {
 }
 
 impl Sequence {
-    /// A room whose messages up to `top` need no delivery here.
-    pub fn starting_at(top: u64) -> Sequence {
+    /// A room whose messages up to `top` of `epoch` need no delivery here.
+    pub fn starting_at(epoch: std::sync::Arc<str>, top: u64) -> Sequence {
         Sequence {
+            epoch,
             delivered: top,
             waiting: BTreeMap::new(),
         }
@@ -45,17 +48,32 @@ impl Sequence {
         self.delivered
     }
 
-    /// Message `offset` came: hand it and every waiting one now due to
-    /// `deliver`, in offset order.
+    /// The epoch the offsets count in.
+    pub fn epoch(&self) -> std::sync::Arc<str> {
+        self.epoch.clone()
+    }
+
+    /// Message `offset` of `epoch` came: hand it and every waiting one now
+    /// due to `deliver`, in offset order. Returns `Some(after)` while
+    /// messages wait for one after offset `after`. A new epoch (the room's
+    /// history was lost and started again) starts the count again at its
+    /// first message seen.
     pub fn arrive(
         &mut self,
+        epoch: &str,
         offset: u64,
         msg: Message,
         except: Option<&str>,
         mut deliver: impl FnMut(&Message, Option<&str>),
-    ) {
+    ) -> Option<u64> {
+        if epoch != &*self.epoch {
+            tracing::info!(epoch, "a room's history started again (new epoch)");
+            self.epoch = epoch.into();
+            self.delivered = offset.saturating_sub(1);
+            self.waiting.clear();
+        }
         if offset <= self.delivered {
-            return;
+            return self.gap();
         }
         if offset != self.delivered + 1 {
             self.waiting.insert(offset, (msg, except.map(Name::from)));
@@ -67,11 +85,17 @@ impl Sequence {
                 }
                 self.drain(&mut deliver);
             }
-            return;
+            return self.gap();
         }
         deliver(&msg, except);
         self.delivered = offset;
         self.drain(&mut deliver);
+        self.gap()
+    }
+
+    /// Where messages wait for a missing one: after `delivered`.
+    fn gap(&self) -> Option<u64> {
+        (!self.waiting.is_empty()).then_some(self.delivered)
     }
 
     fn drain(&mut self, deliver: &mut impl FnMut(&Message, Option<&str>)) {
@@ -87,11 +111,18 @@ impl Sequence {
 }
 
 impl Local for Registry {
-    fn room(&self, room: &str, offset: Option<u64>, msg: Message, except: Option<&str>) {
-        match offset {
-            Some(offset) => self.send_kept(room, offset, msg, except),
+    fn room(
+        &self,
+        room: &str,
+        kept: Option<(&str, u64)>,
+        msg: Message,
+        except: Option<&str>,
+    ) -> Option<u64> {
+        match kept {
+            Some((epoch, offset)) => self.send_kept(room, epoch, offset, msg, except),
             None => {
                 self.send_room(room, &msg, except);
+                None
             }
         }
     }
@@ -122,7 +153,7 @@ mod tests {
     fn offsets(seq: &mut Sequence, arrivals: &[u64]) -> Vec<u64> {
         let mut got = Vec::new();
         for &o in arrivals {
-            seq.arrive(o, Message::text(o.to_string()), None, |m, _| {
+            seq.arrive("e", o, Message::text(o.to_string()), None, |m, _| {
                 got.push(m.to_text().unwrap_or_default().parse().unwrap_or(0))
             });
         }
@@ -131,14 +162,21 @@ mod tests {
 
     #[test]
     fn messages_go_out_in_offset_order_and_once() {
-        let mut seq = Sequence::starting_at(3);
+        let mut seq = Sequence::starting_at("e".into(), 3);
         assert_eq!(offsets(&mut seq, &[2, 5, 6, 4, 4, 7, 3]), [4, 5, 6, 7]);
         assert_eq!(seq.delivered(), 7);
+        // A gap is reported while messages wait.
+        let gap = seq.arrive("e", 9, Message::text("9"), None, |_, _| {});
+        assert_eq!(gap, Some(7));
+        // A new epoch counts from its first message seen.
+        let mut got = 0;
+        seq.arrive("f", 2, Message::text("2"), None, |_, _| got += 1);
+        assert_eq!((got, seq.delivered()), (1, 2));
     }
 
     #[test]
     fn a_gap_that_never_fills_is_given_up_past_the_bound() {
-        let mut seq = Sequence::starting_at(0);
+        let mut seq = Sequence::starting_at("e".into(), 0);
         let late: Vec<u64> = (2..=MAX_WAITING as u64 + 2).collect();
         let got = offsets(&mut seq, &late);
         assert_eq!(got, late);

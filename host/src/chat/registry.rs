@@ -350,7 +350,7 @@ impl Registry {
                 let r = recover(None, since);
                 let room = Room {
                     members: HashSet::new(),
-                    seq: Sequence::starting_at(r.top),
+                    seq: Sequence::starting_at(r.epoch.clone(), r.top),
                 };
                 (vacant.insert(room), r)
             }
@@ -480,18 +480,31 @@ impl Registry {
         }
     }
 
-    /// Queue kept message `offset` of `room` to its members but `except`,
-    /// in offset order: one that comes before its turn waits for the ones
-    /// before it, and one delivered already (or older than the room's
-    /// first member here) is not delivered again.
-    pub fn send_kept(&self, room: &str, offset: u64, msg: Message, except: Option<&str>) {
-        let Some(mut r) = self.inner.rooms.get_mut(room) else {
-            return;
-        };
+    /// Queue kept message `offset` of `room` (in `epoch`) to its members
+    /// but `except`, in offset order: one that comes before its turn waits
+    /// for the ones before it, and one delivered already (or older than
+    /// the room's first member here) is not delivered again. Returns
+    /// `Some(after)` while messages wait for one after `after`.
+    pub fn send_kept(
+        &self,
+        room: &str,
+        epoch: &str,
+        offset: u64,
+        msg: Message,
+        except: Option<&str>,
+    ) -> Option<u64> {
+        let mut r = self.inner.rooms.get_mut(room)?;
         let Room { members, seq } = &mut *r;
-        seq.arrive(offset, msg, except, |msg, except| {
+        seq.arrive(epoch, offset, msg, except, |msg, except| {
             self.to_members(members, msg, except);
-        });
+        })
+    }
+
+    /// The newest offset of `room` delivered here, with its epoch (`None`:
+    /// no member here).
+    pub fn delivered(&self, room: &str) -> Option<(std::sync::Arc<str>, u64)> {
+        let r = self.inner.rooms.get(room)?;
+        Some((r.seq.epoch(), r.seq.delivered()))
     }
 
     fn to_members(&self, members: &HashSet<Name>, msg: &Message, except: Option<&str>) -> Delivery {

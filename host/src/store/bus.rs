@@ -50,10 +50,18 @@ pub struct Claim {
 /// whole presence; in a cluster: this server's part of it).
 pub trait Local: Presence {
     /// Queue a message of `room` to its members here but `except`. A kept
-    /// message comes with its `offset`; the dispatcher queues a room's
-    /// kept messages in offset order, whatever order they arrive in, and
-    /// once each.
-    fn room(&self, room: &str, offset: Option<u64>, msg: Message, except: Option<&str>);
+    /// message comes with its place, (epoch, offset); the dispatcher
+    /// queues a room's kept messages in offset order, whatever order they
+    /// arrive in, and once each. Returns `Some(after)` when kept messages
+    /// wait for ones after offset `after` that have not come (a gap the
+    /// caller should fill from the room's history).
+    fn room(
+        &self,
+        room: &str,
+        kept: Option<(&str, u64)>,
+        msg: Message,
+        except: Option<&str>,
+    ) -> Option<u64>;
 
     /// Queue `msg` to every connection here but `except`.
     fn broadcast(&self, msg: &Message, except: Option<&str>);

@@ -109,6 +109,8 @@ pub struct Usage {
 /// A message as `publish` kept it.
 #[derive(Debug, Clone)]
 pub struct Published {
+    /// The room's epoch (`""` when not kept).
+    pub epoch: Arc<str>,
     /// Its offset (`None`: not kept).
     pub offset: Option<u64>,
     /// Its text, with the offset written in when it was kept: the buffer

@@ -151,6 +151,7 @@ impl MemoryHistory {
     pub fn append(&self, room: &str, frame: String) -> Published {
         if !self.inner.limits.is_on() || !json::is_object(&frame) {
             return Published {
+                epoch: "".into(),
                 offset: None,
                 text: Text::from(frame),
             };
@@ -164,6 +165,7 @@ impl MemoryHistory {
         ));
         log.append(text.clone(), Instant::now(), &self.inner.limits);
         Published {
+            epoch: log.epoch().into(),
             offset: Some(offset),
             text,
         }
