@@ -137,8 +137,11 @@ impl TestServer {
         stores: Option<switchboard::net::server::Stores>,
     ) -> Result<TestServer> {
         config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
-        let stores =
-            stores.unwrap_or_else(|| switchboard::net::server::Stores::memory(&config.recovery));
+        // Memory, or Redis for a config with `[cluster]`.
+        let stores = match stores {
+            Some(stores) => stores,
+            None => switchboard::net::server::Stores::cluster(&config)?,
+        };
         let server = Server::bind_with(config, stores)
             .await
             .context("server failed to start")?;

@@ -58,9 +58,11 @@ async fn offsets_and_epoch_come_with_the_append() -> Result<()> {
         "{epoch:?} {top}"
     );
     let after = rooms.after("lobby", 3, 10).await?;
-    let offsets: Vec<u64> = after.iter().map(|(o, _)| *o).collect();
+    let offsets: Vec<u64> = after.iter().map(|e| e.offset).collect();
     ensure!(offsets == [4, 5], "{after:?}");
-    ensure!(rooms.after("lobby", 0, 1).await?[0].1 == r#"{"type":"room","data":1}"#);
+    ensure!(after[0].except.as_deref() == Some("bob"), "{after:?}");
+    let first = &rooms.after("lobby", 0, 1).await?[0];
+    ensure!(first.frame == r#"{"type":"room","data":1}"# && first.except.is_none());
     Ok(())
 }
 
@@ -124,6 +126,6 @@ async fn a_publish_refused_while_redis_was_paused_never_happens() -> Result<()> 
     let next = rooms.publish("lobby", "{}", None).await?;
     ensure!(next.offset == 2, "the refused publish was kept: {next:?}");
     let kept = rooms.after("lobby", 0, 10).await?;
-    ensure!(kept.iter().all(|(_, f)| !f.contains("late")), "{kept:?}");
+    ensure!(kept.iter().all(|e| !e.frame.contains("late")), "{kept:?}");
     Ok(())
 }

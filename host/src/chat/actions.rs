@@ -149,7 +149,15 @@ async fn carry_out(
                 except,
                 transient: false,
             } => {
-                bus.publish(&room, text, except.as_deref()).await;
+                if let Err(e) = bus.publish(&room, text, except.as_deref()).await {
+                    // Not kept, not delivered: said so, and nothing after
+                    // it (its ack) is carried out.
+                    let message = format!("the room message was not kept: {e}; send it again");
+                    let refused =
+                        replies::error(request, replies::code::UNAVAILABLE, &message, None);
+                    reply(&caller, refused);
+                    return;
+                }
             }
             Action::SendRoom {
                 room,
@@ -177,6 +185,13 @@ async fn carry_out(
                 on_joined,
             } if gone != Some(id.as_str()) => {
                 let since = since.as_ref().map(|p| (p.epoch.as_str(), p.offset));
+                if let Err(e) = chat.history.prepare(&room, since).await {
+                    let message = format!("the room could not be joined now: {e}; try again");
+                    let refused =
+                        replies::error(request, replies::code::UNAVAILABLE, &message, None);
+                    reply(&caller, refused);
+                    return;
+                }
                 let mut outcome = (Joined::Offline, None);
                 // Runs once the joiner got what it missed (a member already
                 // has every message since it joined), the room still held.

@@ -127,6 +127,10 @@ impl Local for Registry {
         }
     }
 
+    fn delivered(&self, room: &str) -> Option<(std::sync::Arc<str>, u64)> {
+        Registry::delivered(self, room)
+    }
+
     fn broadcast(&self, msg: &Message, except: Option<&str>) {
         Registry::broadcast(self, msg, except);
     }

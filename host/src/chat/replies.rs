@@ -24,6 +24,9 @@ pub mod code {
     /// A notice was not stored: the sender has as many stored as its quota
     /// allows (per sender, or per sender and recipient).
     pub const STORE_QUOTA: &str = "store-quota";
+    /// Cluster mode: the shared store (Redis) could not keep what was
+    /// asked in time; nothing was done.
+    pub const UNAVAILABLE: &str = "unavailable";
 }
 
 /// `{"type":"error","ref","code","message"[,"retry_after_ms"]}` answering

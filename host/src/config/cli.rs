@@ -168,22 +168,13 @@ pub enum ConfigError {
     /// Something else, said plainly.
     #[error("{0}")]
     Invalid(String),
-    /// `--cluster` is given, but the Redis stores are not built yet.
-    #[error("cluster mode (--cluster) is not available in this build yet")]
-    ClusterUnavailable,
 }
 
 impl ServeArgs {
     /// The configuration these flags and variables, over `file`, describe,
     /// if this build can serve it.
     pub fn into_config(self, file: Settings) -> Result<Config, ConfigError> {
-        let config = self.read(file)?;
-        // Refused here, with the other settings, so nothing starts (no
-        // policy compiled, no port bound) for a mode that cannot run.
-        if config.cluster.is_some() {
-            return Err(ConfigError::ClusterUnavailable);
-        }
-        Ok(config)
+        self.read(file)
     }
 
     /// Every setting read and checked, whether or not this build can
@@ -486,14 +477,6 @@ mod tests {
         assert_eq!(cluster.prefix.as_str(), "prod:");
         assert_eq!(config.node_id.as_str(), "n1");
         assert!(!format!("{config:?}").contains("pw@"));
-
-        let cli = parse(&["--cluster", "redis://127.0.0.1:6379/0"]).unwrap();
-        let err = cli.serve.into_config(Settings::default()).unwrap_err();
-        assert!(matches!(err, ConfigError::ClusterUnavailable));
-        assert_eq!(
-            err.to_string(),
-            "cluster mode (--cluster) is not available in this build yet"
-        );
 
         for (args, why) in [
             (&["--cluster", "http://h:1/0"][..], "--cluster"),

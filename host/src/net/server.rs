@@ -53,6 +53,9 @@ pub enum ServerError {
     /// The `[auth]` settings are unusable (short secret, bad key file).
     #[error(transparent)]
     Auth(#[from] crate::net::auth::AuthSetupError),
+    /// Cluster mode's stores could not be set up (the URL unusable).
+    #[error("cluster: {0}")]
+    Cluster(#[from] crate::store::Unavailable),
     /// `native_rules` asked of a build without them.
     #[error("this build has no native rules (build with --features native-rules)")]
     NoNativeRules,
@@ -121,10 +124,38 @@ impl Stores {
     }
 }
 
+impl Stores {
+    /// Cluster mode's stores for `config` (which has `[cluster]`): room
+    /// history in Redis; held sessions and stored notices still in memory
+    /// (docs/CLUSTER.md, "Status"). Nothing is connected yet.
+    pub fn cluster(config: &Config) -> Result<Stores, ServerError> {
+        let memory = Stores::memory(&config.recovery);
+        let Some(cluster) = &config.cluster else {
+            return Ok(memory);
+        };
+        let crate::store::redis::Opened { history, link } = crate::store::redis::open(
+            cluster.url.secret_url(),
+            cluster.prefix.as_str(),
+            config.node_id.as_str(),
+            *memory.history.limits(),
+            CLUSTER_TIMEOUT,
+        )?;
+        Ok(Stores {
+            link,
+            history,
+            ..memory
+        })
+    }
+}
+
+/// How long a node waits for Redis before it answers `unavailable`.
+const CLUSTER_TIMEOUT: Duration = Duration::from_secs(1);
+
 impl Server {
-    /// Load the policy, set up TLS and bind, with the stores in memory.
+    /// Load the policy, set up TLS and bind, with the stores in memory (in
+    /// Redis with `[cluster]`).
     pub async fn bind(config: Config) -> Result<Server, ServerError> {
-        let stores = Stores::memory(&config.recovery);
+        let stores = Stores::cluster(&config)?;
         Server::bind_with(config, stores).await
     }
 

@@ -10,6 +10,7 @@
 use async_trait::async_trait;
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::store::Unavailable;
 use crate::store::notices::{Mail, StoreError};
 use crate::store::presence::Presence;
 
@@ -63,6 +64,10 @@ pub trait Local: Presence {
         except: Option<&str>,
     ) -> Option<u64>;
 
+    /// The newest offset of `room` delivered here, with its epoch (`None`:
+    /// no member here).
+    fn delivered(&self, room: &str) -> Option<(std::sync::Arc<str>, u64)>;
+
     /// Queue `msg` to every connection here but `except`.
     fn broadcast(&self, msg: &Message, except: Option<&str>);
 
@@ -89,7 +94,13 @@ pub trait Bus: std::fmt::Debug + Send + Sync {
     /// Keep `frame` as `room`'s next message and queue it to every member
     /// but `except`. Returns its offset (`None`: not kept, e.g. history is
     /// off or it is not a JSON object; it is delivered all the same).
-    async fn publish(&self, room: &str, frame: String, except: Option<&str>) -> Option<u64>;
+    /// Refused, and neither kept nor delivered, when it cannot be kept.
+    async fn publish(
+        &self,
+        room: &str,
+        frame: String,
+        except: Option<&str>,
+    ) -> Result<Option<u64>, Unavailable>;
 
     /// Queue `msg` to every member of `room` but `except`, without keeping
     /// it (transient frames, `left`).

@@ -149,6 +149,17 @@ pub trait History: std::fmt::Debug + Send + Sync {
     /// past `upto` but not past the room's newest missed nothing here.
     fn recover(&self, room: &str, since: Option<(&str, u64)>, upto: Option<u64>) -> Recovery;
 
+    /// Get ready for a join of `room` (with `since`, a recovery): a store
+    /// kept elsewhere starts following the room and copies what
+    /// [`History::recover`] will need. Nothing to do in memory.
+    async fn prepare(
+        &self,
+        _room: &str,
+        _since: Option<(&str, u64)>,
+    ) -> Result<(), crate::store::Unavailable> {
+        Ok(())
+    }
+
     /// At most `limit` of the newest kept messages of `room` before
     /// `before`, oldest first.
     fn read(&self, room: &str, before: Option<u64>, limit: usize) -> Page;

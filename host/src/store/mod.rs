@@ -62,3 +62,9 @@ pub trait Linker: std::fmt::Debug + Send + Sync {
         state: state::StateLimits,
     ) -> Linked;
 }
+
+/// A store kept elsewhere (a cluster's Redis) could not do what was
+/// asked, and did none of it: the client is answered `unavailable`.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct Unavailable(pub String);

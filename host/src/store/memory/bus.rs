@@ -13,7 +13,7 @@ use crate::store::bus::{Bus, Claim, Local, SendError, Sent};
 use crate::store::history::History;
 use crate::store::notices::Notices;
 use crate::store::state::{StateLimits, StateStore};
-use crate::store::{Linked, Linker};
+use crate::store::{Linked, Linker, Unavailable};
 
 /// Links a server on its own: its registry is the whole presence, the
 /// bus is [`MemoryBus`], the state a [`StateStore`].
@@ -69,15 +69,18 @@ impl MemoryBus {
 
 #[async_trait]
 impl Bus for MemoryBus {
-    async fn publish(&self, room: &str, frame: String, except: Option<&str>) -> Option<u64> {
+    async fn publish(
+        &self,
+        room: &str,
+        frame: String,
+        except: Option<&str>,
+    ) -> Result<Option<u64>, Unavailable> {
         let p = self.history.publish(room, frame).await;
         let kept = p.offset.map(|o| (&*p.epoch, o));
         // On one server every kept message is handed here: a gap is one
         // still on its way (another task between numbering and handing).
-        let _ = self
-            .local
-            .room(room, kept, Message::Text(p.text.clone()), except);
-        p.offset
+        let _ = self.local.room(room, kept, Message::Text(p.text), except);
+        Ok(p.offset)
     }
 
     fn transient(&self, room: &str, msg: Message, except: Option<&str>) {

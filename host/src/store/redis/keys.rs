@@ -30,6 +30,11 @@ impl Keys {
         }
     }
 
+    /// A key of the whole deployment (`<prefix>:<name>`).
+    pub fn global(&self, name: &str) -> String {
+        format!("{}:{name}", self.prefix)
+    }
+
     /// `room`'s keys.
     pub fn room(&self, room: &str) -> RoomKeys {
         let tag = format!("{}:{{room:{}}}", self.prefix, encode(room));

@@ -6,11 +6,21 @@
 //! - [`conn`]    — the node's one ordered write connection, its timeouts and the deadline fence
 //! - [`scripts`] — the Lua scripts that write (each one atomic, each fenced by a deadline)
 //! - [`rooms`]   — a room's history in a stream: publish (offset and epoch with the append), read
+//! - [`replica`] — this node's copy of recent history of the rooms with members here
+//! - [`subscriber`] — the subscriber connection and its one reader: pub/sub to the dispatcher, gaps filled
+//! - [`history`] — the History store over the two
+//! - [`bus`]     — the cluster's Bus, its Linker, and [`open`]
 
+pub mod bus;
 pub mod conn;
+pub mod history;
 pub mod keys;
+pub mod replica;
 pub mod rooms;
 pub mod scripts;
+pub mod subscriber;
+
+pub use bus::{Opened, open};
 
 /// Why Redis could not do what was asked. Every write is fenced (see
 /// [`conn`]): whatever the error, nothing was written, so the caller may
@@ -30,4 +40,10 @@ pub enum Unavailable {
     /// Redis answered with something this build does not expect.
     #[error("unexpected answer from Redis: {0}")]
     Reply(String),
+}
+
+impl From<Unavailable> for crate::store::Unavailable {
+    fn from(e: Unavailable) -> Self {
+        crate::store::Unavailable(e.to_string())
+    }
 }

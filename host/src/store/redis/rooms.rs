@@ -23,6 +23,17 @@ pub struct Kept {
     pub offset: u64,
 }
 
+/// A kept message read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Its offset.
+    pub offset: u64,
+    /// The frame as published (no offset written in).
+    pub frame: String,
+    /// The id it skips.
+    pub except: Option<String>,
+}
+
 /// Every room's history, in Redis.
 #[derive(Debug, Clone)]
 pub struct Rooms {
@@ -85,6 +96,35 @@ impl Rooms {
         }
     }
 
+    /// `room`'s epoch and newest offset; a room with no history yet is
+    /// given its epoch now (as the memory store gives one at the first
+    /// join), lasting as long as a kept message would.
+    pub async fn open(&self, room: &str) -> Result<(String, u64), Unavailable> {
+        let k = self.keys.room(room);
+        let mut c = self.writer.conn().await?;
+        let (_, _, epoch, top): (i64, i64, Option<String>, Option<u64>) = redis::pipe()
+            .atomic()
+            .cmd("HSETNX")
+            .arg(&k.meta)
+            .arg("epoch")
+            .arg(&*token::new_epoch())
+            .cmd("PEXPIRE")
+            .arg(&k.meta)
+            .arg(self.ttl.as_millis().max(1) as u64)
+            .cmd("HGET")
+            .arg(&k.meta)
+            .arg("epoch")
+            .cmd("HGET")
+            .arg(&k.meta)
+            .arg("top")
+            .query_async(&mut c)
+            .await
+            .map_err(|e| self.writer.failed(&e))?;
+        self.writer.answered();
+        let epoch = epoch.ok_or_else(|| Unavailable::Reply("no epoch after HSETNX".into()))?;
+        Ok((epoch, top.unwrap_or(0)))
+    }
+
     /// `room`'s epoch (`None`: no history) and newest offset.
     pub async fn top(&self, room: &str) -> Result<(Option<String>, u64), Unavailable> {
         let k = self.keys.room(room);
@@ -101,14 +141,14 @@ impl Rooms {
     }
 
     /// At most `count` kept messages of `room` after offset `after`,
-    /// oldest first, with their offsets (the frames as published, without
-    /// their offset written in).
+    /// oldest first (the frames as published, without their offset
+    /// written in).
     pub async fn after(
         &self,
         room: &str,
         after: u64,
         count: usize,
-    ) -> Result<Vec<(u64, String)>, Unavailable> {
+    ) -> Result<Vec<Entry>, Unavailable> {
         let k = self.keys.room(room);
         let mut c = self.writer.conn().await?;
         let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
@@ -133,7 +173,15 @@ impl Rooms {
                 .map
                 .get("d")
                 .ok_or_else(|| Unavailable::Reply(format!("entry {} has no frame", entry.id)))?;
-            out.push((offset, text(frame)?));
+            let except = match entry.map.get("x") {
+                Some(x) => Some(text(x)?).filter(|x| !x.is_empty()),
+                None => None,
+            };
+            out.push(Entry {
+                offset,
+                frame: text(frame)?,
+                except,
+            });
         }
         Ok(out)
     }

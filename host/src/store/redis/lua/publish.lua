@@ -20,7 +20,7 @@ if not epoch then
   redis.call('HSET', KEYS[1], 'epoch', epoch)
 end
 local top = redis.call('HINCRBY', KEYS[1], 'top', 1)
-redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[2], top .. '-0', 'd', ARGV[1])
+redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[2], top .. '-0', 'd', ARGV[1], 'x', ARGV[8])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
 redis.call('PUBLISH', ARGV[6],

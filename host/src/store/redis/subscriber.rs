@@ -1,0 +1,372 @@
+//! The node's subscriber connection and its one reader: what other nodes
+//! publish on the channels of the rooms with members here (and on the
+//! node-wide channel: broadcasts) goes from here to the dispatcher
+//! ([`Local`]), a room's kept messages through the replica first.
+//!
+//! A dedicated RESP3 connection (subscribing on the write connection
+//! would stall it): its pushes go into one bounded queue read by one
+//! task, so the dispatcher gets them in the order Redis sent them. Pub/sub
+//! is at most once: a push lost (the queue full, the connection gone) is
+//! found as a gap in a room's offsets, and filled from the room's stream —
+//! for every room, after any reconnect. Transient frames and broadcasts
+//! have no offsets: lost with the connection, as documented.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use dashmap::DashMap;
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, Client, PushInfo, PushKind};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+
+use super::Unavailable;
+use super::keys::Keys;
+use super::replica::Replica;
+use super::rooms::Rooms;
+use crate::store::bus::Local;
+use crate::store::history::Text;
+use crate::store::json;
+
+/// Pushes that may wait for the reader: past this, pushes are dropped and
+/// every room's gap is filled from its stream.
+const QUEUE: usize = 65_536;
+
+/// Messages a gap fill reads at once.
+const FILL_BATCH: usize = 500;
+
+/// The subscriber connection, the channels it listens to, and where what
+/// arrives goes.
+#[derive(Debug)]
+pub struct Subscriber {
+    client: Client,
+    config: AsyncConnectionConfig,
+    keys: Keys,
+    /// This node's id: what it published itself it has delivered already.
+    node: String,
+    conn: tokio::sync::Mutex<Option<MultiplexedConnection>>,
+    /// channel → room, for the rooms with members here.
+    watched: DashMap<String, Arc<str>>,
+    /// Set when a push could not be queued: fill every gap.
+    overflowed: Arc<AtomicBool>,
+    /// Where pushes are queued (the connection's push sender).
+    pushes: mpsc::Sender<PushInfo>,
+    /// Taken by the reader when it starts.
+    queue: std::sync::Mutex<Option<mpsc::Receiver<PushInfo>>>,
+    /// The dispatcher, once the registry exists.
+    local: OnceLock<Arc<dyn Local>>,
+    replica: Arc<Replica>,
+    rooms: Rooms,
+}
+
+impl Subscriber {
+    /// A subscriber for `url` (the secret URL), nothing subscribed yet.
+    pub fn new(
+        url: &str,
+        timeout: Duration,
+        keys: Keys,
+        node: &str,
+        replica: Arc<Replica>,
+        rooms: Rooms,
+    ) -> Result<Arc<Subscriber>, Unavailable> {
+        let resp3 = format!("{url}?protocol=resp3");
+        let client = Client::open(resp3).map_err(|e| {
+            Unavailable::Connection(format!(
+                "the URL is not one redis-rs takes ({:?})",
+                e.kind()
+            ))
+        })?;
+        let (pushes, queue) = mpsc::channel(QUEUE);
+        let overflowed = Arc::new(AtomicBool::new(false));
+        let (tx, flag) = (pushes.clone(), overflowed.clone());
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            .set_push_sender(move |p: PushInfo| {
+                tx.try_send(p)
+                    .map_err(|_| flag.store(true, Ordering::Relaxed))
+            });
+        Ok(Arc::new(Subscriber {
+            client,
+            config,
+            keys,
+            node: node.to_owned(),
+            conn: tokio::sync::Mutex::new(None),
+            watched: DashMap::new(),
+            overflowed,
+            pushes,
+            queue: std::sync::Mutex::new(Some(queue)),
+            local: OnceLock::new(),
+            replica,
+            rooms,
+        }))
+    }
+
+    /// Start reading, delivering to `local`.
+    pub fn start(self: &Arc<Self>, local: Arc<dyn Local>) {
+        let _ = self.local.set(local);
+        let queue = self.queue.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(queue) = queue {
+            tokio::spawn(self.clone().read(queue));
+        }
+    }
+
+    /// Listen to `room`'s channel (if not already): from when this
+    /// returns, whatever is published there reaches this node.
+    pub async fn watch(&self, room: &str) -> Result<(), Unavailable> {
+        let channel = self.keys.room(room).channel;
+        if self.watched.contains_key(&channel) {
+            return Ok(());
+        }
+        let mut conn = self.conn().await?;
+        if let Err(e) = conn.subscribe(&channel).await {
+            // Whether it was subscribed is unknown: start again.
+            self.drop_conn().await;
+            return Err(Unavailable::Connection(e.to_string()));
+        }
+        self.watched.insert(channel, Arc::from(room));
+        Ok(())
+    }
+
+    /// Stop listening to `room`'s channel (no member here any more).
+    pub async fn unwatch(&self, room: &str) {
+        let channel = self.keys.room(room).channel;
+        if self.watched.remove(&channel).is_none() {
+            return;
+        }
+        if let Some(conn) = self.conn.lock().await.as_mut() {
+            let _ = conn.unsubscribe(&channel).await;
+        }
+    }
+
+    /// The connection, made (and every watched channel subscribed again,
+    /// every gap filled) if there is none.
+    async fn conn(&self) -> Result<MultiplexedConnection, Unavailable> {
+        let mut held = self.conn.lock().await;
+        if let Some(c) = held.as_ref() {
+            return Ok(c.clone());
+        }
+        let mut c = self
+            .client
+            .get_multiplexed_async_connection_with_config(&self.config)
+            .await
+            .map_err(|e| Unavailable::Connection(e.to_string()))?;
+        let mut channels: Vec<String> = self.watched.iter().map(|e| e.key().clone()).collect();
+        channels.push(self.keys.all());
+        c.subscribe(&channels)
+            .await
+            .map_err(|e| Unavailable::Connection(e.to_string()))?;
+        *held = Some(c.clone());
+        drop(held);
+        tracing::info!(rooms = channels.len() - 1, "subscribed to Redis");
+        self.fill_all();
+        Ok(c)
+    }
+
+    async fn drop_conn(&self) {
+        *self.conn.lock().await = None;
+    }
+
+    /// The one reader: pushes in the order Redis sent them.
+    async fn read(self: Arc<Self>, mut queue: mpsc::Receiver<PushInfo>) {
+        // Hold the push sender's channel open for reconnections.
+        let _keep = self.pushes.clone();
+        if let Err(e) = self.conn().await {
+            tracing::warn!(error = %e, "Redis subscriber not connected yet");
+            self.spawn_reconnect();
+        }
+        while let Some(push) = queue.recv().await {
+            if self.overflowed.swap(false, Ordering::Relaxed) {
+                tracing::warn!("Redis pushes came faster than they were read; filling gaps");
+                self.fill_all();
+            }
+            match push.kind {
+                PushKind::Message => {
+                    if let Some(msg) = redis::Msg::from_push_info(push) {
+                        self.message(msg.get_channel_name(), msg.get_payload_bytes());
+                    }
+                }
+                PushKind::Disconnection => {
+                    tracing::warn!("Redis subscriber connection lost; reconnecting");
+                    self.drop_conn().await;
+                    self.spawn_reconnect();
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Make the connection again until it is made (every second).
+    fn spawn_reconnect(self: &Arc<Self>) {
+        let me = self.clone();
+        tokio::spawn(async move {
+            loop {
+                match me.conn().await {
+                    Ok(_) => return,
+                    Err(e) => tracing::debug!(error = %e, "Redis subscriber: still down"),
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+    }
+
+    fn message(self: &Arc<Self>, channel: &str, payload: &[u8]) {
+        let Some(local) = self.local.get() else {
+            return;
+        };
+        let Ok(payload) = std::str::from_utf8(payload) else {
+            return;
+        };
+        if channel == self.keys.all() {
+            let Some((node, except, frame)) = split3(payload) else {
+                return;
+            };
+            if node != self.node {
+                local.broadcast(&Message::text(frame), nonempty(except));
+            }
+            return;
+        }
+        let Some(room) = self.watched.get(channel).map(|r| r.clone()) else {
+            return;
+        };
+        let mut parts = payload.splitn(5, '\n');
+        let (Some(node), Some(epoch), Some(offset), Some(except), Some(frame)) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        ) else {
+            return;
+        };
+        if node == self.node {
+            return;
+        }
+        let except = nonempty(except);
+        if epoch.is_empty() {
+            let _ = local.room(&room, None, Message::text(frame), except);
+            return;
+        }
+        let Ok(offset) = offset.parse::<u64>() else {
+            return;
+        };
+        self.kept(&room, epoch, offset, frame.to_owned(), except);
+    }
+
+    /// A kept message reached this node: into the replica, then to the
+    /// dispatcher; a gap it reveals is filled.
+    pub fn kept(
+        self: &Arc<Self>,
+        room: &str,
+        epoch: &str,
+        offset: u64,
+        frame: String,
+        except: Option<&str>,
+    ) {
+        let Some(local) = self.local.get() else {
+            return;
+        };
+        let text = Text::from(with_offset(frame, offset));
+        self.replica.insert(room, epoch, offset, text.clone());
+        if let Some(after) = local.room(room, Some((epoch, offset)), Message::Text(text), except) {
+            self.spawn_fill(room.into(), after);
+        }
+    }
+
+    fn fill_all(&self) {
+        for entry in self.watched.iter() {
+            let room = entry.value().clone();
+            if let Some(local) = self.local.get()
+                && let Some((_, after)) = local.delivered(&room)
+            {
+                self.spawn_fill_from(room, after);
+            }
+        }
+    }
+
+    fn spawn_fill(self: &Arc<Self>, room: Arc<str>, after: u64) {
+        self.spawn_fill_from(room, after);
+    }
+
+    /// Fill `room` from where its delivery here stands.
+    pub fn fill(&self, room: &str) {
+        if let Some(local) = self.local.get()
+            && let Some((_, after)) = local.delivered(room)
+        {
+            self.spawn_fill_from(room.into(), after);
+        }
+    }
+
+    /// The rooms followed.
+    pub fn watched_rooms(&self) -> Vec<Arc<str>> {
+        self.watched.iter().map(|e| e.value().clone()).collect()
+    }
+
+    /// Read `room`'s stream after `after` and hand what is there on, in
+    /// order (what was delivered meanwhile is skipped by the dispatcher).
+    fn spawn_fill_from(&self, room: Arc<str>, after: u64) {
+        let (rooms, replica, local) = (
+            self.rooms.clone(),
+            self.replica.clone(),
+            self.local.get().cloned(),
+        );
+        let Some(local) = local else {
+            return;
+        };
+        tokio::spawn(async move {
+            let (epoch, _) = match rooms.top(&room).await {
+                Ok((Some(epoch), top)) => (epoch, top),
+                Ok((None, _)) => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, room = &*room, "a gap could not be filled");
+                    return;
+                }
+            };
+            let mut after = after;
+            loop {
+                let batch = match rooms.after(&room, after, FILL_BATCH).await {
+                    Ok(b) => b,
+                    Err(e) => {
+                        tracing::warn!(error = %e, room = &*room, "a gap could not be filled");
+                        return;
+                    }
+                };
+                let Some(last) = batch.last().map(|e| e.offset) else {
+                    return;
+                };
+                for e in batch {
+                    let text = Text::from(with_offset(e.frame, e.offset));
+                    replica.insert(&room, &epoch, e.offset, text.clone());
+                    let kept = Some((&*epoch, e.offset));
+                    let _ = local.room(&room, kept, Message::Text(text), e.except.as_deref());
+                }
+                after = last;
+            }
+        });
+    }
+}
+
+impl Keys {
+    /// The node-wide channel (broadcasts).
+    pub fn all(&self) -> String {
+        self.global("all")
+    }
+}
+
+fn split3(s: &str) -> Option<(&str, &str, &str)> {
+    let mut p = s.splitn(3, '\n');
+    Some((p.next()?, p.next()?, p.next()?))
+}
+
+fn nonempty(s: &str) -> Option<&str> {
+    (!s.is_empty()).then_some(s)
+}
+
+/// `frame` with `"offset":<offset>` written in, as the memory store does.
+pub fn with_offset(frame: String, offset: u64) -> String {
+    if !json::is_object(&frame) {
+        return frame;
+    }
+    json::with_fields(frame, format_args!(r#""offset":{offset}"#))
+}

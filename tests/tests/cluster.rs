@@ -1,0 +1,139 @@
+//! Two nodes on one Redis (started here on a free port): rooms, their
+//! offsets, history and recovery, and broadcasts, with the clients on
+//! different nodes — the guarantees of one node (issue 21).
+
+use anyhow::{Context, Result, ensure};
+use serde_json::{Value, json};
+use switchboard::config::Config;
+use switchboard::config::cluster::{ClusterConfig, RedisUrl};
+use switchboard::config::node::NodeId;
+use switchboard_tests::redis::RedisServer;
+use switchboard_tests::{Client, TestServer, tolerant_config, without_rate_limits};
+
+fn node(redis: &RedisServer, id: &str) -> Result<Config> {
+    let mut c = without_rate_limits(tolerant_config());
+    let url = RedisUrl::parse(&redis.url()).map_err(anyhow::Error::msg)?;
+    c.cluster = Some(ClusterConfig::new(url));
+    c.node_id = NodeId::parse(id).map_err(anyhow::Error::msg)?;
+    Ok(c)
+}
+
+async fn connect(server: &TestServer, id: &str) -> Result<Client> {
+    let mut c = server.connect_path(&format!("/ws/{id}")).await?;
+    let welcome = c.recv_v2().await?;
+    ensure!(welcome["type"] == "welcome", "{welcome}");
+    Ok(c)
+}
+
+/// Send `request` with `ref` and read until its answer; returns what came
+/// before it and the answer.
+async fn ask(c: &mut Client, mut request: Value, r: &str) -> Result<(Vec<Value>, Value)> {
+    request["ref"] = json!(r);
+    c.send_json(request).await?;
+    let mut before = Vec::new();
+    loop {
+        let v = c.recv_v2().await?;
+        if v["ref"] == r {
+            return Ok((before, v));
+        }
+        before.push(v);
+    }
+}
+
+/// The next room frame.
+async fn next_room(c: &mut Client) -> Result<Value> {
+    loop {
+        let v = c.recv_v2().await?;
+        if v["type"] == "room" {
+            return Ok(v);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rooms_span_nodes_with_one_numbering() -> Result<()> {
+    let redis = RedisServer::start()?;
+    let a = TestServer::start(node(&redis, "a")?).await?;
+    let b = TestServer::start(node(&redis, "b")?).await?;
+    let mut alice = connect(&a, "alice").await?;
+    let mut bob = connect(&b, "bob").await?;
+    let (_, joined) = ask(&mut alice, json!({"type": "join", "room": "lobby"}), "j").await?;
+    ensure!(joined["type"] == "ack", "{joined}");
+    let epoch = joined["epoch"].as_str().context("epoch")?.to_owned();
+    let (_, joined) = ask(&mut bob, json!({"type": "join", "room": "lobby"}), "j").await?;
+    ensure!(
+        joined["epoch"] == epoch.as_str(),
+        "one epoch on both nodes: {joined}"
+    );
+
+    // Across nodes, both ways, numbered once.
+    let (_, ack) = ask(
+        &mut alice,
+        json!({"type": "room", "room": "lobby", "data": "from a"}),
+        "m1",
+    )
+    .await?;
+    ensure!(ack["type"] == "ack", "{ack}");
+    let got = next_room(&mut bob).await?;
+    ensure!(got["data"] == "from a" && got["offset"] == 1, "{got}");
+    ask(
+        &mut bob,
+        json!({"type": "room", "room": "lobby", "data": "from b"}),
+        "m2",
+    )
+    .await?;
+    let got = next_room(&mut alice).await?;
+    ensure!(got["data"] == "from b" && got["offset"] == 2, "{got}");
+
+    // History on either node.
+    let (_, page) = ask(&mut bob, json!({"type": "history", "room": "lobby"}), "h").await?;
+    let data: Vec<&Value> = page["messages"]
+        .as_array()
+        .context("messages")?
+        .iter()
+        .map(|m| &m["data"])
+        .collect();
+    ensure!(data == [&json!("from a"), &json!("from b")], "{page}");
+
+    // A broadcast reaches the other node.
+    ask(
+        &mut alice,
+        json!({"type": "broadcast", "data": "hi all"}),
+        "b",
+    )
+    .await?;
+    loop {
+        let v = bob.recv_v2().await?;
+        if v["type"] == "broadcast" {
+            ensure!(v["data"] == "hi all" && v["from"] == "alice", "{v}");
+            break;
+        }
+    }
+
+    // Bob leaves node b, misses three, and recovers them on node a.
+    bob.close().await?;
+    for i in 0..3 {
+        ask(
+            &mut alice,
+            json!({"type": "room", "room": "lobby", "data": i}),
+            &format!("x{i}"),
+        )
+        .await?;
+    }
+    let mut bob = connect(&a, "bob").await?;
+    let (before, ack) = ask(
+        &mut bob,
+        json!({"type": "join", "room": "lobby", "since": {"epoch": epoch, "offset": 2}}),
+        "r",
+    )
+    .await?;
+    ensure!(ack["recovered"] == true, "{ack}");
+    let replayed: Vec<&Value> = before
+        .iter()
+        .filter(|v| v["type"] == "room")
+        .map(|v| &v["offset"])
+        .collect();
+    ensure!(replayed == [&json!(3), &json!(4), &json!(5)], "{before:?}");
+    a.shutdown().await?;
+    b.shutdown().await
+}
