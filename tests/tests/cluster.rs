@@ -137,3 +137,110 @@ async fn rooms_span_nodes_with_one_numbering() -> Result<()> {
     a.shutdown().await?;
     b.shutdown().await
 }
+
+/// `/healthz`'s `cluster` field, polled (bounded) until it is `want`.
+async fn until_cluster(server: &TestServer, want: &str) -> Result<()> {
+    let admin = server.admin(None)?;
+    let deadline = tokio::time::Instant::now() + switchboard_tests::WAIT;
+    loop {
+        let (status, body) = admin
+            .request(switchboard::ops::Method::Get, "/healthz")
+            .await
+            .map_err(anyhow::Error::msg)?;
+        let health: Value = serde_json::from_str(&body)?;
+        if status == 200 && health["cluster"] == want {
+            return Ok(());
+        }
+        ensure!(
+            tokio::time::Instant::now() < deadline,
+            "cluster never {want}: {health}"
+        );
+        // Health is re-read at the node's heartbeat, once a second.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// Redis paused: a room message is refused with `unavailable` (and is
+/// never kept or delivered later), health says `degraded`; when Redis runs
+/// again everything works without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_redis_is_refused_honestly_and_recovered_from() -> Result<()> {
+    let redis = RedisServer::start()?;
+    let a = TestServer::start(switchboard_tests::with_admin(
+        node(&redis, "a")?,
+        "a-token-of-16-chars-or-more",
+    ))
+    .await?;
+    let b = TestServer::start(node(&redis, "b")?).await?;
+    let mut alice = connect(&a, "alice").await?;
+    let mut bob = connect(&b, "bob").await?;
+    for c in [&mut alice, &mut bob] {
+        let (_, ack) = ask(c, json!({"type": "join", "room": "lobby"}), "j").await?;
+        ensure!(ack["type"] == "ack", "{ack}");
+    }
+    until_cluster(&a, "ok").await?;
+
+    redis.pause()?;
+    let (_, refused) = ask(
+        &mut alice,
+        json!({"type": "room", "room": "lobby", "data": "lost?"}),
+        "p",
+    )
+    .await?;
+    ensure!(
+        refused["type"] == "error" && refused["code"] == "unavailable",
+        "{refused}"
+    );
+    until_cluster(&a, "degraded").await?;
+    redis.resume()?;
+    until_cluster(&a, "ok").await?;
+
+    let (_, ack) = ask(
+        &mut alice,
+        json!({"type": "room", "room": "lobby", "data": "kept"}),
+        "k",
+    )
+    .await?;
+    ensure!(ack["type"] == "ack", "{ack}");
+    let got = next_room(&mut bob).await?;
+    ensure!(
+        got["data"] == "kept" && got["offset"] == 1,
+        "the refused message was kept or delivered: {got}"
+    );
+    a.shutdown().await?;
+    b.shutdown().await
+}
+
+/// The subscriber connections are cut (`CLIENT KILL TYPE pubsub`) while a
+/// room is busy: every message still reaches the member on the other node
+/// once, in order (the gap is filled from the room's stream).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_subscription_loses_no_kept_message() -> Result<()> {
+    let redis = RedisServer::start()?;
+    let a = TestServer::start(node(&redis, "a")?).await?;
+    let b = TestServer::start(node(&redis, "b")?).await?;
+    let mut alice = connect(&a, "alice").await?;
+    let mut bob = connect(&b, "bob").await?;
+    for c in [&mut alice, &mut bob] {
+        ask(c, json!({"type": "join", "room": "lobby"}), "j").await?;
+    }
+    const N: u64 = 300;
+    for i in 1..=N {
+        if i == N / 3 || i == 2 * N / 3 {
+            redis.cli(["CLIENT", "KILL", "TYPE", "pubsub"])?;
+        }
+        alice
+            .send_json(json!({"type": "room", "room": "lobby", "data": i}))
+            .await?;
+    }
+    ask(&mut alice, json!({"type": "ping"}), "done").await?;
+    for want in 1..=N {
+        let got = next_room(&mut bob).await?;
+        ensure!(
+            got["offset"] == want && got["data"] == want,
+            "wanted {want}, got {got}"
+        );
+    }
+    a.shutdown().await?;
+    b.shutdown().await
+}

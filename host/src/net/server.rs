@@ -234,11 +234,9 @@ impl Server {
             Some(admin) => {
                 let (policy, registry, reloader) =
                     (policy.clone(), registry.clone(), reloader.clone());
-                let node = config.node_id.clone();
-                Some(
-                    Admin::bind(admin, policy, registry, reloader, config.native_rules, node)
-                        .await?,
-                )
+                let (node, bus) = (config.node_id.clone(), bus.clone());
+                let native = config.native_rules;
+                Some(Admin::bind(admin, policy, registry, reloader, native, node, bus).await?)
             }
             None => None,
         };

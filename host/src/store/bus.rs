@@ -125,4 +125,32 @@ pub trait Bus: std::fmt::Debug + Send + Sync {
 
     /// Claim `id` for a new connection: its generation.
     async fn claim(&self, id: &str) -> Claim;
+
+    /// How the cluster behind the bus is (`/healthz`).
+    fn cluster(&self) -> Cluster {
+        Cluster::Off
+    }
+}
+
+/// The cluster's state, as `/healthz` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cluster {
+    /// No cluster: one server on its own.
+    Off,
+    /// The shared store answers.
+    Ok,
+    /// The shared store does not answer (or did not, last time it was
+    /// asked): what needs it is refused with `unavailable`.
+    Degraded,
+}
+
+impl Cluster {
+    /// `"off"`, `"ok"` or `"degraded"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cluster::Off => "off",
+            Cluster::Ok => "ok",
+            Cluster::Degraded => "degraded",
+        }
+    }
 }

@@ -38,6 +38,7 @@ use crate::config::AdminConfig;
 use crate::config::node::NodeId;
 use crate::ops::reload::Reloader;
 use crate::policy::Policy;
+use crate::store::bus::Bus;
 
 /// Why the admin listener could not start.
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +85,8 @@ struct AdminState {
     listen: SocketAddr,
     /// This node's id, for health (operators tell nodes apart by it).
     node: NodeId,
+    /// The bus, for the cluster's state in health.
+    bus: Arc<dyn Bus>,
     /// The rules compiled into the host run instead of the policy.
     native: bool,
 }
@@ -107,6 +110,7 @@ impl Admin {
         reloader: Option<Arc<Reloader>>,
         native: bool,
         node: NodeId,
+        bus: Arc<dyn Bus>,
     ) -> Result<Admin, AdminError> {
         let token = auth::token(config)?;
         let bind_error = |source| AdminError::Bind {
@@ -123,6 +127,7 @@ impl Admin {
             max_upload: config.max_upload_bytes,
             listen,
             node,
+            bus,
             native,
         });
         let router = routes::router(state);

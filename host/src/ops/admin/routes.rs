@@ -93,9 +93,7 @@ async fn healthz(State(s): State<Shared>) -> Response {
             "policy_seq": s.policy.active().seq,
             "rules": rules(&s),
             "node": s.node.as_str(),
-            // Always memory mode for now (`--cluster` is refused at start);
-            // "ok" or "degraded" come with the Redis stores.
-            "cluster": "off",
+            "cluster": s.bus.cluster().as_str(),
         }),
     )
 }

@@ -20,7 +20,7 @@ use super::keys::Keys;
 use super::replica::Replica;
 use super::rooms::Rooms;
 use super::subscriber::Subscriber;
-use crate::store::bus::{Bus, Claim, Local, SendError, Sent};
+use crate::store::bus::{Bus, Claim, Cluster, Local, SendError, Sent};
 use crate::store::history::History;
 use crate::store::json;
 use crate::store::memory::MemoryBus;
@@ -37,6 +37,8 @@ const OUTGOING: usize = 16_384;
 pub struct RedisBus {
     /// Sends, closes and claims, on this node.
     memory: MemoryBus,
+    /// The write connection (its state, for health).
+    writer: Arc<Writer>,
     local: Arc<dyn Local>,
     rooms: Rooms,
     subscriber: Arc<Subscriber>,
@@ -99,6 +101,14 @@ impl Bus for RedisBus {
     async fn claim(&self, id: &str) -> Claim {
         self.memory.claim(id).await
     }
+
+    fn cluster(&self) -> Cluster {
+        if self.writer.is_up() && self.subscriber.is_connected() {
+            Cluster::Ok
+        } else {
+            Cluster::Degraded
+        }
+    }
 }
 
 impl RedisBus {
@@ -156,7 +166,12 @@ impl Linker for RedisLinker {
         self.subscriber.start(local.clone());
         let (outgoing, queue) = mpsc::channel(OUTGOING);
         tokio::spawn(publish_outgoing(self.writer.clone(), queue));
+        tokio::spawn(super::heartbeat::beat(
+            self.writer.clone(),
+            self.keys.node(&self.node),
+        ));
         let bus = RedisBus {
+            writer: self.writer.clone(),
             memory: MemoryBus::new(local.clone(), history, notices),
             local: local.clone(),
             rooms: self.rooms.clone(),

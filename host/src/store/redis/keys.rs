@@ -35,6 +35,11 @@ impl Keys {
         format!("{}:{name}", self.prefix)
     }
 
+    /// Node `node`'s heartbeat key.
+    pub fn node(&self, node: &str) -> String {
+        format!("{}:node:{node}", self.prefix)
+    }
+
     /// `room`'s keys.
     pub fn room(&self, room: &str) -> RoomKeys {
         let tag = format!("{}:{{room:{}}}", self.prefix, encode(room));

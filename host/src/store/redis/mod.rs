@@ -10,9 +10,11 @@
 //! - [`subscriber`] — the subscriber connection and its one reader: pub/sub to the dispatcher, gaps filled
 //! - [`history`] — the History store over the two
 //! - [`bus`]     — the cluster's Bus, its Linker, and [`open`]
+//! - [`heartbeat`] — the node's heartbeat key, which also keeps the write connection's state fresh
 
 pub mod bus;
 pub mod conn;
+pub mod heartbeat;
 pub mod history;
 pub mod keys;
 pub mod replica;

@@ -298,6 +298,12 @@ impl Subscriber {
         }
     }
 
+    /// Whether the subscriber connection is up (it is made again, and
+    /// every room filled, when it is not).
+    pub fn is_connected(&self) -> bool {
+        self.conn.try_lock().map_or(true, |c| c.is_some())
+    }
+
     /// The rooms followed.
     pub fn watched_rooms(&self) -> Vec<Arc<str>> {
         self.watched.iter().map(|e| e.value().clone()).collect()

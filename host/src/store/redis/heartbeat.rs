@@ -1,0 +1,47 @@
+//! The node's heartbeat: every second the node sets its key with a short
+//! expiry, so the other nodes can tell it is alive (and, once it stops,
+//! that it died: docs/CLUSTER.md, "Node death", planned). Each beat is also
+//! a call on the write connection: `/healthz` knows within a second that
+//! Redis stopped answering, and that it answers again, even when no client
+//! asks anything.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::conn::Writer;
+
+/// How often the node beats.
+pub const INTERVAL: Duration = Duration::from_secs(1);
+
+/// How long a beat lasts: three missed beats and the node is dead.
+pub const TTL: Duration = Duration::from_secs(3);
+
+/// Beat until the runtime stops.
+pub async fn beat(writer: Arc<Writer>, key: String) {
+    let mut every = tokio::time::interval(INTERVAL);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let mut c = match writer.conn().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::debug!(error = %e, "heartbeat: no connection to Redis");
+                continue;
+            }
+        };
+        let set: Result<(), _> = redis::cmd("SET")
+            .arg(&key)
+            .arg(1)
+            .arg("PX")
+            .arg(TTL.as_millis() as u64)
+            .query_async(&mut c)
+            .await;
+        match set {
+            Ok(()) => writer.answered(),
+            Err(e) => {
+                let e = writer.failed(&e);
+                tracing::debug!(error = %e, "heartbeat not written");
+            }
+        }
+    }
+}
