@@ -72,9 +72,15 @@ impl History for RedisHistory {
         let (epoch, top) = self.rooms.open(room).await?;
         self.replica.saw_top(room, &epoch, top);
         // What a recovery could need, and what `history` shows: the newest
-        // `size` messages, or from `since` if that is nearer.
+        // `size` messages, or from `since` if that is nearer. A room
+        // followed here already is copied as it goes: read nothing more
+        // unless the copy has a hole or a recovery reaches back past it.
         let size = self.limits.size as u64;
         let mut after = top.saturating_sub(size);
+        let wanted = since.filter(|(e, _)| *e == epoch).map_or(after, |(_, s)| s);
+        if self.replica.covers(room, &epoch, wanted.max(after)) {
+            return Ok(());
+        }
         if let Some((e, since)) = since
             && e == epoch
         {

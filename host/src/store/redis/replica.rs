@@ -114,6 +114,16 @@ impl Replica {
         }
     }
 
+    /// Whether the copy of `room` in `epoch` holds every message after
+    /// `since` up to its newest (so a join needs no read from Redis).
+    pub fn covers(&self, room: &str, epoch: &str, since: u64) -> bool {
+        self.rooms.get(room).is_some_and(|copy| {
+            let c = lock(&copy);
+            let oldest = c.kept.first_key_value().map_or(c.top + 1, |(o, _)| *o);
+            &*c.epoch == epoch && c.kept.len() as u64 == c.top + 1 - oldest && since + 1 >= oldest
+        })
+    }
+
     /// `room`'s epoch and newest offset, as copied.
     pub fn top(&self, room: &str) -> (String, u64) {
         self.rooms.get(room).map_or((String::new(), 0), |copy| {
@@ -210,6 +220,10 @@ mod tests {
         let rec = r.recover("r", Some(("x", 1)), None);
         assert_eq!(rec.missed.unwrap(), Err(Unrecoverable::Epoch));
         assert_eq!(r.read("r", Some(8), 2).offsets, vec![6, 7]);
+        // What it covers: from its oldest on, without a hole.
+        assert!(r.covers("r", "e", 3) && !r.covers("r", "e", 2) && !r.covers("r", "x", 5));
+        r.saw_top("r", "e", 9);
+        assert!(!r.covers("r", "e", 5), "9 is not copied yet");
         // A new epoch starts the copy again.
         r.insert("r", "f", 1, Text::from("1"));
         assert_eq!(r.top("r"), ("f".into(), 1));
