@@ -17,8 +17,10 @@ use crate::store::notices::Mail;
 /// Messages that may wait for an earlier one before a room gives up the
 /// gap and goes on: on one server a gap lasts while another task is
 /// between numbering its message and handing it here, so this is never
-/// reached there; it bounds what a lost message could hold back.
-const MAX_WAITING: usize = 1024;
+/// reached there; in a cluster it lasts while the gap is read from Redis
+/// (a round trip or two), so it is sized for a busy room's messages of
+/// that time. It bounds what a lost message could hold back.
+const MAX_WAITING: usize = 8192;
 
 /// Where a room's kept messages are here: the newest delivered, and those
 /// that came before their turn.
