@@ -18,6 +18,7 @@ See bench/README.md.
 """
 
 import argparse
+import atexit
 import json
 import os
 import resource
@@ -27,6 +28,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 BENCH = os.path.dirname(os.path.abspath(__file__))
@@ -376,6 +378,21 @@ class Server:
 # --------------------------------------------------------------------------- plan
 
 
+def drop_stale_bins(parent):
+    """Remove the private binaries of runs that ended without cleaning up
+    (killed): `run-<pid>-…` directories whose process is gone."""
+    for d in os.listdir(parent):
+        parts = d.split("-")
+        if len(parts) < 3 or parts[0] != "run" or not parts[1].isdigit():
+            continue
+        try:
+            os.kill(int(parts[1]), 0)
+        except ProcessLookupError:
+            shutil.rmtree(os.path.join(parent, d), ignore_errors=True)
+        except PermissionError:
+            pass
+
+
 def settings(args, nofile):
     if args.quick:
         s = dict(
@@ -445,17 +462,19 @@ def fmt_loads(loads):
 
 def jobs_for(s, rnd, offered=None, saturation=True):
     """The runs of round `rnd`: (name, tls, loadgen args). With `offered`
-    (fixed loads from earlier rounds) the fanout and notice runs add their
-    latency phases after the saturation phase, in the same session; with
-    saturation=False they run only those."""
+    (fixed loads from earlier rounds) the connect, fanout and notice runs add
+    their fixed-load phases after the saturation phase, in the same session
+    (for connect: the same server process); with saturation=False they run
+    only those."""
     t = s["timing"]
     jobs = []
-    if saturation:
-        if rnd <= s["idle_rounds"]:
-            for n in s["idle_ns"]:
-                jobs.append((f"idle-{n}", False, ["idle", "--connections", str(n), "--settle", s["settle"]]))
-        jobs.append(("connect-ws", False, ["connect"] + t))
-        jobs.append(("connect-wss", True, ["connect", "--tls"] + t))
+    if saturation and rnd <= s["idle_rounds"]:
+        for n in s["idle_ns"]:
+            jobs.append((f"idle-{n}", False, ["idle", "--connections", str(n), "--settle", s["settle"]]))
+    for name, tls in (("connect-ws", False), ("connect-wss", True)):
+        loads = ([0] if saturation else []) + list((offered or {}).get(name, []))
+        if loads:
+            jobs.append((name, tls, ["connect"] + (["--tls"] if tls else []) + ["--offered", fmt_loads(loads)] + t))
     for (r, m, snd) in (s["big"], s["small"]):
         name = f"fanout-{r}x{m}"
         loads = ([0] if saturation else []) + list((offered or {}).get(name, []))
@@ -477,12 +496,14 @@ def jobs_for(s, rnd, offered=None, saturation=True):
 
 
 def fixed_loads(runner, s):
-    """25/50/75% of the slowest peer's median fan-out saturation; 50% of
-    node-ws's notice saturation (of the slowest when node-ws is not run)."""
+    """25/50/75% of the slowest peer's median fan-out and handshake
+    saturation; 50% of node-ws's notice saturation (of the slowest when
+    node-ws is not run)."""
     offered = {}
-    for (r, m, _) in (s["big"], s["small"]):
-        job = f"fanout-{r}x{m}"
-        sats = [runner.median(p.name, job, mode="saturation", key="deliveries_per_s") for p in runner.peers]
+    by_job = [(f"fanout-{r}x{m}", "deliveries_per_s") for (r, m, _) in (s["big"], s["small"])]
+    by_job += [("connect-ws", "handshakes_per_s"), ("connect-wss", "handshakes_per_s")]
+    for job, key in by_job:
+        sats = [runner.median(p.name, job, mode="saturation", key=key) for p in runner.peers]
         sats = [x for x in sats if x]
         if sats:
             offered[job] = [round(f * min(sats)) for f in s["loads"]]
@@ -509,7 +530,10 @@ class Runner:
         self.results = []  # (round, peer, job, result dict)
         self.failures = []
         os.makedirs(os.path.join(OUT, "logs"), exist_ok=True)
-        self.raw = open(os.path.join(OUT, "results.jsonl"), "w")
+        # Written as it goes under a name of this run's own, then moved to
+        # results.jsonl at the end: a run started meanwhile cannot cut it.
+        self.raw_path = os.path.join(OUT, f"results.jsonl.run-{os.getpid()}")
+        self.raw = open(self.raw_path, "w")
         self.port = BASE_PORT
 
     def one(self, rnd, peer, job):
@@ -627,10 +651,19 @@ def table(runner, s, offered):
     rs, ms, _ = s["small"]
     for n in s["idle_ns"]:
         row(f"idle: server RSS per connection, KiB (N={n})", "lower", f"idle-{n}", "rss_per_conn_kib")
-    row("connect ws://: handshakes/s (64 in flight)", "higher", "connect-ws", "handshakes_per_s")
-    row("connect ws://: server CPU s per million handshakes", "lower", "connect-ws", "cpu_ms_per_k_handshakes")
-    row("connect wss://: handshakes/s (64 in flight)", "higher", "connect-wss", "handshakes_per_s")
-    row("connect wss://: server CPU s per million handshakes", "lower", "connect-wss", "cpu_ms_per_k_handshakes")
+    for job, scheme in (("connect-ws", "ws://"), ("connect-wss", "wss://")):
+        row(f"connect {scheme}: handshakes/s (64 in flight)", "higher", job, "handshakes_per_s", "saturation")
+        row(f"connect {scheme}: server CPU s per million handshakes", "lower", job, "cpu_ms_per_k_handshakes",
+            "saturation")
+    for job, scheme in (("connect-ws", "ws://"), ("connect-wss", "wss://")):
+        for frac, load in zip(s["loads"], offered.get(job, [])):
+            off = round(load)
+            at = f"connect {scheme} @ {fmt(off)}/s ({frac:.0%} of slowest)"
+            for q, label in (("p50_us", "p50"), ("p99_us", "p99")):
+                row(f"{at}: {label} handshake µs", "lower", job, q, "latency", off)
+            # The same load for every peer, as for the fan-out below.
+            row(f"{at}: server CPU s per million handshakes", "lower", job, "cpu_ms_per_k_handshakes",
+                "latency", off)
     for (r, m) in ((rb, mb), (rs, ms)):
         job = f"fanout-{r}x{m}"
         row(f"fanout {r}x{m}: deliveries/s at saturation", "higher", job, "deliveries_per_s", "saturation")
@@ -695,6 +728,8 @@ def main():
     ap.add_argument("--rounds", type=int, help="rounds (default: 3, quick: 1)")
     ap.add_argument("--duration", type=float, default=1.5, help="seconds measured per phase (full run)")
     ap.add_argument("--warmup", type=float, default=0.5, help="seconds of warm-up before each phase (full run)")
+    ap.add_argument("--fixed-rounds", type=int, default=1,
+                    help="rounds at the end that also run the fixed loads (default: 1, the last; at most rounds - 1)")
     ap.add_argument("--idle-rounds", type=int, default=1, help="rounds of the idle scenario (full run; slow for Socket.IO)")
     ap.add_argument("--idle-connections", help="connections for idle, comma-separated sizes (default: 10000,19000; "
                     "capped by the fd limit)")
@@ -712,6 +747,8 @@ def main():
     ap.add_argument("--no-pin", action="store_true", help="do not pin with taskset")
     ap.add_argument("--job-timeout", type=float, default=180.0, help="seconds one loadgen run may take")
     args = ap.parse_args()
+    if args.fixed_rounds < 1:
+        sys.exit("bench: --fixed-rounds wants 1 or more")
 
     started = time.time()
     load_before = loadavg()
@@ -751,15 +788,16 @@ def main():
         if not os.path.exists(b):
             sys.exit(f"bench: {b} not built")
     # Run private copies: the shared target/ directory may be rebuilt (with
-    # other features) by someone else while the benchmark runs.
-    bindir = os.path.join(OUT, "bin")
-    os.makedirs(bindir, exist_ok=True)
+    # other features) by someone else while the benchmark runs. One
+    # directory per run: another run started meanwhile (`make test`'s quick
+    # one, with debug builds) must not swap the binary under this one.
+    os.makedirs(os.path.join(OUT, "bin"), exist_ok=True)
+    drop_stale_bins(os.path.join(OUT, "bin"))
+    bindir = tempfile.mkdtemp(prefix=f"run-{os.getpid()}-", dir=os.path.join(OUT, "bin"))
+    atexit.register(shutil.rmtree, bindir, True)
     for name in ("switchboard", "loadgen"):
         src = sb_bin if name == "switchboard" else loadgen
-        dst = os.path.join(bindir, name)
-        tmp = dst + ".tmp"
-        shutil.copy2(src, tmp)
-        os.replace(tmp, dst)
+        shutil.copy2(src, os.path.join(bindir, name))
     sb_bin = os.path.join(bindir, "switchboard")
     loadgen = os.path.join(bindir, "loadgen")
 
@@ -776,17 +814,25 @@ def main():
     log(f"peers: {', '.join(p.name for p in peers)}; rounds: {s['rounds']}; "
         f"{'release' if release else 'debug'} builds; pinned: {pin}")
 
-    # Rounds 1..R-1 measure saturation (and idle, connect); the fixed loads
-    # of the latency phases come from their medians, and round R measures
-    # saturation and then latency in the same sessions (one set-up each).
+    # Rounds 1..R-1 measure saturation (and idle); the fixed loads of the
+    # latency phases come from their medians, and round R measures
+    # saturation and then the fixed loads in the same sessions (one set-up
+    # each; for connect, one server process).
     # With a single round, the latency phases get sessions of their own.
+    # With --fixed-rounds N the last N rounds all add the fixed loads (the
+    # same rates, from the rounds before them), for medians of those too.
     rounds = s["rounds"]
-    for rnd in range(1, max(rounds, 2)):
+    fixed_n = min(args.fixed_rounds, rounds - 1)
+    if fixed_n < args.fixed_rounds and rounds >= 2:
+        log(f"note: --fixed-rounds {args.fixed_rounds} needs more rounds; the last {fixed_n} of {rounds} have them")
+    first_fixed = rounds - fixed_n + 1
+    for rnd in range(1, max(first_fixed, 2)):
         runner.round(rnd, rounds, jobs_for(s, rnd))
     offered = fixed_loads(runner, s)
     log(f"fixed loads for the latency phases: {offered}")
     if rounds >= 2:
-        runner.round(rounds, rounds, jobs_for(s, rounds, offered))
+        for rnd in range(first_fixed, rounds + 1):
+            runner.round(rnd, rounds, jobs_for(s, rnd, offered))
     else:
         runner.round(1, 1, jobs_for(s, 1, offered, saturation=False))
 
@@ -798,6 +844,8 @@ def main():
     print()
     print(header)
     print(text)
+    runner.raw.close()
+    os.replace(runner.raw_path, os.path.join(OUT, "results.jsonl"))
     with open(os.path.join(OUT, "table.txt"), "w") as f:
         f.write(header + "\n" + text + "\n")
     with open(os.path.join(OUT, "summary.json"), "w") as f:

@@ -7,6 +7,7 @@
 //! on a current-thread tokio runtime.
 
 mod conn;
+mod connect;
 mod proto;
 mod scenarios;
 mod storm;
@@ -47,13 +48,18 @@ enum Cmd {
         #[arg(long, default_value_t = 1.0)]
         settle: f64,
     },
-    /// Handshakes per second, closed loop: connect, welcome, close, repeat.
+    /// Handshakes: connect, welcome, close. Saturation (a closed loop) or
+    /// fixed rates (an open loop), one phase each.
     Connect {
         #[command(flatten)]
         common: CommonArgs,
-        /// Connections being opened at any time.
+        /// Saturation: connections being opened at any time.
         #[arg(long, default_value_t = 64)]
         in_flight: usize,
+        /// Offered loads in handshakes/s, comma-separated; 0 = saturation
+        /// (closed loop). Each is one phase and one result, in order.
+        #[arg(long, value_delimiter = ',', default_value = "0")]
+        offered: Vec<f64>,
         #[command(flatten)]
         timing: Timing,
     },
@@ -208,17 +214,18 @@ async fn run(cmd: Cmd) -> Result<Vec<Value>> {
         Cmd::Connect {
             common,
             in_flight,
+            offered,
             timing,
         } => {
             let (c, t) = setup(&common)?;
-            scenarios::connect(
-                &c,
-                &t,
+            let o = connect::ConnectOpts {
                 in_flight,
-                secs(timing.warmup),
-                secs(timing.duration),
-            )
-            .await
+                offered,
+                warmup: secs(timing.warmup),
+                duration: secs(timing.duration),
+                grace: secs(timing.grace),
+            };
+            connect::connect(&c, &t, &o).await
         }
         Cmd::Fanout {
             common,

@@ -1,9 +1,9 @@
-//! The four scenarios: idle, connect, fanout, notice. Each returns one JSON
+//! Three scenarios (idle, fanout, notice; connect and storm have files of
+//! their own) and what all of them share. Each returns one JSON
 //! object per measured phase; `ok: false` with a `problem` when something
 //! went wrong (a refused or dropped connection, an error frame, a lost
 //! message), so a smoke run can fail loudly.
 
-use std::cell::Cell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -32,7 +32,7 @@ pub struct Common {
     pub tag: String,
 }
 
-fn base(
+pub(crate) fn base(
     c: &Common,
     target: &Target,
     scenario: &str,
@@ -49,7 +49,7 @@ fn base(
     m
 }
 
-fn finish(
+pub(crate) fn finish(
     mut m: serde_json::Map<String, Value>,
     shared: Option<&Shared>,
     extra_problem: Option<String>,
@@ -69,7 +69,7 @@ fn finish(
     Value::Object(m)
 }
 
-fn failed(
+pub(crate) fn failed(
     c: &Common,
     target: &Target,
     scenario: &str,
@@ -84,7 +84,7 @@ fn failed(
     )
 }
 
-fn percentiles(
+pub(crate) fn percentiles(
     m: &mut serde_json::Map<String, Value>,
     h: &Histogram<u64>,
     quantiles: &[(&str, f64)],
@@ -104,7 +104,7 @@ fn percentiles(
 
 /// Record how much the measured window was disturbed: the server's and the
 /// load generator's run-queue wait, the load generator's CPU use.
-fn contention(m: &mut serde_json::Map<String, Value>, a: &CpuMark, b: &CpuMark) {
+pub(crate) fn contention(m: &mut serde_json::Map<String, Value>, a: &CpuMark, b: &CpuMark) {
     for (k, v) in a.contention(b) {
         if let Some(v) = v {
             m.insert(k.into(), json!(v));
@@ -112,7 +112,7 @@ fn contention(m: &mut serde_json::Map<String, Value>, a: &CpuMark, b: &CpuMark) 
     }
 }
 
-fn round2(x: f64) -> f64 {
+pub(crate) fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
 
@@ -188,7 +188,7 @@ async fn closed_loop(
 
 /// Sleep until now_ns() >= target: coarse sleep, then yield-spin the last
 /// stretch (the tokio timer has millisecond resolution).
-async fn wait_until_ns(target: u64) {
+pub(crate) async fn wait_until_ns(target: u64) {
     loop {
         let now = now_ns();
         if now >= target {
@@ -255,110 +255,6 @@ pub async fn idle(c: &Common, target: &Target, n: usize, settle: Duration) -> Ve
     let out = finish(m, Some(&shared), None);
     drop(txs);
     vec![out]
-}
-
-// ---------------------------------------------------------------- connect
-
-/// Closed loop: `in_flight` workers each connect (TCP, TLS for wss, upgrade,
-/// welcome), close, and connect again, for `warmup + duration`.
-pub async fn connect(
-    c: &Common,
-    target: &Rc<Target>,
-    in_flight: usize,
-    warmup: Duration,
-    duration: Duration,
-) -> Vec<Value> {
-    let variant = if target.tls.is_some() { "wss" } else { "ws" };
-    let mut m = base(c, target, "connect", variant, "saturation");
-    let shared = Shared::new(target.proto, c.pad.clone());
-    let start = Instant::now();
-    let warm_end = start + warmup;
-    let end = warm_end + duration;
-    // Handshakes completed in [warm_end, end) count, whenever they started.
-    let count = Rc::new(Cell::new(0u64));
-    let hist = Rc::new(std::cell::RefCell::new(
-        Histogram::<u64>::new_with_bounds(1, 120_000_000_000, 3).expect("bounds"),
-    ));
-    let failures = Rc::new(Cell::new(0u64));
-    let first_err: Rc<std::cell::RefCell<Option<String>>> = Rc::default();
-    let mut workers = Vec::new();
-    for w in 0..in_flight {
-        let (count, hist, failures, first_err) = (
-            count.clone(),
-            hist.clone(),
-            failures.clone(),
-            first_err.clone(),
-        );
-        let tag = c.tag.clone();
-        let target = target.clone();
-        workers.push(tokio::task::spawn_local(async move {
-            let mut n = 0u64;
-            loop {
-                let t = Instant::now();
-                n += 1;
-                match target.open(&format!("{tag}c{w}_{n}")).await {
-                    Ok(mut ws) => {
-                        let done = Instant::now();
-                        if done >= warm_end && done < end {
-                            count.set(count.get() + 1);
-                            let _ = hist.borrow_mut().record((done - t).as_nanos() as u64);
-                        }
-                        let _ = ws.close(None).await;
-                        drop(ws);
-                    }
-                    Err(e) => {
-                        let done = Instant::now();
-                        if done >= warm_end && done < end {
-                            failures.set(failures.get() + 1);
-                            first_err.borrow_mut().get_or_insert(format!("{e:#}"));
-                        }
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                    }
-                }
-            }
-        }));
-    }
-    tokio::time::sleep_until(warm_end.into()).await;
-    let mark0 = CpuMark::now(c.pid);
-    tokio::time::sleep_until(end.into()).await;
-    let mark1 = CpuMark::now(c.pid);
-    for w in &workers {
-        w.abort();
-    }
-    let (wall, cpu) = mark0.until(&mark1);
-    contention(&mut m, &mark0, &mark1);
-    let n = count.get();
-    m.insert("in_flight".into(), json!(in_flight));
-    m.insert("handshakes".into(), json!(n));
-    m.insert("handshakes_per_s".into(), json!((n as f64 / wall).round()));
-    m.insert("failures".into(), json!(failures.get()));
-    percentiles(&mut m, &hist.borrow(), &[("p50", 0.5), ("p99", 0.99)]);
-    if let Some(cpu) = cpu {
-        m.insert("server_cpu_s".into(), json!(round2(cpu)));
-        m.insert("server_cpu_util".into(), json!(round2(cpu / wall)));
-        if n > 0 {
-            m.insert(
-                "cpu_ms_per_k_handshakes".into(),
-                json!(round2(cpu * 1e6 / n as f64)),
-            );
-        }
-    }
-    let problem = if n == 0 {
-        Some(
-            first_err
-                .borrow()
-                .clone()
-                .unwrap_or_else(|| "no handshake completed".into()),
-        )
-    } else if failures.get() > 0 {
-        first_err
-            .borrow()
-            .clone()
-            .map(|e| format!("{} handshakes failed, first: {e}", failures.get()))
-    } else {
-        None
-    };
-    vec![finish(m, Some(&shared), problem)]
 }
 
 // ---------------------------------------------------------------- fanout
