@@ -50,8 +50,6 @@ pub struct Subscriber {
     watched: DashMap<String, Arc<str>>,
     /// Set when a push could not be queued: fill every gap.
     overflowed: Arc<AtomicBool>,
-    /// Where pushes are queued (the connection's push sender).
-    pushes: mpsc::Sender<PushInfo>,
     /// Taken by the reader when it starts.
     queue: std::sync::Mutex<Option<mpsc::Receiver<PushInfo>>>,
     /// The dispatcher, once the registry exists.
@@ -77,9 +75,11 @@ impl Subscriber {
                 e.kind()
             ))
         })?;
+        // The sender lives in the connection config's push sender, which
+        // every connection made again is given: the queue stays open.
         let (pushes, queue) = mpsc::channel(QUEUE);
         let overflowed = Arc::new(AtomicBool::new(false));
-        let (tx, flag) = (pushes.clone(), overflowed.clone());
+        let (tx, flag) = (pushes, overflowed.clone());
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(timeout))
             .set_response_timeout(Some(timeout))
@@ -95,7 +95,6 @@ impl Subscriber {
             conn: tokio::sync::Mutex::new(None),
             watched: DashMap::new(),
             overflowed,
-            pushes,
             queue: std::sync::Mutex::new(Some(queue)),
             local: OnceLock::new(),
             replica,
@@ -170,8 +169,6 @@ impl Subscriber {
 
     /// The one reader: pushes in the order Redis sent them.
     async fn read(self: Arc<Self>, mut queue: mpsc::Receiver<PushInfo>) {
-        // Hold the push sender's channel open for reconnections.
-        let _keep = self.pushes.clone();
         if let Err(e) = self.conn().await {
             tracing::warn!(error = %e, "Redis subscriber not connected yet");
             self.spawn_reconnect();
@@ -270,23 +267,14 @@ impl Subscriber {
         let text = Text::from(with_offset(frame, offset));
         self.replica.insert(room, epoch, offset, text.clone());
         if let Some(after) = local.room(room, Some((epoch, offset)), Message::Text(text), except) {
-            self.spawn_fill(room.into(), after);
+            self.spawn_fill_from(room.into(), after);
         }
     }
 
     fn fill_all(&self) {
-        for entry in self.watched.iter() {
-            let room = entry.value().clone();
-            if let Some(local) = self.local.get()
-                && let Some((_, after)) = local.delivered(&room)
-            {
-                self.spawn_fill_from(room, after);
-            }
+        for room in self.watched_rooms() {
+            self.fill(&room);
         }
-    }
-
-    fn spawn_fill(self: &Arc<Self>, room: Arc<str>, after: u64) {
-        self.spawn_fill_from(room, after);
     }
 
     /// Fill `room` from where its delivery here stands.
