@@ -448,12 +448,6 @@ impl Registry {
         self.inner.online.len()
     }
 
-    /// Queue `msg` to `id`.
-    pub fn send(&self, id: &str, msg: Message) -> Result<(), PushError> {
-        let outbox = self.inner.online.get(id).ok_or(PushError::Closed)?;
-        outbox.push(msg)
-    }
-
     /// Queue `msg` to `id`, saying whether it went to a connection or to a
     /// held id's queue.
     pub fn deliver(&self, id: &str, msg: Message) -> Sent {

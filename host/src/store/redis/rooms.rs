@@ -88,10 +88,10 @@ impl Rooms {
         self.writer.answered();
         match reply.as_slice() {
             [epoch, offset] => Ok(Kept {
-                epoch: text(epoch)?,
-                offset: number(offset)?,
+                epoch: value(epoch)?,
+                offset: value(offset)?,
             }),
-            [late] if text(late).is_ok_and(|t| t == "late") => Err(Unavailable::Late),
+            [late] if value::<String>(late).is_ok_and(|t| t == "late") => Err(Unavailable::Late),
             other => Err(Unavailable::Reply(format!("publish answered {other:?}"))),
         }
     }
@@ -174,12 +174,12 @@ impl Rooms {
                 .get("d")
                 .ok_or_else(|| Unavailable::Reply(format!("entry {} has no frame", entry.id)))?;
             let except = match entry.map.get("x") {
-                Some(x) => Some(text(x)?).filter(|x| !x.is_empty()),
+                Some(x) => Some(value::<String>(x)?).filter(|x| !x.is_empty()),
                 None => None,
             };
             out.push(Entry {
                 offset,
-                frame: text(frame)?,
+                frame: value(frame)?,
                 except,
             });
         }
@@ -187,10 +187,7 @@ impl Rooms {
     }
 }
 
-fn text(v: &Value) -> Result<String, Unavailable> {
-    redis::from_redis_value_ref(v).map_err(|e| Unavailable::Reply(e.to_string()))
-}
-
-fn number(v: &Value) -> Result<u64, Unavailable> {
+/// One value of a script's reply, of the type the caller expects.
+fn value<T: redis::FromRedisValue>(v: &Value) -> Result<T, Unavailable> {
     redis::from_redis_value_ref(v).map_err(|e| Unavailable::Reply(e.to_string()))
 }
