@@ -81,8 +81,9 @@ pub type Ws = WebSocketStream<Stream>;
 
 /// Where and how to connect.
 pub struct Target {
-    /// The server's address.
-    pub addr: SocketAddr,
+    /// The server's addresses (a cluster's nodes): `open_many` spreads its
+    /// connections over them round robin; `open` uses the first.
+    pub addrs: Vec<SocketAddr>,
     /// The wire protocol.
     pub proto: Protocol,
     /// Some for wss://.
@@ -98,14 +99,15 @@ pub struct Target {
 }
 
 impl Target {
-    /// A target at `addr` reached from `src_ips` source addresses
-    /// 127.0.0.2, 127.0.0.3, … (0: let the kernel choose).
-    pub fn new(addr: SocketAddr, proto: Protocol, tls: bool, src_ips: u8) -> Result<Target> {
+    /// A target at `addrs` (at least one) reached from `src_ips` source
+    /// addresses 127.0.0.2, 127.0.0.3, … (0: let the kernel choose).
+    pub fn new(addrs: Vec<SocketAddr>, proto: Protocol, tls: bool, src_ips: u8) -> Result<Target> {
+        anyhow::ensure!(!addrs.is_empty(), "no server address");
         let src_ips = (0..src_ips)
             .map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + i)))
             .collect();
         Ok(Target {
-            addr,
+            addrs,
             proto,
             tls: if tls {
                 Some(crate::tls::connector()?)
@@ -125,20 +127,30 @@ impl Target {
         if self.tls.is_some() { "wss" } else { "ws" }
     }
 
-    /// Connect as `id` and wait for the welcome.
+    /// Connect as `id` to the first address and wait for the welcome.
     pub async fn open(&self, id: &str) -> Result<Ws> {
-        Ok(self.open_path(&self.proto.path(id)).await?.0)
+        self.open_at(0, id).await
+    }
+
+    /// Connect as `id` to address `i` mod N and wait for the welcome.
+    async fn open_at(&self, i: usize, id: &str) -> Result<Ws> {
+        let addr = self.addrs[i % self.addrs.len()];
+        Ok(self.open_to(addr, &self.proto.path(id)).await?.0)
     }
 
     /// Connect to `path` (and query) and wait for the welcome; returns it
     /// too (protocol v2's carries the session).
     pub async fn open_path(&self, path: &str) -> Result<(Ws, String)> {
-        tokio::time::timeout(self.timeout, self.open_inner(path))
-            .await
-            .map_err(|_| anyhow!("timed out connecting to {path}"))?
+        self.open_to(self.addrs[0], path).await
     }
 
-    async fn open_inner(&self, path: &str) -> Result<(Ws, String)> {
+    async fn open_to(&self, addr: SocketAddr, path: &str) -> Result<(Ws, String)> {
+        tokio::time::timeout(self.timeout, self.open_inner(addr, path))
+            .await
+            .map_err(|_| anyhow!("timed out connecting to {addr}{path}"))?
+    }
+
+    async fn open_inner(&self, addr: SocketAddr, path: &str) -> Result<(Ws, String)> {
         let sock = TcpSocket::new_v4()?;
         // RST on close: no TIME_WAIT on the client side, so the ports of one
         // scenario are free for the next one.
@@ -149,7 +161,7 @@ impl Target {
             sock.bind(SocketAddr::new(self.src_ips[i], 0))
                 .with_context(|| format!("bind {}", self.src_ips[i]))?;
         }
-        let tcp = sock.connect(self.addr).await.context("connect")?;
+        let tcp = sock.connect(addr).await.context("connect")?;
         tcp.set_nodelay(true)?;
         let stream = match &self.tls {
             None => Stream::Plain(tcp),
@@ -160,7 +172,7 @@ impl Target {
                 ))
             }
         };
-        let url = format!("{}://{}{}", self.scheme(), self.addr, path);
+        let url = format!("{}://{}{}", self.scheme(), addr, path);
         let (mut ws, _) =
             tokio_tungstenite::client_async_with_config(url, stream, Some(self.ws_config))
                 .await
@@ -188,7 +200,8 @@ impl Target {
         }
     }
 
-    /// Open one connection per id, `concurrency` at a time, handing each to
+    /// Open one connection per id (the i-th to address i mod N),
+    /// `concurrency` at a time, handing each to
     /// `on_open(index, ws)` as soon as it is up (so its task answers the
     /// server from then on); the results in the order of `ids`.
     pub async fn open_many<T>(
@@ -198,7 +211,7 @@ impl Target {
         mut on_open: impl FnMut(usize, Ws) -> T,
     ) -> Result<Vec<T>> {
         let mut pending = futures_util::stream::iter(ids.iter().enumerate())
-            .map(|(i, id)| async move { (i, self.open(id).await) })
+            .map(|(i, id)| async move { (i, self.open_at(i, id).await) })
             .buffer_unordered(concurrency.max(1));
         let mut out: Vec<Option<T>> = (0..ids.len()).map(|_| None).collect();
         let mut failed = 0;

@@ -13,7 +13,6 @@ use serde_json::{Value, json};
 
 use crate::conn::{Shared, Target, now_ns};
 use crate::scenarios::{Common, base, contention, finish, percentiles, round2, wait_until_ns};
-use crate::sys::CpuMark;
 
 /// Connect settings.
 pub struct ConnectOpts {
@@ -126,9 +125,9 @@ async fn saturation(c: &Common, target: &Rc<Target>, o: &ConnectOpts, phase: usi
         }));
     }
     tokio::time::sleep_until(warm_end.into()).await;
-    let mark0 = CpuMark::now(c.pid);
+    let mark0 = c.mark();
     tokio::time::sleep_until(end.into()).await;
-    let mark1 = CpuMark::now(c.pid);
+    let mark1 = c.mark();
     for w in &workers {
         w.abort();
     }
@@ -200,7 +199,7 @@ async fn fixed(c: &Common, target: &Rc<Target>, o: &ConnectOpts, phase: usize, r
         }
         if intended >= lo {
             if mark0.is_none() {
-                mark0 = Some(CpuMark::now(c.pid));
+                mark0 = Some(c.mark());
             }
             intended_in_window += 1;
         }
@@ -234,7 +233,7 @@ async fn fixed(c: &Common, target: &Rc<Target>, o: &ConnectOpts, phase: usize, r
         k += 1;
     }
     wait_until_ns(hi).await;
-    let mark1 = CpuMark::now(c.pid);
+    let mark1 = c.mark();
     let n = tally.in_window.get();
     let (wall, cpu) = match &mark0 {
         Some(m0) => {

@@ -83,6 +83,12 @@ enum Cmd {
         /// Saturation: messages in flight [default: max(8, 4 × rooms)].
         #[arg(long)]
         window: Option<usize>,
+        /// Print `loadgen: mark set-up-done` on stderr once every member
+        /// has joined, and `loadgen: mark phases-done` after the last
+        /// phase, and wait this many seconds after each, so a driver can
+        /// read counters (Redis's INFO) between set-up and load [default: no marks].
+        #[arg(long)]
+        mark_pause: Option<f64>,
         #[command(flatten)]
         timing: Timing,
     },
@@ -129,9 +135,12 @@ enum Cmd {
 
 #[derive(Args, Clone)]
 struct CommonArgs {
-    /// The server, host:port.
-    #[arg(long, default_value = "127.0.0.1:3001")]
-    addr: String,
+    /// The server, host:port; several, comma-separated, for the nodes of a
+    /// cluster: connection i of a set-up goes to address i mod N (so a
+    /// fan-out room's members alternate, and its first sender is on the
+    /// first address); single connections go to the first.
+    #[arg(long, value_delimiter = ',', default_value = "127.0.0.1:3001")]
+    addr: Vec<String>,
     /// How to speak to the server.
     #[arg(long, value_enum, default_value = "v1")]
     protocol: Protocol,
@@ -139,8 +148,14 @@ struct CommonArgs {
     #[arg(long)]
     tls: bool,
     /// The server's pid: RSS and CPU time are read from /proc/<pid>.
-    #[arg(long)]
-    pid: Option<u32>,
+    /// Several, comma-separated (a cluster's nodes): CPU time is their sum,
+    /// RSS the first's.
+    #[arg(long, value_delimiter = ',')]
+    pid: Vec<u32>,
+    /// Processes whose CPU time is measured in the same windows but reported
+    /// apart (`aux_cpu_s`, `aux_cpu_s_per_m_…`), comma-separated: Redis.
+    #[arg(long, value_delimiter = ',')]
+    aux_pid: Vec<u32>,
     /// The server's name in the report.
     #[arg(long, default_value = "peer")]
     peer: String,
@@ -184,10 +199,13 @@ fn resolve(addr: &str) -> Result<SocketAddr> {
 }
 
 fn setup(c: &CommonArgs) -> Result<(Common, Rc<Target>)> {
-    let target = Target::new(resolve(&c.addr)?, c.protocol, c.tls, c.src_ips)?;
+    let addrs = c.addr.iter().map(|a| resolve(a)).collect::<Result<_>>()?;
+    let target = Target::new(addrs, c.protocol, c.tls, c.src_ips)?;
     let common = Common {
         peer: c.peer.clone(),
-        pid: c.pid,
+        pid: c.pid.first().copied(),
+        pids: c.pid.clone(),
+        aux_pids: c.aux_pid.clone(),
         setup_timeout: secs(c.setup_timeout),
         concurrency: c.concurrency,
         pad: "x".repeat(c.pad),
@@ -234,10 +252,12 @@ async fn run(cmd: Cmd) -> Result<Vec<Value>> {
             senders_per_room,
             offered,
             window,
+            mark_pause,
             timing,
         } => {
             let (c, t) = setup(&common)?;
             let o = FanoutOpts {
+                mark_pause: mark_pause.map(secs),
                 rooms,
                 members,
                 senders_per_room,

@@ -65,8 +65,17 @@ pub fn runqueue_wait_seconds(pid: &str) -> Option<f64> {
     Some(total as f64 / 1e9)
 }
 
+/// The sum of `f` over `pids`; None if there are none or one is unreadable.
+fn sum_over(pids: &[u32], f: impl Fn(u32) -> Option<f64>) -> Option<f64> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().map(|&p| f(p)).sum()
+}
+
 /// A snapshot of the clocks a measured window needs: wall, the server's CPU
-/// time and run-queue wait, this process's CPU time and run-queue wait.
+/// time and run-queue wait, this process's CPU time and run-queue wait, and
+/// the CPU time of processes reported apart (Redis behind a cluster).
 #[derive(Clone, Copy)]
 pub struct CpuMark {
     wall: Instant,
@@ -74,18 +83,26 @@ pub struct CpuMark {
     server_wait: Option<f64>,
     self_cpu: Option<f64>,
     self_wait: Option<f64>,
+    aux_cpu: Option<f64>,
 }
 
 impl CpuMark {
-    /// Now, for server `pid` (if known).
-    pub fn now(pid: Option<u32>) -> CpuMark {
+    /// Now, for the server processes `pids` (summed: the nodes of a
+    /// cluster are one server) and the processes `aux` reported apart.
+    pub fn now(pids: &[u32], aux: &[u32]) -> CpuMark {
         CpuMark {
             wall: Instant::now(),
-            cpu: pid.and_then(cpu_seconds),
-            server_wait: pid.and_then(|p| runqueue_wait_seconds(&p.to_string())),
+            cpu: sum_over(pids, cpu_seconds),
+            server_wait: sum_over(pids, |p| runqueue_wait_seconds(&p.to_string())),
             self_cpu: cpu_seconds(std::process::id()),
             self_wait: runqueue_wait_seconds("self"),
+            aux_cpu: sum_over(aux, cpu_seconds),
         }
+    }
+
+    /// CPU seconds of the processes reported apart, from `self` to `later`.
+    pub fn aux_until(&self, later: &CpuMark) -> Option<f64> {
+        diff(self.aux_cpu, later.aux_cpu)
     }
 
     /// (wall seconds, server CPU seconds) from `self` to `later`.

@@ -4,6 +4,8 @@
 //
 //   PORT=3102 node server.js            (or: node server.js 3102)
 //   TLS_CERT=cert.pem TLS_KEY=key.pem   serve wss:// instead of ws://
+//   REDIS_URL=redis://127.0.0.1:6390/0  several processes share rooms through
+//                                       @socket.io/redis-adapter (bench/cluster.py)
 // Clients connect with ?id=<id> (e.g. /socket.io/?EIO=4&transport=websocket&id=alice).
 'use strict';
 
@@ -116,4 +118,31 @@ io.on('connection', (socket) => {
   });
 });
 
-listen(server, 'socketio');
+// Without REDIS_URL: the default in-memory adapter, as before (bench.py).
+// With it: @socket.io/redis-adapter on two ioredis connections (one to
+// publish, one subscribed), the setup its README gives; the server listens
+// only once both are ready, and says so, so a benchmark column can prove it
+// ran the adapter.
+if (process.env.REDIS_URL) {
+  const Redis = require('ioredis');
+  const { createAdapter } = require('@socket.io/redis-adapter');
+  const version = (name) => require(`${name}/package.json`).version;
+  const pub = new Redis(process.env.REDIS_URL);
+  const sub = pub.duplicate();
+  const ready = (c) => new Promise((resolve, reject) => {
+    c.once('ready', resolve);
+    c.once('error', reject);
+  });
+  Promise.all([ready(pub), ready(sub)]).then(() => {
+    io.adapter(createAdapter(pub, sub));
+    console.log(`socketio redis adapter on: ${process.env.REDIS_URL} ` +
+      `(@socket.io/redis-adapter ${version('@socket.io/redis-adapter')}, ioredis ${version('ioredis')}, ` +
+      `adapter ${io.of('/').adapter.constructor.name}) pid=${process.pid}`);
+    listen(server, 'socketio');
+  }, (e) => {
+    console.error(`socketio: cannot reach Redis at ${process.env.REDIS_URL}: ${e.message}`);
+    process.exit(1);
+  });
+} else {
+  listen(server, 'socketio');
+}

@@ -1,0 +1,583 @@
+#!/usr/bin/env python3
+"""Cluster benchmark (issue 21, section 7): room fan-out across nodes.
+
+    python3 bench/cluster.py            # full run: release builds, 1000 members, a few minutes
+    python3 bench/cluster.py --quick    # smoke run: debug builds, 50 members; exits 1 if a column fails
+
+One room, one sender, M members, four columns side by side in one run:
+
+  memory       Switchboard without --cluster (one node)
+  cluster-1    Switchboard --cluster redis://…, one node
+  cluster-2    Switchboard --cluster, two nodes, M/2 members on each (the sender on the first)
+  socketio-2   Socket.IO 4 + @socket.io/redis-adapter, two node processes, M/2 + M/2
+
+Every column gets a fresh redis-server of its own (a free port, no
+persistence, a temporary directory; the memory column's is started too and
+must see no command). Servers and Redis run pinned to CPU 0, the load
+generator to CPU 1 (taskset). Pass 1 measures each column's saturation; the
+fixed offered rates are then 25/50/75 % of the slowest column's, and each
+round after that measures saturation and the fixed rates in one session
+(`loadgen fanout --offered 0,r1,r2,r3`). Server CPU is summed over the
+column's server processes, Redis's CPU (from /proc/<pid>/stat) is reported
+apart, and Redis commands per kept room message come from INFO commandstats
+read between the load generator's marks (after every member joined, after
+the last phase), divided by the messages it sent.
+
+Each column is checked to run what its name says before its figures count:
+Switchboard's start line (`serving rules=… messages_per_sec=0 …`), its
+`; node <id>` and /healthz's `"cluster"` (`"off"` / `"ok"` with the node id);
+Socket.IO's `socketio redis adapter on: … adapter RedisAdapter) pid=<pid>`
+line from the measured process; Redis's commandstats moved for every
+cluster column and did not for memory; every kept message was appended to
+the room's stream once (XADD calls = messages sent). See bench/README.md.
+Output: target/bench/cluster/ (table.md, summary.json, results.jsonl, logs/).
+"""
+
+import argparse
+import atexit
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+BENCH = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, BENCH)
+import bench  # noqa: E402  (the driver's helpers: Server, Peer, npm_ci, pinned, …)
+
+ROOT = bench.ROOT
+OUT = os.path.join(ROOT, "target", "bench", "cluster")
+# Below the ephemeral range and above bench.py's 23100-23900.
+BASE_PORT = 24100
+
+COLUMNS = ("memory", "cluster-1", "cluster-2", "socketio-2")
+log = bench.log
+
+
+# --------------------------------------------------------------------------- redis
+
+
+class Redis:
+    """Our own redis-server on a free port (never 6379), no persistence."""
+
+    def __init__(self, port, workdir, logpath, pin):
+        self.port = port
+        self.dir = tempfile.mkdtemp(prefix="redis-", dir=workdir)
+        self.logf = open(logpath, "w")
+        cmd = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+               "--dir", self.dir]
+        self.proc = subprocess.Popen(bench.pinned(0, cmd, pin), stdout=self.logf, stderr=subprocess.STDOUT)
+        if not bench.wait_port(port, self.proc, timeout=10):
+            self.stop()
+            raise RuntimeError(f"redis-server did not start on {port} (see {logpath})")
+        exe = os.path.basename(os.readlink(f"/proc/{self.proc.pid}/exe"))
+        if not exe.startswith("redis-"):
+            self.stop()
+            raise RuntimeError(f"the measured Redis process {self.proc.pid} runs {exe}, not redis-server")
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def url(self):
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def info(self, section):
+        """INFO <section> as a dict of its `key:value` lines (RESP by hand:
+        one inline command, one bulk string back)."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
+            s.sendall(f"INFO {section}\r\n".encode())
+            buf = b""
+            while b"\r\n" not in buf:
+                buf += s.recv(65536)
+            head, _, rest = buf.partition(b"\r\n")
+            if not head.startswith(b"$"):
+                raise RuntimeError(f"redis INFO: unexpected reply {head!r}")
+            n = int(head[1:])
+            while len(rest) < n:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                rest += chunk
+        out = {}
+        for line in rest[:n].decode().splitlines():
+            k, sep, v = line.partition(":")
+            if sep and not k.startswith("#"):
+                out[k] = v
+        return out
+
+    def commands(self):
+        """{command: calls} from INFO commandstats, without INFO itself (our own reads)."""
+        out = {}
+        for k, v in self.info("commandstats").items():
+            if not k.startswith("cmdstat_"):
+                continue
+            name = k[len("cmdstat_"):]
+            if name == "info":
+                continue
+            fields = dict(f.split("=", 1) for f in v.split(","))
+            out[name] = int(fields["calls"])
+        return out
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.logf.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def delta(a, b):
+    return {k: b.get(k, 0) - a.get(k, 0) for k in set(a) | set(b) if b.get(k, 0) != a.get(k, 0)}
+
+
+# --------------------------------------------------------------------------- columns
+
+
+class Ports:
+    def __init__(self):
+        self.next = BASE_PORT
+
+    def take(self):
+        """A port nothing listens on (checked by binding it)."""
+        while True:
+            self.next += 1
+            if self.next > BASE_PORT + 800:
+                self.next = BASE_PORT + 1
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", self.next))
+                    return self.next
+                except OSError:
+                    continue
+
+
+# Switchboard's per-client limits off, as bench.py's `switchboard` column:
+# the peers have no such limits.
+NO_LIMITS = {
+    "SWITCHBOARD_MESSAGES_PER_SEC": "0",
+    "SWITCHBOARD_BROADCASTS_PER_SEC": "0",
+    "SWITCHBOARD_MAX_CONNECTIONS_PER_IP": "1000000",
+    "SWITCHBOARD_MAX_HANDSHAKES_PER_IP": "1000000",
+}
+EXPECT = {"rules": '"wasm"', "messages_per_sec": "0", "broadcasts_per_sec": "0", "history_size": "100"}
+
+
+class Column:
+    """One column's processes: its Redis, its server(s); started and checked."""
+
+    def __init__(self, name, ctx, rnd):
+        self.name = name
+        self.ctx = ctx
+        self.servers = []
+        self.redis = None
+        self.checks = []  # what was proved, for the report
+        logs = os.path.join(OUT, "logs")
+        tag = f"{name}-r{rnd}"
+        try:
+            self.redis = Redis(ctx.ports.take(), ctx.workdir, os.path.join(logs, f"{tag}-redis.log"), ctx.pin)
+            nodes = 2 if name.endswith("-2") else 1
+            for i in range(nodes):
+                node = f"cb-{'ab'[i]}"
+                port = ctx.ports.take()
+                logpath = os.path.join(logs, f"{tag}-{node}.log")
+                if name == "socketio-2":
+                    d = os.path.join(BENCH, "peers", "socketio")
+                    peer = bench.Peer(name, "socketio", ["node", os.path.join(d, "server.js")], tls_env={},
+                                      cwd=d, env={"REDIS_URL": self.redis.url()})
+                    srv = self.start(peer, port, logpath)
+                    self.check_socketio(srv, logpath)
+                else:
+                    admin = ctx.ports.take()
+                    cmd = [ctx.sb_bin, "--admin-listen", f"127.0.0.1:{admin}",
+                           "--admin-token-file", os.path.join(ctx.workdir, f"admin-token-{admin}"),
+                           "--log", "warn,switchboard::net::server=info", "--node-id", node]
+                    if ctx.quick:
+                        # As bench.py's quick run: a busy machine must not
+                        # fail a policy call on its 10 ms deadline.
+                        cmd += ["--call-deadline-ms", "1000"]
+                    if name.startswith("cluster"):
+                        cmd += ["--cluster", self.redis.url(), "--cluster-prefix", ctx.prefix]
+                    peer = bench.Peer(name, "v1", cmd, env=NO_LIMITS, expect=EXPECT)
+                    srv = self.start(peer, port, logpath)
+                    self.check_switchboard(srv, logpath, node, admin, name.startswith("cluster"))
+        except Exception:
+            self.stop()
+            raise
+
+    def start(self, peer, port, logpath):
+        srv = bench.Server(peer, port, False, logpath, self.ctx.pin)
+        self.servers.append(srv)  # stopped with the column even if a check fails
+        return srv
+
+    def check_switchboard(self, srv, logpath, node, admin, cluster):
+        with open(logpath, errors="replace") as f:
+            text = f.read()
+        listening = next((l for l in text.splitlines() if " listening on " in l), "")
+        if not listening.rstrip().endswith(f"; node {node}"):
+            raise RuntimeError(f"{self.name}: no `; node {node}` in the start line {listening.strip()!r}")
+        health = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{admin}/healthz", timeout=5).read())
+        want = "ok" if cluster else "off"
+        if health.get("cluster") != want or health.get("node") != node:
+            raise RuntimeError(f"{self.name}: /healthz says {health}, expected cluster {want!r}, node {node!r}")
+        self.checks.append(f"{node}: start line `; node {node}`, serving {' '.join(f'{k}={v}' for k, v in EXPECT.items())}; "
+                           f"/healthz cluster={health['cluster']!r}")
+
+    def check_socketio(self, srv, logpath):
+        deadline = time.time() + 10
+        line = None
+        while time.time() < deadline and line is None:
+            with open(logpath, errors="replace") as f:
+                line = next((l for l in f if "redis adapter on:" in l), None)
+            if line is None:
+                time.sleep(0.05)
+        fields = set((line or "").split())
+        if not line or self.redis.url() not in fields or f"pid={srv.pid}" not in fields \
+                or "RedisAdapter)" not in fields:
+            raise RuntimeError(f"{self.name}: the Socket.IO process {srv.pid} did not say its redis adapter is on "
+                               f"with {self.redis.url()}: {(line or '(no line)').strip()!r} (see {logpath})")
+        exe = os.path.basename(os.readlink(f"/proc/{srv.pid}/exe"))
+        if exe != "node":
+            raise RuntimeError(f"{self.name}: the measured process {srv.pid} runs {exe}, not node")
+        self.checks.append(f"node {srv.pid}: {line.strip()}")
+
+    def addrs(self):
+        return ",".join(f"127.0.0.1:{s.port}" for s in self.servers)
+
+    def pids(self):
+        return ",".join(str(s.pid) for s in self.servers)
+
+    def stop(self):
+        for s in self.servers:
+            s.stop()
+        if self.redis:
+            self.redis.stop()
+
+
+# --------------------------------------------------------------------------- one run
+
+
+class Ctx:
+    pass
+
+
+def run_column(ctx, name, rnd, offered):
+    """One session of column `name`: start it, run loadgen fanout with the
+    offered loads (0 = saturation), read Redis between the marks. Returns
+    (results, session) or raises RuntimeError."""
+    col = Column(name, ctx, rnd)
+    try:
+        redis = col.redis
+        marks = {}
+        cmd = bench.pinned(1, [ctx.loadgen, "fanout", "--rooms", "1", "--members", str(ctx.members),
+                               "--senders-per-room", "1", "--offered", bench.fmt_loads(offered),
+                               "--mark-pause", str(ctx.mark_pause),
+                               "--addr", col.addrs(), "--pid", col.pids(), "--aux-pid", str(redis.pid),
+                               "--protocol", "socketio" if name.startswith("socketio") else "v1",
+                               "--peer", name] + ctx.timing, ctx.pin)
+        log("  $ " + " ".join(cmd))
+        cmds0 = redis.commands()
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        err_lines = []
+
+        def read_stderr():
+            for line in p.stderr:
+                err_lines.append(line.rstrip("\n"))
+                if line.startswith("loadgen: mark "):
+                    what = line.split()[2]
+                    t = time.time()
+                    marks[what] = (t, redis.commands())
+                    if what == "set-up-done":
+                        # Redis's background traffic while nothing is sent
+                        # (heartbeats): a second read before the load starts.
+                        time.sleep(ctx.mark_pause * 0.8)
+                        marks["idle-end"] = (time.time(), redis.commands())
+
+        reader = threading.Thread(target=read_stderr, daemon=True)
+        reader.start()
+        timer = threading.Timer(ctx.job_timeout, p.kill)
+        timer.start()
+        out = p.stdout.read()
+        p.wait()
+        timer.cancel()
+        reader.join(timeout=5)
+        cmds_end = redis.commands()
+        for line in err_lines:
+            log("    " + line)
+        results = []
+        for line in out.splitlines():
+            if line.startswith("{"):
+                try:
+                    results.append(json.loads(line))
+                except json.JSONDecodeError:
+                    pass
+        problems = [f"{r.get('mode')}: {r.get('problem')}" for r in results if not r.get("ok")]
+        if p.returncode != 0 and not problems:
+            problems.append(f"loadgen exited {p.returncode}: {' | '.join(err_lines[-3:])}")
+        if not results and not problems:
+            problems.append("loadgen printed no result")
+        for s in col.servers:
+            if not s.alive():
+                problems.append(f"server {s.peer.name} pid {s.pid} exited with {s.proc.returncode}")
+        session = {"checks": col.checks, "commands_whole_run": delta(cmds0, cmds_end)}
+        if "set-up-done" in marks and "phases-done" in marks and "idle-end" in marks:
+            (t0, c0), (ti, ci), (t1, c1) = marks["set-up-done"], marks["idle-end"], marks["phases-done"]
+            msgs = sum(r.get("messages", 0) for r in results)
+            load = delta(ci, c1)
+            idle = delta(c0, ci)
+            idle_per_s = {k: v / max(ti - t0, 1e-9) for k, v in idle.items()}
+            total = sum(load.values())
+            background = sum(idle_per_s.values()) * (t1 - ti)
+            session.update({
+                "messages": msgs,
+                "commands": load,
+                "commands_total": total,
+                "idle_commands_per_s": round(sum(idle_per_s.values()), 2),
+                "commands_per_message": round(total / msgs, 2) if msgs else None,
+                "commands_per_message_less_idle": round((total - background) / msgs, 2) if msgs else None,
+                "per_command_per_message": {k: round(v / msgs, 3) for k, v in sorted(load.items())} if msgs else {},
+                "xadd": load.get("xadd", 0),
+            })
+            if name == "memory":
+                if delta(cmds0, cmds_end):
+                    problems.append(f"memory mode, yet Redis ran commands: {delta(cmds0, cmds_end)}")
+            else:
+                if total == 0 or msgs == 0:
+                    problems.append(f"Redis commandstats did not move under load ({total} commands, {msgs} messages)")
+                if name.startswith("cluster") and load.get("xadd", 0) != msgs:
+                    problems.append(f"{msgs} messages sent, {load.get('xadd', 0)} appended to the room's stream "
+                                    "(XADD): not one kept entry per message")
+        elif not problems:
+            problems.append(f"loadgen printed no marks (got {sorted(marks)})")
+        if problems:
+            raise RuntimeError("; ".join(problems))
+        return results, session
+    finally:
+        col.stop()
+
+
+# --------------------------------------------------------------------------- table
+
+
+def fmt(x):
+    return bench.fmt(x)
+
+
+def build_table(ctx, runs, offered, sat1):
+    """Markdown: one row per figure, one column per column, then the ratios."""
+    def med(col, key, mode, off=None):
+        vals = []
+        for (c, results, _s) in runs:
+            if c != col:
+                continue
+            for r in results:
+                if r.get("mode") != mode or not r.get("ok"):
+                    continue
+                if off is not None and r.get("offered_per_s") != round(off):
+                    continue
+                v = r.get(key)
+                if isinstance(v, (int, float)):
+                    vals.append(v)
+        return statistics.median(vals) if vals else None
+
+    def sess(col, key):
+        vals = [s.get(key) for (c, _r, s) in runs if c == col and isinstance(s.get(key), (int, float))]
+        return statistics.median(vals) if vals else None
+
+    ratios = [("cluster-1", "memory"), ("cluster-2", "memory"), ("cluster-2", "socketio-2")]
+    head = ["figure (median of rounds)"] + list(COLUMNS) + [f"{a}/{b}" for a, b in ratios] + ["better"]
+    rows = []
+
+    def row(label, better, vals):
+        cells = [label] + [fmt(vals.get(c)) for c in COLUMNS]
+        for a, b in ratios:
+            x, y = vals.get(a), vals.get(b)
+            cells.append(f"{x / y:.2f}" if x is not None and y else "-")
+        rows.append(cells + [better])
+
+    def figures(mode, off=None, at=""):
+        row(f"{at}deliveries/s", "higher" if mode == "saturation" else "info",
+            {c: med(c, "deliveries_per_s", mode, off) for c in COLUMNS})
+        for q, label in (("p50_us", "p50"), ("p99_us", "p99")):
+            row(f"{at}{label} latency µs", "lower", {c: med(c, q, mode, off) for c in COLUMNS})
+        row(f"{at}server CPU s per million deliveries (all server processes)", "lower",
+            {c: med(c, "cpu_s_per_m_deliveries", mode, off) for c in COLUMNS})
+        row(f"{at}Redis CPU s per million deliveries", "lower",
+            {c: med(c, "aux_cpu_s_per_m_deliveries", mode, off) for c in COLUMNS})
+        row(f"{at}server CPU use (1.0 = the one core)", "info", {c: med(c, "server_cpu_util", mode, off) for c in COLUMNS})
+        row(f"{at}Redis CPU use", "info", {c: med(c, "aux_cpu_util", mode, off) for c in COLUMNS})
+
+    figures("saturation", at="saturation: ")
+    for frac, off in zip(ctx.loads, offered):
+        figures("latency", off, at=f"@ {fmt(off)}/s offered ({frac:.0%} of slowest): ")
+    row("Redis commands per room message (commandstats Δ / messages sent)", "lower",
+        {c: sess(c, "commands_per_message") for c in COLUMNS})
+    row("… less Redis's idle rate (heartbeats), measured after set-up", "lower",
+        {c: sess(c, "commands_per_message_less_idle") for c in COLUMNS})
+    row("pass 1 saturation deliveries/s (set the fixed rates)", "info", sat1)
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="smoke run: debug builds, 50 members, 1 round; exit 1 on any failure")
+    ap.add_argument("--members", type=int, help="room members (default 1000; quick: 50), split evenly over 2-node columns")
+    ap.add_argument("--rounds", type=int, default=2, help="rounds of saturation + fixed rates after pass 1 (full run)")
+    ap.add_argument("--duration", type=float, default=3.0, help="seconds measured per phase (full run)")
+    ap.add_argument("--warmup", type=float, default=1.0, help="seconds of warm-up per phase (full run)")
+    ap.add_argument("--columns", help=f"comma-separated subset of {','.join(COLUMNS)}")
+    ap.add_argument("--no-build", action="store_true", help="use the binaries already built")
+    ap.add_argument("--no-pin", action="store_true", help="do not pin with taskset")
+    ap.add_argument("--job-timeout", type=float, default=240.0, help="seconds one loadgen run may take")
+    args = ap.parse_args()
+
+    started = time.time()
+    load_before = bench.loadavg()
+    os.makedirs(os.path.join(OUT, "logs"), exist_ok=True)
+    bench.raise_nofile()
+    for tool in ("node", "npm", "cargo", "redis-server"):
+        if not shutil.which(tool):
+            sys.exit(f"cluster bench: `{tool}` is needed and not on PATH (redis-server: `make redis-server`)")
+    pin = not args.no_pin and shutil.which("taskset") is not None and (os.cpu_count() or 1) >= 2
+    columns = args.columns.split(",") if args.columns else list(COLUMNS)
+    bad = [c for c in columns if c not in COLUMNS]
+    if bad:
+        sys.exit(f"cluster bench: unknown column(s) {', '.join(bad)}; known: {', '.join(COLUMNS)}")
+    if "socketio-2" in columns:
+        bench.npm_ci("socketio")
+
+    profile = "debug" if args.quick else "release"
+    if not args.no_build:
+        bench.run(["cargo", "build", "-p", "switchboard", "-p", "loadgen", "--features", "switchboard/native-rules"]
+                  + ([] if args.quick else ["--release"]), cwd=ROOT)
+    ctx = Ctx()
+    ctx.quick = args.quick
+    ctx.pin = pin
+    ctx.ports = Ports()
+    ctx.job_timeout = args.job_timeout
+    ctx.prefix = f"cb{os.getpid()}"
+    ctx.members = args.members or (50 if args.quick else 1000)
+    if ctx.members < 4 or ctx.members % 2:
+        sys.exit("cluster bench: --members wants an even number, at least 4")
+    ctx.mark_pause = 0.5 if args.quick else 2.0
+    ctx.timing = (["--warmup", "0.2", "--duration", "0.5", "--grace", "3"] if args.quick else
+                  ["--warmup", str(args.warmup), "--duration", str(args.duration), "--grace", "3"])
+    ctx.loads = [0.5] if args.quick else [0.25, 0.5, 0.75]
+    # Private copies of the binaries (a rebuild of target/ meanwhile must not
+    # change what is measured), removed at exit.
+    ctx.workdir = tempfile.mkdtemp(prefix=f"run-{os.getpid()}-", dir=OUT)
+    atexit.register(shutil.rmtree, ctx.workdir, True)
+    for name in ("switchboard", "loadgen"):
+        src = os.path.join(ROOT, "target", profile, name)
+        if not os.path.exists(src):
+            sys.exit(f"cluster bench: {src} not built")
+        shutil.copy2(src, os.path.join(ctx.workdir, name))
+    ctx.sb_bin = os.path.join(ctx.workdir, "switchboard")
+    ctx.loadgen = os.path.join(ctx.workdir, "loadgen")
+    if load_before > 1.5:
+        log(f"WARNING: load average is {load_before:.1f} on {os.cpu_count()} CPUs: other work shares the pinned cores")
+    log(f"columns: {', '.join(columns)}; {ctx.members} members; {profile} builds; pinned: {pin}")
+
+    runs = []  # (column, results, session)
+    failures = []
+    raw = open(os.path.join(OUT, f"results.jsonl.run-{os.getpid()}"), "w")
+
+    def session(name, rnd, offered):
+        log(f"[round {rnd}] {name}: offered {bench.fmt_loads(offered)}")
+        t0 = time.time()
+        try:
+            results, s = run_column(ctx, name, rnd, offered)
+        except (RuntimeError, OSError, ValueError) as e:
+            log(f"    FAILED [{name}] round {rnd}: {e}")
+            failures.append((rnd, name, str(e)))
+            return None
+        for r in results:
+            r.update(round=rnd, column=name)
+            raw.write(json.dumps(r) + "\n")
+        raw.write(json.dumps({"round": rnd, "column": name, "session": s}) + "\n")
+        raw.flush()
+        log(f"    {name}: {s.get('commands_per_message')} Redis commands per message "
+            f"({s.get('messages')} messages; {s.get('commands')}) ({time.time() - t0:.1f} s)")
+        return results, s
+
+    sat1 = {}
+    if args.quick:
+        # Fixed, small rates: no pass 1 (a debug build's saturation is no guide).
+        offered = [round(2000 * ctx.members / 50)]
+        rounds = [1]
+    else:
+        for name in columns:
+            got = session(name, 0, [0])
+            if got:
+                sat1[name] = got[0][0].get("deliveries_per_s")
+        sats = [v for v in sat1.values() if v]
+        if not sats:
+            sys.exit("cluster bench: no column saturated in pass 1")
+        offered = [round(f * min(sats)) for f in ctx.loads]
+        log(f"fixed offered rates: {offered} deliveries/s ({', '.join(f'{f:.0%}' for f in ctx.loads)} of {min(sats):,.0f})")
+        rounds = range(1, args.rounds + 1)
+    for rnd in rounds:
+        for name in columns:
+            got = session(name, rnd, [0] + offered)
+            if got:
+                runs.append((name, got[0], got[1]))
+    raw.close()
+    os.replace(raw.name, os.path.join(OUT, "results.jsonl"))
+
+    table = build_table(ctx, runs, offered, sat1)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    header = (f"Cluster fan-out, 1 room × {ctx.members} members, 1 sender ({'quick' if args.quick else 'full'}; "
+              f"{profile} builds; commit {commit}; {time.strftime('%Y-%m-%d %H:%M %Z')}; servers and Redis on CPU 0, "
+              f"loadgen on CPU 1: {pin}; {time.time() - started:.0f} s; load average {load_before:.2f} before, "
+              f"{bench.loadavg():.2f} after)")
+    checks = {}
+    breakdown = {}
+    for (c, _r, s) in runs:
+        checks.setdefault(c, s["checks"])
+        breakdown.setdefault(c, s.get("per_command_per_message"))
+    waits = [r["client_wait_frac"] for (_c, rs, _s) in runs for r in rs if "client_wait_frac" in r]
+    lines = [header, "", table, ""]
+    lines.append("Redis commands per room message, by command (first round; commandstats Δ between the marks / messages):")
+    for c in columns:
+        if breakdown.get(c) is not None:
+            lines.append(f"- {c}: " + (", ".join(f"{k} {v:g}" for k, v in breakdown[c].items()) or "none"))
+    lines.append("")
+    lines.append("What each column ran (checked at its start):")
+    for c in columns:
+        for chk in checks.get(c, []):
+            lines.append(f"- {c}: {chk}")
+    if waits:
+        lines.append(f"\nloadgen run-queue wait per window: median {statistics.median(waits):.0%}, max {max(waits):.0%}")
+    text = "\n".join(lines)
+    print()
+    print(text)
+    with open(os.path.join(OUT, "table.md"), "w") as f:
+        f.write(text + "\n")
+    with open(os.path.join(OUT, "summary.json"), "w") as f:
+        json.dump({"header": header, "offered": offered, "sat_pass1": sat1, "failures": failures,
+                   "sessions": [{"column": c, **s} for (c, _r, s) in runs]}, f, indent=1)
+    if failures:
+        print(f"\n{len(failures)} failure(s):")
+        for (rnd, c, why) in failures:
+            print(f"  round {rnd} [{c}]: {why}")
+        sys.exit(1)
+    print(f"\nall columns ok; raw results in {os.path.relpath(OUT, os.getcwd())}/results.jsonl")
+
+
+if __name__ == "__main__":
+    main()
