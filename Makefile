@@ -10,7 +10,7 @@ LISTEN ?= 0.0.0.0:3001
 ADMIN_LISTEN ?=
 WASM_TARGET := wasm32-wasip2
 
-.PHONY: run test build release wasm-target redis-server fmt lint clean bench bench-quick clients-test miniprogram-test browser-test
+.PHONY: run test build release wasm-target redis-server fmt lint clean bench bench-quick bench-cluster clients-test miniprogram-test browser-test
 
 run: wasm-target
 	$(CARGO) run --release -p switchboard -- --listen $(LISTEN) $(if $(ADMIN_LISTEN),--admin-listen $(ADMIN_LISTEN))
@@ -73,6 +73,11 @@ bench: wasm-target
 
 bench-quick: wasm-target
 	python3 bench/bench.py --quick
+
+# Room fan-out across cluster nodes on Redis, beside Socket.IO's Redis adapter
+# (bench/README.md, "Cluster fan-out"). Needs node/npm and redis-server.
+bench-cluster: wasm-target redis-server
+	python3 bench/cluster.py
 
 wasm-target:
 	@rustup target list --installed 2>/dev/null | grep -qx '$(WASM_TARGET)' || rustup target add $(WASM_TARGET)

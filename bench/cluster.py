@@ -433,6 +433,19 @@ def build_table(ctx, runs, offered, sat1):
 # --------------------------------------------------------------------------- main
 
 
+def source_of(bin_dir):
+    """The commit the binaries were built from: the git checkout holding
+    `bin_dir`, with `+uncommitted changes` when its tracked files differ
+    from that commit (a shared work tree: the figures are then not the
+    commit's alone)."""
+    git = lambda *a: subprocess.run(["git", "-C", bin_dir, *a], capture_output=True, text=True).stdout.strip()
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    top = git("rev-parse", "--show-toplevel")
+    dirty = git("status", "--porcelain", "--untracked-files=no")
+    return f"{commit} ({top}{', + uncommitted changes' if dirty else ''})"
+
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="smoke run: debug builds, 50 members, 1 round; exit 1 on any failure")
@@ -442,6 +455,8 @@ def main():
     ap.add_argument("--warmup", type=float, default=1.0, help="seconds of warm-up per phase (full run)")
     ap.add_argument("--columns", help=f"comma-separated subset of {','.join(COLUMNS)}")
     ap.add_argument("--no-build", action="store_true", help="use the binaries already built")
+    ap.add_argument("--bin-dir", help="take switchboard and loadgen from this directory (e.g. a clean clone's "
+                    "target/release, so others' uncommitted edits are not measured); implies --no-build")
     ap.add_argument("--no-pin", action="store_true", help="do not pin with taskset")
     ap.add_argument("--job-timeout", type=float, default=240.0, help="seconds one loadgen run may take")
     args = ap.parse_args()
@@ -462,7 +477,8 @@ def main():
         bench.npm_ci("socketio")
 
     profile = "debug" if args.quick else "release"
-    if not args.no_build:
+    bin_dir = os.path.abspath(args.bin_dir) if args.bin_dir else os.path.join(ROOT, "target", profile)
+    if not args.no_build and not args.bin_dir:
         bench.run(["cargo", "build", "-p", "switchboard", "-p", "loadgen", "--features", "switchboard/native-rules"]
                   + ([] if args.quick else ["--release"]), cwd=ROOT)
     ctx = Ctx()
@@ -483,7 +499,7 @@ def main():
     ctx.workdir = tempfile.mkdtemp(prefix=f"run-{os.getpid()}-", dir=OUT)
     atexit.register(shutil.rmtree, ctx.workdir, True)
     for name in ("switchboard", "loadgen"):
-        src = os.path.join(ROOT, "target", profile, name)
+        src = os.path.join(bin_dir, name)
         if not os.path.exists(src):
             sys.exit(f"cluster bench: {src} not built")
         shutil.copy2(src, os.path.join(ctx.workdir, name))
@@ -540,7 +556,7 @@ def main():
     os.replace(raw.name, os.path.join(OUT, "results.jsonl"))
 
     table = build_table(ctx, runs, offered, sat1)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    commit = source_of(bin_dir)
     header = (f"Cluster fan-out, 1 room × {ctx.members} members, 1 sender ({'quick' if args.quick else 'full'}; "
               f"{profile} builds; commit {commit}; {time.strftime('%Y-%m-%d %H:%M %Z')}; servers and Redis on CPU 0, "
               f"loadgen on CPU 1: {pin}; {time.time() - started:.0f} s; load average {load_before:.2f} before, "
