@@ -5,6 +5,7 @@
 //! Every wait is bounded by [`WAIT`] so a broken server fails a test instead
 //! of hanging it; nothing sleeps to synchronise.
 
+pub mod cluster;
 pub mod redis;
 
 use std::net::SocketAddr;

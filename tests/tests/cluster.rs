@@ -4,51 +4,9 @@
 
 use anyhow::{Context, Result, ensure};
 use serde_json::{Value, json};
-use switchboard::config::Config;
-use switchboard::config::cluster::{ClusterConfig, RedisUrl};
-use switchboard::config::node::NodeId;
+use switchboard_tests::TestServer;
+use switchboard_tests::cluster::{ask, connect, next_room, node};
 use switchboard_tests::redis::RedisServer;
-use switchboard_tests::{Client, TestServer, tolerant_config, without_rate_limits};
-
-fn node(redis: &RedisServer, id: &str) -> Result<Config> {
-    let mut c = without_rate_limits(tolerant_config());
-    let url = RedisUrl::parse(&redis.url()).map_err(anyhow::Error::msg)?;
-    c.cluster = Some(ClusterConfig::new(url));
-    c.node_id = NodeId::parse(id).map_err(anyhow::Error::msg)?;
-    Ok(c)
-}
-
-async fn connect(server: &TestServer, id: &str) -> Result<Client> {
-    let mut c = server.connect_path(&format!("/ws/{id}")).await?;
-    let welcome = c.recv_v2().await?;
-    ensure!(welcome["type"] == "welcome", "{welcome}");
-    Ok(c)
-}
-
-/// Send `request` with `ref` and read until its answer; returns what came
-/// before it and the answer.
-async fn ask(c: &mut Client, mut request: Value, r: &str) -> Result<(Vec<Value>, Value)> {
-    request["ref"] = json!(r);
-    c.send_json(request).await?;
-    let mut before = Vec::new();
-    loop {
-        let v = c.recv_v2().await?;
-        if v["ref"] == r {
-            return Ok((before, v));
-        }
-        before.push(v);
-    }
-}
-
-/// The next room frame.
-async fn next_room(c: &mut Client) -> Result<Value> {
-    loop {
-        let v = c.recv_v2().await?;
-        if v["type"] == "room" {
-            return Ok(v);
-        }
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rooms_span_nodes_with_one_numbering() -> Result<()> {

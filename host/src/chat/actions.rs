@@ -132,6 +132,15 @@ async fn carry_out(
                         reply(&caller, refused);
                         continue;
                     }
+                    Err(SendError::Unavailable(e)) => {
+                        // Not sent, not stored: said so, and nothing after
+                        // it (its ack) is carried out.
+                        let message = format!("the notice was not sent: {e}; send it again");
+                        let refused =
+                            replies::error(request, replies::code::UNAVAILABLE, &message, None);
+                        reply(&caller, refused);
+                        return;
+                    }
                 };
                 let answer = match sent {
                     Sent::Queued => on_sent,
@@ -185,7 +194,19 @@ async fn carry_out(
                 on_joined,
             } if gone != Some(id.as_str()) => {
                 let since = since.as_ref().map(|p| (p.epoch.as_str(), p.offset));
-                if let Err(e) = chat.history.prepare(&room, since).await {
+                // The room's messages reach this server, and the id's rooms
+                // say it is in (where the cluster keeps them): both before
+                // it joins, so a join that could not be made known is not
+                // made.
+                let generation = registry.generation(&id);
+                let ready = match chat.history.prepare(&room, since).await {
+                    Ok(()) => match generation {
+                        Some(g) => bus.member(&id, g, true, &room).await,
+                        None => Ok(()),
+                    },
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = ready {
                     let message = format!("the room could not be joined now: {e}; try again");
                     let refused =
                         replies::error(request, replies::code::UNAVAILABLE, &message, None);
@@ -213,6 +234,11 @@ async fn carry_out(
                 registry.join_with(&id, &room, Some(chat.history), since, join);
                 let (joined, answer) = outcome;
                 if refused_join(joined) {
+                    if let Some(g) = generation
+                        && let Err(e) = bus.member(&id, g, false, &room).await
+                    {
+                        tracing::warn!(id, room, error = %e, "a refused join stays in the id's rooms");
+                    }
                     let message = if joined == Joined::TooManyRooms {
                         format!(
                             "`{id}` is in {} rooms, the most allowed; leave one first",
@@ -236,10 +262,21 @@ async fn carry_out(
             }
             Action::Leave { id, room } => {
                 if gone == Some(id.as_str()) {
+                    // Its rooms are let go of all at once (`released`).
                     registry.leave_if_offline(&id, &room);
-                } else {
-                    registry.leave(&id, &room);
+                    continue;
                 }
+                if let Some(g) = registry.generation(&id)
+                    && registry.in_room(&id, &room)
+                    && let Err(e) = bus.member(&id, g, false, &room).await
+                {
+                    let message = format!("the room could not be left now: {e}; try again");
+                    let refused =
+                        replies::error(request, replies::code::UNAVAILABLE, &message, None);
+                    reply(&caller, refused);
+                    return;
+                }
+                registry.leave(&id, &room);
             }
             Action::Close { id, code, reason } if gone != Some(id.as_str()) => {
                 bus.close(&id, close_code(code), &cut(reason));

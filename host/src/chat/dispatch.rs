@@ -150,6 +150,16 @@ impl Local for Registry {
     fn close(&self, id: &str, code: u16, reason: &str) -> bool {
         Registry::close(self, id, CloseReason::with_code(code, reason))
     }
+
+    fn claims(&self) -> Vec<(std::sync::Arc<str>, u64)> {
+        self.claimed_ids()
+    }
+
+    fn claimed(&self, id: &str, generation: u64) {
+        if self.claimed_elsewhere(id, generation) {
+            tracing::debug!(id, generation, "replaced by a connection on another server");
+        }
+    }
 }
 
 #[cfg(test)]

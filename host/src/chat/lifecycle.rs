@@ -10,9 +10,10 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::chat::Chat;
 use crate::chat::actions::{self, Caller};
-use crate::chat::outbound::{self, Inbox, Outbox};
+use crate::chat::outbound::{self, CloseReason, Inbox, Outbox, code};
 use crate::chat::replies;
 use crate::policy::{Action, Frame};
+use crate::store::bus::Claim;
 use crate::store::json;
 use crate::store::notices::Mail;
 
@@ -41,8 +42,14 @@ pub struct Resume {
 /// `session` (the connection's, when it has one) is set in the welcome
 /// (see [`with_session`]): the rules never see it.
 ///
+/// `claim` is the id's claim for this connection: a newer one known here
+/// refuses it (closed with 4001 after the welcome, nothing else carried
+/// out); the rooms it brings from another server are joined without a
+/// word, as a reconnect on one server keeps its rooms.
+///
 /// One event under one cork: the welcome and what `on-connect` sends to
 /// others are written at its end, after the registration.
+#[allow(clippy::too_many_arguments)]
 pub async fn connect(
     chat: Chat<'_>,
     id: &str,
@@ -50,6 +57,7 @@ pub async fn connect(
     mut decided: Vec<Action>,
     session: Option<&str>,
     resume: Option<Resume>,
+    claim: Claim,
     registered: impl FnOnce() + Send,
 ) {
     if let Some(session) = session {
@@ -64,24 +72,50 @@ pub async fn connect(
         actions::apply(chat, Caller::new(outbox), decided).await;
         let stored = stored_frames(chat.notices.take(id, SystemTime::now()).await);
         let queue_stored = || queue_counted(outbox, stored);
-        match resume {
-            Some(Resume { serial, mut missed }) => {
-                chat.registry.take_over(id, serial, outbox.clone(), || {
+        let generation = claim.generation;
+        let registration = match resume {
+            Some(Resume { serial, mut missed }) => chat
+                .registry
+                .take_over(id, serial, outbox.clone(), generation, || {
                     queue_counted(outbox, missed.unhold());
                     queue_stored();
-                });
-            }
-            None => {
-                chat.registry
-                    .register_with(id, outbox.clone(), queue_stored);
-            }
+                })
+                .map(|_| ()),
+            None => chat
+                .registry
+                .register_with(id, outbox.clone(), generation, queue_stored)
+                .map(|_| ()),
+        };
+        if registration.is_err() {
+            tracing::debug!(id, generation, "a newer connection has the id already");
+            outbox.close(CloseReason {
+                replaced: true,
+                ..CloseReason::with_code(code::REPLACED, "replaced by a newer connection")
+            });
+            return;
         }
+        keep_rooms(chat, id, claim.rooms).await;
         let late = stored_frames(chat.notices.take(id, SystemTime::now()).await);
         queue_counted(outbox, late);
         registered();
         actions::apply(chat, Caller::new(outbox), rest).await;
     })
     .await;
+}
+
+/// Join `id` to `rooms` (where it was on another server) without a word:
+/// nobody hears `joined`, as nobody heard `left` where it was.
+async fn keep_rooms(chat: Chat<'_>, id: &str, rooms: Vec<String>) {
+    for room in rooms {
+        if chat.registry.in_room(id, &room) {
+            continue;
+        }
+        if let Err(e) = chat.history.prepare(&room, None).await {
+            tracing::warn!(id, room, error = %e, "a room kept from another server is not followed here");
+        }
+        chat.registry
+            .join_with(id, &room, Some(chat.history), None, |_, _| {});
+    }
 }
 
 /// Set `"session":"<session>"` in every text frame `on-connect` replies
@@ -117,8 +151,12 @@ pub async fn disconnect(chat: Chat<'_>, id: &str, decided: Option<Vec<Action>>) 
         if let Some(decided) = decided {
             actions::apply_disconnect(chat, id, decided).await;
         }
-        chat.registry
+        let left = chat
+            .registry
             .leave_all_if_offline(id, chat.bus, replies::left);
+        if left.is_some() {
+            chat.bus.released(id).await;
+        }
     })
     .await;
 }

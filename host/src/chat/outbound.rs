@@ -19,7 +19,7 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::io::{self, IoSlice};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 
 use tokio::sync::Notify;
@@ -297,6 +297,8 @@ impl Queue {
 struct Shared {
     /// Distinguishes connections that had the same id at different times.
     serial: u64,
+    /// The claim of the id this connection registered with (0: none).
+    generation: AtomicU64,
     /// Frames the queue holds before the connection is closed with 4008.
     max_frames: usize,
     /// Bytes the queue holds before the connection is closed with 4008.
@@ -553,6 +555,7 @@ pub fn channel_in(
 ) -> (Outbox, Inbox) {
     let shared = Arc::new(Shared {
         serial,
+        generation: AtomicU64::new(0),
         max_frames: max_frames.max(1),
         max_bytes,
         queue: Mutex::default(),
@@ -578,6 +581,16 @@ impl Outbox {
     /// Which connection this is.
     pub fn serial(&self) -> u64 {
         self.shared.serial
+    }
+
+    /// The generation of the claim it registered with (0: none).
+    pub fn generation(&self) -> u64 {
+        self.shared.generation.load(Ordering::Relaxed)
+    }
+
+    /// Set when it registers (under the id's lock).
+    pub fn set_generation(&self, generation: u64) {
+        self.shared.generation.store(generation, Ordering::Relaxed);
     }
 
     /// Queue `msg` without waiting. On overflow the connection is closed with

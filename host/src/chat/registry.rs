@@ -12,10 +12,11 @@
 //! member; queueing never blocks, so the hold is short. Nothing holding a
 //! shard ever takes a stripe.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 use tokio_tungstenite::tungstenite::Message;
@@ -69,7 +70,22 @@ struct Inner {
     /// `max_total_rooms` is checked against (`rooms.len()` would be a
     /// check-then-act race between two joins making two rooms).
     total_rooms: AtomicUsize,
+    /// Ids claimed lately by another server, with that claim's generation
+    /// and when word of it came: the word and the answer to an older
+    /// claim made here race, so a connection of an older claim that comes
+    /// to register after the word is refused.
+    superseded: Mutex<HashMap<Name, (u64, Instant)>>,
 }
+
+/// How long word of a claim elsewhere is kept: far longer than a claim's
+/// answer can take to come (the store's timeout is a second).
+const SUPERSEDED_FOR: Duration = Duration::from_secs(60);
+
+/// A connection registered with a claim older than the id's newest (made
+/// here or on another server): it is not the id's connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("replaced by a newer connection")]
+pub struct Superseded;
 
 /// What a `join` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -168,6 +184,7 @@ impl Registry {
                 max_rooms,
                 max_total_rooms,
                 total_rooms: AtomicUsize::new(0),
+                superseded: Mutex::default(),
             }),
         }
     }
@@ -177,50 +194,140 @@ impl Registry {
         self.inner.next_serial.fetch_add(1, Ordering::Relaxed) + 1
     }
 
-    /// Make `outbox` the connection of `id`. An older connection with the same
-    /// id is closed with 4001 and returned.
+    /// Make `outbox` the connection of `id`, with no claim. An older
+    /// connection with the same id is closed with 4001 and returned.
     pub fn register(&self, id: &str, outbox: Outbox) -> Option<Outbox> {
-        self.register_with(id, outbox, || {})
+        self.register_with(id, outbox, 0, || {}).unwrap_or(None)
     }
 
-    /// [`Registry::register`], running `first` under the id's lock just
-    /// before: what it queues to `outbox` (stored notices) comes before
-    /// anything sent to the id once it is online.
-    pub fn register_with(&self, id: &str, outbox: Outbox, first: impl FnOnce()) -> Option<Outbox> {
+    /// [`Registry::register`] for claim `generation` (0: none), running
+    /// `first` under the id's lock just before: what it queues to
+    /// `outbox` (stored notices) comes before anything sent to the id
+    /// once it is online. Refused when a newer claim of the id is known
+    /// (its connection here, or word of one elsewhere): of two
+    /// connections the newer claim wins, whatever order they register in.
+    pub fn register_with(
+        &self,
+        id: &str,
+        outbox: Outbox,
+        generation: u64,
+        first: impl FnOnce(),
+    ) -> Result<Option<Outbox>, Superseded> {
         let _id = self.lock(id);
+        self.check_claim(id, generation)?;
         first();
+        outbox.set_generation(generation);
         let old = self.inner.online.insert(Name::from(id), outbox);
         if let Some(old) = &old {
-            old.close(CloseReason {
-                replaced: true,
-                ..CloseReason::with_code(code::REPLACED, "replaced by a newer connection")
-            });
+            old.close(replaced());
         }
-        old
+        Ok(old)
     }
 
-    /// Put `outbox` in place of held connection `serial` of `id` (a resume),
-    /// running `carry` in between with the id's entry locked: what it moves
-    /// from the held queue to `outbox` comes before anything sent to the id
-    /// after. The id keeps its rooms; nobody is told. If `serial` no longer
-    /// holds the id, `outbox` is registered as a new connection; false then.
-    pub fn take_over(&self, id: &str, serial: u64, outbox: Outbox, carry: impl FnOnce()) -> bool {
+    /// Whether claim `generation` of `id` is still its newest known here.
+    fn check_claim(&self, id: &str, generation: u64) -> Result<(), Superseded> {
+        if generation == 0 {
+            return Ok(());
+        }
+        let newer_here = self
+            .inner
+            .online
+            .get(id)
+            .is_some_and(|o| o.generation() > generation);
+        let newer_elsewhere = self
+            .superseded()
+            .get(id)
+            .is_some_and(|(g, _)| *g > generation);
+        if newer_here || newer_elsewhere {
+            return Err(Superseded);
+        }
+        Ok(())
+    }
+
+    /// `id` was claimed on another server with `generation`: its
+    /// connection here, if of an older claim, is replaced (4001) and its
+    /// rooms here are left without a word — the new connection keeps them.
+    /// Returns whether a connection here was replaced.
+    pub fn claimed_elsewhere(&self, id: &str, generation: u64) -> bool {
         let _id = self.lock(id);
+        {
+            let now = Instant::now();
+            let mut superseded = self.superseded();
+            superseded.retain(|_, (_, at)| now.duration_since(*at) < SUPERSEDED_FOR);
+            let entry = superseded.entry(Name::from(id)).or_insert((0, now));
+            if entry.0 < generation {
+                *entry = (generation, now);
+            }
+        }
+        let Some((_, old)) = self
+            .inner
+            .online
+            .remove_if(id, |_, o| o.generation() < generation)
+        else {
+            return false;
+        };
+        old.close(replaced());
+        if let Some((_, rooms)) = self.inner.members_of.remove(id) {
+            for room in &rooms {
+                self.remove_member(room, id);
+            }
+        }
+        true
+    }
+
+    fn superseded(&self) -> MutexGuard<'_, HashMap<Name, (u64, Instant)>> {
+        // A map of numbers: a panic elsewhere cannot leave it invalid.
+        self.inner
+            .superseded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Every id here with a claim, and its generation.
+    pub fn claimed_ids(&self) -> Vec<(Name, u64)> {
+        self.inner
+            .online
+            .iter()
+            .map(|e| (e.key().clone(), e.value().generation()))
+            .filter(|(_, g)| *g != 0)
+            .collect()
+    }
+
+    /// The claim generation of `id`'s connection here (`None`: offline).
+    pub fn generation(&self, id: &str) -> Option<u64> {
+        self.inner.online.get(id).map(|o| o.generation())
+    }
+
+    /// Put `outbox` (of claim `generation`) in place of held connection
+    /// `serial` of `id` (a resume), running `carry` in between with the
+    /// id's entry locked: what it moves from the held queue to `outbox`
+    /// comes before anything sent to the id after. The id keeps its rooms;
+    /// nobody is told. If `serial` no longer holds the id, `outbox` is
+    /// registered as a new connection; false then. Refused as
+    /// [`Registry::register_with`] is.
+    pub fn take_over(
+        &self,
+        id: &str,
+        serial: u64,
+        outbox: Outbox,
+        generation: u64,
+        carry: impl FnOnce(),
+    ) -> Result<bool, Superseded> {
+        let _id = self.lock(id);
+        self.check_claim(id, generation)?;
+        outbox.set_generation(generation);
         if let Some(mut held) = self.inner.online.get_mut(id)
             && held.serial() == serial
         {
             carry();
             *held = outbox;
-            return true;
+            return Ok(true);
         }
         carry();
         if let Some(old) = self.inner.online.insert(Name::from(id), outbox) {
-            old.close(CloseReason {
-                replaced: true,
-                ..CloseReason::with_code(code::REPLACED, "replaced by a newer connection")
-            });
+            old.close(replaced());
         }
-        false
+        Ok(false)
     }
 
     /// Take `id` offline if connection `serial` still holds it. Returns
@@ -235,20 +342,20 @@ impl Registry {
 
     /// Remove an offline id from all its rooms, telling each room's
     /// remaining members with `left(room, id)`. Does nothing if the id is
-    /// online again (a new connection took it and keeps its rooms). Returns
-    /// how many rooms it left.
+    /// online again (a new connection took it and keeps its rooms): `None`
+    /// then. Returns how many rooms it left.
     pub fn leave_all_if_offline(
         &self,
         id: &str,
         bus: &dyn Bus,
         left: impl Fn(&str, &str) -> Message,
-    ) -> usize {
+    ) -> Option<usize> {
         let _id = self.lock(id);
         if self.is_online(id) {
-            return 0;
+            return None;
         }
         let Some((_, rooms)) = self.inner.members_of.remove(id) else {
-            return 0;
+            return Some(0);
         };
         // Under the id's lock: a new connection's `join` waits, so every
         // room hears this `left` before that `joined`.
@@ -256,7 +363,7 @@ impl Registry {
             self.remove_member(room, id);
             bus.transient(room, left(room, id), None);
         }
-        rooms.len()
+        Some(rooms.len())
     }
 
     /// Add `id` to `room`, within the rooms-per-id limit and, when the room
@@ -596,6 +703,14 @@ impl Registry {
         {
             self.inner.total_rooms.fetch_sub(1, Ordering::Relaxed);
         }
+    }
+}
+
+/// How an older connection of an id is closed.
+fn replaced() -> CloseReason {
+    CloseReason {
+        replaced: true,
+        ..CloseReason::with_code(code::REPLACED, "replaced by a newer connection")
     }
 }
 

@@ -96,6 +96,7 @@ where
         upgrade.actions,
         upgrade.session.as_deref(),
         upgrade.resume,
+        *upgrade.claim,
         || {
             tracing::debug!(%peer, id, serial, resumed, "connected");
             if shared.is_shutting_down() {
@@ -185,6 +186,8 @@ async fn hold(
     kept: Kept,
     outbox: Outbox,
 ) {
+    // Other nodes answer a send to it `held` from now.
+    shared.chat().bus.holding(&id, outbox.generation()).await;
     let held = Held {
         session,
         serial,
@@ -264,6 +267,10 @@ struct Accepted {
     session: Option<String>,
     /// The held id this connection takes back, if it resumed one.
     resume: Option<Resume>,
+    /// The id's claim for this connection (boxed: every connection's
+    /// task carries this struct for its whole life, and the claim is
+    /// needed once).
+    claim: Box<crate::store::bus::Claim>,
 }
 
 /// Read the upgrade request, ask the policy, answer. `None` if refused.
@@ -368,6 +375,21 @@ where
             return None;
         }
     };
+    // Claimed once the rules let the connection in (a refused one must
+    // not replace the id's connection), before it is told it is in.
+    let claim = match shared.chat().bus.claim(id).await {
+        Ok(claim) => claim,
+        Err(e) => {
+            refused(resume).await;
+            if !shared.registry.is_online(id) {
+                disconnected(shared, id).await;
+            }
+            tracing::warn!(%peer, id, error = %e, "connection refused: the id could not be claimed");
+            let reason = format!("unavailable: {e}; try again");
+            let _ = timeout(limit, handshake::refuse(stream, 503, &reason)).await;
+            return None;
+        }
+    };
     if !matches!(
         timeout(limit, handshake::accept(stream, &request)).await,
         Ok(Ok(()))
@@ -386,6 +408,7 @@ where
         actions,
         session,
         resume,
+        claim: Box::new(claim),
     })
 }
 

@@ -152,8 +152,17 @@ impl Replay {
                             outbound::channel(serial, SIMULATED_QUEUE, usize::MAX);
                         // No session: a replay has no client to resume.
                         let chat = self.chat();
-                        lifecycle::connect(chat, id, &outbox, decided.clone(), None, None, || {})
-                            .await;
+                        lifecycle::connect(
+                            chat,
+                            id,
+                            &outbox,
+                            decided.clone(),
+                            None,
+                            None,
+                            Default::default(),
+                            || {},
+                        )
+                        .await;
                         self.conns.insert(id.clone(), (outbox, inbox));
                         Outcome::Actions(decided)
                     }

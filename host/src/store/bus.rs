@@ -35,15 +35,24 @@ pub enum SendError {
     /// which): nothing was stored, nothing else dropped.
     #[error(transparent)]
     Quota(StoreError),
+    /// The id's place in the cluster could not be asked (its store does
+    /// not answer): nothing was sent or stored.
+    #[error(transparent)]
+    Unavailable(Unavailable),
 }
 
 /// An id claimed by a new connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Claim {
     /// The id's generation: each claim of an id gets a greater one, so a
     /// late word about an older connection (its end, its disconnect) can
-    /// be told from the current one's.
+    /// be told from the current one's, and of two connections the newer
+    /// claim wins wherever each is.
     pub generation: u64,
+    /// The rooms the id is in on another server, which the new
+    /// connection keeps (empty on a server of its own: the registry keeps
+    /// an id's rooms across its connections).
+    pub rooms: Vec<String>,
 }
 
 /// This server's own connections, as the bus hands them what reaches
@@ -81,6 +90,15 @@ pub trait Local: Presence {
     /// Ask `id`'s connection here to close with `code` and `reason`.
     /// False if it is not here.
     fn close(&self, id: &str, code: u16, reason: &str) -> bool;
+
+    /// `id` was claimed elsewhere with `generation`: its connection here,
+    /// if older, is replaced (4001) and leaves its rooms here without a
+    /// word (the new connection keeps them); one of an older claim that
+    /// registers later is refused.
+    fn claimed(&self, id: &str, generation: u64);
+
+    /// The ids connected (or held) here with a claim, and its generation.
+    fn claims(&self) -> Vec<(std::sync::Arc<str>, u64)>;
 }
 
 /// Everything that crosses connections.
@@ -120,11 +138,34 @@ pub trait Bus: std::fmt::Debug + Send + Sync {
     ) -> Result<Sent, SendError>;
 
     /// Ask `id`'s connection to close with `code` and `reason`. False if
-    /// it is not online.
+    /// it is not online here (in a cluster, it is then asked of the node
+    /// that has it, if one has).
     fn close(&self, id: &str, code: u16, reason: &str) -> bool;
 
-    /// Claim `id` for a new connection: its generation.
-    async fn claim(&self, id: &str) -> Claim;
+    /// Claim `id` for a new connection: its generation, and the rooms it
+    /// keeps. Refused when the claim cannot be made known (the cluster's
+    /// store does not answer): the connection is refused with it.
+    async fn claim(&self, id: &str) -> Result<Claim, Unavailable>;
+
+    /// Connection `generation` of `id` joined (`joined`) or left `room`:
+    /// where the cluster keeps an id's rooms, they follow. Refused when
+    /// that cannot be written; the join or leave is refused with it.
+    async fn member(
+        &self,
+        _id: &str,
+        _generation: u64,
+        _joined: bool,
+        _room: &str,
+    ) -> Result<(), Unavailable> {
+        Ok(())
+    }
+
+    /// `id` went offline for good here and left its rooms.
+    async fn released(&self, _id: &str) {}
+
+    /// Connection `generation` of `id` ended abruptly and is held here
+    /// for a resume (a send to it elsewhere is answered `held`).
+    async fn holding(&self, _id: &str, _generation: u64) {}
 
     /// How the cluster behind the bus is (`/healthz`).
     fn cluster(&self) -> Cluster {

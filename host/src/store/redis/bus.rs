@@ -4,9 +4,11 @@
 //! broadcasts are published on their channels by one task, in the order
 //! they were handed on, at most once.
 //!
-//! Not across nodes yet (docs/CLUSTER.md, "Status"): sends to an id,
-//! closes and claims go to this node's connections only, and presence and
-//! the policy's state are this node's.
+//! An id is claimed across the cluster (one connection per id; its rooms
+//! go with it); a send to an id or a close reaches the node that has it.
+//! Not across nodes yet (docs/CLUSTER.md, "Status"): stored notices are
+//! kept on the sender's node, and presence and the policy's state are
+//! this node's.
 
 use std::sync::Arc;
 
@@ -16,7 +18,9 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::conn::Writer;
 use super::history::RedisHistory;
+use super::ids::{Ids, Route};
 use super::keys::Keys;
+use super::payload;
 use super::replica::Replica;
 use super::rooms::Rooms;
 use super::subscriber::Subscriber;
@@ -35,8 +39,10 @@ const OUTGOING: usize = 16_384;
 /// The cluster's bus.
 #[derive(Debug)]
 pub struct RedisBus {
-    /// Sends, closes and claims, on this node.
+    /// Sends and closes, on this node.
     memory: MemoryBus,
+    /// Who has each id, and its rooms.
+    ids: Ids,
     /// The write connection (its state, for health).
     writer: Arc<Writer>,
     local: Arc<dyn Local>,
@@ -46,8 +52,8 @@ pub struct RedisBus {
     node: String,
     /// Whether room messages are kept at all.
     keeping: bool,
-    /// (channel, payload) to the publishing task.
-    outgoing: mpsc::Sender<(String, String)>,
+    /// To the publishing task.
+    outgoing: mpsc::Sender<Outgoing>,
 }
 
 #[async_trait]
@@ -70,7 +76,7 @@ impl Bus for RedisBus {
 
     fn transient(&self, room: &str, msg: Message, except: Option<&str>) {
         if let Message::Text(text) = &msg {
-            let payload = format!("{}\n\n0\n{}\n{}", self.node, except.unwrap_or(""), text);
+            let payload = payload::transient(&self.node, except, text);
             self.queue(self.keys.room(room).channel, payload);
         }
         let _ = self.local.room(room, None, msg, except);
@@ -78,12 +84,15 @@ impl Bus for RedisBus {
 
     fn broadcast(&self, msg: Message, except: Option<&str>) {
         if let Message::Text(text) = &msg {
-            let payload = format!("{}\n{}\n{}", self.node, except.unwrap_or(""), text);
+            let payload = payload::all(&self.node, except, text);
             self.queue(self.keys.all(), payload);
         }
         self.local.broadcast(&msg, except);
     }
 
+    /// Here if the id is here; else to the node that has it, decided in
+    /// one script with whether that node hears; else as on one server
+    /// (stored, or refused).
     async fn send(
         &self,
         from: &str,
@@ -91,15 +100,68 @@ impl Bus for RedisBus {
         msg: Message,
         store: bool,
     ) -> Result<Sent, SendError> {
+        if !self.local.is_online_now(to)
+            && let Some(payload) = payload::frame_to(to, &msg)
+        {
+            match self.ids.route(to, &payload).await {
+                Ok(Route::Sent) => return Ok(Sent::Queued),
+                Ok(Route::Held) => return Ok(Sent::Held),
+                Ok(Route::Off) => {}
+                Err(e) => return Err(SendError::Unavailable(e.into())),
+            }
+        }
         self.memory.send(from, to, msg, store).await
     }
 
     fn close(&self, id: &str, code: u16, reason: &str) -> bool {
-        self.memory.close(id, code, reason)
+        if self.memory.close(id, code, reason) {
+            return true;
+        }
+        let payload = payload::close(id, code, reason);
+        if self
+            .outgoing
+            .try_send(Outgoing::ToId(id.to_owned(), payload))
+            .is_err()
+        {
+            tracing::warn!(id, "a close for another node was dropped: too many waiting");
+        }
+        false
     }
 
-    async fn claim(&self, id: &str) -> Claim {
-        self.memory.claim(id).await
+    async fn holding(&self, id: &str, generation: u64) {
+        if let Err(e) = self.ids.hold(id, generation).await {
+            tracing::warn!(id, error = %e, "a hold not marked in Redis: sends from other nodes are acked as queued");
+        }
+    }
+
+    async fn claim(&self, id: &str) -> Result<Claim, Unavailable> {
+        Ok(self.ids.claim(id).await?)
+    }
+
+    async fn member(
+        &self,
+        id: &str,
+        generation: u64,
+        joined: bool,
+        room: &str,
+    ) -> Result<(), Unavailable> {
+        if !self.ids.member(id, generation, joined, room).await? {
+            tracing::debug!(
+                id,
+                generation,
+                room,
+                "membership of a replaced connection not kept"
+            );
+        }
+        Ok(())
+    }
+
+    async fn released(&self, id: &str) {
+        if let Err(e) = self.ids.release(id).await {
+            // Its rooms set stays: a later claim of the id (anywhere)
+            // would keep rooms it left. Said loudly; docs/CLUSTER.md.
+            tracing::warn!(id, error = %e, "an id offline here could not be released in Redis");
+        }
     }
 
     fn cluster(&self) -> Cluster {
@@ -113,34 +175,51 @@ impl Bus for RedisBus {
 
 impl RedisBus {
     fn queue(&self, channel: String, payload: String) {
-        if self.outgoing.try_send((channel, payload)).is_err() {
+        if self
+            .outgoing
+            .try_send(Outgoing::Publish(channel, payload))
+            .is_err()
+        {
             tracing::warn!("a frame for the other nodes was dropped: too many waiting");
         }
     }
 }
 
+/// What the publishing task sends, in the order it was handed on.
+#[derive(Debug)]
+enum Outgoing {
+    /// On a channel: (channel, payload).
+    Publish(String, String),
+    /// To the node that has an id: (id, payload).
+    ToId(String, Vec<u8>),
+}
+
 /// Publishes what the bus queued, one at a time, in order.
-async fn publish_outgoing(writer: Arc<Writer>, mut queue: mpsc::Receiver<(String, String)>) {
-    while let Some((channel, payload)) = queue.recv().await {
-        let mut c = match writer.conn().await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::debug!(error = %e, "a frame for the other nodes was dropped");
-                continue;
-            }
+async fn publish_outgoing(writer: Arc<Writer>, ids: Ids, mut queue: mpsc::Receiver<Outgoing>) {
+    while let Some(next) = queue.recv().await {
+        let sent = match next {
+            Outgoing::Publish(channel, payload) => publish(&writer, &channel, &payload).await,
+            Outgoing::ToId(id, payload) => ids.route(&id, &payload).await.map(|_| ()),
         };
-        let sent: Result<i64, _> = redis::cmd("PUBLISH")
-            .arg(&channel)
-            .arg(&payload)
-            .query_async(&mut c)
-            .await;
-        match sent {
-            Ok(_) => writer.answered(),
-            Err(e) => {
-                let e = writer.failed(&e);
-                tracing::debug!(error = %e, "a frame for the other nodes was dropped");
-            }
+        if let Err(e) = sent {
+            tracing::debug!(error = %e, "a frame for the other nodes was dropped");
         }
+    }
+}
+
+async fn publish(writer: &Writer, channel: &str, payload: &str) -> Result<(), super::Unavailable> {
+    let mut c = writer.conn().await?;
+    let sent: Result<i64, _> = redis::cmd("PUBLISH")
+        .arg(channel)
+        .arg(payload)
+        .query_async(&mut c)
+        .await;
+    match sent {
+        Ok(_) => {
+            writer.answered();
+            Ok(())
+        }
+        Err(e) => Err(writer.failed(&e)),
     }
 }
 
@@ -152,6 +231,7 @@ pub struct RedisLinker {
     pub(super) node: String,
     pub(super) rooms: Rooms,
     pub(super) subscriber: Arc<Subscriber>,
+    pub(super) ids: Ids,
     pub(super) keeping: bool,
 }
 
@@ -165,7 +245,11 @@ impl Linker for RedisLinker {
     ) -> Linked {
         self.subscriber.start(local.clone());
         let (outgoing, queue) = mpsc::channel(OUTGOING);
-        tokio::spawn(publish_outgoing(self.writer.clone(), queue));
+        tokio::spawn(publish_outgoing(
+            self.writer.clone(),
+            self.ids.clone(),
+            queue,
+        ));
         tokio::spawn(super::heartbeat::beat(
             self.writer.clone(),
             self.keys.node(&self.node),
@@ -173,6 +257,7 @@ impl Linker for RedisLinker {
         let bus = RedisBus {
             writer: self.writer.clone(),
             memory: MemoryBus::new(local.clone(), history, notices),
+            ids: self.ids.clone(),
             local: local.clone(),
             rooms: self.rooms.clone(),
             subscriber: self.subscriber.clone(),
@@ -213,6 +298,7 @@ pub fn open(
     let keys = Keys::new(prefix);
     let rooms = Rooms::new(writer.clone(), keys.clone(), node, limits.size, limits.ttl);
     let replica = Arc::new(Replica::new(limits));
+    let ids = Ids::new(writer.clone(), keys.clone(), node);
     let subscriber = Subscriber::new(
         url,
         timeout,
@@ -220,6 +306,7 @@ pub fn open(
         node,
         replica.clone(),
         rooms.clone(),
+        ids.clone(),
     )?;
     let history = RedisHistory {
         rooms: rooms.clone(),
@@ -233,6 +320,7 @@ pub fn open(
         node: node.to_owned(),
         rooms,
         subscriber,
+        ids,
         keeping: limits.is_on(),
     };
     Ok(Opened {

@@ -11,6 +11,16 @@ pub struct Keys {
     prefix: String,
 }
 
+/// An id's keys (one hash tag, so a script may touch them together).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdKeys {
+    /// Hash: `gen` (the newest claim's generation), `node` (the node
+    /// whose connection has the id, while one has).
+    pub owner: String,
+    /// Set: the rooms the id is in.
+    pub rooms: String,
+}
+
 /// A room's keys.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoomKeys {
@@ -40,6 +50,26 @@ impl Keys {
         format!("{}:node:{node}", self.prefix)
     }
 
+    /// The channel every node hears (broadcasts).
+    pub fn all(&self) -> String {
+        self.global("all")
+    }
+
+    /// Node `node`'s own channel: what is for its connections alone (an
+    /// id claimed by another node).
+    pub fn inbox(&self, node: &str) -> String {
+        format!("{}:inbox:{node}", self.prefix)
+    }
+
+    /// `id`'s keys.
+    pub fn id(&self, id: &str) -> IdKeys {
+        let tag = format!("{}:{{id:{}}}", self.prefix, encode(id));
+        IdKeys {
+            rooms: format!("{tag}:rooms"),
+            owner: tag,
+        }
+    }
+
     /// `room`'s keys.
     pub fn room(&self, room: &str) -> RoomKeys {
         let tag = format!("{}:{{room:{}}}", self.prefix, encode(room));
@@ -51,7 +81,7 @@ impl Keys {
     }
 }
 
-/// A room name as it goes into a key: `%`, `{` and `}` percent-encoded,
+/// A room name or an id as it goes into a key: `%`, `{` and `}` percent-encoded,
 /// so the hash tag stays intact and no two rooms share a key.
 fn encode(room: &str) -> String {
     let mut out = String::with_capacity(room.len());
@@ -79,5 +109,8 @@ mod tests {
         assert_eq!(r.channel, "sb:{room:lobby}");
         assert_eq!(k.room("a}b{%").meta, "sb:{room:a%7Db%7B%25}:m");
         assert_ne!(k.room("%7D").meta, k.room("}").meta);
+        let i = k.id("a{b}");
+        assert_eq!(i.owner, "sb:{id:a%7Bb%7D}");
+        assert_eq!(i.rooms, "sb:{id:a%7Bb%7D}:rooms");
     }
 }

@@ -5,6 +5,8 @@
 //! - [`keys`]    — the key schema: every key under the prefix, a room's keys in one hash tag
 //! - [`conn`]    — the node's one ordered write connection, its timeouts and the deadline fence
 //! - [`scripts`] — the Lua scripts that write (each one atomic, each fenced by a deadline)
+//! - [`ids`]     — who has an id: its generation, its node, its rooms (one connection per id)
+//! - [`payload`] — what goes over the channels, written and read in one place
 //! - [`rooms`]   — a room's history in a stream: publish (offset and epoch with the append), read
 //! - [`replica`] — this node's copy of recent history of the rooms with members here
 //! - [`subscriber`] — the subscriber connection and its one reader: pub/sub to the dispatcher, gaps filled
@@ -16,7 +18,9 @@ pub mod bus;
 pub mod conn;
 pub mod heartbeat;
 pub mod history;
+pub mod ids;
 pub mod keys;
+pub mod payload;
 pub mod replica;
 pub mod rooms;
 pub mod scripts;

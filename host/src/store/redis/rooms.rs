@@ -11,7 +11,7 @@ use redis::Value;
 use super::Unavailable;
 use super::conn::Writer;
 use super::keys::Keys;
-use super::scripts;
+use super::scripts::{self, late_or, value};
 use crate::store::token;
 
 /// A kept message's place.
@@ -91,8 +91,7 @@ impl Rooms {
                 epoch: value(epoch)?,
                 offset: value(offset)?,
             }),
-            [late] if value::<String>(late).is_ok_and(|t| t == "late") => Err(Unavailable::Late),
-            other => Err(Unavailable::Reply(format!("publish answered {other:?}"))),
+            other => Err(late_or(other, "publish")),
         }
     }
 
@@ -185,9 +184,4 @@ impl Rooms {
         }
         Ok(out)
     }
-}
-
-/// One value of a script's reply, of the type the caller expects.
-fn value<T: redis::FromRedisValue>(v: &Value) -> Result<T, Unavailable> {
-    redis::from_redis_value_ref(v).map_err(|e| Unavailable::Reply(e.to_string()))
 }

@@ -5,8 +5,40 @@
 
 use std::sync::LazyLock;
 
-use redis::Script;
+use redis::{Script, Value};
+
+use super::Unavailable;
 
 /// Keep and publish a room message (`lua/publish.lua`).
 pub static PUBLISH: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/publish.lua")));
+
+/// Claim an id for a connection on this node (`lua/claim.lua`).
+pub static CLAIM: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/claim.lua")));
+
+/// Follow an id's join or leave in its rooms set (`lua/member.lua`).
+pub static MEMBER: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/member.lua")));
+
+/// Hand a payload to the node that has an id (`lua/route.lua`).
+pub static ROUTE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/route.lua")));
+
+/// An id's connection held for a resume (`lua/hold.lua`).
+pub static HOLD: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/hold.lua")));
+
+/// An id offline for good (`lua/release.lua`).
+pub static RELEASE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/release.lua")));
+
+/// One value of a script's reply, of the type the caller expects.
+pub(super) fn value<T: redis::FromRedisValue>(v: &Value) -> Result<T, Unavailable> {
+    redis::from_redis_value_ref(v).map_err(|e| Unavailable::Reply(e.to_string()))
+}
+
+/// A script's `{'late'}` (it ran after its deadline and wrote nothing),
+/// or an answer this build does not expect.
+pub(super) fn late_or(reply: &[Value], what: &str) -> Unavailable {
+    match reply {
+        [late] if value::<String>(late).is_ok_and(|t| t == "late") => Unavailable::Late,
+        other => Unavailable::Reply(format!("{what} answered {other:?}")),
+    }
+}

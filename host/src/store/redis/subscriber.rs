@@ -22,16 +22,21 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::Unavailable;
+use super::ids::Ids;
 use super::keys::Keys;
+use super::payload::{self, Frame, ToNode};
 use super::replica::Replica;
 use super::rooms::Rooms;
-use crate::store::bus::Local;
+use crate::store::bus::{Local, Sent};
 use crate::store::history::Text;
 use crate::store::json;
 
 /// Pushes that may wait for the reader: past this, pushes are dropped and
 /// every room's gap is filled from its stream.
 const QUEUE: usize = 65_536;
+
+/// Ids asked about in one round trip when claims are checked again.
+const RECHECK_BATCH: usize = 1_000;
 
 /// Messages a gap fill reads at once.
 const FILL_BATCH: usize = 500;
@@ -43,6 +48,10 @@ pub struct Subscriber {
     client: Client,
     config: AsyncConnectionConfig,
     keys: Keys,
+    /// The channel every node hears (broadcasts).
+    all: String,
+    /// This node's own channel (ids claimed elsewhere).
+    inbox: String,
     /// This node's id: what it published itself it has delivered already.
     node: String,
     conn: tokio::sync::Mutex<Option<MultiplexedConnection>>,
@@ -56,6 +65,8 @@ pub struct Subscriber {
     local: OnceLock<Arc<dyn Local>>,
     replica: Arc<Replica>,
     rooms: Rooms,
+    /// Who has each id (to check claims again after a reconnect).
+    ids: Ids,
 }
 
 impl Subscriber {
@@ -67,6 +78,7 @@ impl Subscriber {
         node: &str,
         replica: Arc<Replica>,
         rooms: Rooms,
+        ids: Ids,
     ) -> Result<Arc<Subscriber>, Unavailable> {
         let resp3 = format!("{url}?protocol=resp3");
         let client = Client::open(resp3).map_err(|e| {
@@ -90,6 +102,8 @@ impl Subscriber {
         Ok(Arc::new(Subscriber {
             client,
             config,
+            all: keys.all(),
+            inbox: keys.inbox(node),
             keys,
             node: node.to_owned(),
             conn: tokio::sync::Mutex::new(None),
@@ -99,6 +113,7 @@ impl Subscriber {
             local: OnceLock::new(),
             replica,
             rooms,
+            ids,
         }))
     }
 
@@ -152,14 +167,16 @@ impl Subscriber {
             .await
             .map_err(|e| Unavailable::Connection(e.to_string()))?;
         let mut channels: Vec<String> = self.watched.iter().map(|e| e.key().clone()).collect();
-        channels.push(self.keys.all());
+        channels.push(self.all.clone());
+        channels.push(self.inbox.clone());
         c.subscribe(&channels)
             .await
             .map_err(|e| Unavailable::Connection(e.to_string()))?;
         *held = Some(c.clone());
         drop(held);
-        tracing::info!(rooms = channels.len() - 1, "subscribed to Redis");
+        tracing::info!(rooms = channels.len() - 2, "subscribed to Redis");
         self.fill_all();
+        self.recheck_claims();
         Ok(c)
     }
 
@@ -177,6 +194,7 @@ impl Subscriber {
             if self.overflowed.swap(false, Ordering::Relaxed) {
                 tracing::warn!("Redis pushes came faster than they were read; filling gaps");
                 self.fill_all();
+                self.recheck_claims();
             }
             match push.kind {
                 PushKind::Message => {
@@ -212,43 +230,51 @@ impl Subscriber {
         let Some(local) = self.local.get() else {
             return;
         };
+        if channel == self.inbox {
+            match payload::to_node(payload) {
+                Some(ToNode::Claimed { id, generation }) => local.claimed(id, generation),
+                Some(ToNode::Frame { id, frame }) => {
+                    let msg = match frame {
+                        Frame::Text(t) => Message::text(t),
+                        Frame::Binary(b) => Message::binary(b.to_vec()),
+                    };
+                    if local.deliver(id, msg) == Sent::Refused {
+                        tracing::debug!(id, "a frame from another node found no connection here");
+                    }
+                }
+                Some(ToNode::Close { id, code, reason }) => {
+                    local.close(id, code, reason);
+                }
+                None => tracing::warn!(channel, "a message this build cannot read"),
+            }
+            return;
+        }
         let Ok(payload) = std::str::from_utf8(payload) else {
             return;
         };
-        if channel == self.keys.all() {
-            let Some((node, except, frame)) = split3(payload) else {
-                return;
-            };
-            if node != self.node {
-                local.broadcast(&Message::text(frame), nonempty(except));
+        if channel == self.all {
+            if let Some(all) = payload::read_all(payload)
+                && all.node != self.node
+            {
+                local.broadcast(&Message::text(all.frame), all.except);
             }
             return;
         }
         let Some(room) = self.watched.get(channel).map(|r| r.clone()) else {
             return;
         };
-        let mut parts = payload.splitn(5, '\n');
-        let (Some(node), Some(epoch), Some(offset), Some(except), Some(frame)) = (
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-        ) else {
+        let Some(r) = payload::room(payload) else {
             return;
         };
-        if node == self.node {
+        if r.node == self.node {
             return;
         }
-        let except = nonempty(except);
-        if epoch.is_empty() {
-            let _ = local.room(&room, None, Message::text(frame), except);
-            return;
+        match r.kept {
+            None => {
+                let _ = local.room(&room, None, Message::text(r.frame), r.except);
+            }
+            Some((epoch, offset)) => self.kept(&room, epoch, offset, r.frame.to_owned(), r.except),
         }
-        let Ok(offset) = offset.parse::<u64>() else {
-            return;
-        };
-        self.kept(&room, epoch, offset, frame.to_owned(), except);
     }
 
     /// A kept message reached this node: into the replica, then to the
@@ -269,6 +295,33 @@ impl Subscriber {
         if let Some(after) = local.room(room, Some((epoch, offset)), Message::Text(text), except) {
             self.spawn_fill_from(room.into(), after);
         }
+    }
+
+    /// Word of a claim elsewhere may have been lost with the connection
+    /// (or the queue): ask Redis for the generation of every id here, and
+    /// replace each connection a newer claim has.
+    fn recheck_claims(&self) {
+        let Some(local) = self.local.get().cloned() else {
+            return;
+        };
+        let ids = self.ids.clone();
+        tokio::spawn(async move {
+            for chunk in local.claims().chunks(RECHECK_BATCH) {
+                let names: Vec<Arc<str>> = chunk.iter().map(|(id, _)| id.clone()).collect();
+                let newest = match ids.generations(&names).await {
+                    Ok(g) => g,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "claims not checked again after a reconnect");
+                        return;
+                    }
+                };
+                for ((id, here), newest) in chunk.iter().zip(newest) {
+                    if newest > *here {
+                        local.claimed(id, newest);
+                    }
+                }
+            }
+        });
     }
 
     fn fill_all(&self) {
@@ -339,22 +392,6 @@ impl Subscriber {
             }
         });
     }
-}
-
-impl Keys {
-    /// The node-wide channel (broadcasts).
-    pub fn all(&self) -> String {
-        self.global("all")
-    }
-}
-
-fn split3(s: &str) -> Option<(&str, &str, &str)> {
-    let mut p = s.splitn(3, '\n');
-    Some((p.next()?, p.next()?, p.next()?))
-}
-
-fn nonempty(s: &str) -> Option<&str> {
-    (!s.is_empty()).then_some(s)
 }
 
 /// `frame` with `"offset":<offset>` written in, as the memory store does.

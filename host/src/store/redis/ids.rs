@@ -1,0 +1,186 @@
+//! Who has an id across the cluster: its generation, the node whose
+//! connection has it, and the rooms it is in (docs/CLUSTER.md, "One
+//! connection per id"). A claim moves the id to this node in one script,
+//! which also tells the node that had it; joins and leaves keep its rooms
+//! set, fenced by the generation so a connection that was replaced
+//! writes nothing.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::Value;
+
+use super::Unavailable;
+use super::conn::Writer;
+use super::keys::Keys;
+use super::scripts::{self, late_or, value};
+use crate::store::bus::Claim;
+
+/// How long an id's generation is kept once no node has it: a claim
+/// within it still gets a greater one.
+const GENERATION_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// Every id's owner and rooms, in Redis.
+#[derive(Debug, Clone)]
+pub struct Ids {
+    writer: Arc<Writer>,
+    keys: Keys,
+    /// This node's id.
+    node: String,
+}
+
+impl Ids {
+    /// Ids kept through `writer`, under `keys`, claimed as node `node`.
+    pub fn new(writer: Arc<Writer>, keys: Keys, node: &str) -> Ids {
+        Ids {
+            writer,
+            keys,
+            node: node.to_owned(),
+        }
+    }
+
+    /// Claim `id` for a connection here: its generation, and the rooms
+    /// it is in. The node that had it hears of it on its channel.
+    pub async fn claim(&self, id: &str) -> Result<Claim, Unavailable> {
+        let k = self.keys.id(id);
+        let mut c = self.writer.conn().await?;
+        let reply: Vec<Value> = scripts::CLAIM
+            .key(&k.owner)
+            .key(&k.rooms)
+            .arg(self.writer.deadline_ms())
+            .arg(&self.node)
+            .arg(id)
+            .arg(self.keys.inbox(""))
+            .invoke_async(&mut c)
+            .await
+            .map_err(|e| self.writer.failed(&e))?;
+        self.writer.answered();
+        match reply.as_slice() {
+            [generation, rooms] => Ok(Claim {
+                generation: value(generation)?,
+                rooms: value(rooms)?,
+            }),
+            other => Err(late_or(other, "claim")),
+        }
+    }
+
+    /// The newest generation of each of `ids` (0: never claimed, or long
+    /// gone), in one round trip.
+    pub async fn generations(&self, ids: &[std::sync::Arc<str>]) -> Result<Vec<u64>, Unavailable> {
+        let mut pipe = redis::pipe();
+        for id in ids {
+            pipe.cmd("HGET").arg(self.keys.id(id).owner).arg("gen");
+        }
+        let mut c = self.writer.conn().await?;
+        let gens: Vec<Option<u64>> = pipe
+            .query_async(&mut c)
+            .await
+            .map_err(|e| self.writer.failed(&e))?;
+        self.writer.answered();
+        Ok(gens.into_iter().map(Option::unwrap_or_default).collect())
+    }
+
+    /// Connection `generation` of `id` joined (`true`) or left `room`.
+    /// Whether it still had the id (false: a newer connection has it).
+    pub async fn member(
+        &self,
+        id: &str,
+        generation: u64,
+        joined: bool,
+        room: &str,
+    ) -> Result<bool, Unavailable> {
+        let k = self.keys.id(id);
+        let mut c = self.writer.conn().await?;
+        let reply: Value = scripts::MEMBER
+            .key(&k.owner)
+            .key(&k.rooms)
+            .arg(self.writer.deadline_ms())
+            .arg(generation)
+            .arg(if joined { "+" } else { "-" })
+            .arg(room)
+            .invoke_async(&mut c)
+            .await
+            .map_err(|e| self.writer.failed(&e))?;
+        self.writer.answered();
+        written(reply, "member")
+    }
+
+    /// Hand `payload` to the node that has `id`, if another node has it
+    /// and hears.
+    pub async fn route(&self, id: &str, payload: &[u8]) -> Result<Route, Unavailable> {
+        let k = self.keys.id(id);
+        let mut c = self.writer.conn().await?;
+        let reply: Value = scripts::ROUTE
+            .key(&k.owner)
+            .arg(self.writer.deadline_ms())
+            .arg(&self.node)
+            .arg(self.keys.inbox(""))
+            .arg(payload)
+            .invoke_async(&mut c)
+            .await
+            .map_err(|e| self.writer.failed(&e))?;
+        self.writer.answered();
+        match reply {
+            Value::Array(a) => Err(late_or(&a, "route")),
+            other => match value::<String>(&other)?.as_str() {
+                "sent" => Ok(Route::Sent),
+                "held" => Ok(Route::Held),
+                "off" => Ok(Route::Off),
+                what => Err(Unavailable::Reply(format!("route answered {what:?}"))),
+            },
+        }
+    }
+
+    /// Connection `generation` of `id` is held for a resume.
+    pub async fn hold(&self, id: &str, generation: u64) -> Result<bool, Unavailable> {
+        let k = self.keys.id(id);
+        let mut c = self.writer.conn().await?;
+        let reply: Value = scripts::HOLD
+            .key(&k.owner)
+            .arg(self.writer.deadline_ms())
+            .arg(generation)
+            .invoke_async(&mut c)
+            .await
+            .map_err(|e| self.writer.failed(&e))?;
+        self.writer.answered();
+        written(reply, "hold")
+    }
+
+    /// `id` went offline here for good: no node has it, it is in no
+    /// room. Whether this node still had it.
+    pub async fn release(&self, id: &str) -> Result<bool, Unavailable> {
+        let k = self.keys.id(id);
+        let mut c = self.writer.conn().await?;
+        let reply: Value = scripts::RELEASE
+            .key(&k.owner)
+            .key(&k.rooms)
+            .arg(self.writer.deadline_ms())
+            .arg(&self.node)
+            .arg(GENERATION_TTL.as_millis() as u64)
+            .invoke_async(&mut c)
+            .await
+            .map_err(|e| self.writer.failed(&e))?;
+        self.writer.answered();
+        written(reply, "release")
+    }
+}
+
+/// Where [`Ids::route`] sent a payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// To the node that has the id, which hears it.
+    Sent,
+    /// The same; the id's connection there is held for a resume.
+    Held,
+    /// Nowhere: no other node has the id (or its node does not hear).
+    Off,
+}
+
+/// A script's `1` / `0` answer.
+fn written(reply: Value, what: &str) -> Result<bool, Unavailable> {
+    match reply {
+        Value::Int(n) => Ok(n == 1),
+        Value::Array(a) => Err(late_or(&a, what)),
+        other => Err(Unavailable::Reply(format!("{what} answered {other:?}"))),
+    }
+}

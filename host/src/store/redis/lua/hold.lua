@@ -1,0 +1,16 @@
+-- An id's connection ended abruptly and is held for a resume: a notice
+-- sent to it meanwhile is acked `held`. A claim (a resume, or a new
+-- connection) clears it.
+-- KEYS[1] the id's owner hash
+-- ARGV[1] deadline ms, ARGV[2] the held connection's generation
+-- Returns 1 (written), 0 (the id moved on), or {'late'}.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if now > tonumber(ARGV[1]) then
+  return {'late'}
+end
+if redis.call('HGET', KEYS[1], 'gen') ~= ARGV[2] then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'held', '1')
+return 1

@@ -1,0 +1,20 @@
+-- An id joined or left a room: its rooms set follows, if the connection
+-- that did it still has the id (a claim since moved it: nothing).
+-- KEYS[1] the id's owner hash, KEYS[2] the id's rooms set
+-- ARGV[1] deadline ms, ARGV[2] the connection's generation, ARGV[3] '+'
+-- (joined) or '-' (left), ARGV[4] the room
+-- Returns 1 (written), 0 (the id moved on), or {'late'}.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if now > tonumber(ARGV[1]) then
+  return {'late'}
+end
+if redis.call('HGET', KEYS[1], 'gen') ~= ARGV[2] then
+  return 0
+end
+if ARGV[3] == '+' then
+  redis.call('SADD', KEYS[2], ARGV[4])
+else
+  redis.call('SREM', KEYS[2], ARGV[4])
+end
+return 1

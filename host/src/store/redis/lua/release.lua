@@ -1,0 +1,18 @@
+-- An id went offline on a node for good (its rooms heard `left`): no node
+-- has it, it is in no room. The generation stays, to go on rising, for a
+-- day after (a key per id ever seen would otherwise stay for ever).
+-- KEYS[1] the id's owner hash, KEYS[2] the id's rooms set
+-- ARGV[1] deadline ms, ARGV[2] the releasing node, ARGV[3] ttl ms
+-- Returns 1 (released), 0 (another node has it), or {'late'}.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if now > tonumber(ARGV[1]) then
+  return {'late'}
+end
+if redis.call('HGET', KEYS[1], 'node') ~= ARGV[2] then
+  return 0
+end
+redis.call('HDEL', KEYS[1], 'node', 'held')
+redis.call('DEL', KEYS[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1

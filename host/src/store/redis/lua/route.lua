@@ -1,0 +1,25 @@
+-- Hand a payload to the node whose connection has an id (a notice, a
+-- close), deciding in one step whether the id is on another node, and
+-- whether that node hears it (PUBLISH counts the listeners: none means
+-- its subscriber is gone, as a dead node's is).
+-- KEYS[1] the id's owner hash
+-- ARGV[1] deadline ms, ARGV[2] this node, ARGV[3] the node channels'
+-- prefix ('<prefix>:inbox:'), ARGV[4] the payload
+-- Returns 'sent', 'held' (its connection there is held for a resume),
+-- 'off' (no other node has it: nothing sent), or {'late'}.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if now > tonumber(ARGV[1]) then
+  return {'late'}
+end
+local node = redis.call('HGET', KEYS[1], 'node')
+if not node or node == ARGV[2] then
+  return 'off'
+end
+if redis.call('PUBLISH', ARGV[3] .. node, ARGV[4]) == 0 then
+  return 'off'
+end
+if redis.call('HGET', KEYS[1], 'held') then
+  return 'held'
+end
+return 'sent'

@@ -1,0 +1,215 @@
+//! What goes over the channels, written and read in one place. Fields
+//! are separated by `\n` and the frame comes last, whole (a frame may
+//! hold newlines; the fields before it never do: node ids, epochs and
+//! numbers have none, and the id rule of the handshake allows none).
+//! `lua/publish.lua` writes the room form itself, for a kept message, in
+//! the same layout, and `lua/claim.lua` the `claimed` form.
+
+use tokio_tungstenite::tungstenite::Message;
+
+/// A frame of a room, as a node published it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomFrame<'a> {
+    /// The node that published it (a node skips its own).
+    pub node: &'a str,
+    /// Where it is kept, (epoch, offset); `None` for a transient frame.
+    pub kept: Option<(&'a str, u64)>,
+    /// The id it skips.
+    pub except: Option<&'a str>,
+    /// The frame.
+    pub frame: &'a str,
+}
+
+/// A frame for every connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AllFrame<'a> {
+    /// The node that published it.
+    pub node: &'a str,
+    /// The id it skips.
+    pub except: Option<&'a str>,
+    /// The frame.
+    pub frame: &'a str,
+}
+
+/// What a node is told on its own channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ToNode<'a> {
+    /// `id` was claimed elsewhere with `generation`: a connection of the
+    /// id here with an older one is replaced.
+    Claimed { id: &'a str, generation: u64 },
+    /// A frame for `id`'s connection here (a notice).
+    Frame { id: &'a str, frame: Frame<'a> },
+    /// Close `id`'s connection here.
+    Close {
+        id: &'a str,
+        code: u16,
+        reason: &'a str,
+    },
+}
+
+/// A frame as it crossed: text or binary, as it was sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Frame<'a> {
+    Text(&'a str),
+    Binary(&'a [u8]),
+}
+
+/// A frame for `id` on its node.
+pub fn frame_to(id: &str, msg: &Message) -> Option<Vec<u8>> {
+    let (kind, body): (&str, &[u8]) = match msg {
+        Message::Text(t) => ("t", t.as_bytes()),
+        Message::Binary(b) => ("b", b),
+        _ => return None,
+    };
+    let mut out = Vec::with_capacity(12 + id.len() + body.len());
+    out.extend_from_slice(b"frame\n");
+    out.extend_from_slice(id.as_bytes());
+    out.push(b'\n');
+    out.extend_from_slice(kind.as_bytes());
+    out.push(b'\n');
+    out.extend_from_slice(body);
+    Some(out)
+}
+
+/// Close `id`'s connection on its node.
+pub fn close(id: &str, code: u16, reason: &str) -> Vec<u8> {
+    format!("close\n{id}\n{code}\n{reason}").into_bytes()
+}
+
+/// A transient room frame (`publish.lua` writes kept ones).
+pub fn transient(node: &str, except: Option<&str>, frame: &str) -> String {
+    format!("{node}\n\n0\n{}\n{frame}", except.unwrap_or(""))
+}
+
+/// A frame for everyone.
+pub fn all(node: &str, except: Option<&str>, frame: &str) -> String {
+    format!("{node}\n{}\n{frame}", except.unwrap_or(""))
+}
+
+/// Read a room channel's payload.
+pub fn room(payload: &str) -> Option<RoomFrame<'_>> {
+    let mut p = payload.splitn(5, '\n');
+    let (node, epoch, offset, except, frame) =
+        (p.next()?, p.next()?, p.next()?, p.next()?, p.next()?);
+    let kept = if epoch.is_empty() {
+        None
+    } else {
+        Some((epoch, offset.parse().ok()?))
+    };
+    Some(RoomFrame {
+        node,
+        kept,
+        except: nonempty(except),
+        frame,
+    })
+}
+
+/// Read the all-nodes channel's payload.
+pub fn read_all(payload: &str) -> Option<AllFrame<'_>> {
+    let mut p = payload.splitn(3, '\n');
+    let (node, except, frame) = (p.next()?, p.next()?, p.next()?);
+    Some(AllFrame {
+        node,
+        except: nonempty(except),
+        frame,
+    })
+}
+
+/// Read a node channel's payload (`lua/claim.lua` writes `claimed`).
+pub fn to_node(payload: &[u8]) -> Option<ToNode<'_>> {
+    let mut p = payload.splitn(4, |b| *b == b'\n');
+    let text = |b| std::str::from_utf8(b).ok();
+    match p.next()? {
+        b"claimed" => {
+            let id = text(p.next()?)?;
+            let generation = text(p.next()?)?.parse().ok()?;
+            Some(ToNode::Claimed { id, generation })
+        }
+        b"frame" => {
+            let id = text(p.next()?)?;
+            let frame = match (p.next()?, p.next()?) {
+                (b"t", body) => Frame::Text(text(body)?),
+                (b"b", body) => Frame::Binary(body),
+                _ => return None,
+            };
+            Some(ToNode::Frame { id, frame })
+        }
+        b"close" => {
+            let id = text(p.next()?)?;
+            let code = text(p.next()?)?.parse().ok()?;
+            let reason = text(p.next().unwrap_or_default())?;
+            Some(ToNode::Close { id, code, reason })
+        }
+        _ => None,
+    }
+}
+
+fn nonempty(s: &str) -> Option<&str> {
+    (!s.is_empty()).then_some(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_payload_reads_back_as_written() {
+        let frame = "{\"a\":\"x\ny\"}";
+        assert_eq!(
+            room(&transient("n1", Some("bob"), frame)),
+            Some(RoomFrame {
+                node: "n1",
+                kept: None,
+                except: Some("bob"),
+                frame
+            })
+        );
+        // publish.lua's layout for a kept message.
+        assert_eq!(
+            room("n2\nE\n7\n\nhi\nthere").and_then(|r| r.kept),
+            Some(("E", 7))
+        );
+        assert_eq!(room("n2\nE\nseven\n\nhi"), None);
+        assert_eq!(
+            read_all(&all("n1", None, frame)),
+            Some(AllFrame {
+                node: "n1",
+                except: None,
+                frame
+            })
+        );
+        assert_eq!(
+            to_node(b"claimed\nalice\n12"),
+            Some(ToNode::Claimed {
+                id: "alice",
+                generation: 12
+            })
+        );
+        assert_eq!(to_node(b"claimed\nalice"), None);
+        assert_eq!(to_node(b"later\nx"), None);
+        let text = frame_to("bob", &Message::text("a\nb")).unwrap_or_default();
+        assert_eq!(
+            to_node(&text),
+            Some(ToNode::Frame {
+                id: "bob",
+                frame: Frame::Text("a\nb")
+            })
+        );
+        let bytes = frame_to("bob", &Message::binary(vec![0, 10, 255])).unwrap_or_default();
+        assert_eq!(
+            to_node(&bytes),
+            Some(ToNode::Frame {
+                id: "bob",
+                frame: Frame::Binary(&[0, 10, 255])
+            })
+        );
+        assert_eq!(
+            to_node(&close("bob", 4003, "go\naway")),
+            Some(ToNode::Close {
+                id: "bob",
+                code: 4003,
+                reason: "go\naway"
+            })
+        );
+    }
+}
