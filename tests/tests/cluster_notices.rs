@@ -127,3 +127,40 @@ async fn a_notice_to_an_id_held_on_another_node_is_acked_held_and_arrives_on_res
     a.shutdown().await?;
     b.shutdown().await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notice_stored_on_one_node_is_handed_over_on_another() -> Result<()> {
+    let redis = RedisServer::start()?;
+    let a = TestServer::start(node(&redis, "a")?).await?;
+    let b = TestServer::start(node(&redis, "b")?).await?;
+    let mut alice = connect(&a, "alice").await?;
+    for (i, r) in ["s1", "s2"].iter().enumerate() {
+        let (_, ack) = ask(
+            &mut alice,
+            json!({"type": "notice", "to": "carol", "data": i, "store": true}),
+            r,
+        )
+        .await?;
+        ensure!(ack["type"] == "ack" && ack["stored"] == true, "{ack}");
+    }
+    let mut carol = b.connect_path("/ws/carol").await?;
+    let welcome = carol.recv_v2().await?;
+    ensure!(welcome["type"] == "welcome", "{welcome}");
+    for i in 0..2 {
+        let got = next_notice(&mut carol).await?;
+        ensure!(
+            got["data"] == i && got["from"] == "alice" && got["stored_at"].is_string(),
+            "wanted {i}, got {got}"
+        );
+    }
+    // Handed over once: a second connection (on the other node) gets none.
+    carol.close().await?;
+    let mut again = connect(&a, "carol").await?;
+    let frames = again.drain_v2().await?;
+    ensure!(
+        frames.iter().all(|v| v["type"] != "notice"),
+        "handed over twice: {frames:?}"
+    );
+    a.shutdown().await?;
+    b.shutdown().await
+}

@@ -126,23 +126,29 @@ impl Stores {
 
 impl Stores {
     /// Cluster mode's stores for `config` (which has `[cluster]`): room
-    /// history in Redis; held sessions and stored notices still in memory
+    /// history and stored notices in Redis; held sessions still in memory
     /// (docs/CLUSTER.md, "Status"). Nothing is connected yet.
     pub fn cluster(config: &Config) -> Result<Stores, ServerError> {
         let memory = Stores::memory(&config.recovery);
         let Some(cluster) = &config.cluster else {
             return Ok(memory);
         };
-        let crate::store::redis::Opened { history, link } = crate::store::redis::open(
+        let crate::store::redis::Opened {
+            history,
+            notices,
+            link,
+        } = crate::store::redis::open(
             cluster.url.secret_url(),
             cluster.prefix.as_str(),
             config.node_id.as_str(),
             *memory.history.limits(),
+            *memory.notices.limits(),
             CLUSTER_TIMEOUT,
         )?;
         Ok(Stores {
             link,
             history,
+            notices,
             ..memory
         })
     }

@@ -63,6 +63,10 @@ pub enum StoreError {
     /// The server holds as many bytes of stored notices as it may.
     #[error("the server's store of notices is full")]
     Full,
+    /// The cluster's store did not answer (cluster mode): nothing was
+    /// stored.
+    #[error("the cluster's store of notices did not answer; nothing was stored")]
+    Unavailable,
     /// Storing is off (`per_id` is 0).
     #[error("notices are not stored on this server")]
     Off,

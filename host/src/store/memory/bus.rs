@@ -11,7 +11,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::store::bus::{Bus, Claim, Local, SendError, Sent};
 use crate::store::history::History;
-use crate::store::notices::Notices;
+use crate::store::notices::{Notices, StoreError};
 use crate::store::state::{StateLimits, StateStore};
 use crate::store::{Linked, Linker, Unavailable};
 
@@ -114,6 +114,9 @@ impl Bus for MemoryBus {
             .await;
         match stored {
             Err(e) if e.is_quota() => return Err(SendError::Quota(e)),
+            Err(e @ StoreError::Unavailable) => {
+                return Err(SendError::Unavailable(Unavailable(e.to_string())));
+            }
             Err(e) => {
                 tracing::debug!(to, error = %e, "notice not stored");
                 return Ok(Sent::Refused);

@@ -20,6 +20,7 @@ use super::conn::Writer;
 use super::history::RedisHistory;
 use super::ids::{Ids, Route};
 use super::keys::Keys;
+use super::notices::RedisNotices;
 use super::payload;
 use super::replica::Replica;
 use super::rooms::Rooms;
@@ -29,6 +30,7 @@ use crate::store::history::History;
 use crate::store::json;
 use crate::store::memory::MemoryBus;
 use crate::store::notices::Notices;
+use crate::store::notices::StoredLimits;
 use crate::store::state::{StateLimits, StateStore};
 use crate::store::{Linked, Linker, Unavailable};
 
@@ -279,6 +281,8 @@ impl Linker for RedisLinker {
 pub struct Opened {
     /// Room history, kept in Redis.
     pub history: Arc<dyn History>,
+    /// Stored notices, kept in Redis.
+    pub notices: Arc<dyn Notices>,
     /// Links the node's connections to the cluster.
     pub link: Arc<dyn Linker>,
 }
@@ -292,6 +296,7 @@ pub fn open(
     prefix: &str,
     node: &str,
     limits: HistoryLimits,
+    stored: StoredLimits,
     timeout: std::time::Duration,
 ) -> Result<Opened, Unavailable> {
     let writer = Arc::new(Writer::new(url, timeout)?);
@@ -314,6 +319,7 @@ pub fn open(
         subscriber: subscriber.clone(),
         limits,
     };
+    let notices = RedisNotices::new(writer.clone(), keys.clone(), stored);
     let linker = RedisLinker {
         writer,
         keys,
@@ -324,6 +330,7 @@ pub fn open(
         keeping: limits.is_on(),
     };
     Ok(Opened {
+        notices: Arc::new(notices),
         history: Arc::new(history),
         link: Arc::new(linker),
     })

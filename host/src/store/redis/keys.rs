@@ -19,6 +19,13 @@ pub struct IdKeys {
     pub owner: String,
     /// Set: the rooms the id is in.
     pub rooms: String,
+    /// List: the notices stored for the id, oldest first.
+    pub notices: String,
+    /// Hash: how many of them each sender stored (and `:dropped`).
+    pub counts: String,
+    /// Sorted set: the id's own stored notices not yet handed over, for
+    /// every recipient (its sender-wide quota), scored by expiry.
+    pub out: String,
 }
 
 /// A room's keys.
@@ -66,8 +73,17 @@ impl Keys {
         let tag = format!("{}:{{id:{}}}", self.prefix, encode(id));
         IdKeys {
             rooms: format!("{tag}:rooms"),
+            notices: format!("{tag}:n"),
+            counts: format!("{tag}:nc"),
+            out: format!("{tag}:out"),
             owner: tag,
         }
+    }
+
+    /// What every id's key starts with (`<prefix>:{id:`), for scripts
+    /// that name another id's keys.
+    pub fn id_prefix(&self) -> String {
+        format!("{}:{{id:", self.prefix)
     }
 
     /// `room`'s keys.

@@ -6,6 +6,7 @@
 //! - [`conn`]    — the node's one ordered write connection, its timeouts and the deadline fence
 //! - [`scripts`] — the Lua scripts that write (each one atomic, each fenced by a deadline)
 //! - [`ids`]     — who has an id: its generation, its node, its rooms (one connection per id)
+//! - [`notices`] — stored notices: an id's box, senders' quotas, the byte cap
 //! - [`payload`] — what goes over the channels, written and read in one place
 //! - [`rooms`]   — a room's history in a stream: publish (offset and epoch with the append), read
 //! - [`replica`] — this node's copy of recent history of the rooms with members here
@@ -20,6 +21,7 @@ pub mod heartbeat;
 pub mod history;
 pub mod ids;
 pub mod keys;
+pub mod notices;
 pub mod payload;
 pub mod replica;
 pub mod rooms;

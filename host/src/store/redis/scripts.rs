@@ -42,3 +42,15 @@ pub(super) fn late_or(reply: &[Value], what: &str) -> Unavailable {
         other => Unavailable::Reply(format!("{what} answered {other:?}")),
     }
 }
+
+/// Keep a notice for an offline id (`lua/notice_store.lua`).
+pub static NOTICE_STORE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/notice_store.lua")));
+
+/// Hand over an id's notices (`lua/notice_take.lua`).
+pub static NOTICE_TAKE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/notice_take.lua")));
+
+/// Drop expired notices (`lua/notice_sweep.lua`).
+pub static NOTICE_SWEEP: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/notice_sweep.lua")));
