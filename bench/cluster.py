@@ -373,10 +373,23 @@ def fmt(x):
     return bench.fmt(x)
 
 
+# A measured window in which the load generator waited for its core more
+# than this fraction of the time: other work shared the machine (the servers'
+# own wait is no sign of it: a two-node column's processes share CPU 0).
+DISTURBED = 0.1
+
+
+def disturbed(r):
+    return r.get("client_wait_frac", 0) > DISTURBED
+
+
 def build_table(ctx, runs, offered, sat1):
     """Markdown: one row per figure, one column per column, then the ratios."""
     def med(col, key, mode, off=None):
-        vals = []
+        """The median over rounds, of the windows where the load generator
+        did not wait for its core (other work on the machine); of all of
+        them, marked †, when none is left."""
+        vals, clean = [], []
         for (c, results, _s) in runs:
             if c != col:
                 continue
@@ -388,7 +401,11 @@ def build_table(ctx, runs, offered, sat1):
                 v = r.get(key)
                 if isinstance(v, (int, float)):
                     vals.append(v)
-        return statistics.median(vals) if vals else None
+                    if not disturbed(r):
+                        clean.append(v)
+        if clean:
+            return statistics.median(clean)
+        return (statistics.median(vals), "†") if vals else None
 
     def sess(col, key):
         vals = [s.get(key) for (c, _r, s) in runs if c == col and isinstance(s.get(key), (int, float))]
@@ -399,7 +416,9 @@ def build_table(ctx, runs, offered, sat1):
     rows = []
 
     def row(label, better, vals):
-        cells = [label] + [fmt(vals.get(c)) for c in COLUMNS]
+        marks = {c: v[1] for c, v in vals.items() if isinstance(v, tuple)}
+        vals = {c: (v[0] if isinstance(v, tuple) else v) for c, v in vals.items()}
+        cells = [label] + [fmt(vals.get(c)) + marks.get(c, "") for c in COLUMNS]
         for a, b in ratios:
             x, y = vals.get(a), vals.get(b)
             cells.append(f"{x / y:.2f}" if x is not None and y else "-")
@@ -567,6 +586,8 @@ def main():
         checks.setdefault(c, s["checks"])
         breakdown.setdefault(c, s.get("per_command_per_message"))
     waits = [r["client_wait_frac"] for (_c, rs, _s) in runs for r in rs if "client_wait_frac" in r]
+    left_out = [f"{c} round {r['round']} {r['mode']} {r.get('offered_per_s', '')}".strip()
+                for (c, rs, _s) in runs for r in rs if disturbed(r)]
     lines = [header, "", table, ""]
     lines.append("Redis commands per room message, by command (first round; commandstats Δ between the marks / messages):")
     for c in columns:
@@ -578,7 +599,9 @@ def main():
         for chk in checks.get(c, []):
             lines.append(f"- {c}: {chk}")
     if waits:
-        lines.append(f"\nloadgen run-queue wait per window: median {statistics.median(waits):.0%}, max {max(waits):.0%}")
+        lines.append(f"\nloadgen run-queue wait per window: median {statistics.median(waits):.0%}, max {max(waits):.0%}; "
+                     f"{len(left_out)} of {len(waits)} windows waited more than {DISTURBED:.0%} and are left out of the "
+                     f"medians († where no other round was left){': ' + '; '.join(left_out) if left_out else ''}")
     text = "\n".join(lines)
     print()
     print(text)

@@ -123,13 +123,13 @@ pub(crate) fn contention(m: &mut serde_json::Map<String, Value>, a: &CpuMark, b:
     }
     if let Some(aux) = a.aux_until(b) {
         let (wall, _) = a.until(b);
-        m.insert("aux_cpu_s".into(), json!(round3(aux)));
+        m.insert("aux_cpu_s".into(), json!(round4(aux)));
         m.insert("aux_cpu_util".into(), json!(round2(aux / wall.max(1e-9))));
     }
 }
 
-fn round3(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
+fn round4(x: f64) -> f64 {
+    (x * 10_000.0).round() / 10_000.0
 }
 
 pub(crate) fn round2(x: f64) -> f64 {
