@@ -156,7 +156,7 @@ impl Local for Registry {
     }
 
     fn claimed(&self, id: &str, generation: u64) {
-        if self.claimed_elsewhere(id, generation) {
+        if self.claimed_elsewhere(id, generation).is_some() {
             tracing::debug!(id, generation, "replaced by a connection on another server");
         }
     }

@@ -13,17 +13,22 @@ use crate::chat::actions::{self, Caller};
 use crate::chat::outbound::{self, CloseReason, Inbox, Outbox, code};
 use crate::chat::replies;
 use crate::policy::{Action, Frame};
-use crate::store::bus::Claim;
+use crate::store::bus::{Claim, Handover, RoomAt};
 use crate::store::json;
 use crate::store::notices::Mail;
 
 /// A held id being taken back by a new connection.
 #[derive(Debug)]
-pub struct Resume {
-    /// The held connection's serial.
-    pub serial: u64,
-    /// Its queue: what the id missed while away.
-    pub missed: Inbox,
+pub enum Resume {
+    /// Held here.
+    Held {
+        /// The held connection's serial.
+        serial: u64,
+        /// Its queue: what the id missed while away.
+        missed: Inbox,
+    },
+    /// Held on another server, which handed it over.
+    Moved(Handover),
 }
 
 /// Register `id` on `outbox` and carry out `on-connect`'s actions. The
@@ -73,14 +78,24 @@ pub async fn connect(
         let stored = stored_frames(chat.notices.take(id, SystemTime::now()).await);
         let queue_stored = || queue_counted(outbox, stored);
         let generation = claim.generation;
+        let mut since = Vec::new();
         let registration = match resume {
-            Some(Resume { serial, mut missed }) => chat
+            Some(Resume::Held { serial, mut missed }) => chat
                 .registry
                 .take_over(id, serial, outbox.clone(), generation, || {
                     queue_counted(outbox, missed.unhold());
                     queue_stored();
                 })
                 .map(|_| ()),
+            Some(Resume::Moved(Handover { frames, rooms })) => {
+                since = rooms;
+                chat.registry
+                    .register_with(id, outbox.clone(), generation, || {
+                        queue_counted(outbox, frames);
+                        queue_stored();
+                    })
+                    .map(|_| ())
+            }
             None => chat
                 .registry
                 .register_with(id, outbox.clone(), generation, queue_stored)
@@ -94,7 +109,7 @@ pub async fn connect(
             });
             return;
         }
-        keep_rooms(chat, id, claim.rooms).await;
+        keep_rooms(chat, id, since, claim.rooms).await;
         let late = stored_frames(chat.notices.take(id, SystemTime::now()).await);
         queue_counted(outbox, late);
         registered();
@@ -103,19 +118,48 @@ pub async fn connect(
     .await;
 }
 
-/// Join `id` to `rooms` (where it was on another server) without a word:
-/// nobody hears `joined`, as nobody heard `left` where it was.
-async fn keep_rooms(chat: Chat<'_>, id: &str, rooms: Vec<String>) {
-    for room in rooms {
+/// Join `id` to its rooms on another server without a word: nobody hears
+/// `joined`, as nobody heard `left` where it was. Rooms handed over with
+/// their position (`since`) replay what came after it first, so a
+/// resumed id misses nothing; the others (`rooms`) start from now.
+async fn keep_rooms(chat: Chat<'_>, id: &str, since: Vec<RoomAt>, rooms: Vec<String>) {
+    let positions = since
+        .into_iter()
+        .map(|r| (r.room, Some((r.epoch, r.offset))));
+    let rest = rooms.into_iter().map(|room| (room, None));
+    for (room, since) in positions.chain(rest) {
         if chat.registry.in_room(id, &room) {
             continue;
         }
-        if let Err(e) = chat.history.prepare(&room, None).await {
+        let since = since.as_ref().map(|(e, o)| (e.as_str(), *o));
+        if let Err(e) = chat.history.prepare(&room, since).await {
             tracing::warn!(id, room, error = %e, "a room kept from another server is not followed here");
         }
         chat.registry
-            .join_with(id, &room, Some(chat.history), None, |_, _| {});
+            .join_with(id, &room, Some(chat.history), since, |_, _| {});
     }
+}
+
+/// `id`, taken over from another server, goes no further here (the rules
+/// refused its connection): it goes offline as a hold that ends does —
+/// what `on-disconnect` decided (`None` when the call failed), then its
+/// `rooms` hear `left`.
+pub async fn disconnect_moved(
+    chat: Chat<'_>,
+    id: &str,
+    decided: Option<Vec<Action>>,
+    rooms: &[String],
+) {
+    outbound::corked(async {
+        if let Some(decided) = decided {
+            actions::apply_disconnect(chat, id, decided).await;
+        }
+        for room in rooms {
+            chat.bus.transient(room, replies::left(room, id), None);
+        }
+        chat.bus.released(id).await;
+    })
+    .await;
 }
 
 /// Set `"session":"<session>"` in every text frame `on-connect` replies

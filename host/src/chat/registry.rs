@@ -25,8 +25,8 @@ use crate::chat::dispatch::Sequence;
 use crate::chat::outbound::{CloseReason, Outbox, PushError, code};
 use crate::store::history::{History, Recovery};
 
-use crate::store::bus::Bus;
 pub use crate::store::bus::Sent;
+use crate::store::bus::{Bus, RoomAt};
 
 /// Shared name of an id or a room: cloned into several sets, stored once.
 pub type Name = Arc<str>;
@@ -247,8 +247,9 @@ impl Registry {
     /// `id` was claimed on another server with `generation`: its
     /// connection here, if of an older claim, is replaced (4001) and its
     /// rooms here are left without a word — the new connection keeps them.
-    /// Returns whether a connection here was replaced.
-    pub fn claimed_elsewhere(&self, id: &str, generation: u64) -> bool {
+    /// Returns, if a connection here was replaced, where each of its rooms
+    /// stood: every kept message up to there had been queued to it.
+    pub fn claimed_elsewhere(&self, id: &str, generation: u64) -> Option<Vec<RoomAt>> {
         let _id = self.lock(id);
         {
             let now = Instant::now();
@@ -259,20 +260,33 @@ impl Registry {
                 *entry = (generation, now);
             }
         }
-        let Some((_, old)) = self
+        let (_, old) = self
             .inner
             .online
-            .remove_if(id, |_, o| o.generation() < generation)
-        else {
-            return false;
-        };
+            .remove_if(id, |_, o| o.generation() < generation)?;
         old.close(replaced());
+        let mut at = Vec::new();
         if let Some((_, rooms)) = self.inner.members_of.remove(id) {
             for room in &rooms {
+                // Read with the member taken out, in one hold of the room:
+                // a delivery is either before (queued to it) or after.
+                if let Some(mut r) = self.inner.rooms.get_mut(room) {
+                    r.members.remove(id);
+                    at.push(RoomAt {
+                        room: room.to_string(),
+                        epoch: r.seq.epoch().to_string(),
+                        offset: r.seq.delivered(),
+                    });
+                }
                 self.remove_member(room, id);
             }
         }
-        true
+        Some(at)
+    }
+
+    /// The serial of `id`'s connection here (`None`: offline).
+    pub fn serial_of(&self, id: &str) -> Option<u64> {
+        self.inner.online.get(id).map(|o| o.serial())
     }
 
     fn superseded(&self) -> MutexGuard<'_, HashMap<Name, (u64, Instant)>> {

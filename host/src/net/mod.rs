@@ -11,12 +11,14 @@
 //! - [`auth`]      — signed tokens (JWT) that prove an id; minting them
 //! - [`shared`]    — the context every connection task shares
 //! - [`session`]   — one connection: read loop, writer, close
+//! - [`handing`]   — a held id given up to another server that resumes it (cluster mode)
 //! - [`liveness`]  — when a quiet connection is pinged, and when it is given up
 //! - [`inbound`]   — bytes of partly received messages, server-wide
 //! - [`wire`]      — a stream split between tungstenite (reading) and the host (writing)
 
 pub mod admission;
 pub mod auth;
+pub mod handing;
 pub mod handshake;
 pub mod id;
 pub mod inbound;

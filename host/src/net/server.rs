@@ -192,6 +192,10 @@ impl Server {
             state,
         } = link.link(
             Arc::new(registry.clone()),
+            Arc::new(crate::net::handing::Handing {
+                registry: registry.clone(),
+                sessions: sessions.clone(),
+            }),
             history.clone(),
             notices.clone(),
             StateLimits::from(&config.policy_limits),

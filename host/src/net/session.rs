@@ -34,6 +34,7 @@ use crate::net::web;
 use crate::net::wire::{Split, Wire, WriteHalf};
 use crate::policy::queries;
 use crate::policy::{ConnectInfo, Frame};
+use crate::store::bus::Resumed;
 use crate::store::sessions::{Claim, Held};
 
 /// Serve one accepted (and, for wss, TLS-wrapped) stream, admitted with
@@ -187,7 +188,11 @@ async fn hold(
     outbox: Outbox,
 ) {
     // Other nodes answer a send to it `held` from now.
-    shared.chat().bus.holding(&id, outbox.generation()).await;
+    shared
+        .chat()
+        .bus
+        .holding(&id, outbox.generation(), &session)
+        .await;
     let held = Held {
         session,
         serial,
@@ -321,11 +326,11 @@ where
     // A held id comes back: with its session it resumes; without it (or
     // after its window) it starts afresh, its hold ended first, so its
     // rooms hear `left` before any new `joined`.
-    let (resume, resumed) = match shared.sessions.claim(id, presented).await {
+    let (mut resume, resumed) = match shared.sessions.claim(id, presented).await {
         Claim::Resumed(held) => {
             let Kept { missed, ticket } = held.kept;
             let serial = held.serial;
-            (Some(Resume { serial, missed }), Some(ticket))
+            (Some(Resume::Held { serial, missed }), Some(ticket))
         }
         Claim::Refused(held) => {
             end_hold(shared, id, held).await;
@@ -341,19 +346,45 @@ where
     // happen.
     if let Err(refusal) = ticket.confirm(resumed) {
         tracing::debug!(%peer, id, %refusal, "connection refused");
-        if let Some(Resume { serial, missed }) = resume {
+        if let Some(Resume::Held { serial, missed }) = resume {
             let_go(shared, id, serial, missed).await;
         }
         let _ = timeout(limit, handshake::refuse(stream, 503, &refusal.to_string())).await;
         return None;
     }
+    // Not held here: perhaps on another server (cluster mode), which hands
+    // it over. Claimed now, before the rules are asked (they are told
+    // whether it resumed).
+    let mut moved = None;
+    if resume.is_none()
+        && let Some(presented) = presented
+    {
+        match shared.chat().bus.resume(id, presented).await {
+            Ok(None) => {}
+            Ok(Some(Resumed { claim, handover })) => {
+                resume = handover.map(Resume::Moved);
+                moved = Some(claim);
+            }
+            Err(e) => {
+                tracing::warn!(%peer, id, error = %e, "connection refused: the resume could not be looked up");
+                let reason = format!("unavailable: {e}; try again");
+                let _ = timeout(limit, handshake::refuse(stream, 503, &reason)).await;
+                return None;
+            }
+        }
+    }
     // The only proof a resume needs; none (no resume) without randomness.
     let session = v2.then(crate::store::token::new_session).flatten();
     let info = connect_info(shared, &request, &identity, peer, resume.is_some());
+    let moved_rooms = moved.as_ref().map(|c| c.rooms.clone());
     let refused = async |resume: Option<Resume>| {
         // A resume that does not happen ends the hold it took.
-        if let Some(Resume { serial, missed }) = resume {
+        if let Some(Resume::Held { serial, missed }) = resume {
             let_go(shared, id, serial, missed).await;
+        }
+        // The id taken from another server goes offline here.
+        if let Some(rooms) = &moved_rooms {
+            let_go_moved(shared, id, rooms).await;
         }
     };
     let actions = match decide::on_connect(shared.decider(), info) {
@@ -377,7 +408,11 @@ where
     };
     // Claimed once the rules let the connection in (a refused one must
     // not replace the id's connection), before it is told it is in.
-    let claim = match shared.chat().bus.claim(id).await {
+    let claimed = match moved {
+        Some(claim) => Ok(claim),
+        None => shared.chat().bus.claim(id).await,
+    };
+    let claim = match claimed {
         Ok(claim) => claim,
         Err(e) => {
             refused(resume).await;
@@ -432,6 +467,15 @@ fn connect_info(
         session: String::new(),
         resumed,
     }
+}
+
+/// `id`, taken over from another server, goes offline here before its
+/// connection was let in: `on-disconnect`, and its `rooms` hear `left`.
+async fn let_go_moved(shared: &Shared, id: &str, rooms: &[String]) {
+    let decided = decide::on_disconnect(shared.decider(), id)
+        .inspect_err(|e| tracing::warn!(id, error = %e, "on-disconnect failed"))
+        .ok();
+    lifecycle::disconnect_moved(shared.chat(), id, decided, rooms).await;
 }
 
 /// Ask the rules about an id that went offline, and let it go.

@@ -55,6 +55,46 @@ pub struct Claim {
     pub rooms: Vec<String>,
 }
 
+/// Where a room stood for an id when another server took it over: every
+/// kept message up to `offset` (of `epoch`) had been queued to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomAt {
+    pub room: String,
+    pub epoch: String,
+    pub offset: u64,
+}
+
+/// A held id handed from one server to another that resumes it: what it
+/// missed there, and where each of its rooms stood.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Handover {
+    /// The frames queued to it while held, oldest first.
+    pub frames: Vec<Message>,
+    /// Its rooms, and how far each had reached it.
+    pub rooms: Vec<RoomAt>,
+}
+
+/// A resume of an id held on another server.
+#[derive(Debug)]
+pub struct Resumed {
+    /// The id's claim for the resuming connection (made: do not claim
+    /// again).
+    pub claim: Claim,
+    /// What the other server handed over; `None` when it did not in time
+    /// (the connection then starts afresh, keeping the rooms).
+    pub handover: Option<Handover>,
+}
+
+/// Gives up a held id here to another server resuming it (the connection
+/// layer has the holds).
+#[async_trait]
+pub trait HandOver: std::fmt::Debug + Send + Sync {
+    /// `id` held here is resumed elsewhere with claim `generation`: end
+    /// its hold without a word (no `on-disconnect`, no `left`), and hand
+    /// over what it missed. `None` if it is not held here (any more).
+    async fn hand_over(&self, id: &str, generation: u64) -> Option<Handover>;
+}
+
 /// This server's own connections, as the bus hands them what reaches
 /// them. It is also the presence they make up (a server of its own: the
 /// whole presence; in a cluster: this server's part of it).
@@ -163,9 +203,17 @@ pub trait Bus: std::fmt::Debug + Send + Sync {
     /// `id` went offline for good here and left its rooms.
     async fn released(&self, _id: &str) {}
 
+    /// A connection presents `session` for `id`, which is not held here:
+    /// if it is held on another server with that session, claim it and
+    /// take it over. `None`: not held elsewhere (nothing claimed).
+    async fn resume(&self, _id: &str, _session: &str) -> Result<Option<Resumed>, Unavailable> {
+        Ok(None)
+    }
+
     /// Connection `generation` of `id` ended abruptly and is held here
-    /// for a resume (a send to it elsewhere is answered `held`).
-    async fn holding(&self, _id: &str, _generation: u64) {}
+    /// for a resume with `session` (a send to it elsewhere is answered
+    /// `held`; a connection elsewhere presenting `session` resumes it).
+    async fn holding(&self, _id: &str, _generation: u64, _session: &str) {}
 
     /// How the cluster behind the bus is (`/healthz`).
     fn cluster(&self) -> Cluster {

@@ -51,12 +51,14 @@ pub struct Linked {
 /// registry, handed in as [`bus::Local`]): on one server they deliver to
 /// it directly; in a cluster, to the other servers too.
 pub trait Linker: std::fmt::Debug + Send + Sync {
-    /// The presence and the bus over `local`, keeping room messages in
+    /// The presence and the bus over `local` (whose held ids `handing`
+    /// gives up to another server that resumes them), keeping room messages in
     /// `history` and notices for offline ids in `notices`, and the
     /// policy's state within `state`'s limits.
     fn link(
         &self,
         local: Arc<dyn bus::Local>,
+        handing: Arc<dyn bus::HandOver>,
         history: Arc<dyn history::History>,
         notices: Arc<dyn notices::Notices>,
         state: state::StateLimits,

@@ -9,7 +9,7 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::store::bus::{Bus, Claim, Local, SendError, Sent};
+use crate::store::bus::{Bus, Claim, HandOver, Local, SendError, Sent};
 use crate::store::history::History;
 use crate::store::notices::{Notices, StoreError};
 use crate::store::state::{StateLimits, StateStore};
@@ -24,6 +24,7 @@ impl Linker for MemoryLinker {
     fn link(
         &self,
         local: Arc<dyn Local>,
+        _handing: Arc<dyn HandOver>,
         history: Arc<dyn History>,
         notices: Arc<dyn Notices>,
         state: StateLimits,

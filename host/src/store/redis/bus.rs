@@ -25,7 +25,7 @@ use super::payload;
 use super::replica::Replica;
 use super::rooms::Rooms;
 use super::subscriber::Subscriber;
-use crate::store::bus::{Bus, Claim, Cluster, Local, SendError, Sent};
+use crate::store::bus::{Bus, Claim, Cluster, HandOver, Local, Resumed, SendError, Sent};
 use crate::store::history::History;
 use crate::store::json;
 use crate::store::memory::MemoryBus;
@@ -33,6 +33,10 @@ use crate::store::notices::Notices;
 use crate::store::notices::StoredLimits;
 use crate::store::state::{StateLimits, StateStore};
 use crate::store::{Linked, Linker, Unavailable};
+
+/// How long a resume waits for the node that held the id to hand it
+/// over (two round trips through Redis, and that node's reader).
+const HANDOVER_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Frames waiting to be published (transient room frames, broadcasts):
 /// past this they are dropped, as a lost connection would drop them.
@@ -130,8 +134,42 @@ impl Bus for RedisBus {
         false
     }
 
-    async fn holding(&self, id: &str, generation: u64) {
-        if let Err(e) = self.ids.hold(id, generation).await {
+    /// Asked of Redis only for a session this node does not hold: a read
+    /// first (most such sessions are simply over), then the claim, which
+    /// checks again in the same step as it moves the id.
+    async fn resume(&self, id: &str, session: &str) -> Result<Option<Resumed>, Unavailable> {
+        if !self.ids.held_elsewhere(id, session).await? {
+            return Ok(None);
+        }
+        let waiting = self.subscriber.expect_handover(id);
+        let (claim, resumed) = match self.ids.claim_resuming(id, Some(session)).await {
+            Ok(claimed) => claimed,
+            Err(e) => {
+                self.subscriber.forget_handover(id);
+                return Err(e.into());
+            }
+        };
+        let handover = if resumed {
+            tokio::time::timeout(HANDOVER_WAIT, waiting)
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .flatten()
+        } else {
+            None
+        };
+        if handover.is_none() {
+            self.subscriber.forget_handover(id);
+            tracing::info!(
+                id,
+                "not resumed: the node that held it did not hand it over"
+            );
+        }
+        Ok(Some(Resumed { claim, handover }))
+    }
+
+    async fn holding(&self, id: &str, generation: u64, session: &str) {
+        if let Err(e) = self.ids.hold(id, generation, session).await {
             tracing::warn!(id, error = %e, "a hold not marked in Redis: sends from other nodes are acked as queued");
         }
     }
@@ -241,11 +279,12 @@ impl Linker for RedisLinker {
     fn link(
         &self,
         local: Arc<dyn Local>,
+        handing: Arc<dyn HandOver>,
         history: Arc<dyn History>,
         notices: Arc<dyn Notices>,
         state: StateLimits,
     ) -> Linked {
-        self.subscriber.start(local.clone());
+        self.subscriber.start(local.clone(), handing);
         let (outgoing, queue) = mpsc::channel(OUTGOING);
         tokio::spawn(publish_outgoing(
             self.writer.clone(),

@@ -42,6 +42,16 @@ impl Ids {
     /// Claim `id` for a connection here: its generation, and the rooms
     /// it is in. The node that had it hears of it on its channel.
     pub async fn claim(&self, id: &str) -> Result<Claim, Unavailable> {
+        Ok(self.claim_resuming(id, None).await?.0)
+    }
+
+    /// [`Ids::claim`], resuming `id` if it is held on another node with
+    /// `session`: whether it did (that node is asked for the handover).
+    pub async fn claim_resuming(
+        &self,
+        id: &str,
+        session: Option<&str>,
+    ) -> Result<(Claim, bool), Unavailable> {
         let k = self.keys.id(id);
         let mut c = self.writer.conn().await?;
         let reply: Vec<Value> = scripts::CLAIM
@@ -51,17 +61,54 @@ impl Ids {
             .arg(&self.node)
             .arg(id)
             .arg(self.keys.inbox(""))
+            .arg(session.map(session_hash).unwrap_or_default())
             .invoke_async(&mut c)
             .await
             .map_err(|e| self.writer.failed(&e))?;
         self.writer.answered();
         match reply.as_slice() {
-            [generation, rooms] => Ok(Claim {
-                generation: value(generation)?,
-                rooms: value(rooms)?,
-            }),
+            [generation, rooms, resumed] => Ok((
+                Claim {
+                    generation: value(generation)?,
+                    rooms: value(rooms)?,
+                },
+                value::<i64>(resumed)? == 1,
+            )),
             other => Err(late_or(other, "claim")),
         }
+    }
+
+    /// Whether `id` is held on another node for a resume with `session`
+    /// (a read: nothing claimed).
+    pub async fn held_elsewhere(&self, id: &str, session: &str) -> Result<bool, Unavailable> {
+        let k = self.keys.id(id);
+        let mut c = self.writer.conn().await?;
+        let (node, held, hash): (Option<String>, Option<String>, Option<String>) =
+            redis::cmd("HMGET")
+                .arg(&k.owner)
+                .arg("node")
+                .arg("held")
+                .arg("session")
+                .query_async(&mut c)
+                .await
+                .map_err(|e| self.writer.failed(&e))?;
+        self.writer.answered();
+        Ok(held.is_some()
+            && node.is_some_and(|n| n != self.node)
+            && hash.is_some_and(|h| h == session_hash(session)))
+    }
+
+    /// Publish `payload` on node `node`'s channel.
+    pub async fn tell(&self, node: &str, payload: &[u8]) -> Result<(), Unavailable> {
+        let mut c = self.writer.conn().await?;
+        let _: i64 = redis::cmd("PUBLISH")
+            .arg(self.keys.inbox(node))
+            .arg(payload)
+            .query_async(&mut c)
+            .await
+            .map_err(|e| self.writer.failed(&e))?;
+        self.writer.answered();
+        Ok(())
     }
 
     /// The newest generation of each of `ids` (0: never claimed, or long
@@ -131,14 +178,21 @@ impl Ids {
         }
     }
 
-    /// Connection `generation` of `id` is held for a resume.
-    pub async fn hold(&self, id: &str, generation: u64) -> Result<bool, Unavailable> {
+    /// Connection `generation` of `id` is held for a resume with
+    /// `session`.
+    pub async fn hold(
+        &self,
+        id: &str,
+        generation: u64,
+        session: &str,
+    ) -> Result<bool, Unavailable> {
         let k = self.keys.id(id);
         let mut c = self.writer.conn().await?;
         let reply: Value = scripts::HOLD
             .key(&k.owner)
             .arg(self.writer.deadline_ms())
             .arg(generation)
+            .arg(session_hash(session))
             .invoke_async(&mut c)
             .await
             .map_err(|e| self.writer.failed(&e))?;
@@ -163,6 +217,16 @@ impl Ids {
         self.writer.answered();
         written(reply, "release")
     }
+}
+
+/// What Redis keeps of a session: its SHA-256, in hex (a read of Redis
+/// must not be enough to resume anyone).
+fn session_hash(session: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(session.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Where [`Ids::route`] sent a payload.

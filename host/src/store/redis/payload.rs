@@ -4,8 +4,11 @@
 //! numbers have none, and the id rule of the handshake allows none).
 //! `lua/publish.lua` writes the room form itself, for a kept message, in
 //! the same layout, and `lua/claim.lua` the `claimed` form.
+//! A handover's frames are length-prefixed instead ([`handover`]).
 
 use tokio_tungstenite::tungstenite::Message;
+
+use crate::store::bus::{Handover, RoomAt};
 
 /// A frame of a room, as a node published it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,8 +38,21 @@ pub struct AllFrame<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ToNode<'a> {
     /// `id` was claimed elsewhere with `generation`: a connection of the
-    /// id here with an older one is replaced.
-    Claimed { id: &'a str, generation: u64 },
+    /// id here with an older one is replaced. With `resumer`, that node
+    /// resumes the id held here: hand it over.
+    Claimed {
+        id: &'a str,
+        generation: u64,
+        resumer: Option<&'a str>,
+    },
+    /// What a node that held `id` handed over to this one, resuming it
+    /// with claim `generation`.
+    /// `None`: that node no longer held it.
+    Handover {
+        id: &'a str,
+        generation: u64,
+        handover: Option<Handover>,
+    },
     /// A frame for `id`'s connection here (a notice).
     Frame { id: &'a str, frame: Frame<'a> },
     /// Close `id`'s connection here.
@@ -69,6 +85,64 @@ pub fn frame_to(id: &str, msg: &Message) -> Option<Vec<u8>> {
     out.push(b'\n');
     out.extend_from_slice(body);
     Some(out)
+}
+
+/// `handover` of `id` (claim `generation`) for the resuming node: after
+/// the header, records of a kind byte (`t` text, `b` binary, `r` a room:
+/// `room\nepoch\noffset`), a length and `\n`, then that many bytes; or
+/// `-` when there is nothing to hand over (the id was not held).
+pub fn handover(id: &str, generation: u64, handover: Option<&Handover>) -> Vec<u8> {
+    let mut out = format!("handover\n{id}\n{generation}\n").into_bytes();
+    let Some(handover) = handover else {
+        out.push(b'-');
+        return out;
+    };
+    let mut record = |kind: u8, body: &[u8]| {
+        out.push(kind);
+        out.extend_from_slice(body.len().to_string().as_bytes());
+        out.push(b'\n');
+        out.extend_from_slice(body);
+    };
+    for frame in &handover.frames {
+        match frame {
+            Message::Text(t) => record(b't', t.as_bytes()),
+            Message::Binary(b) => record(b'b', b),
+            _ => {}
+        }
+    }
+    for r in &handover.rooms {
+        record(
+            b'r',
+            format!("{}\n{}\n{}", r.room, r.epoch, r.offset).as_bytes(),
+        );
+    }
+    out
+}
+
+fn read_handover(mut rest: &[u8]) -> Option<Handover> {
+    let mut h = Handover::default();
+    while let Some((&kind, after)) = rest.split_first() {
+        let nl = after.iter().position(|b| *b == b'\n')?;
+        let len: usize = std::str::from_utf8(&after[..nl]).ok()?.parse().ok()?;
+        let body = after.get(nl + 1..nl + 1 + len)?;
+        rest = &after[nl + 1 + len..];
+        match kind {
+            b't' => h
+                .frames
+                .push(Message::text(std::str::from_utf8(body).ok()?)),
+            b'b' => h.frames.push(Message::binary(body.to_vec())),
+            b'r' => {
+                let mut p = std::str::from_utf8(body).ok()?.splitn(3, '\n');
+                h.rooms.push(RoomAt {
+                    room: p.next()?.to_owned(),
+                    epoch: p.next()?.to_owned(),
+                    offset: p.next()?.parse().ok()?,
+                });
+            }
+            _ => return None,
+        }
+    }
+    Some(h)
 }
 
 /// Close `id`'s connection on its node.
@@ -123,7 +197,28 @@ pub fn to_node(payload: &[u8]) -> Option<ToNode<'_>> {
         b"claimed" => {
             let id = text(p.next()?)?;
             let generation = text(p.next()?)?.parse().ok()?;
-            Some(ToNode::Claimed { id, generation })
+            let resumer = match p.next() {
+                Some(r) => Some(text(r)?).filter(|r| !r.is_empty()),
+                None => None,
+            };
+            Some(ToNode::Claimed {
+                id,
+                generation,
+                resumer,
+            })
+        }
+        b"handover" => {
+            let id = text(p.next()?)?;
+            let generation = text(p.next()?)?.parse().ok()?;
+            let handover = match p.next().unwrap_or_default() {
+                b"-" => None,
+                records => Some(read_handover(records)?),
+            };
+            Some(ToNode::Handover {
+                id,
+                generation,
+                handover,
+            })
         }
         b"frame" => {
             let id = text(p.next()?)?;
@@ -182,9 +277,47 @@ mod tests {
             to_node(b"claimed\nalice\n12"),
             Some(ToNode::Claimed {
                 id: "alice",
-                generation: 12
+                generation: 12,
+                resumer: None
             })
         );
+        assert_eq!(
+            to_node(b"claimed\nalice\n12\nnode-b"),
+            Some(ToNode::Claimed {
+                id: "alice",
+                generation: 12,
+                resumer: Some("node-b")
+            })
+        );
+        let h = Handover {
+            frames: vec![
+                Message::text("a\nb"),
+                Message::binary(vec![1, 10, 2]),
+                Message::text(""),
+            ],
+            rooms: vec![RoomAt {
+                room: "lobby".into(),
+                epoch: "E1".into(),
+                offset: 42,
+            }],
+        };
+        assert_eq!(
+            to_node(&handover("alice", 13, Some(&h))),
+            Some(ToNode::Handover {
+                id: "alice",
+                generation: 13,
+                handover: Some(h)
+            })
+        );
+        assert_eq!(
+            to_node(&handover("alice", 13, None)),
+            Some(ToNode::Handover {
+                id: "alice",
+                generation: 13,
+                handover: None
+            })
+        );
+        assert_eq!(to_node(b"handover\nalice\n13\nt9\nshort"), None);
         assert_eq!(to_node(b"claimed\nalice"), None);
         assert_eq!(to_node(b"later\nx"), None);
         let text = frame_to("bob", &Message::text("a\nb")).unwrap_or_default();

@@ -18,7 +18,7 @@ use std::time::Duration;
 use dashmap::DashMap;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, PushInfo, PushKind};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Message;
 
 use super::Unavailable;
@@ -27,7 +27,7 @@ use super::keys::Keys;
 use super::payload::{self, Frame, ToNode};
 use super::replica::Replica;
 use super::rooms::Rooms;
-use crate::store::bus::{Local, Sent};
+use crate::store::bus::{HandOver, Handover, Local, Sent};
 use crate::store::history::Text;
 use crate::store::json;
 
@@ -67,6 +67,10 @@ pub struct Subscriber {
     rooms: Rooms,
     /// Who has each id (to check claims again after a reconnect).
     ids: Ids,
+    /// Gives up held ids here to a node resuming them.
+    handing: OnceLock<Arc<dyn HandOver>>,
+    /// Resumes made here waiting for their handover, by id.
+    handovers: DashMap<String, oneshot::Sender<Option<Handover>>>,
 }
 
 impl Subscriber {
@@ -114,12 +118,15 @@ impl Subscriber {
             replica,
             rooms,
             ids,
+            handing: OnceLock::new(),
+            handovers: DashMap::new(),
         }))
     }
 
     /// Start reading, delivering to `local`.
-    pub fn start(self: &Arc<Self>, local: Arc<dyn Local>) {
+    pub fn start(self: &Arc<Self>, local: Arc<dyn Local>, handing: Arc<dyn HandOver>) {
         let _ = self.local.set(local);
+        let _ = self.handing.set(handing);
         let queue = self.queue.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(queue) = queue {
             tokio::spawn(self.clone().read(queue));
@@ -232,7 +239,22 @@ impl Subscriber {
         };
         if channel == self.inbox {
             match payload::to_node(payload) {
-                Some(ToNode::Claimed { id, generation }) => local.claimed(id, generation),
+                Some(ToNode::Claimed {
+                    id,
+                    generation,
+                    resumer: None,
+                }) => local.claimed(id, generation),
+                Some(ToNode::Claimed {
+                    id,
+                    generation,
+                    resumer: Some(resumer),
+                }) => self.hand_over(id, generation, resumer),
+                Some(ToNode::Handover { id, handover, .. }) => match self.handovers.remove(id) {
+                    Some((_, waiting)) => {
+                        let _ = waiting.send(handover);
+                    }
+                    None => tracing::warn!(id, "a handover came too late; what it held is lost"),
+                },
                 Some(ToNode::Frame { id, frame }) => {
                     let msg = match frame {
                         Frame::Text(t) => Message::text(t),
@@ -295,6 +317,40 @@ impl Subscriber {
         if let Some(after) = local.room(room, Some((epoch, offset)), Message::Text(text), except) {
             self.spawn_fill_from(room.into(), after);
         }
+    }
+
+    /// Wait for the handover of `id`, which this node is about to resume
+    /// (called before the claim, so the answer cannot come first).
+    pub fn expect_handover(&self, id: &str) -> oneshot::Receiver<Option<Handover>> {
+        let (tx, rx) = oneshot::channel();
+        self.handovers.insert(id.to_owned(), tx);
+        rx
+    }
+
+    /// No handover of `id` is awaited any more.
+    pub fn forget_handover(&self, id: &str) {
+        self.handovers.remove(id);
+    }
+
+    /// `id` held here is resumed on `resumer` with claim `generation`:
+    /// give it up and send what it missed there.
+    fn hand_over(&self, id: &str, generation: u64, resumer: &str) {
+        let (Some(handing), Some(local)) = (self.handing.get().cloned(), self.local.get().cloned())
+        else {
+            return;
+        };
+        let (ids, id, resumer) = (self.ids.clone(), id.to_owned(), resumer.to_owned());
+        tokio::spawn(async move {
+            let handover = handing.hand_over(&id, generation).await;
+            if handover.is_none() {
+                // Not held (any more): replaced as any older connection.
+                local.claimed(&id, generation);
+            }
+            let payload = payload::handover(&id, generation, handover.as_ref());
+            if let Err(e) = ids.tell(&resumer, &payload).await {
+                tracing::warn!(id, resumer, error = %e, "a handover could not be sent; what it held is lost");
+            }
+        });
     }
 
     /// Word of a claim elsewhere may have been lost with the connection

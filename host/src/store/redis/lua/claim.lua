@@ -2,21 +2,37 @@
 -- and the rooms it is in (the new connection keeps them). The node that
 -- had it is told on its own channel, in the same atomic step, so it
 -- replaces its older connection (4001) whatever order things reach it in.
--- KEYS[1] the id's owner hash (gen, node), KEYS[2] the id's rooms set
+-- With a session: when the id is held on that node for a resume with
+-- this session, the claim resumes it, and that node is asked to hand it
+-- over to this one.
+-- KEYS[1] the id's owner hash (gen, node, held, session), KEYS[2] the
+-- id's rooms set
 -- ARGV[1] deadline ms (Redis clock), ARGV[2] the claiming node,
--- ARGV[3] the id, ARGV[4] the node channels' prefix ('<prefix>:inbox:')
--- Returns {generation, {room, ...}}, or {'late'}: nothing written.
+-- ARGV[3] the id, ARGV[4] the node channels' prefix ('<prefix>:inbox:'),
+-- ARGV[5] the presented session's hash ('' none)
+-- Returns {generation, {room, ...}, resumed (0/1)}, or {'late'}: nothing
+-- written.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 if now > tonumber(ARGV[1]) then
   return {'late'}
 end
-local gen = redis.call('HINCRBY', KEYS[1], 'gen', 1)
 local old = redis.call('HGET', KEYS[1], 'node')
+local resumed = 0
+if ARGV[5] ~= '' and old and old ~= ARGV[2]
+    and redis.call('HGET', KEYS[1], 'held')
+    and redis.call('HGET', KEYS[1], 'session') == ARGV[5] then
+  resumed = 1
+end
+local gen = redis.call('HINCRBY', KEYS[1], 'gen', 1)
 redis.call('HSET', KEYS[1], 'node', ARGV[2])
-redis.call('HDEL', KEYS[1], 'held')
+redis.call('HDEL', KEYS[1], 'held', 'session')
 redis.call('PERSIST', KEYS[1])
 if old and old ~= ARGV[2] then
-  redis.call('PUBLISH', ARGV[4] .. old, 'claimed\n' .. ARGV[3] .. '\n' .. gen)
+  local word = 'claimed\n' .. ARGV[3] .. '\n' .. gen
+  if resumed == 1 then
+    word = word .. '\n' .. ARGV[2]
+  end
+  redis.call('PUBLISH', ARGV[4] .. old, word)
 end
-return {gen, redis.call('SMEMBERS', KEYS[2])}
+return {gen, redis.call('SMEMBERS', KEYS[2]), resumed}

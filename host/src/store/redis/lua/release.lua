@@ -12,7 +12,7 @@ end
 if redis.call('HGET', KEYS[1], 'node') ~= ARGV[2] then
   return 0
 end
-redis.call('HDEL', KEYS[1], 'node', 'held')
+redis.call('HDEL', KEYS[1], 'node', 'held', 'session')
 redis.call('DEL', KEYS[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1

@@ -1,0 +1,41 @@
+//! Giving up a held id to another server that resumes it (cluster mode):
+//! the hold is taken here first, so its window ending cannot race it;
+//! then the id leaves its rooms here without a word, and what it missed
+//! goes to the resuming server with where each room stood.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::chat::registry::Registry;
+use crate::net::session::Kept;
+use crate::store::bus::{HandOver, Handover};
+use crate::store::sessions::Sessions;
+
+/// This server's holds, as the bus asks for them.
+#[derive(Debug)]
+pub struct Handing {
+    pub registry: Registry,
+    pub sessions: Arc<dyn Sessions<Kept>>,
+}
+
+#[async_trait]
+impl HandOver for Handing {
+    async fn hand_over(&self, id: &str, generation: u64) -> Option<Handover> {
+        let serial = self.registry.serial_of(id)?;
+        let held = self.sessions.release(id, serial).await?;
+        // Out of its rooms first: from then on nothing more is queued to
+        // it, so its queue holds every kept message up to each room's
+        // position.
+        let rooms = self
+            .registry
+            .claimed_elsewhere(id, generation)
+            .unwrap_or_default();
+        let Kept { mut missed, ticket } = held.kept;
+        // Its place in the admission counts goes with the hold.
+        drop(ticket);
+        let frames = missed.unhold().into_iter().collect();
+        tracing::debug!(id, generation, "handed over to the server resuming it");
+        Some(Handover { frames, rooms })
+    }
+}
