@@ -27,8 +27,9 @@ pub enum Resume {
         /// Its queue: what the id missed while away.
         missed: Inbox,
     },
-    /// Held on another server, which handed it over.
-    Moved(Handover),
+    /// Held on another server, which handed it over (boxed: every
+    /// connection's task carries a `Resume` slot).
+    Moved(Box<Handover>),
 }
 
 /// Register `id` on `outbox` and carry out `on-connect`'s actions. The
@@ -87,7 +88,8 @@ pub async fn connect(
                     queue_stored();
                 })
                 .map(|_| ()),
-            Some(Resume::Moved(Handover { frames, rooms })) => {
+            Some(Resume::Moved(handover)) => {
+                let Handover { frames, rooms } = *handover;
                 since = rooms;
                 chat.registry
                     .register_with(id, outbox.clone(), generation, || {

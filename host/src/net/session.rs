@@ -96,7 +96,7 @@ where
         &outbox,
         upgrade.actions,
         upgrade.session.as_deref(),
-        upgrade.resume,
+        upgrade.resume.map(|r| *r),
         *upgrade.claim,
         || {
             tracing::debug!(%peer, id, serial, resumed, "connected");
@@ -271,7 +271,9 @@ struct Accepted {
     /// The connection's session, when the rules speak protocol v2.
     session: Option<String>,
     /// The held id this connection takes back, if it resumed one.
-    resume: Option<Resume>,
+    /// (Boxed: every connection's task carries this struct for its whole
+    /// life, and a resume is rare.)
+    resume: Option<Box<Resume>>,
     /// The id's claim for this connection (boxed: every connection's
     /// task carries this struct for its whole life, and the claim is
     /// needed once).
@@ -362,8 +364,8 @@ where
         match shared.chat().bus.resume(id, presented).await {
             Ok(None) => {}
             Ok(Some(Resumed { claim, handover })) => {
-                resume = handover.map(Resume::Moved);
-                moved = Some(claim);
+                resume = handover.map(|h| Resume::Moved(Box::new(h)));
+                moved = Some(Box::new(claim));
             }
             Err(e) => {
                 tracing::warn!(%peer, id, error = %e, "connection refused: the resume could not be looked up");
@@ -376,7 +378,9 @@ where
     // The only proof a resume needs; none (no resume) without randomness.
     let session = v2.then(crate::store::token::new_session).flatten();
     let info = connect_info(shared, &request, &identity, peer, resume.is_some());
-    let moved_rooms = moved.as_ref().map(|c| c.rooms.clone());
+    // Boxed, both: this future is part of every connection's task.
+    let moved_rooms: Option<Box<[String]>> =
+        moved.as_ref().map(|c| c.rooms.clone().into_boxed_slice());
     let refused = async |resume: Option<Resume>| {
         // A resume that does not happen ends the hold it took.
         if let Some(Resume::Held { serial, missed }) = resume {
@@ -409,7 +413,7 @@ where
     // Claimed once the rules let the connection in (a refused one must
     // not replace the id's connection), before it is told it is in.
     let claimed = match moved {
-        Some(claim) => Ok(claim),
+        Some(claim) => Ok(*claim),
         None => shared.chat().bus.claim(id).await,
     };
     let claim = match claimed {
@@ -442,7 +446,7 @@ where
         leftover: request.leftover,
         actions,
         session,
-        resume,
+        resume: resume.map(Box::new),
         claim: Box::new(claim),
     })
 }

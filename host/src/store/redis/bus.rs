@@ -22,6 +22,7 @@ use super::ids::{Ids, Route};
 use super::keys::Keys;
 use super::notices::RedisNotices;
 use super::payload;
+use super::presence::{ClusterPresence, Copy};
 use super::replica::Replica;
 use super::rooms::Rooms;
 use super::subscriber::Subscriber;
@@ -272,6 +273,7 @@ pub struct RedisLinker {
     pub(super) rooms: Rooms,
     pub(super) subscriber: Arc<Subscriber>,
     pub(super) ids: Ids,
+    pub(super) copy: Arc<Copy>,
     pub(super) keeping: bool,
 }
 
@@ -293,7 +295,8 @@ impl Linker for RedisLinker {
         ));
         tokio::spawn(super::heartbeat::beat(
             self.writer.clone(),
-            self.keys.node(&self.node),
+            self.keys.clone(),
+            self.node.clone(),
         ));
         let bus = RedisBus {
             writer: self.writer.clone(),
@@ -308,7 +311,10 @@ impl Linker for RedisLinker {
             outgoing,
         };
         Linked {
-            presence: local,
+            presence: Arc::new(ClusterPresence {
+                local,
+                copy: self.copy.clone(),
+            }),
             bus: Arc::new(bus),
             state: Arc::new(StateStore::new(state)),
         }
@@ -343,6 +349,7 @@ pub fn open(
     let rooms = Rooms::new(writer.clone(), keys.clone(), node, limits.size, limits.ttl);
     let replica = Arc::new(Replica::new(limits));
     let ids = Ids::new(writer.clone(), keys.clone(), node);
+    let copy = Arc::new(Copy::new(node));
     let subscriber = Subscriber::new(
         url,
         timeout,
@@ -351,6 +358,7 @@ pub fn open(
         replica.clone(),
         rooms.clone(),
         ids.clone(),
+        copy.clone(),
     )?;
     let history = RedisHistory {
         rooms: rooms.clone(),
@@ -366,6 +374,7 @@ pub fn open(
         rooms,
         subscriber,
         ids,
+        copy,
         keeping: limits.is_on(),
     };
     Ok(Opened {

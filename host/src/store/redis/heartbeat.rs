@@ -17,7 +17,8 @@ pub const INTERVAL: Duration = Duration::from_secs(1);
 pub const TTL: Duration = Duration::from_secs(3);
 
 /// Beat until the runtime stops.
-pub async fn beat(writer: Arc<Writer>, key: String) {
+pub async fn beat(writer: Arc<Writer>, keys: super::keys::Keys, node: String) {
+    let key = keys.node(&node);
     let mut every = tokio::time::interval(INTERVAL);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -29,15 +30,26 @@ pub async fn beat(writer: Arc<Writer>, key: String) {
                 continue;
             }
         };
-        let set: Result<(), _> = redis::cmd("SET")
+        // In the nodes set, scored by the beat's expiry in this node's
+        // clock (the other nodes read it with a margin: docs/CLUSTER.md).
+        let until = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64)
+            + TTL.as_millis() as u64;
+        let set: Result<((), i64), _> = redis::pipe()
+            .cmd("SET")
             .arg(&key)
             .arg(1)
             .arg("PX")
             .arg(TTL.as_millis() as u64)
+            .cmd("ZADD")
+            .arg(keys.nodes())
+            .arg(until)
+            .arg(&node)
             .query_async(&mut c)
             .await;
         match set {
-            Ok(()) => writer.answered(),
+            Ok(_) => writer.answered(),
             Err(e) => {
                 let e = writer.failed(&e);
                 tracing::debug!(error = %e, "heartbeat not written");

@@ -39,6 +39,11 @@ impl Ids {
         }
     }
 
+    /// The write connection.
+    pub fn writer(&self) -> Arc<Writer> {
+        self.writer.clone()
+    }
+
     /// Claim `id` for a connection here: its generation, and the rooms
     /// it is in. The node that had it hears of it on its channel.
     pub async fn claim(&self, id: &str) -> Result<Claim, Unavailable> {
@@ -62,6 +67,8 @@ impl Ids {
             .arg(id)
             .arg(self.keys.inbox(""))
             .arg(session.map(session_hash).unwrap_or_default())
+            .arg(self.keys.node(""))
+            .arg(self.keys.presence())
             .invoke_async(&mut c)
             .await
             .map_err(|e| self.writer.failed(&e))?;
@@ -145,6 +152,9 @@ impl Ids {
             .arg(generation)
             .arg(if joined { "+" } else { "-" })
             .arg(room)
+            .arg(&self.node)
+            .arg(id)
+            .arg(self.keys.presence())
             .invoke_async(&mut c)
             .await
             .map_err(|e| self.writer.failed(&e))?;
@@ -211,6 +221,9 @@ impl Ids {
             .arg(self.writer.deadline_ms())
             .arg(&self.node)
             .arg(GENERATION_TTL.as_millis() as u64)
+            .arg(id)
+            .arg(self.keys.node(""))
+            .arg(self.keys.presence())
             .invoke_async(&mut c)
             .await
             .map_err(|e| self.writer.failed(&e))?;

@@ -62,6 +62,21 @@ impl Keys {
         self.global("all")
     }
 
+    /// The channel every change of presence is published on.
+    pub fn presence(&self) -> String {
+        self.global("presence")
+    }
+
+    /// The ids whose connection is on node `node` (a set).
+    pub fn node_ids(&self, node: &str) -> String {
+        format!("{}:node:{node}:ids", self.prefix)
+    }
+
+    /// Every node, scored by when its heartbeat expires (ms).
+    pub fn nodes(&self) -> String {
+        self.global("nodes")
+    }
+
     /// Node `node`'s own channel: what is for its connections alone (an
     /// id claimed by another node).
     pub fn inbox(&self, node: &str) -> String {

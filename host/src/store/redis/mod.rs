@@ -8,6 +8,7 @@
 //! - [`ids`]     — who has an id: its generation, its node, its rooms (one connection per id)
 //! - [`notices`] — stored notices: an id's box, senders' quotas, the byte cap
 //! - [`payload`] — what goes over the channels, written and read in one place
+//! - [`presence`] — cluster-wide presence: this node's registry and a copy of the others'
 //! - [`rooms`]   — a room's history in a stream: publish (offset and epoch with the append), read
 //! - [`replica`] — this node's copy of recent history of the rooms with members here
 //! - [`subscriber`] — the subscriber connection and its one reader: pub/sub to the dispatcher, gaps filled
@@ -23,6 +24,7 @@ pub mod ids;
 pub mod keys;
 pub mod notices;
 pub mod payload;
+pub mod presence;
 pub mod replica;
 pub mod rooms;
 pub mod scripts;

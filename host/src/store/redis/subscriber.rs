@@ -25,6 +25,7 @@ use super::Unavailable;
 use super::ids::Ids;
 use super::keys::Keys;
 use super::payload::{self, Frame, ToNode};
+use super::presence::{Change, Copy};
 use super::replica::Replica;
 use super::rooms::Rooms;
 use crate::store::bus::{HandOver, Handover, Local, Sent};
@@ -69,12 +70,16 @@ pub struct Subscriber {
     ids: Ids,
     /// Gives up held ids here to a node resuming them.
     handing: OnceLock<Arc<dyn HandOver>>,
+    /// The channel of presence changes, and the copy it keeps.
+    presence: String,
+    copy: Arc<Copy>,
     /// Resumes made here waiting for their handover, by id.
     handovers: DashMap<String, oneshot::Sender<Option<Handover>>>,
 }
 
 impl Subscriber {
     /// A subscriber for `url` (the secret URL), nothing subscribed yet.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         url: &str,
         timeout: Duration,
@@ -83,6 +88,7 @@ impl Subscriber {
         replica: Arc<Replica>,
         rooms: Rooms,
         ids: Ids,
+        copy: Arc<Copy>,
     ) -> Result<Arc<Subscriber>, Unavailable> {
         let resp3 = format!("{url}?protocol=resp3");
         let client = Client::open(resp3).map_err(|e| {
@@ -107,6 +113,7 @@ impl Subscriber {
             client,
             config,
             all: keys.all(),
+            presence: keys.presence(),
             inbox: keys.inbox(node),
             keys,
             node: node.to_owned(),
@@ -119,6 +126,7 @@ impl Subscriber {
             rooms,
             ids,
             handing: OnceLock::new(),
+            copy,
             handovers: DashMap::new(),
         }))
     }
@@ -176,14 +184,16 @@ impl Subscriber {
         let mut channels: Vec<String> = self.watched.iter().map(|e| e.key().clone()).collect();
         channels.push(self.all.clone());
         channels.push(self.inbox.clone());
+        channels.push(self.presence.clone());
         c.subscribe(&channels)
             .await
             .map_err(|e| Unavailable::Connection(e.to_string()))?;
         *held = Some(c.clone());
         drop(held);
-        tracing::info!(rooms = channels.len() - 2, "subscribed to Redis");
+        tracing::info!(rooms = channels.len() - 3, "subscribed to Redis");
         self.fill_all();
         self.recheck_claims();
+        self.resync_presence();
         Ok(c)
     }
 
@@ -202,6 +212,7 @@ impl Subscriber {
                 tracing::warn!("Redis pushes came faster than they were read; filling gaps");
                 self.fill_all();
                 self.recheck_claims();
+                self.resync_presence();
             }
             match push.kind {
                 PushKind::Message => {
@@ -274,6 +285,13 @@ impl Subscriber {
         let Ok(payload) = std::str::from_utf8(payload) else {
             return;
         };
+        if channel == self.presence {
+            match Change::read(payload) {
+                Some(change) => self.copy.changed(change),
+                None => tracing::warn!(channel, "a message this build cannot read"),
+            }
+            return;
+        }
         if channel == self.all {
             if let Some(all) = payload::read_all(payload)
                 && all.node != self.node
@@ -317,6 +335,17 @@ impl Subscriber {
         if let Some(after) = local.room(room, Some((epoch, offset)), Message::Text(text), except) {
             self.spawn_fill_from(room.into(), after);
         }
+    }
+
+    /// Read the other nodes' presence again (what came on the channel
+    /// while the connection was down is lost).
+    fn resync_presence(&self) {
+        let (copy, writer, keys) = (self.copy.clone(), self.ids.writer(), self.keys.clone());
+        tokio::spawn(async move {
+            if let Err(e) = copy.resync(&writer, &keys).await {
+                tracing::warn!(error = %e, "the other nodes' presence was not read again");
+            }
+        });
     }
 
     /// Wait for the handover of `id`, which this node is about to resume

@@ -9,7 +9,9 @@
 -- id's rooms set
 -- ARGV[1] deadline ms (Redis clock), ARGV[2] the claiming node,
 -- ARGV[3] the id, ARGV[4] the node channels' prefix ('<prefix>:inbox:'),
--- ARGV[5] the presented session's hash ('' none)
+-- ARGV[5] the presented session's hash ('' none), ARGV[6] the node keys'
+-- prefix ('<prefix>:node:'; each node's ids are the set '<...><node>:ids'),
+-- ARGV[7] the presence channel
 -- Returns {generation, {room, ...}, resumed (0/1)}, or {'late'}: nothing
 -- written.
 local t = redis.call('TIME')
@@ -28,6 +30,11 @@ local gen = redis.call('HINCRBY', KEYS[1], 'gen', 1)
 redis.call('HSET', KEYS[1], 'node', ARGV[2])
 redis.call('HDEL', KEYS[1], 'held', 'session')
 redis.call('PERSIST', KEYS[1])
+redis.call('SADD', ARGV[6] .. ARGV[2] .. ':ids', ARGV[3])
+if old and old ~= ARGV[2] then
+  redis.call('SREM', ARGV[6] .. old .. ':ids', ARGV[3])
+end
+redis.call('PUBLISH', ARGV[7], 'on\n' .. ARGV[2] .. '\n' .. ARGV[3])
 if old and old ~= ARGV[2] then
   local word = 'claimed\n' .. ARGV[3] .. '\n' .. gen
   if resumed == 1 then

@@ -2,7 +2,9 @@
 -- has it, it is in no room. The generation stays, to go on rising, for a
 -- day after (a key per id ever seen would otherwise stay for ever).
 -- KEYS[1] the id's owner hash, KEYS[2] the id's rooms set
--- ARGV[1] deadline ms, ARGV[2] the releasing node, ARGV[3] ttl ms
+-- ARGV[1] deadline ms, ARGV[2] the releasing node, ARGV[3] ttl ms,
+-- ARGV[4] the id, ARGV[5] the node keys' prefix, ARGV[6] the presence
+-- channel
 -- Returns 1 (released), 0 (another node has it), or {'late'}.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -15,4 +17,6 @@ end
 redis.call('HDEL', KEYS[1], 'node', 'held', 'session')
 redis.call('DEL', KEYS[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('SREM', ARGV[5] .. ARGV[2] .. ':ids', ARGV[4])
+redis.call('PUBLISH', ARGV[6], 'off\n' .. ARGV[2] .. '\n' .. ARGV[4])
 return 1
