@@ -3,20 +3,39 @@
 //! then the id leaves its rooms here without a word, and what it missed
 //! goes to the resuming server with where each room stood.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, Weak};
 
 use async_trait::async_trait;
 
 use crate::chat::registry::Registry;
-use crate::net::session::Kept;
+use crate::net::session::{self, Kept};
+use crate::net::shared::Shared;
 use crate::store::bus::{HandOver, Handover};
 use crate::store::sessions::Sessions;
 
 /// This server's holds, as the bus asks for them.
 #[derive(Debug)]
 pub struct Handing {
-    pub registry: Registry,
-    pub sessions: Arc<dyn Sessions<Kept>>,
+    registry: Registry,
+    sessions: Arc<dyn Sessions<Kept>>,
+    /// The server, once it exists (the bus is made before it).
+    shared: OnceLock<Weak<Shared>>,
+}
+
+impl Handing {
+    /// Over `registry`'s connections and `sessions`' holds.
+    pub fn new(registry: Registry, sessions: Arc<dyn Sessions<Kept>>) -> Handing {
+        Handing {
+            registry,
+            sessions,
+            shared: OnceLock::new(),
+        }
+    }
+
+    /// The server is made: ids of dead servers can be let go here.
+    pub fn serve(&self, shared: &Arc<Shared>) {
+        let _ = self.shared.set(Arc::downgrade(shared));
+    }
 }
 
 #[async_trait]
@@ -37,5 +56,12 @@ impl HandOver for Handing {
         let frames = missed.unhold().into_iter().collect();
         tracing::debug!(id, generation, "handed over to the server resuming it");
         Some(Handover { frames, rooms })
+    }
+
+    async fn departed(&self, id: &str, rooms: Vec<String>) {
+        let Some(shared) = self.shared.get().and_then(Weak::upgrade) else {
+            return;
+        };
+        session::let_go_moved(&shared, id, &rooms).await;
     }
 }

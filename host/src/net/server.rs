@@ -143,6 +143,7 @@ impl Stores {
             config.node_id.as_str(),
             *memory.history.limits(),
             *memory.notices.limits(),
+            config.recovery.resume_window,
             CLUSTER_TIMEOUT,
         )?;
         Ok(Stores {
@@ -186,16 +187,17 @@ impl Server {
             notices,
             sessions,
         } = stores;
+        let handing = Arc::new(crate::net::handing::Handing::new(
+            registry.clone(),
+            sessions.clone(),
+        ));
         let Linked {
             presence,
             bus,
             state,
         } = link.link(
             Arc::new(registry.clone()),
-            Arc::new(crate::net::handing::Handing {
-                registry: registry.clone(),
-                sessions: sessions.clone(),
-            }),
+            handing.clone(),
             history.clone(),
             notices.clone(),
             StateLimits::from(&config.policy_limits),
@@ -293,6 +295,7 @@ impl Server {
             auth,
             shutting_down: AtomicBool::new(false),
         });
+        handing.serve(&shared);
         Ok(Server {
             listener,
             tls,

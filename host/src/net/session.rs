@@ -354,6 +354,8 @@ where
         let _ = timeout(limit, handshake::refuse(stream, 503, &refusal.to_string())).await;
         return None;
     }
+    // The only proof a resume needs; none (no resume) without randomness.
+    let session = v2.then(crate::store::token::new_session).flatten();
     // Not held here: perhaps on another server (cluster mode), which hands
     // it over. Claimed now, before the rules are asked (they are told
     // whether it resumed).
@@ -361,7 +363,12 @@ where
     if resume.is_none()
         && let Some(presented) = presented
     {
-        match shared.chat().bus.resume(id, presented).await {
+        match shared
+            .chat()
+            .bus
+            .resume(id, presented, session.as_deref())
+            .await
+        {
             Ok(None) => {}
             Ok(Some(Resumed { claim, handover })) => {
                 resume = handover.map(|h| Resume::Moved(Box::new(h)));
@@ -375,8 +382,6 @@ where
             }
         }
     }
-    // The only proof a resume needs; none (no resume) without randomness.
-    let session = v2.then(crate::store::token::new_session).flatten();
     let info = connect_info(shared, &request, &identity, peer, resume.is_some());
     // Boxed, both: this future is part of every connection's task.
     let moved_rooms: Option<Box<[String]>> =
@@ -414,7 +419,7 @@ where
     // not replace the id's connection), before it is told it is in.
     let claimed = match moved {
         Some(claim) => Ok(*claim),
-        None => shared.chat().bus.claim(id).await,
+        None => shared.chat().bus.claim(id, session.as_deref()).await,
     };
     let claim = match claimed {
         Ok(claim) => claim,
@@ -475,7 +480,7 @@ fn connect_info(
 
 /// `id`, taken over from another server, goes offline here before its
 /// connection was let in: `on-disconnect`, and its `rooms` hear `left`.
-async fn let_go_moved(shared: &Shared, id: &str, rooms: &[String]) {
+pub(crate) async fn let_go_moved(shared: &Shared, id: &str, rooms: &[String]) {
     let decided = decide::on_disconnect(shared.decider(), id)
         .inspect_err(|e| tracing::warn!(id, error = %e, "on-disconnect failed"))
         .ok();

@@ -93,6 +93,10 @@ pub trait HandOver: std::fmt::Debug + Send + Sync {
     /// its hold without a word (no `on-disconnect`, no `left`), and hand
     /// over what it missed. `None` if it is not held here (any more).
     async fn hand_over(&self, id: &str, generation: u64) -> Option<Handover>;
+
+    /// `id` of a server that died went offline for good (its hold ended):
+    /// `on-disconnect` here, once, and its `rooms` hear `left`.
+    async fn departed(&self, id: &str, rooms: Vec<String>);
 }
 
 /// This server's own connections, as the bus hands them what reaches
@@ -185,7 +189,10 @@ pub trait Bus: std::fmt::Debug + Send + Sync {
     /// Claim `id` for a new connection: its generation, and the rooms it
     /// keeps. Refused when the claim cannot be made known (the cluster's
     /// store does not answer): the connection is refused with it.
-    async fn claim(&self, id: &str) -> Result<Claim, Unavailable>;
+    /// `session` is the new connection's own (`None`: protocol 0.1.0,
+    /// none): where the cluster keeps it (as a hash), a connection
+    /// elsewhere may resume the id with it should this server die.
+    async fn claim(&self, id: &str, session: Option<&str>) -> Result<Claim, Unavailable>;
 
     /// Connection `generation` of `id` joined (`joined`) or left `room`:
     /// where the cluster keeps an id's rooms, they follow. Refused when
@@ -206,7 +213,13 @@ pub trait Bus: std::fmt::Debug + Send + Sync {
     /// A connection presents `session` for `id`, which is not held here:
     /// if it is held on another server with that session, claim it and
     /// take it over. `None`: not held elsewhere (nothing claimed).
-    async fn resume(&self, _id: &str, _session: &str) -> Result<Option<Resumed>, Unavailable> {
+    /// `own` is the resuming connection's new session.
+    async fn resume(
+        &self,
+        _id: &str,
+        _session: &str,
+        _own: Option<&str>,
+    ) -> Result<Option<Resumed>, Unavailable> {
         Ok(None)
     }
 

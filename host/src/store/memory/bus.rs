@@ -135,7 +135,7 @@ impl Bus for MemoryBus {
         self.local.close(id, code, reason)
     }
 
-    async fn claim(&self, _id: &str) -> Result<Claim, Unavailable> {
+    async fn claim(&self, _id: &str, _session: Option<&str>) -> Result<Claim, Unavailable> {
         Ok(Claim {
             generation: self.generation.fetch_add(1, Ordering::Relaxed) + 1,
             rooms: Vec::new(),

@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::conn::Writer;
+use super::deaths::Deaths;
 use super::history::RedisHistory;
 use super::ids::{Ids, Route};
 use super::keys::Keys;
@@ -138,12 +139,17 @@ impl Bus for RedisBus {
     /// Asked of Redis only for a session this node does not hold: a read
     /// first (most such sessions are simply over), then the claim, which
     /// checks again in the same step as it moves the id.
-    async fn resume(&self, id: &str, session: &str) -> Result<Option<Resumed>, Unavailable> {
+    async fn resume(
+        &self,
+        id: &str,
+        session: &str,
+        own: Option<&str>,
+    ) -> Result<Option<Resumed>, Unavailable> {
         if !self.ids.held_elsewhere(id, session).await? {
             return Ok(None);
         }
         let waiting = self.subscriber.expect_handover(id);
-        let (claim, resumed) = match self.ids.claim_resuming(id, Some(session)).await {
+        let (claim, resumed) = match self.ids.claim(id, Some(session), own).await {
             Ok(claimed) => claimed,
             Err(e) => {
                 self.subscriber.forget_handover(id);
@@ -175,8 +181,8 @@ impl Bus for RedisBus {
         }
     }
 
-    async fn claim(&self, id: &str) -> Result<Claim, Unavailable> {
-        Ok(self.ids.claim(id).await?)
+    async fn claim(&self, id: &str, session: Option<&str>) -> Result<Claim, Unavailable> {
+        Ok(self.ids.claim(id, None, session).await?.0)
     }
 
     async fn member(
@@ -274,6 +280,7 @@ pub struct RedisLinker {
     pub(super) subscriber: Arc<Subscriber>,
     pub(super) ids: Ids,
     pub(super) copy: Arc<Copy>,
+    pub(super) deaths: Deaths,
     pub(super) keeping: bool,
 }
 
@@ -286,7 +293,8 @@ impl Linker for RedisLinker {
         notices: Arc<dyn Notices>,
         state: StateLimits,
     ) -> Linked {
-        self.subscriber.start(local.clone(), handing);
+        self.subscriber.start(local.clone(), handing.clone());
+        tokio::spawn(self.deaths.clone().watch(handing));
         let (outgoing, queue) = mpsc::channel(OUTGOING);
         tokio::spawn(publish_outgoing(
             self.writer.clone(),
@@ -342,6 +350,7 @@ pub fn open(
     node: &str,
     limits: HistoryLimits,
     stored: StoredLimits,
+    window: std::time::Duration,
     timeout: std::time::Duration,
 ) -> Result<Opened, Unavailable> {
     let writer = Arc::new(Writer::new(url, timeout)?);
@@ -367,7 +376,14 @@ pub fn open(
         limits,
     };
     let notices = RedisNotices::new(writer.clone(), keys.clone(), stored);
+    let deaths = Deaths {
+        writer: writer.clone(),
+        keys: keys.clone(),
+        node: node.to_owned(),
+        window,
+    };
     let linker = RedisLinker {
+        deaths,
         writer,
         keys,
         node: node.to_owned(),

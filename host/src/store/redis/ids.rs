@@ -18,7 +18,7 @@ use crate::store::bus::Claim;
 
 /// How long an id's generation is kept once no node has it: a claim
 /// within it still gets a greater one.
-const GENERATION_TTL: Duration = Duration::from_secs(24 * 3600);
+pub(super) const GENERATION_TTL: Duration = Duration::from_secs(24 * 3600);
 
 /// Every id's owner and rooms, in Redis.
 #[derive(Debug, Clone)]
@@ -46,16 +46,15 @@ impl Ids {
 
     /// Claim `id` for a connection here: its generation, and the rooms
     /// it is in. The node that had it hears of it on its channel.
-    pub async fn claim(&self, id: &str) -> Result<Claim, Unavailable> {
-        Ok(self.claim_resuming(id, None).await?.0)
-    }
-
-    /// [`Ids::claim`], resuming `id` if it is held on another node with
-    /// `session`: whether it did (that node is asked for the handover).
-    pub async fn claim_resuming(
+    /// With `presented`, it resumes `id` if the id is held on another
+    /// node with that session: whether it did (that node is asked for the
+    /// handover). `own` is the new connection's session, kept as a hash
+    /// (should this node die, a connection elsewhere resumes with it).
+    pub async fn claim(
         &self,
         id: &str,
-        session: Option<&str>,
+        presented: Option<&str>,
+        own: Option<&str>,
     ) -> Result<(Claim, bool), Unavailable> {
         let k = self.keys.id(id);
         let mut c = self.writer.conn().await?;
@@ -66,9 +65,10 @@ impl Ids {
             .arg(&self.node)
             .arg(id)
             .arg(self.keys.inbox(""))
-            .arg(session.map(session_hash).unwrap_or_default())
+            .arg(presented.map(session_hash).unwrap_or_default())
             .arg(self.keys.node(""))
             .arg(self.keys.presence())
+            .arg(own.map(session_hash).unwrap_or_default())
             .invoke_async(&mut c)
             .await
             .map_err(|e| self.writer.failed(&e))?;

@@ -14,10 +14,12 @@
 //! - [`subscriber`] — the subscriber connection and its one reader: pub/sub to the dispatcher, gaps filled
 //! - [`history`] — the History store over the two
 //! - [`bus`]     — the cluster's Bus, its Linker, and [`open`]
+//! - [`deaths`]  — dead nodes found, taken over once, their ids held then let go
 //! - [`heartbeat`] — the node's heartbeat key, which also keeps the write connection's state fresh
 
 pub mod bus;
 pub mod conn;
+pub mod deaths;
 pub mod heartbeat;
 pub mod history;
 pub mod ids;

@@ -54,3 +54,10 @@ pub static NOTICE_TAKE: LazyLock<Script> =
 /// Drop expired notices (`lua/notice_sweep.lua`).
 pub static NOTICE_SWEEP: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/notice_sweep.lua")));
+
+/// Take over a dead node (`lua/takeover.lua`).
+pub static TAKEOVER: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/takeover.lua")));
+
+/// An id of a dead node goes offline for good (`lua/bury.lua`).
+pub static BURY: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/bury.lua")));

@@ -11,7 +11,8 @@
 -- ARGV[3] the id, ARGV[4] the node channels' prefix ('<prefix>:inbox:'),
 -- ARGV[5] the presented session's hash ('' none), ARGV[6] the node keys'
 -- prefix ('<prefix>:node:'; each node's ids are the set '<...><node>:ids'),
--- ARGV[7] the presence channel
+-- ARGV[7] the presence channel, ARGV[8] the new connection's session hash
+-- ('' none)
 -- Returns {generation, {room, ...}, resumed (0/1)}, or {'late'}: nothing
 -- written.
 local t = redis.call('TIME')
@@ -29,6 +30,9 @@ end
 local gen = redis.call('HINCRBY', KEYS[1], 'gen', 1)
 redis.call('HSET', KEYS[1], 'node', ARGV[2])
 redis.call('HDEL', KEYS[1], 'held', 'session')
+if ARGV[8] ~= '' then
+  redis.call('HSET', KEYS[1], 'session', ARGV[8])
+end
 redis.call('PERSIST', KEYS[1])
 redis.call('SADD', ARGV[6] .. ARGV[2] .. ':ids', ARGV[3])
 if old and old ~= ARGV[2] then

@@ -1,0 +1,25 @@
+-- A surviving node takes over a dead one, once: the first to set the
+-- claim key wins. Its ids are marked held (a connection elsewhere that
+-- presents its session resumes it) and the node leaves the nodes set.
+-- KEYS[1] the dead node's claim key, KEYS[2] the nodes set, KEYS[3] the
+-- dead node's ids set (the ids' own hashes are named from ARGV[4])
+-- ARGV[1] deadline ms, ARGV[2] the dead node, ARGV[3] this node,
+-- ARGV[4] '<prefix>:{id:'
+-- Returns {1, {id, ...}} (taken over), {0} (another node has), or {'late'}.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if now > tonumber(ARGV[1]) then
+  return {'late'}
+end
+if not redis.call('SET', KEYS[1], ARGV[3], 'NX', 'PX', 600000) then
+  return {0}
+end
+redis.call('ZREM', KEYS[2], ARGV[2])
+local ids = redis.call('SMEMBERS', KEYS[3])
+for _, id in ipairs(ids) do
+  local owner = ARGV[4] .. id .. '}'
+  if redis.call('HGET', owner, 'node') == ARGV[2] then
+    redis.call('HSET', owner, 'held', '1')
+  end
+end
+return {1, ids}

@@ -1,0 +1,203 @@
+//! Node death (issue 21): a node killed with SIGKILL mid-conversation is
+//! found dead by a survivor (its heartbeat expires), its ids go offline
+//! for good once the resume window ends — their rooms hear `left` within
+//! 10 s, `on-disconnect` runs once — and no kept room message is lost: a
+//! client of the dead node that comes back on another node gets every one
+//! (the recovery of `join` with `since`, then the room's history).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use serde_json::{Value, json};
+use switchboard_tests::cluster::{NodeProcess, ask, connect, join, node};
+use switchboard_tests::redis::RedisServer;
+use switchboard_tests::{Client, TestServer};
+
+/// Room frames `c` gets until `n` of them came, by offset.
+async fn rooms(c: &mut Client, n: usize) -> Result<BTreeMap<u64, Value>> {
+    let mut got = BTreeMap::new();
+    while got.len() < n {
+        let v = c.recv_v2().await?;
+        if v["type"] == "room" {
+            got.insert(v["offset"].as_u64().context("offset")?, v["data"].clone());
+        }
+    }
+    Ok(got)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_node_loses_no_kept_message_and_its_ids_leave_within_ten_seconds() -> Result<()> {
+    let redis = RedisServer::start()?;
+    let mut a = NodeProcess::start(&redis, "a", &["--resume-window-secs", "0"]).await?;
+    let mut config = node(&redis, "b")?;
+    config.recovery.resume_window = Duration::ZERO;
+    let b = TestServer::start(config).await?;
+    let (mut alice, _) = a.connect("alice").await?;
+    let mut bob = connect(&b, "bob").await?;
+    let mut carol = connect(&b, "carol").await?;
+    let epoch = join(&mut alice, "lobby").await?["epoch"]
+        .as_str()
+        .context("epoch")?
+        .to_owned();
+    join(&mut bob, "lobby").await?;
+    join(&mut carol, "lobby").await?;
+
+    // Five reach alice; node a dies; five more are kept meanwhile.
+    let mut acked = 0;
+    for i in 1..=5 {
+        let (_, ack) = ask(
+            &mut bob,
+            json!({"type": "room", "room": "lobby", "data": i}),
+            "m",
+        )
+        .await?;
+        ensure!(ack["type"] == "ack", "{ack}");
+        acked += 1;
+    }
+    let seen = rooms(&mut alice, 5).await?;
+    let last = *seen.keys().last().context("none")?;
+    a.kill();
+    let killed = Instant::now();
+    for i in 6..=10 {
+        let (_, ack) = ask(
+            &mut bob,
+            json!({"type": "room", "room": "lobby", "data": i}),
+            "m",
+        )
+        .await?;
+        ensure!(ack["type"] == "ack", "{ack}");
+        acked += 1;
+    }
+
+    // Alice's rooms hear her leave, once the survivor finds node a dead.
+    loop {
+        let v = carol.recv_v2().await?;
+        if v["type"] == "left" {
+            ensure!(v["id"] == "alice" && v["room"] == "lobby", "{v}");
+            break;
+        }
+    }
+    let after = killed.elapsed();
+    eprintln!("left heard {after:?} after the SIGKILL");
+    ensure!(
+        after < Duration::from_secs(10),
+        "left came {after:?} after the kill"
+    );
+    let (_, online) = ask(
+        &mut bob,
+        json!({"type": "online", "ids": ["alice", "carol"]}),
+        "o",
+    )
+    .await?;
+    ensure!(online["ids"] == json!(["carol"]), "{online}");
+
+    // Alice comes back on node b: from where she was, every kept message.
+    let mut alice = connect(&b, "alice").await?;
+    let (before, ack) = ask(
+        &mut alice,
+        json!({"type": "join", "room": "lobby", "since": {"epoch": epoch, "offset": last}}),
+        "j",
+    )
+    .await?;
+    ensure!(ack["recovered"] == true, "{ack}");
+    let replayed: Vec<u64> = before
+        .iter()
+        .filter(|v| v["type"] == "room")
+        .filter_map(|v| v["offset"].as_u64())
+        .collect();
+    let all: Vec<u64> = seen.keys().copied().chain(replayed).collect();
+    ensure!(
+        all == (1..=acked).collect::<Vec<u64>>(),
+        "offsets {all:?}, {acked} acked"
+    );
+    b.shutdown().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_nodes_id_is_held_for_its_window_and_taken_back_elsewhere() -> Result<()> {
+    let redis = RedisServer::start()?;
+    let mut a = NodeProcess::start(&redis, "a", &["--resume-window-secs", "120"]).await?;
+    let b = TestServer::start(node(&redis, "b")?).await?;
+    let (mut alice, welcome) = a.connect("alice").await?;
+    let session = welcome["session"].as_str().context("session")?.to_owned();
+    let mut bob = connect(&b, "bob").await?;
+    join(&mut alice, "lobby").await?;
+    join(&mut bob, "lobby").await?;
+    a.kill();
+
+    // Found dead and taken over: alice is held (still online, still a
+    // member: nobody hears `left` while her window lasts).
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let held = redis.cli(["HGET", "switchboard:{id:alice}", "held"])?;
+        if held.trim() == "1" {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("alice never held after node a died");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, online) = ask(&mut bob, json!({"type": "online", "ids": ["alice"]}), "o").await?;
+    ensure!(online["ids"] == json!(["alice"]), "{online}");
+
+    // She comes back on node b with her session: her id, her rooms, and
+    // nobody heard her leave.
+    let mut alice = b
+        .connect_path(&format!("/ws/alice?resume={session}"))
+        .await?;
+    let welcome = alice.recv_v2().await?;
+    ensure!(welcome["type"] == "welcome", "{welcome}");
+    let (_, ack) = ask(
+        &mut bob,
+        json!({"type": "room", "room": "lobby", "data": "back?"}),
+        "m",
+    )
+    .await?;
+    ensure!(ack["type"] == "ack", "{ack}");
+    let got = rooms(&mut alice, 1).await?;
+    ensure!(got.values().next() == Some(&json!("back?")), "{got:?}");
+    let frames = bob.drain_v2().await?;
+    ensure!(frames.iter().all(|v| v["type"] != "left"), "{frames:?}");
+    b.shutdown().await
+}
+
+/// Redis paused for 10 s lapses every heartbeat at once: when it runs
+/// again, no node takes another over (each waits until it has reached
+/// Redis steadily for a heartbeat's life, by when the live nodes have
+/// beaten again), so nobody hears `left` and the rooms still span both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_redis_makes_no_node_take_another_over() -> Result<()> {
+    let redis = RedisServer::start()?;
+    let a = TestServer::start(node(&redis, "a")?).await?;
+    let b = TestServer::start(node(&redis, "b")?).await?;
+    let mut alice = connect(&a, "alice").await?;
+    let mut bob = connect(&b, "bob").await?;
+    join(&mut alice, "lobby").await?;
+    join(&mut bob, "lobby").await?;
+    redis.pause()?;
+    // The fault itself: ten seconds of a Redis that answers nothing.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    redis.resume()?;
+    // Long enough for a takeover to have happened if it were going to:
+    // a heartbeat's life, the grace and a beat (3 + 2 + 1 s), and one more.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let claims = redis.cli(["KEYS", "switchboard:node:*:claim"])?;
+    ensure!(claims.trim().is_empty(), "a node was taken over: {claims}");
+    let (_, ack) = ask(
+        &mut bob,
+        json!({"type": "room", "room": "lobby", "data": "still here"}),
+        "m",
+    )
+    .await?;
+    ensure!(ack["type"] == "ack", "{ack}");
+    let got = rooms(&mut alice, 1).await?;
+    ensure!(got.values().next() == Some(&json!("still here")), "{got:?}");
+    for c in [&mut alice, &mut bob] {
+        let frames = c.drain_v2().await?;
+        ensure!(frames.iter().all(|v| v["type"] != "left"), "{frames:?}");
+    }
+    a.shutdown().await?;
+    b.shutdown().await
+}
