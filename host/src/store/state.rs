@@ -146,6 +146,25 @@ impl StateStore {
         Ok(())
     }
 
+    /// Store `value` under `key` whatever the limits (counted all the
+    /// same): a write another server made within its own, which every
+    /// copy must take so that the copies agree.
+    pub fn put(&self, key: String, value: Vec<u8>) {
+        self.delete(&key);
+        self.inner
+            .total
+            .fetch_add(ENTRY_OVERHEAD + key.len() + value.len(), Ordering::Relaxed);
+        self.inner.entries.fetch_add(1, Ordering::Relaxed);
+        self.inner.map.insert(key, value);
+    }
+
+    /// Every entry, for a copy taken whole.
+    pub fn clear(&self) {
+        self.inner.map.clear();
+        self.inner.total.store(0, Ordering::Relaxed);
+        self.inner.entries.store(0, Ordering::Relaxed);
+    }
+
     /// Remove `key`; true if it was there.
     pub fn delete(&self, key: &str) -> bool {
         match self.inner.map.remove(key) {

@@ -26,6 +26,7 @@ use super::payload;
 use super::presence::{ClusterPresence, Copy};
 use super::replica::Replica;
 use super::rooms::Rooms;
+use super::state::ClusterState;
 use super::subscriber::Subscriber;
 use crate::store::bus::{Bus, Claim, Cluster, HandOver, Local, Resumed, SendError, Sent};
 use crate::store::history::History;
@@ -33,7 +34,7 @@ use crate::store::json;
 use crate::store::memory::MemoryBus;
 use crate::store::notices::Notices;
 use crate::store::notices::StoredLimits;
-use crate::store::state::{StateLimits, StateStore};
+use crate::store::state::StateLimits;
 use crate::store::{Linked, Linker, Unavailable};
 
 /// How long a resume waits for the node that held the id to hand it
@@ -293,7 +294,10 @@ impl Linker for RedisLinker {
         notices: Arc<dyn Notices>,
         state: StateLimits,
     ) -> Linked {
-        self.subscriber.start(local.clone(), handing.clone());
+        let cluster_state =
+            ClusterState::start(self.writer.clone(), self.keys.clone(), &self.node, state);
+        self.subscriber
+            .start(local.clone(), handing.clone(), cluster_state.clone());
         tokio::spawn(self.deaths.clone().watch(handing));
         let (outgoing, queue) = mpsc::channel(OUTGOING);
         tokio::spawn(publish_outgoing(
@@ -324,7 +328,7 @@ impl Linker for RedisLinker {
                 copy: self.copy.clone(),
             }),
             bus: Arc::new(bus),
-            state: Arc::new(StateStore::new(state)),
+            state: cluster_state,
         }
     }
 }

@@ -11,6 +11,7 @@
 //! - [`presence`] — cluster-wide presence: this node's registry and a copy of the others'
 //! - [`rooms`]   — a room's history in a stream: publish (offset and epoch with the append), read
 //! - [`replica`] — this node's copy of recent history of the rooms with members here
+//! - [`state`]   — the policy's key-value state: a whole copy on each node, written through in order
 //! - [`subscriber`] — the subscriber connection and its one reader: pub/sub to the dispatcher, gaps filled
 //! - [`history`] — the History store over the two
 //! - [`bus`]     — the cluster's Bus, its Linker, and [`open`]
@@ -30,6 +31,7 @@ pub mod presence;
 pub mod replica;
 pub mod rooms;
 pub mod scripts;
+pub mod state;
 pub mod subscriber;
 
 pub use bus::{Opened, open};

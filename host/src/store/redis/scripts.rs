@@ -61,3 +61,6 @@ pub static TAKEOVER: LazyLock<Script> =
 
 /// An id of a dead node goes offline for good (`lua/bury.lua`).
 pub static BURY: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/bury.lua")));
+
+/// Write the policy's state (`lua/state.lua`).
+pub static STATE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/state.lua")));

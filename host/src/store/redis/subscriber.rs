@@ -28,6 +28,7 @@ use super::payload::{self, Frame, ToNode};
 use super::presence::{Change, Copy};
 use super::replica::Replica;
 use super::rooms::Rooms;
+use super::state::ClusterState;
 use crate::store::bus::{HandOver, Handover, Local, Sent};
 use crate::store::history::Text;
 use crate::store::json;
@@ -73,6 +74,9 @@ pub struct Subscriber {
     /// The channel of presence changes, and the copy it keeps.
     presence: String,
     copy: Arc<Copy>,
+    /// The channel of the policy's state, and this node's copy.
+    state_channel: String,
+    state: OnceLock<Arc<ClusterState>>,
     /// Resumes made here waiting for their handover, by id.
     handovers: DashMap<String, oneshot::Sender<Option<Handover>>>,
 }
@@ -114,6 +118,8 @@ impl Subscriber {
             config,
             all: keys.all(),
             presence: keys.presence(),
+            state_channel: keys.global("state"),
+            state: OnceLock::new(),
             inbox: keys.inbox(node),
             keys,
             node: node.to_owned(),
@@ -132,9 +138,15 @@ impl Subscriber {
     }
 
     /// Start reading, delivering to `local`.
-    pub fn start(self: &Arc<Self>, local: Arc<dyn Local>, handing: Arc<dyn HandOver>) {
+    pub fn start(
+        self: &Arc<Self>,
+        local: Arc<dyn Local>,
+        handing: Arc<dyn HandOver>,
+        state: Arc<ClusterState>,
+    ) {
         let _ = self.local.set(local);
         let _ = self.handing.set(handing);
+        let _ = self.state.set(state);
         let queue = self.queue.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(queue) = queue {
             tokio::spawn(self.clone().read(queue));
@@ -185,12 +197,13 @@ impl Subscriber {
         channels.push(self.all.clone());
         channels.push(self.inbox.clone());
         channels.push(self.presence.clone());
+        channels.push(self.state_channel.clone());
         c.subscribe(&channels)
             .await
             .map_err(|e| Unavailable::Connection(e.to_string()))?;
         *held = Some(c.clone());
         drop(held);
-        tracing::info!(rooms = channels.len() - 3, "subscribed to Redis");
+        tracing::info!(rooms = channels.len() - 4, "subscribed to Redis");
         self.fill_all();
         self.recheck_claims();
         self.resync_presence();
@@ -248,6 +261,14 @@ impl Subscriber {
         let Some(local) = self.local.get() else {
             return;
         };
+        if channel == self.state_channel {
+            match (super::state::Change::read(payload), self.state.get()) {
+                (Some(change), Some(state)) => state.changed(change),
+                (None, _) => tracing::warn!(channel, "a message this build cannot read"),
+                (Some(_), None) => {}
+            }
+            return;
+        }
         if channel == self.inbox {
             match payload::to_node(payload) {
                 Some(ToNode::Claimed {
@@ -337,13 +358,20 @@ impl Subscriber {
         }
     }
 
-    /// Read the other nodes' presence again (what came on the channel
-    /// while the connection was down is lost).
+    /// Read the other nodes' presence, and the policy's state, again
+    /// (what came on their channels while the connection was down is
+    /// lost).
     fn resync_presence(&self) {
         let (copy, writer, keys) = (self.copy.clone(), self.ids.writer(), self.keys.clone());
+        let state = self.state.get().cloned();
         tokio::spawn(async move {
             if let Err(e) = copy.resync(&writer, &keys).await {
                 tracing::warn!(error = %e, "the other nodes' presence was not read again");
+            }
+            if let Some(state) = state
+                && let Err(e) = state.resync(&writer, &keys).await
+            {
+                tracing::warn!(error = %e, "the policy's state was not read again");
             }
         });
     }
