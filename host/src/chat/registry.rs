@@ -439,7 +439,10 @@ impl Registry {
                 let held = self.inner.rooms.get(&name);
                 let upto = held.as_ref().map(|r| r.seq.delivered());
                 let r = recover(upto, None);
-                return within(Joined::AlreadyMember, Found::of(r, since.map(|_| true)));
+                // Unless the room's history started again since (a
+                // cluster's Redis lost its data): then nothing is.
+                let recovered = since.map(|(epoch, _)| *epoch == *r.epoch);
+                return within(Joined::AlreadyMember, Found::of(r, recovered));
             }
             if rooms.len() >= self.inner.max_rooms {
                 drop(rooms);

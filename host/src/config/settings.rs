@@ -815,7 +815,7 @@ section! {
     /// `[cluster]`: several nodes on one Redis, and this node's id (which
     /// exists without a cluster too).
     ClusterSettings ["cluster"] "Cluster ([cluster])" {
-        /// Redis for cluster mode: redis://[:PASSWORD@]HOST[:PORT][/DB] or rediss://… (TLS); without it everything stays in this process's memory. Not available in this build yet: given, the server refuses to start.
+        /// Redis for cluster mode: redis://[:PASSWORD@]HOST[:PORT][/DB] or rediss://… (TLS); without it everything stays in this process's memory. Every node of a deployment is given the same one (docs/CLUSTER.md).
         url: UrlText,
         flag "cluster", env "SWITCHBOARD_CLUSTER",
         get |c| c.cluster.as_ref().map(|k| UrlText(k.url.to_string())),

@@ -105,6 +105,81 @@ impl Ids {
             && hash.is_some_and(|h| h == session_hash(session)))
     }
 
+    /// Say again that `id` is here with `generation`, in `rooms` (Redis
+    /// lost its data). Whether it did (false: claimed elsewhere since).
+    pub async fn restore(
+        &self,
+        id: &str,
+        generation: u64,
+        rooms: &[String],
+    ) -> Result<bool, Unavailable> {
+        let k = self.keys.id(id);
+        let mut c = self.writer.conn().await?;
+        let mut invocation = scripts::RESTORE.key(&k.owner);
+        invocation
+            .key(&k.rooms)
+            .arg(&self.node)
+            .arg(generation)
+            .arg(id)
+            .arg(self.keys.node(""))
+            .arg(self.keys.presence());
+        for room in rooms {
+            invocation.arg(room);
+        }
+        let reply: i64 = invocation
+            .invoke_async(&mut c)
+            .await
+            .map_err(|e| self.writer.failed(&e))?;
+        self.writer.answered();
+        Ok(reply == 1)
+    }
+
+    /// List this node in the nodes set now (as its heartbeat does), so a
+    /// node reading the others' presence finds it.
+    pub async fn list_node(&self) -> Result<(), Unavailable> {
+        let until = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64)
+            + super::heartbeat::TTL.as_millis() as u64;
+        let mut c = self.writer.conn().await?;
+        let _: i64 = redis::cmd("ZADD")
+            .arg(self.keys.nodes())
+            .arg(until)
+            .arg(&self.node)
+            .query_async(&mut c)
+            .await
+            .map_err(|e| self.writer.failed(&e))?;
+        self.writer.answered();
+        Ok(())
+    }
+
+    /// Whether Redis lost its data since this node last looked: the boot
+    /// key, set by the first node to find it missing, changed or went.
+    /// `seen` is what this node saw last (updated).
+    pub async fn lost_data(
+        &self,
+        seen: &std::sync::Mutex<Option<String>>,
+    ) -> Result<bool, Unavailable> {
+        let key = self.keys.global("boot");
+        let mut c = self.writer.conn().await?;
+        let fresh = crate::store::token::new_epoch().to_string();
+        let (_, now): (Option<String>, String) = redis::pipe()
+            .cmd("SET")
+            .arg(&key)
+            .arg(&fresh)
+            .arg("NX")
+            .cmd("GET")
+            .arg(&key)
+            .query_async(&mut c)
+            .await
+            .map_err(|e| self.writer.failed(&e))?;
+        self.writer.answered();
+        let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
+        let lost = seen.as_ref().is_some_and(|s| *s != now);
+        *seen = Some(now);
+        Ok(lost)
+    }
+
     /// Publish `payload` on node `node`'s channel.
     pub async fn tell(&self, node: &str, payload: &[u8]) -> Result<(), Unavailable> {
         let mut c = self.writer.conn().await?;

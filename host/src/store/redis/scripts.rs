@@ -64,3 +64,7 @@ pub static BURY: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("l
 
 /// Write the policy's state (`lua/state.lua`).
 pub static STATE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/state.lua")));
+
+/// Say again what a node has, after Redis lost its data (`lua/restore.lua`).
+pub static RESTORE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/restore.lua")));

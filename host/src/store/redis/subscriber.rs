@@ -77,6 +77,9 @@ pub struct Subscriber {
     /// The channel of the policy's state, and this node's copy.
     state_channel: String,
     state: OnceLock<Arc<ClusterState>>,
+    /// The boot key's value this node saw last (Redis lost its data when
+    /// it changes).
+    boot: Arc<std::sync::Mutex<Option<String>>>,
     /// Resumes made here waiting for their handover, by id.
     handovers: DashMap<String, oneshot::Sender<Option<Handover>>>,
 }
@@ -120,6 +123,7 @@ impl Subscriber {
             presence: keys.presence(),
             state_channel: keys.global("state"),
             state: OnceLock::new(),
+            boot: Arc::default(),
             inbox: keys.inbox(node),
             keys,
             node: node.to_owned(),
@@ -354,7 +358,7 @@ impl Subscriber {
         let text = Text::from(with_offset(frame, offset));
         self.replica.insert(room, epoch, offset, text.clone());
         if let Some(after) = local.room(room, Some((epoch, offset)), Message::Text(text), except) {
-            self.spawn_fill_from(room.into(), after);
+            self.spawn_fill_from(room.into(), epoch.into(), after);
         }
     }
 
@@ -364,7 +368,15 @@ impl Subscriber {
     fn resync_presence(&self) {
         let (copy, writer, keys) = (self.copy.clone(), self.ids.writer(), self.keys.clone());
         let state = self.state.get().cloned();
+        let (ids, local, boot) = (
+            self.ids.clone(),
+            self.local.get().cloned(),
+            self.boot.clone(),
+        );
         tokio::spawn(async move {
+            if let Some(local) = local {
+                restore_if_lost(&ids, &*local, &boot).await;
+            }
             if let Err(e) = copy.resync(&writer, &keys).await {
                 tracing::warn!(error = %e, "the other nodes' presence was not read again");
             }
@@ -446,9 +458,9 @@ impl Subscriber {
     /// Fill `room` from where its delivery here stands.
     pub fn fill(&self, room: &str) {
         if let Some(local) = self.local.get()
-            && let Some((_, after)) = local.delivered(room)
+            && let Some((epoch, after)) = local.delivered(room)
         {
-            self.spawn_fill_from(room.into(), after);
+            self.spawn_fill_from(room.into(), epoch, after);
         }
     }
 
@@ -463,9 +475,12 @@ impl Subscriber {
         self.watched.iter().map(|e| e.value().clone()).collect()
     }
 
-    /// Read `room`'s stream after `after` and hand what is there on, in
-    /// order (what was delivered meanwhile is skipped by the dispatcher).
-    fn spawn_fill_from(&self, room: Arc<str>, after: u64) {
+    /// Read `room`'s stream after `after` (of `epoch`) and hand what is
+    /// there on, in order (what was delivered meanwhile is skipped by the
+    /// dispatcher). A room whose epoch is another now (Redis lost its
+    /// data) is read from its first message.
+    fn spawn_fill_from(&self, room: Arc<str>, epoch: Arc<str>, after: u64) {
+        let delivered_epoch = epoch;
         let (rooms, replica, local) = (
             self.rooms.clone(),
             self.replica.clone(),
@@ -483,7 +498,7 @@ impl Subscriber {
                     return;
                 }
             };
-            let mut after = after;
+            let mut after = if epoch == *delivered_epoch { after } else { 0 };
             loop {
                 let batch = match rooms.after(&room, after, FILL_BATCH).await {
                     Ok(b) => b,
@@ -513,4 +528,31 @@ pub fn with_offset(frame: String, offset: u64) -> String {
         return frame;
     }
     json::with_fields(frame, format_args!(r#""offset":{offset}"#))
+}
+
+/// If Redis lost its data (restarted without persistence), say again what
+/// this node has: every id here, its generation and rooms.
+async fn restore_if_lost(ids: &Ids, local: &dyn Local, boot: &std::sync::Mutex<Option<String>>) {
+    match ids.lost_data(boot).await {
+        Ok(false) => return,
+        Ok(true) => {}
+        Err(e) => {
+            tracing::warn!(error = %e, "whether Redis lost its data is not known now");
+            return;
+        }
+    }
+    let claims = local.claims();
+    tracing::warn!(
+        ids = claims.len(),
+        "Redis lost its data: this node's ids and rooms are written again"
+    );
+    if let Err(e) = ids.list_node().await {
+        tracing::warn!(error = %e, "this node not listed again");
+    }
+    for (id, generation) in claims {
+        let rooms = local.rooms_of_now(&id);
+        if let Err(e) = ids.restore(&id, generation, &rooms).await {
+            tracing::warn!(id = &*id, error = %e, "an id not written again");
+        }
+    }
 }

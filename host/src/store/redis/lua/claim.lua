@@ -27,7 +27,13 @@ if ARGV[5] ~= '' and old and old ~= ARGV[2]
     and redis.call('HGET', KEYS[1], 'session') == ARGV[5] then
   resumed = 1
 end
-local gen = redis.call('HINCRBY', KEYS[1], 'gen', 1)
+-- Greater than the last, and than Redis's clock in microseconds: a
+-- Redis that lost its data (restarted without persistence) still gives
+-- every claim a generation greater than any before it.
+local last = tonumber(redis.call('HGET', KEYS[1], 'gen') or '0')
+-- (Written with '%.0f': Lua would write a number this large as 1.7e+15.)
+local gen = string.format('%.0f', math.max(last + 1, tonumber(t[1]) * 1000000 + tonumber(t[2])))
+redis.call('HSET', KEYS[1], 'gen', gen)
 redis.call('HSET', KEYS[1], 'node', ARGV[2])
 redis.call('HDEL', KEYS[1], 'held', 'session')
 if ARGV[8] ~= '' then
@@ -46,4 +52,4 @@ if old and old ~= ARGV[2] then
   end
   redis.call('PUBLISH', ARGV[4] .. old, word)
 end
-return {gen, redis.call('SMEMBERS', KEYS[2]), resumed}
+return {tonumber(gen), redis.call('SMEMBERS', KEYS[2]), resumed}
