@@ -159,7 +159,8 @@ pub async fn disconnect_moved(
         for room in rooms {
             chat.bus.transient(room, replies::left(room, id), None);
         }
-        chat.bus.released(id).await;
+        // No connection here had it: whoever has it now keeps it.
+        chat.bus.released(id, u64::MAX).await;
     })
     .await;
 }
@@ -192,7 +193,11 @@ pub async fn message(chat: Chat<'_>, caller: Caller<'_>, decided: Vec<Action>) {
 /// out of every room it is still in, telling each room `left`. That part
 /// does not depend on the rules: a call that fails (or would need more
 /// actions than a call may return) cannot keep an id in its rooms.
-pub async fn disconnect(chat: Chat<'_>, id: &str, decided: Option<Vec<Action>>) {
+///
+/// `generation` is the claim of the connection that ended: where the
+/// cluster keeps who has an id, it lets go of the id only if no newer
+/// connection claimed it meanwhile.
+pub async fn disconnect(chat: Chat<'_>, id: &str, decided: Option<Vec<Action>>, generation: u64) {
     outbound::corked(async {
         if let Some(decided) = decided {
             actions::apply_disconnect(chat, id, decided).await;
@@ -201,7 +206,7 @@ pub async fn disconnect(chat: Chat<'_>, id: &str, decided: Option<Vec<Action>>) 
             .registry
             .leave_all_if_offline(id, chat.bus, replies::left);
         if left.is_some() {
-            chat.bus.released(id).await;
+            chat.bus.released(id, generation).await;
         }
     })
     .await;

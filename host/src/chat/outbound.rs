@@ -782,6 +782,11 @@ impl Outbox {
 }
 
 impl Inbox {
+    /// The claim generation its connection registered with (0: none).
+    pub fn generation(&self) -> u64 {
+        self.shared.generation.load(Ordering::Relaxed)
+    }
+
     /// Wait until frames are queued; false once a close was requested.
     pub async fn ready(&self) -> bool {
         loop {

@@ -157,7 +157,7 @@ async fn ended(
                 && !reason.replaced
                 && !stopping
             {
-                disconnected(&shared, &id).await;
+                disconnected(&shared, &id, outbox.generation()).await;
             }
         }
     }
@@ -245,7 +245,7 @@ async fn let_go(shared: &Shared, id: &str, serial: u64, mut missed: Inbox) {
     missed.unhold();
     tracing::debug!(id, serial, "hold ended");
     if shared.registry.unregister(id, serial) && !shared.is_shutting_down() {
-        disconnected(shared, id).await;
+        disconnected(shared, id, missed.generation()).await;
     }
 }
 
@@ -426,7 +426,8 @@ where
         Err(e) => {
             refused(resume).await;
             if !shared.registry.is_online(id) {
-                disconnected(shared, id).await;
+                // Nothing claimed: nothing to let go of in the cluster.
+                disconnected(shared, id, 0).await;
             }
             tracing::warn!(%peer, id, error = %e, "connection refused: the id could not be claimed");
             let reason = format!("unavailable: {e}; try again");
@@ -442,7 +443,7 @@ where
         // The policy saw a connect that never happened: balance it, unless
         // the id is online through another connection.
         if !shared.registry.is_online(id) {
-            disconnected(shared, id).await;
+            disconnected(shared, id, claim.generation).await;
         }
         return None;
     }
@@ -487,12 +488,13 @@ pub(crate) async fn let_go_moved(shared: &Shared, id: &str, rooms: &[String]) {
     lifecycle::disconnect_moved(shared.chat(), id, decided, rooms).await;
 }
 
-/// Ask the rules about an id that went offline, and let it go.
-async fn disconnected(shared: &Shared, id: &str) {
+/// Ask the rules about an id that went offline (its connection of claim
+/// `generation`), and let it go.
+async fn disconnected(shared: &Shared, id: &str, generation: u64) {
     let decided = decide::on_disconnect(shared.decider(), id)
         .inspect_err(|e| tracing::warn!(id, error = %e, "on-disconnect failed"))
         .ok();
-    lifecycle::disconnect(shared.chat(), id, decided).await;
+    lifecycle::disconnect(shared.chat(), id, decided, generation).await;
 }
 
 fn shutdown_reason() -> CloseReason {

@@ -197,7 +197,7 @@ impl Replay {
                 };
                 self.registry.unregister(id, outbox.serial());
                 let decided = self.policy.on_disconnect(id);
-                lifecycle::disconnect(self.chat(), id, decided.clone().ok()).await;
+                lifecycle::disconnect(self.chat(), id, decided.clone().ok(), 0).await;
                 match decided {
                     Ok(decided) => Outcome::Actions(decided),
                     Err(e) => Outcome::Failed(e.to_string()),

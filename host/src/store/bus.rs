@@ -207,8 +207,9 @@ pub trait Bus: std::fmt::Debug + Send + Sync {
         Ok(())
     }
 
-    /// `id` went offline for good here and left its rooms.
-    async fn released(&self, _id: &str) {}
+    /// `id` (its connection of claim `generation`) went offline for good
+    /// here and left its rooms.
+    async fn released(&self, _id: &str, _generation: u64) {}
 
     /// A connection presents `session` for `id`, which is not held here:
     /// if it is held on another server with that session, claim it and

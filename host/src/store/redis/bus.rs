@@ -204,8 +204,8 @@ impl Bus for RedisBus {
         Ok(())
     }
 
-    async fn released(&self, id: &str) {
-        if let Err(e) = self.ids.release(id).await {
+    async fn released(&self, id: &str, generation: u64) {
+        if let Err(e) = self.ids.release(id, generation).await {
             // Its rooms set stays: a later claim of the id (anywhere)
             // would keep rooms it left. Said loudly; docs/CLUSTER.md.
             tracing::warn!(id, error = %e, "an id offline here could not be released in Redis");

@@ -285,9 +285,11 @@ impl Ids {
         written(reply, "hold")
     }
 
-    /// `id` went offline here for good: no node has it, it is in no
-    /// room. Whether this node still had it.
-    pub async fn release(&self, id: &str) -> Result<bool, Unavailable> {
+    /// `id` (its connection of claim `generation`; `u64::MAX`: whichever
+    /// connection here) went offline here for good: no node has it, it is
+    /// in no room. Whether this node still had it (false: a newer
+    /// connection claimed it meanwhile, here or elsewhere).
+    pub async fn release(&self, id: &str, generation: u64) -> Result<bool, Unavailable> {
         let k = self.keys.id(id);
         let mut c = self.writer.conn().await?;
         let reply: Value = scripts::RELEASE
@@ -299,6 +301,7 @@ impl Ids {
             .arg(id)
             .arg(self.keys.node(""))
             .arg(self.keys.presence())
+            .arg(generation)
             .invoke_async(&mut c)
             .await
             .map_err(|e| self.writer.failed(&e))?;

@@ -52,4 +52,6 @@ if old and old ~= ARGV[2] then
   end
   redis.call('PUBLISH', ARGV[4] .. old, word)
 end
+-- The rooms go with the id (a connection on this node whose claim lost
+-- a race may never have registered to join them here).
 return {tonumber(gen), redis.call('SMEMBERS', KEYS[2]), resumed}

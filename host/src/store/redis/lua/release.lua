@@ -4,7 +4,8 @@
 -- KEYS[1] the id's owner hash, KEYS[2] the id's rooms set
 -- ARGV[1] deadline ms, ARGV[2] the releasing node, ARGV[3] ttl ms,
 -- ARGV[4] the id, ARGV[5] the node keys' prefix, ARGV[6] the presence
--- channel
+-- channel, ARGV[7] the generation of the connection that ended (a newer
+-- claim, even on this node, keeps the id: the max u64 matches any)
 -- Returns 1 (released), 0 (another node has it), or {'late'}.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -12,6 +13,10 @@ if now > tonumber(ARGV[1]) then
   return {'late'}
 end
 if redis.call('HGET', KEYS[1], 'node') ~= ARGV[2] then
+  return 0
+end
+if ARGV[7] ~= '18446744073709551615'
+    and redis.call('HGET', KEYS[1], 'gen') ~= ARGV[7] then
   return 0
 end
 redis.call('HDEL', KEYS[1], 'node', 'held', 'session')
