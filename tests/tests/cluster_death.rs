@@ -122,7 +122,8 @@ async fn a_dead_nodes_id_is_held_for_its_window_and_taken_back_elsewhere() -> Re
     let (mut alice, welcome) = a.connect("alice").await?;
     let session = welcome["session"].as_str().context("session")?.to_owned();
     let mut bob = connect(&b, "bob").await?;
-    join(&mut alice, "lobby").await?;
+    let ack = join(&mut alice, "lobby").await?;
+    let (epoch, last) = (ack["epoch"].clone(), ack["offset"].clone());
     join(&mut bob, "lobby").await?;
     a.kill();
 
@@ -142,6 +143,16 @@ async fn a_dead_nodes_id_is_held_for_its_window_and_taken_back_elsewhere() -> Re
     let (_, online) = ask(&mut bob, json!({"type": "online", "ids": ["alice"]}), "o").await?;
     ensure!(online["ids"] == json!(["alice"]), "{online}");
 
+    for i in 1..=2 {
+        let (_, ack) = ask(
+            &mut bob,
+            json!({"type": "room", "room": "lobby", "data": i}),
+            "w",
+        )
+        .await?;
+        ensure!(ack["type"] == "ack", "{ack}");
+    }
+
     // She comes back on node b with her session: her id, her rooms, and
     // nobody heard her leave.
     let mut alice = b
@@ -149,6 +160,21 @@ async fn a_dead_nodes_id_is_held_for_its_window_and_taken_back_elsewhere() -> Re
         .await?;
     let welcome = alice.recv_v2().await?;
     ensure!(welcome["type"] == "welcome", "{welcome}");
+    // Nobody handed her queue over (node a is dead): she asks for what she
+    // missed, from where she was, and gets it.
+    let (before, ack) = ask(
+        &mut alice,
+        json!({"type": "join", "room": "lobby", "since": {"epoch": epoch, "offset": last}}),
+        "j",
+    )
+    .await?;
+    ensure!(ack["recovered"] == true, "{ack}");
+    let missed: Vec<&Value> = before
+        .iter()
+        .filter(|v| v["type"] == "room")
+        .map(|v| &v["data"])
+        .collect();
+    ensure!(missed == [&json!(1), &json!(2)], "{before:?}");
     let (_, ack) = ask(
         &mut bob,
         json!({"type": "room", "room": "lobby", "data": "back?"}),

@@ -125,6 +125,7 @@ pub async fn connect(
 /// their position (`since`) replay what came after it first, so a
 /// resumed id misses nothing; the others (`rooms`) start from now.
 async fn keep_rooms(chat: Chat<'_>, id: &str, since: Vec<RoomAt>, rooms: Vec<String>) {
+    let kept = !since.is_empty() || !rooms.is_empty();
     let positions = since
         .into_iter()
         .map(|r| (r.room, Some((r.epoch, r.offset))));
@@ -139,6 +140,11 @@ async fn keep_rooms(chat: Chat<'_>, id: &str, since: Vec<RoomAt>, rooms: Vec<Str
         }
         chat.registry
             .join_with(id, &room, Some(chat.history), since, |_, _| {});
+    }
+    if kept {
+        // What went to the connection on the other server and was not
+        // written is for a `join` with `since` to replay.
+        chat.registry.hand_rooms_over(id);
     }
 }
 

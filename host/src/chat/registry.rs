@@ -75,6 +75,10 @@ struct Inner {
     /// claim made here race, so a connection of an older claim that comes
     /// to register after the word is refused.
     superseded: Mutex<HashMap<Name, (u64, Instant)>>,
+    /// id → its rooms whose messages, up to an offset, went to an earlier
+    /// connection of the id (replaced, or on another server): a `join`
+    /// with `since` replays from there up to that offset.
+    handed: DashMap<Name, HashMap<Name, u64>>,
 }
 
 /// How long word of a claim elsewhere is kept: far longer than a claim's
@@ -185,6 +189,7 @@ impl Registry {
                 max_total_rooms,
                 total_rooms: AtomicUsize::new(0),
                 superseded: Mutex::default(),
+                handed: DashMap::new(),
             }),
         }
     }
@@ -220,6 +225,9 @@ impl Registry {
         let old = self.inner.online.insert(Name::from(id), outbox);
         if let Some(old) = &old {
             old.close(replaced());
+            // Its queue goes with it: what it had not written is for a
+            // `join` with `since` to replay.
+            self.hand_rooms_over(id);
         }
         Ok(old)
     }
@@ -265,6 +273,7 @@ impl Registry {
             .online
             .remove_if(id, |_, o| o.generation() < generation)?;
         old.close(replaced());
+        self.inner.handed.remove(id);
         let mut at = Vec::new();
         if let Some((_, rooms)) = self.inner.members_of.remove(id) {
             for room in &rooms {
@@ -282,6 +291,33 @@ impl Registry {
             }
         }
         Some(at)
+    }
+
+    /// Every room of `id` here: messages up to the newest delivered went
+    /// to an earlier connection (called as a new connection takes the id
+    /// over, or joins the rooms it had on another server).
+    pub fn hand_rooms_over(&self, id: &str) {
+        let Some(rooms) = self.inner.members_of.get(id).map(|r| r.clone()) else {
+            return;
+        };
+        let mut at = HashMap::new();
+        for room in rooms {
+            if let Some(r) = self.inner.rooms.get(&room) {
+                at.insert(room, r.seq.delivered());
+            }
+        }
+        self.inner.handed.insert(Name::from(id), at);
+    }
+
+    fn take_handed(&self, id: &str, room: &str) -> Option<u64> {
+        let mut rooms = self.inner.handed.get_mut(id)?;
+        let at = rooms.remove(room);
+        let empty = rooms.is_empty();
+        drop(rooms);
+        if empty {
+            self.inner.handed.remove_if(id, |_, r| r.is_empty());
+        }
+        at
     }
 
     /// The serial of `id`'s connection here (`None`: offline).
@@ -368,6 +404,7 @@ impl Registry {
         if self.is_online(id) {
             return None;
         }
+        self.inner.handed.remove(id);
         let Some((_, rooms)) = self.inner.members_of.remove(id) else {
             return Some(0);
         };
@@ -435,9 +472,25 @@ impl Registry {
             let mut rooms = self.inner.members_of.entry(id.clone()).or_default();
             if rooms.contains(&name) {
                 drop(rooms);
-                // A member has every message since it joined.
-                let held = self.inner.rooms.get(&name);
+                // A member has every message since it joined — but what
+                // went to an earlier connection of the id, replaced (its
+                // queue dropped) or on another server: with `since`, that
+                // is replayed, up to where the earlier connection had it.
+                let earlier = since.and_then(|_| self.take_handed(&id, &name));
+                let mut held = self.inner.rooms.get_mut(&name);
                 let upto = held.as_ref().map(|r| r.seq.delivered());
+                if let (Some(at), Some(_)) = (earlier, held.as_mut()) {
+                    let r = recover(Some(at), since);
+                    let recovered = r.missed.as_ref().map(|m| m.is_ok());
+                    if let Some(Ok(frames)) = &r.missed
+                        && let Some(outbox) = self.inner.online.get(&id)
+                    {
+                        for frame in frames {
+                            let _ = outbox.push(Message::Text(frame.clone()));
+                        }
+                    }
+                    return within(Joined::AlreadyMember, Found::of(r, recovered));
+                }
                 let r = recover(upto, None);
                 // Unless the room's history started again since (a
                 // cluster's Redis lost its data): then nothing is.
@@ -704,6 +757,7 @@ impl Registry {
             .remove_if(id, |_, rooms| rooms.is_empty());
         if removed {
             self.remove_member(room, id);
+            self.take_handed(id, room);
         }
         removed
     }
