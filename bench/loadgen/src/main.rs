@@ -8,6 +8,7 @@
 
 mod conn;
 mod connect;
+mod outage;
 mod proto;
 mod scenarios;
 mod storm;
@@ -124,6 +125,32 @@ enum Cmd {
         /// Seconds for the server to see the sockets reset.
         #[arg(long, default_value_t = 2.0)]
         settle: f64,
+    },
+    /// Redis restarted under load (a cluster): one sender sends acked room
+    /// messages at a fixed rate to members spread over the nodes; it prints
+    /// `loadgen: mark kill` `kill_after` seconds in and notes the driver's
+    /// `killed` and `up` lines on stdin. Counts what was acked, refused,
+    /// lost on the other nodes (before and after filling gaps from
+    /// `history`, per epoch), delivered twice, and how long delivery across
+    /// nodes stopped.
+    Outage {
+        #[command(flatten)]
+        common: CommonArgs,
+        /// Room members, the sender included (member i on address i mod N).
+        #[arg(long, default_value_t = 10)]
+        members: usize,
+        /// Room messages sent per second.
+        #[arg(long, default_value_t = 100.0)]
+        rate: f64,
+        /// Seconds of sending.
+        #[arg(long, default_value_t = 8.0)]
+        duration: f64,
+        /// Seconds into sending when the driver is asked to restart Redis.
+        #[arg(long, default_value_t = 3.0)]
+        kill_after: f64,
+        /// Seconds allowed after the last send for answers and deliveries.
+        #[arg(long, default_value_t = 5.0)]
+        grace: f64,
     },
     /// Write a self-signed certificate (cert.pem, key.pem) for localhost.
     Gencert {
@@ -285,6 +312,24 @@ async fn run(cmd: Cmd) -> Result<Vec<Value>> {
             };
             storm::storm(&c, &t, &o).await
         }
+        Cmd::Outage {
+            common,
+            members,
+            rate,
+            duration,
+            kill_after,
+            grace,
+        } => {
+            let (c, t) = setup(&common)?;
+            let o = outage::OutageOpts {
+                members,
+                rate,
+                duration: secs(duration),
+                kill_after: secs(kill_after),
+                grace: secs(grace),
+            };
+            outage::outage(&c, &t, &o).await
+        }
         Cmd::Notice {
             common,
             pairs,
@@ -330,6 +375,13 @@ fn human(v: &Value) -> String {
         ("p999_us", "p99.9 µs"),
         ("max_us", "max µs"),
         ("missing", "missing"),
+        ("sent", "sent"),
+        ("acked", "acked"),
+        ("refused", "refused"),
+        ("lost_far", "lost on the other node"),
+        ("lost_far_after_fill", "after a history fill"),
+        ("twice_by_offset", "twice by offset"),
+        ("interrupted_ms", "interrupted ms"),
         ("resumed", "resumed"),
         ("lost", "lost"),
         ("out_of_order_or_duplicated", "out of order or twice"),

@@ -134,6 +134,12 @@ if (process.env.REDIS_URL) {
     c.once('error', reject);
   });
   Promise.all([ready(pub), ready(sub)]).then(() => {
+    // A lost connection and its return, in the log (bench/cluster.py's
+    // Redis restart): ioredis reconnects by itself and subscribes again.
+    for (const [name, c] of [['pub', pub], ['sub', sub]]) {
+      c.on('error', (e) => console.error(`${new Date().toISOString()} socketio redis ${name}: ${e.message}`));
+      c.on('ready', () => console.log(`${new Date().toISOString()} socketio redis ${name}: ready again`));
+    }
     io.adapter(createAdapter(pub, sub));
     console.log(`socketio redis adapter on: ${process.env.REDIS_URL} ` +
       `(@socket.io/redis-adapter ${version('@socket.io/redis-adapter')}, ioredis ${version('ioredis')}, ` +
