@@ -2,8 +2,21 @@
 //! first compares Redis's clock with the deadline its caller sent: run
 //! late (Redis was paused and ran what its client had given up on), it
 //! writes nothing, so a caller that answered `unavailable` was right.
+//! The check is `lua/fence.lua`, put before each script (`publish.lua`
+//! has its own, its deadline being another argument; `restore.lua` has
+//! none: it only says again what a node has).
 
 use std::sync::LazyLock;
+
+/// A script with the deadline fence (`lua/fence.lua`) before it.
+macro_rules! fenced {
+    ($file:literal) => {
+        concat!(
+            include_str!("lua/fence.lua"),
+            include_str!(concat!("lua/", $file))
+        )
+    };
+}
 
 use redis::{Script, Value};
 
@@ -14,20 +27,19 @@ pub static PUBLISH: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/publish.lua")));
 
 /// Claim an id for a connection on this node (`lua/claim.lua`).
-pub static CLAIM: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/claim.lua")));
+pub static CLAIM: LazyLock<Script> = LazyLock::new(|| Script::new(fenced!("claim.lua")));
 
 /// Follow an id's join or leave in its rooms set (`lua/member.lua`).
-pub static MEMBER: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/member.lua")));
+pub static MEMBER: LazyLock<Script> = LazyLock::new(|| Script::new(fenced!("member.lua")));
 
 /// Hand a payload to the node that has an id (`lua/route.lua`).
-pub static ROUTE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/route.lua")));
+pub static ROUTE: LazyLock<Script> = LazyLock::new(|| Script::new(fenced!("route.lua")));
 
 /// An id's connection held for a resume (`lua/hold.lua`).
-pub static HOLD: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/hold.lua")));
+pub static HOLD: LazyLock<Script> = LazyLock::new(|| Script::new(fenced!("hold.lua")));
 
 /// An id offline for good (`lua/release.lua`).
-pub static RELEASE: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("lua/release.lua")));
+pub static RELEASE: LazyLock<Script> = LazyLock::new(|| Script::new(fenced!("release.lua")));
 
 /// One value of a script's reply, of the type the caller expects.
 pub(super) fn value<T: redis::FromRedisValue>(v: &Value) -> Result<T, Unavailable> {
@@ -45,25 +57,24 @@ pub(super) fn late_or(reply: &[Value], what: &str) -> Unavailable {
 
 /// Keep a notice for an offline id (`lua/notice_store.lua`).
 pub static NOTICE_STORE: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("lua/notice_store.lua")));
+    LazyLock::new(|| Script::new(fenced!("notice_store.lua")));
 
 /// Hand over an id's notices (`lua/notice_take.lua`).
 pub static NOTICE_TAKE: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("lua/notice_take.lua")));
+    LazyLock::new(|| Script::new(fenced!("notice_take.lua")));
 
 /// Drop expired notices (`lua/notice_sweep.lua`).
 pub static NOTICE_SWEEP: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("lua/notice_sweep.lua")));
+    LazyLock::new(|| Script::new(fenced!("notice_sweep.lua")));
 
 /// Take over a dead node (`lua/takeover.lua`).
-pub static TAKEOVER: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("lua/takeover.lua")));
+pub static TAKEOVER: LazyLock<Script> = LazyLock::new(|| Script::new(fenced!("takeover.lua")));
 
 /// An id of a dead node goes offline for good (`lua/bury.lua`).
-pub static BURY: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/bury.lua")));
+pub static BURY: LazyLock<Script> = LazyLock::new(|| Script::new(fenced!("bury.lua")));
 
 /// Write the policy's state (`lua/state.lua`).
-pub static STATE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/state.lua")));
+pub static STATE: LazyLock<Script> = LazyLock::new(|| Script::new(fenced!("state.lua")));
 
 /// Say again what a node has, after Redis lost its data (`lua/restore.lua`).
 pub static RESTORE: LazyLock<Script> =

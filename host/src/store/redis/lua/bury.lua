@@ -7,11 +7,6 @@
 -- id, ARGV[5] the node keys' prefix, ARGV[6] the presence channel
 -- Returns {1, {room, ...}} (buried: its rooms are to hear `left`),
 -- {0} (moved on), or {'late'}.
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-if now > tonumber(ARGV[1]) then
-  return {'late'}
-end
 redis.call('SREM', ARGV[5] .. ARGV[2] .. ':ids', ARGV[4])
 if redis.call('HGET', KEYS[1], 'node') ~= ARGV[2] then
   return {0}

@@ -15,11 +15,6 @@
 -- ('' none)
 -- Returns {generation, {room, ...}, resumed (0/1)}, or {'late'}: nothing
 -- written.
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-if now > tonumber(ARGV[1]) then
-  return {'late'}
-end
 local old = redis.call('HGET', KEYS[1], 'node')
 local resumed = 0
 if ARGV[5] ~= '' and old and old ~= ARGV[2]

@@ -6,11 +6,6 @@
 -- ARGV[1] deadline ms, ARGV[2] the held connection's generation,
 -- ARGV[3] the hash of the session that may resume it
 -- Returns 1 (written), 0 (the id moved on), or {'late'}.
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-if now > tonumber(ARGV[1]) then
-  return {'late'}
-end
 if redis.call('HGET', KEYS[1], 'gen') ~= ARGV[2] then
   return 0
 end

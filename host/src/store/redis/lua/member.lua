@@ -5,11 +5,6 @@
 -- (joined) or '-' (left), ARGV[4] the room, ARGV[5] this node, ARGV[6]
 -- the id, ARGV[7] the presence channel
 -- Returns 1 (written), 0 (the id moved on), or {'late'}.
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-if now > tonumber(ARGV[1]) then
-  return {'late'}
-end
 if redis.call('HGET', KEYS[1], 'gen') ~= ARGV[2] then
   return 0
 end

@@ -12,11 +12,6 @@
 -- ARGV[5] now ms, ARGV[6] max age ms, ARGV[7] per id, ARGV[8] per sender,
 -- ARGV[9] per pair, ARGV[10] max bytes, ARGV[11] '<prefix>:{id:'
 -- Returns {'ok'}, {'sender', n}, {'pair', n}, {'full'} or {'late'}.
-local t = redis.call('TIME')
-local clock = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-if clock > tonumber(ARGV[1]) then
-  return {'late'}
-end
 local from, to, frame = ARGV[2], ARGV[3], ARGV[4]
 local now, age = tonumber(ARGV[5]), tonumber(ARGV[6])
 local OVERHEAD = 64

@@ -6,11 +6,6 @@
 -- ARGV[1] deadline ms, ARGV[2] now ms, ARGV[3] max age ms,
 -- ARGV[4] '<prefix>:{id:', ARGV[5] boxes at most
 -- Returns how many boxes were swept, or {'late'}.
-local t = redis.call('TIME')
-local clock = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-if clock > tonumber(ARGV[1]) then
-  return {'late'}
-end
 local now, age, p = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[5]))
 for _, to in ipairs(due) do

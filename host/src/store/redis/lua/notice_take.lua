@@ -7,11 +7,6 @@
 -- ms, ARGV[5] '<prefix>:{id:'
 -- Returns {dropped, entry, ...} (entries 'from\nat_ms\nuid\nframe',
 -- oldest first), or {'late'}.
-local t = redis.call('TIME')
-local clock = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-if clock > tonumber(ARGV[1]) then
-  return {'late'}
-end
 local now, age = tonumber(ARGV[3]), tonumber(ARGV[4])
 local entries = redis.call('LRANGE', KEYS[1], 0, -1)
 local dropped = tonumber(redis.call('HGET', KEYS[2], ':dropped') or '0')

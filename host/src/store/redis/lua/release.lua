@@ -7,11 +7,6 @@
 -- channel, ARGV[7] the generation of the connection that ended (a newer
 -- claim, even on this node, keeps the id: the max u64 matches any)
 -- Returns 1 (released), 0 (another node has it), or {'late'}.
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-if now > tonumber(ARGV[1]) then
-  return {'late'}
-end
 if redis.call('HGET', KEYS[1], 'node') ~= ARGV[2] then
   return 0
 end

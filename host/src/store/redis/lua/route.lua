@@ -7,11 +7,6 @@
 -- prefix ('<prefix>:inbox:'), ARGV[4] the payload
 -- Returns 'sent', 'held' (its connection there is held for a resume),
 -- 'off' (no other node has it: nothing sent), or {'late'}.
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-if now > tonumber(ARGV[1]) then
-  return {'late'}
-end
 local node = redis.call('HGET', KEYS[1], 'node')
 if not node or node == ARGV[2] then
   return 'off'

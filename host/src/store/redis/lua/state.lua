@@ -8,11 +8,6 @@
 -- The change: 's|d', node, version, the key's length, then the key and
 -- the value, whole (a key or a value may hold newlines).
 -- Returns the version, or {'late'}.
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-if now > tonumber(ARGV[1]) then
-  return {'late'}
-end
 local v = redis.call('HINCRBY', KEYS[2], ARGV[4], 1)
 if ARGV[3] == 's' then
   redis.call('HSET', KEYS[1], ARGV[4], ARGV[5])

@@ -6,11 +6,6 @@
 -- ARGV[1] deadline ms, ARGV[2] the dead node, ARGV[3] this node,
 -- ARGV[4] '<prefix>:{id:'
 -- Returns {1, {id, ...}} (taken over), {0} (another node has), or {'late'}.
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-if now > tonumber(ARGV[1]) then
-  return {'late'}
-end
 if not redis.call('SET', KEYS[1], ARGV[3], 'NX', 'PX', 600000) then
   return {0}
 end
