@@ -638,13 +638,13 @@ def promises(name, variant, r, s):
 
 
 def restart_table(sessions):
-    """Markdown: one column per (variant, column), the rounds' values joined by ` / `."""
+    """Markdown: one column per (variant, column), the rounds' values joined by ` · `."""
     cols = [(v, c) for v in RESTART_VARIANTS for c in RESTART_COLUMNS if any(
         (v, c) == (sv, sc) for (sv, sc, _r, _s) in sessions)]
 
     def vals(v, c, f):
         out = [f(r, s) for (sv, sc, r, s) in sessions if (sv, sc) == (v, c)]
-        return " / ".join("-" if x is None else (f"{x:,}" if isinstance(x, int) else fmt(x) if isinstance(x, float)
+        return " · ".join("-" if x is None else (f"{x:,}" if isinstance(x, int) else fmt(x) if isinstance(x, float)
                                                  else str(x)) for x in out)
 
     def epochs(d):
@@ -685,7 +685,7 @@ def restart_table(sessions):
         ("first acked message sent after the kill, ms after it", lambda r, s: r.get("first_acked_send_after_kill_ms")),
         ("on the restarted Redis: XADD / PUBLISH", lambda r, s: f"{s.get('xadd_after')} / {s.get('publish_after')}"),
     ]
-    head = ["figure (one value per round)"] + [f"{c}, {v}" for (v, c) in cols]
+    head = ["figure (one value per round, · between rounds)"] + [f"{c}, {v}" for (v, c) in cols]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     for label, f in rows:
         if label == "the sender's ack means":
