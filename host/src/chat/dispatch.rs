@@ -95,6 +95,35 @@ impl Sequence {
         self.gap()
     }
 
+    /// Messages up to `to` of `epoch` will never come (the room's history
+    /// no longer has them): deliver what waits up to there, in order, and
+    /// go on after it. Returns where messages still wait, as `arrive`.
+    pub fn skip_to(
+        &mut self,
+        epoch: &str,
+        to: u64,
+        mut deliver: impl FnMut(&Message, Option<&str>),
+    ) -> Option<u64> {
+        if epoch != &*self.epoch || to <= self.delivered {
+            return self.gap();
+        }
+        tracing::warn!(
+            from = self.delivered + 1,
+            to,
+            "room messages lost to this server: no longer in the room's history"
+        );
+        while let Some(entry) = self.waiting.first_entry() {
+            if *entry.key() > to {
+                break;
+            }
+            let (_, (msg, except)) = entry.remove_entry();
+            deliver(&msg, except.as_deref());
+        }
+        self.delivered = to;
+        self.drain(&mut deliver);
+        self.gap()
+    }
+
     /// Where messages wait for a missing one: after `delivered`.
     fn gap(&self) -> Option<u64> {
         (!self.waiting.is_empty()).then_some(self.delivered)
@@ -127,6 +156,10 @@ impl Local for Registry {
                 None
             }
         }
+    }
+
+    fn skip(&self, room: &str, epoch: &str, to: u64) -> Option<u64> {
+        self.skip_kept(room, epoch, to)
     }
 
     fn delivered(&self, room: &str) -> Option<(std::sync::Arc<str>, u64)> {
@@ -188,6 +221,25 @@ mod tests {
         let mut got = 0;
         seq.arrive("f", 2, Message::text("2"), None, |_, _| got += 1);
         assert_eq!((got, seq.delivered()), (1, 2));
+    }
+
+    #[test]
+    fn a_gap_gone_from_the_history_is_skipped_and_what_waits_goes_out() {
+        let mut seq = Sequence::starting_at("e".into(), 10);
+        assert_eq!(offsets(&mut seq, &[15, 40]), Vec::<u64>::new());
+        // The history keeps 30 onwards: 11..=29 will never come.
+        let mut got = Vec::new();
+        let gap = seq.skip_to("e", 29, |m, _| {
+            got.push(m.to_text().unwrap_or_default().parse::<u64>().unwrap_or(0))
+        });
+        assert_eq!((got, gap), (vec![15], Some(29)));
+        assert_eq!(
+            offsets(&mut seq, &(30..=40).collect::<Vec<_>>()),
+            (30..=40).collect::<Vec<_>>()
+        );
+        // Another epoch, or an offset already passed, changes nothing.
+        assert_eq!(seq.skip_to("f", 100, |_, _| {}), None);
+        assert_eq!(seq.delivered(), 40);
     }
 
     #[test]

@@ -671,6 +671,16 @@ impl Registry {
         })
     }
 
+    /// Messages of `room` up to `to` (of `epoch`) will never come: go on
+    /// after them (see `Sequence::skip_to`).
+    pub fn skip_kept(&self, room: &str, epoch: &str, to: u64) -> Option<u64> {
+        let mut r = self.inner.rooms.get_mut(room)?;
+        let Room { members, seq } = &mut *r;
+        seq.skip_to(epoch, to, |msg, except| {
+            self.to_members(members, msg, except);
+        })
+    }
+
     /// The newest offset of `room` delivered here, with its epoch (`None`:
     /// no member here).
     pub fn delivered(&self, room: &str) -> Option<(std::sync::Arc<str>, u64)> {

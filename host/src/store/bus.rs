@@ -117,6 +117,11 @@ pub trait Local: Presence {
         except: Option<&str>,
     ) -> Option<u64>;
 
+    /// Kept messages of `room` up to `to` (of `epoch`) will never come
+    /// (gone from its history before they could be filled): deliver what
+    /// waits and go on after them. Returns where messages still wait.
+    fn skip(&self, room: &str, epoch: &str, to: u64) -> Option<u64>;
+
     /// The newest offset of `room` delivered here, with its epoch (`None`:
     /// no member here).
     fn delivered(&self, room: &str) -> Option<(std::sync::Arc<str>, u64)>;

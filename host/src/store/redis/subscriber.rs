@@ -37,6 +37,11 @@ use crate::store::json;
 /// every room's gap is filled from its stream.
 const QUEUE: usize = 65_536;
 
+/// The first wait before the subscriber connection is tried again, and
+/// the longest.
+const RECONNECT_FIRST: Duration = Duration::from_millis(100);
+const RECONNECT_MAX: Duration = Duration::from_secs(5);
+
 /// Ids asked about in one round trip when claims are checked again.
 const RECHECK_BATCH: usize = 1_000;
 
@@ -247,16 +252,21 @@ impl Subscriber {
         }
     }
 
-    /// Make the connection again until it is made (every second).
+    /// Make the connection again until it is made: 100 ms after a
+    /// failed try, doubling up to 5 s (a restarted Redis is back within
+    /// milliseconds; every pause here is a pause of delivery between
+    /// nodes).
     fn spawn_reconnect(self: &Arc<Self>) {
         let me = self.clone();
         tokio::spawn(async move {
+            let mut wait = RECONNECT_FIRST;
             loop {
                 match me.conn().await {
                     Ok(_) => return,
                     Err(e) => tracing::debug!(error = %e, "Redis subscriber: still down"),
                 }
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(RECONNECT_MAX);
             }
         });
     }
@@ -507,9 +517,17 @@ impl Subscriber {
                         return;
                     }
                 };
-                let Some(last) = batch.last().map(|e| e.offset) else {
+                let (Some(first), Some(last)) = (
+                    batch.first().map(|e| e.offset),
+                    batch.last().map(|e| e.offset),
+                ) else {
                     return;
                 };
+                if first > after + 1 {
+                    // Trimmed (or expired) before this node could read
+                    // them: nobody will ever deliver them here.
+                    let _ = local.skip(&room, &epoch, first - 1);
+                }
                 for e in batch {
                     let text = Text::from(with_offset(e.frame, e.offset));
                     replica.insert(&room, &epoch, e.offset, text.clone());
