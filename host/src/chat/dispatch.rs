@@ -59,7 +59,8 @@ impl Sequence {
     /// due to `deliver`, in offset order. Returns `Some(after)` while
     /// messages wait for one after offset `after`. A new epoch (the room's
     /// history was lost and started again) starts the count again at its
-    /// first message seen.
+    /// first message, offset 1 (those before the first seen here are
+    /// waited for, and filled, as any gap).
     pub fn arrive(
         &mut self,
         epoch: &str,
@@ -71,7 +72,7 @@ impl Sequence {
         if epoch != &*self.epoch {
             tracing::info!(epoch, "a room's history started again (new epoch)");
             self.epoch = epoch.into();
-            self.delivered = offset.saturating_sub(1);
+            self.delivered = 0;
             self.waiting.clear();
         }
         if offset <= self.delivered {
@@ -217,10 +218,12 @@ mod tests {
         // A gap is reported while messages wait.
         let gap = seq.arrive("e", 9, Message::text("9"), None, |_, _| {});
         assert_eq!(gap, Some(7));
-        // A new epoch counts from its first message seen.
+        // A new epoch counts from its first message: 2 waits for 1.
         let mut got = 0;
-        seq.arrive("f", 2, Message::text("2"), None, |_, _| got += 1);
-        assert_eq!((got, seq.delivered()), (1, 2));
+        let gap = seq.arrive("f", 2, Message::text("2"), None, |_, _| got += 1);
+        assert_eq!((got, gap), (0, Some(0)));
+        seq.arrive("f", 1, Message::text("1"), None, |_, _| got += 1);
+        assert_eq!((got, seq.delivered()), (2, 2));
     }
 
     #[test]

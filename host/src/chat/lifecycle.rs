@@ -125,7 +125,9 @@ pub async fn connect(
 /// their position (`since`) replay what came after it first, so a
 /// resumed id misses nothing; the others (`rooms`) start from now.
 async fn keep_rooms(chat: Chat<'_>, id: &str, since: Vec<RoomAt>, rooms: Vec<String>) {
-    let kept = !since.is_empty() || !rooms.is_empty();
+    // Rooms joined with no position: what went to the earlier connection
+    // there and was not written is for a `join` with `since` to replay.
+    let mut unplaced = Vec::new();
     let positions = since
         .into_iter()
         .map(|r| (r.room, Some((r.epoch, r.offset))));
@@ -135,17 +137,16 @@ async fn keep_rooms(chat: Chat<'_>, id: &str, since: Vec<RoomAt>, rooms: Vec<Str
             continue;
         }
         let since = since.as_ref().map(|(e, o)| (e.as_str(), *o));
+        if since.is_none() {
+            unplaced.push(room.clone());
+        }
         if let Err(e) = chat.history.prepare(&room, since).await {
             tracing::warn!(id, room, error = %e, "a room kept from another server is not followed here");
         }
         chat.registry
             .join_with(id, &room, Some(chat.history), since, |_, _| {});
     }
-    if kept {
-        // What went to the connection on the other server and was not
-        // written is for a `join` with `since` to replay.
-        chat.registry.hand_rooms_over(id);
-    }
+    chat.registry.hand_rooms_over(id, Some(&unplaced));
 }
 
 /// `id`, taken over from another server, goes no further here (the rules

@@ -227,7 +227,7 @@ impl Registry {
             old.close(replaced());
             // Its queue goes with it: what it had not written is for a
             // `join` with `since` to replay.
-            self.hand_rooms_over(id);
+            self.hand_rooms_over(id, None);
         }
         Ok(old)
     }
@@ -296,17 +296,23 @@ impl Registry {
     /// Every room of `id` here: messages up to the newest delivered went
     /// to an earlier connection (called as a new connection takes the id
     /// over, or joins the rooms it had on another server).
-    pub fn hand_rooms_over(&self, id: &str) {
+    /// With `only`, just those rooms (the others came with their position).
+    pub fn hand_rooms_over(&self, id: &str, only: Option<&[String]>) {
         let Some(rooms) = self.inner.members_of.get(id).map(|r| r.clone()) else {
             return;
         };
         let mut at = HashMap::new();
         for room in rooms {
+            if only.is_some_and(|o| !o.iter().any(|r| **r == *room)) {
+                continue;
+            }
             if let Some(r) = self.inner.rooms.get(&room) {
                 at.insert(room, r.seq.delivered());
             }
         }
-        self.inner.handed.insert(Name::from(id), at);
+        if !at.is_empty() {
+            self.inner.handed.insert(Name::from(id), at);
+        }
     }
 
     fn take_handed(&self, id: &str, room: &str) -> Option<u64> {

@@ -176,10 +176,26 @@ impl Bus for RedisBus {
         Ok(Some(Resumed { claim, handover }))
     }
 
+    /// Tried again in the background while Redis does not answer (a hold
+    /// often starts just as Redis went away): the mark is fenced by the
+    /// generation, so a late one after a resume elsewhere writes nothing.
     async fn holding(&self, id: &str, generation: u64, session: &str) {
-        if let Err(e) = self.ids.hold(id, generation, session).await {
-            tracing::warn!(id, error = %e, "a hold not marked in Redis: sends from other nodes are acked as queued");
-        }
+        let (ids, id, session) = (self.ids.clone(), id.to_owned(), session.to_owned());
+        tokio::spawn(async move {
+            let mut wait = std::time::Duration::from_millis(100);
+            for _ in 0..8 {
+                match ids.hold(&id, generation, &session).await {
+                    Ok(_) => return,
+                    Err(e) => tracing::debug!(id, error = %e, "a hold not marked in Redis yet"),
+                }
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(std::time::Duration::from_secs(5));
+            }
+            tracing::warn!(
+                id,
+                "a hold not marked in Redis: it resumes only on this node"
+            );
+        });
     }
 
     async fn claim(&self, id: &str, session: Option<&str>) -> Result<Claim, Unavailable> {

@@ -153,13 +153,9 @@ impl Ids {
         Ok(())
     }
 
-    /// Whether Redis lost its data since this node last looked: the boot
-    /// key, set by the first node to find it missing, changed or went.
-    /// `seen` is what this node saw last (updated).
-    pub async fn lost_data(
-        &self,
-        seen: &std::sync::Mutex<Option<String>>,
-    ) -> Result<bool, Unavailable> {
+    /// The boot key's value (set now, by this node, if missing): a value
+    /// other than the one a node saw before means Redis lost its data.
+    pub async fn boot(&self) -> Result<String, Unavailable> {
         let key = self.keys.global("boot");
         let mut c = self.writer.conn().await?;
         let fresh = crate::store::token::new_epoch().to_string();
@@ -174,10 +170,7 @@ impl Ids {
             .await
             .map_err(|e| self.writer.failed(&e))?;
         self.writer.answered();
-        let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
-        let lost = seen.as_ref().is_some_and(|s| *s != now);
-        *seen = Some(now);
-        Ok(lost)
+        Ok(now)
     }
 
     /// Publish `payload` on node `node`'s channel.
@@ -248,6 +241,7 @@ impl Ids {
             .arg(&self.node)
             .arg(self.keys.inbox(""))
             .arg(payload)
+            .arg(self.keys.node(""))
             .invoke_async(&mut c)
             .await
             .map_err(|e| self.writer.failed(&e))?;
@@ -258,6 +252,9 @@ impl Ids {
                 "sent" => Ok(Route::Sent),
                 "held" => Ok(Route::Held),
                 "off" => Ok(Route::Off),
+                "away" => Err(Unavailable::Connection(
+                    "the server that has the id is reconnecting to Redis".into(),
+                )),
                 what => Err(Unavailable::Reply(format!("route answered {what:?}"))),
             },
         }

@@ -42,6 +42,10 @@ const QUEUE: usize = 65_536;
 const RECONNECT_FIRST: Duration = Duration::from_millis(100);
 const RECONNECT_MAX: Duration = Duration::from_secs(5);
 
+/// Tries of a gap fill before it is given up (about a minute with the
+/// waits between them).
+const FILL_TRIES: usize = 16;
+
 /// Ids asked about in one round trip when claims are checked again.
 const RECHECK_BATCH: usize = 1_000;
 
@@ -383,17 +387,28 @@ impl Subscriber {
             self.local.get().cloned(),
             self.boot.clone(),
         );
+        // Tried until it works (the write connection may still hold the
+        // connection Redis dropped: the first call finds out and the next
+        // makes a new one), 100 ms apart, doubling to 5 s.
         tokio::spawn(async move {
-            if let Some(local) = local {
-                restore_if_lost(&ids, &*local, &boot).await;
-            }
-            if let Err(e) = copy.resync(&writer, &keys).await {
-                tracing::warn!(error = %e, "the other nodes' presence was not read again");
-            }
-            if let Some(state) = state
-                && let Err(e) = state.resync(&writer, &keys).await
-            {
-                tracing::warn!(error = %e, "the policy's state was not read again");
+            let mut wait = RECONNECT_FIRST;
+            loop {
+                let done = async {
+                    if let Some(local) = &local {
+                        restore_if_lost(&ids, &**local, &boot).await?;
+                    }
+                    copy.resync(&writer, &keys).await?;
+                    if let Some(state) = &state {
+                        state.resync(&writer, &keys).await?;
+                    }
+                    Ok::<(), Unavailable>(())
+                };
+                match done.await {
+                    Ok(()) => return,
+                    Err(e) => tracing::debug!(error = %e, "presence and state not read again yet"),
+                }
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(RECONNECT_MAX);
             }
         });
     }
@@ -490,7 +505,6 @@ impl Subscriber {
     /// dispatcher). A room whose epoch is another now (Redis lost its
     /// data) is read from its first message.
     fn spawn_fill_from(&self, room: Arc<str>, epoch: Arc<str>, after: u64) {
-        let delivered_epoch = epoch;
         let (rooms, replica, local) = (
             self.rooms.clone(),
             self.replica.clone(),
@@ -499,44 +513,68 @@ impl Subscriber {
         let Some(local) = local else {
             return;
         };
+        // Tried until Redis answers (right after a reconnect the write
+        // connection may still hold the one Redis dropped): a gap left
+        // unfilled would hold the room's delivery here until the next
+        // message revealed it.
         tokio::spawn(async move {
-            let (epoch, _) = match rooms.top(&room).await {
-                Ok((Some(epoch), top)) => (epoch, top),
-                Ok((None, _)) => return,
-                Err(e) => {
-                    tracing::warn!(error = %e, room = &*room, "a gap could not be filled");
-                    return;
+            let mut wait = RECONNECT_FIRST;
+            let (mut epoch, mut after) = (epoch, after);
+            for _ in 0..FILL_TRIES {
+                match fill(&rooms, &replica, &*local, &room, &epoch, after).await {
+                    Ok(()) => return,
+                    Err(e) => tracing::debug!(error = %e, room = &*room, "a gap not filled yet"),
                 }
-            };
-            let mut after = if epoch == *delivered_epoch { after } else { 0 };
-            loop {
-                let batch = match rooms.after(&room, after, FILL_BATCH).await {
-                    Ok(b) => b,
-                    Err(e) => {
-                        tracing::warn!(error = %e, room = &*room, "a gap could not be filled");
-                        return;
-                    }
-                };
-                let (Some(first), Some(last)) = (
-                    batch.first().map(|e| e.offset),
-                    batch.last().map(|e| e.offset),
-                ) else {
-                    return;
-                };
-                if first > after + 1 {
-                    // Trimmed (or expired) before this node could read
-                    // them: nobody will ever deliver them here.
-                    let _ = local.skip(&room, &epoch, first - 1);
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(RECONNECT_MAX);
+                match local.delivered(&room) {
+                    Some(now) => (epoch, after) = now,
+                    None => return,
                 }
-                for e in batch {
-                    let text = Text::from(with_offset(e.frame, e.offset));
-                    replica.insert(&room, &epoch, e.offset, text.clone());
-                    let kept = Some((&*epoch, e.offset));
-                    let _ = local.room(&room, kept, Message::Text(text), e.except.as_deref());
-                }
-                after = last;
             }
+            tracing::warn!(
+                room = &*room,
+                "a gap could not be filled: Redis did not answer"
+            );
         });
+    }
+}
+
+/// Read `room`'s stream after `after` (of `delivered_epoch`; another epoch
+/// now: from its first message) and hand what is there to `local`.
+async fn fill(
+    rooms: &Rooms,
+    replica: &Replica,
+    local: &dyn Local,
+    room: &str,
+    delivered_epoch: &str,
+    after: u64,
+) -> Result<(), Unavailable> {
+    let epoch = match rooms.top(room).await? {
+        (Some(epoch), _) => epoch,
+        (None, _) => return Ok(()),
+    };
+    let mut after = if epoch == delivered_epoch { after } else { 0 };
+    loop {
+        let batch = rooms.after(room, after, FILL_BATCH).await?;
+        let (Some(first), Some(last)) = (
+            batch.first().map(|e| e.offset),
+            batch.last().map(|e| e.offset),
+        ) else {
+            return Ok(());
+        };
+        if first > after + 1 {
+            // Trimmed (or expired) before this node could read them:
+            // nobody will ever deliver them here.
+            let _ = local.skip(room, &epoch, first - 1);
+        }
+        for e in batch {
+            let text = Text::from(with_offset(e.frame, e.offset));
+            replica.insert(room, &epoch, e.offset, text.clone());
+            let kept = Some((&*epoch, e.offset));
+            let _ = local.room(room, kept, Message::Text(text), e.except.as_deref());
+        }
+        after = last;
     }
 }
 
@@ -550,27 +588,28 @@ pub fn with_offset(frame: String, offset: u64) -> String {
 
 /// If Redis lost its data (restarted without persistence), say again what
 /// this node has: every id here, its generation and rooms.
-async fn restore_if_lost(ids: &Ids, local: &dyn Local, boot: &std::sync::Mutex<Option<String>>) {
-    match ids.lost_data(boot).await {
-        Ok(false) => return,
-        Ok(true) => {}
-        Err(e) => {
-            tracing::warn!(error = %e, "whether Redis lost its data is not known now");
-            return;
-        }
+async fn restore_if_lost(
+    ids: &Ids,
+    local: &dyn Local,
+    boot: &std::sync::Mutex<Option<String>>,
+) -> Result<(), Unavailable> {
+    let now = ids.boot().await?;
+    let seen = boot.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    if seen.is_none_or(|s| s == now) {
+        *boot.lock().unwrap_or_else(|e| e.into_inner()) = Some(now);
+        return Ok(());
     }
     let claims = local.claims();
     tracing::warn!(
         ids = claims.len(),
         "Redis lost its data: this node's ids and rooms are written again"
     );
-    if let Err(e) = ids.list_node().await {
-        tracing::warn!(error = %e, "this node not listed again");
-    }
+    ids.list_node().await?;
     for (id, generation) in claims {
         let rooms = local.rooms_of_now(&id);
-        if let Err(e) = ids.restore(&id, generation, &rooms).await {
-            tracing::warn!(id = &*id, error = %e, "an id not written again");
-        }
+        ids.restore(&id, generation, &rooms).await?;
     }
+    // Only now: a restore cut short is done again on the next try.
+    *boot.lock().unwrap_or_else(|e| e.into_inner()) = Some(now);
+    Ok(())
 }

@@ -4,14 +4,20 @@
 -- its subscriber is gone, as a dead node's is).
 -- KEYS[1] the id's owner hash
 -- ARGV[1] deadline ms, ARGV[2] this node, ARGV[3] the node channels'
--- prefix ('<prefix>:inbox:'), ARGV[4] the payload
+-- prefix ('<prefix>:inbox:'), ARGV[4] the payload, ARGV[5] the node keys'
+-- prefix ('<prefix>:node:', whose '<node>' key is its heartbeat)
 -- Returns 'sent', 'held' (its connection there is held for a resume),
--- 'off' (no other node has it: nothing sent), or {'late'}.
+-- 'off' (no other node has it: nothing sent), 'away' (the node that has
+-- it lives but does not hear now: its subscriber is reconnecting), or
+-- {'late'}.
 local node = redis.call('HGET', KEYS[1], 'node')
 if not node or node == ARGV[2] then
   return 'off'
 end
 if redis.call('PUBLISH', ARGV[3] .. node, ARGV[4]) == 0 then
+  if redis.call('EXISTS', ARGV[5] .. node) == 1 then
+    return 'away'
+  end
   return 'off'
 end
 if redis.call('HGET', KEYS[1], 'held') then
