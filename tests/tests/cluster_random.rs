@@ -240,9 +240,11 @@ struct Stats {
     resumes_false_holder_deaf: u64,
 }
 
-/// `CLUSTER_RANDOM_STRICT=1`: the known bug's repeats fail the run too.
+/// Repeats in a re-join right after a resume elsewhere fail the run (the
+/// server bug that made them is fixed); `CLUSTER_RANDOM_STRICT=0` only
+/// counts them.
 fn strict() -> bool {
-    std::env::var("CLUSTER_RANDOM_STRICT").is_ok_and(|v| v == "1")
+    std::env::var("CLUSTER_RANDOM_STRICT").map_or(true, |v| v != "0")
 }
 
 struct World {
@@ -1691,13 +1693,12 @@ async fn random_run_with_redis_paused() -> Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "server bugs (fails on some seeds, e.g. 202, 303, 404): while a node resubscribes after the restart a store:true notice to its online id is stored and handed over only at the next connect, after later notices; a hold made while the node reconnects is never marked in Redis, so a resume elsewhere gets resumed:false"]
 async fn random_run_with_redis_restarted_with_appendonly() -> Result<()> {
     run(Fault::RestartAof).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "server bug: after Redis loses its data, a node whose first message seen of a room's new epoch is offset k > 1 delivers from k (chat/dispatch.rs Sequence::arrive), so members there never get offsets 1..k-1"]
+#[ignore = "fails on some seeds (11: a new epoch's offset 1 arrives twice at one member; 101: `epoch of a position`), not yet understood"]
 async fn random_run_with_redis_restarted_without_persistence() -> Result<()> {
     run(Fault::RestartLost).await
 }
@@ -1709,7 +1710,6 @@ async fn random_run_with_redis_restarted_without_persistence() -> Result<()> {
 /// handover's frames have arrived, makes a message missed while held
 /// arrive twice (once from the resume, once replayed by the join).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "server bug: a re-join with since right after a resume on another node replays a message the resume delivered too"]
 async fn a_rejoin_right_after_a_resume_elsewhere_replays_nothing() -> Result<()> {
     use switchboard_tests::cluster::{ask, connect, join};
     let redis = RedisServer::start()?;
