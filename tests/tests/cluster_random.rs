@@ -1622,7 +1622,7 @@ async fn run(fault: Fault) -> Result<()> {
         w.step().await?;
         if let Some(_at) = taken_over {
             after += 1;
-        } else if w.op % 10 == 0
+        } else if w.op.is_multiple_of(10)
             && w.redis
                 .cli(["EXISTS", "switchboard:node:c:claim"])
                 .is_ok_and(|r| r.trim() == "1")
