@@ -5,10 +5,9 @@
 //! they were handed on, at most once.
 //!
 //! An id is claimed across the cluster (one connection per id; its rooms
-//! go with it); a send to an id or a close reaches the node that has it.
-//! Not across nodes yet (docs/CLUSTER.md, "Status"): stored notices are
-//! kept on the sender's node, and presence and the policy's state are
-//! this node's.
+//! go with it); a send to an id or a close reaches the node that has it,
+//! and a notice for an id no node has is stored in Redis. Presence and
+//! the policy's state are linked here too (`presence`, `state`).
 
 use std::sync::Arc;
 

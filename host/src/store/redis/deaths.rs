@@ -8,13 +8,13 @@
 //! rooms hear `left`.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use redis::Value;
 
 use super::Unavailable;
 use super::conn::Writer;
-use super::heartbeat::{INTERVAL, TTL};
+use super::heartbeat::{INTERVAL, TTL, now_ms};
 use super::ids::GENERATION_TTL;
 use super::keys::Keys;
 use super::scripts::{self, late_or, value};
@@ -173,10 +173,4 @@ impl Deaths {
             other => Err(late_or(other, "bury")),
         }
     }
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }

@@ -1,6 +1,7 @@
 //! The node's heartbeat: every second the node sets its key with a short
-//! expiry, so the other nodes can tell it is alive (and, once it stops,
-//! that it died: docs/CLUSTER.md, "Node death", planned). Each beat is also
+//! expiry and scores itself in the nodes set, so the other nodes can tell
+//! it is alive (and, once it stops, that it died: `deaths`,
+//! docs/CLUSTER.md "Failures"). Each beat is also
 //! a call on the write connection: `/healthz` knows within a second that
 //! Redis stopped answering, and that it answers again, even when no client
 //! asks anything.
@@ -15,6 +16,19 @@ pub const INTERVAL: Duration = Duration::from_secs(1);
 
 /// How long a beat lasts: three missed beats and the node is dead.
 pub const TTL: Duration = Duration::from_secs(3);
+
+/// This node's clock, ms since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// When a beat made now expires, in this node's clock (its score in the
+/// nodes set).
+pub fn expiry_ms() -> u64 {
+    now_ms() + TTL.as_millis() as u64
+}
 
 /// Beat until the runtime stops.
 pub async fn beat(writer: Arc<Writer>, keys: super::keys::Keys, node: String) {
@@ -32,10 +46,7 @@ pub async fn beat(writer: Arc<Writer>, keys: super::keys::Keys, node: String) {
         };
         // In the nodes set, scored by the beat's expiry in this node's
         // clock (the other nodes read it with a margin: docs/CLUSTER.md).
-        let until = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64)
-            + TTL.as_millis() as u64;
+        let until = expiry_ms();
         let set: Result<((), i64), _> = redis::pipe()
             .cmd("SET")
             .arg(&key)

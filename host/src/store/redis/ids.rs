@@ -137,10 +137,7 @@ impl Ids {
     /// List this node in the nodes set now (as its heartbeat does), so a
     /// node reading the others' presence finds it.
     pub async fn list_node(&self) -> Result<(), Unavailable> {
-        let until = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64)
-            + super::heartbeat::TTL.as_millis() as u64;
+        let until = super::heartbeat::expiry_ms();
         let mut c = self.writer.conn().await?;
         let _: i64 = redis::cmd("ZADD")
             .arg(self.keys.nodes())
