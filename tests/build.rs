@@ -10,6 +10,8 @@ fn main() {
     println!("cargo:rustc-env=MISBEHAVE_WASM={}", misbehave.display());
     let v010 = guest_build::build_component(&manifest, "v010-echo-guest");
     println!("cargo:rustc-env=V010_ECHO_WASM={}", v010.display());
+    let big_memory = guest_build::build_component(&manifest, "big-memory-guest");
+    println!("cargo:rustc-env=BIG_MEMORY_WASM={}", big_memory.display());
     let trap_at_start = guest_build::build_component(&manifest, "trap-at-start-guest");
     println!(
         "cargo:rustc-env=TRAP_AT_START_WASM={}",

@@ -1264,8 +1264,10 @@ impl World {
                     self.step().await?;
                 }
                 self.sends_only = false;
-                // The fault's own length: Redis stopped for 4 s.
-                let rest = Duration::from_secs(4).saturating_sub(started.elapsed());
+                // The fault's own length: Redis stopped for 10 s (issue
+                // 21), longer than a heartbeat's life: every node's has
+                // lapsed when Redis resumes, and none may take another over.
+                let rest = Duration::from_secs(10).saturating_sub(started.elapsed());
                 tokio::time::sleep(rest).await;
                 self.redis.resume()?;
             }

@@ -19,6 +19,7 @@ use crate::chat::record::{RecordError, Recorder};
 use crate::net::admission::{Admission, Refusal, Ticket};
 use crate::ops::admin::{Admin, AdminError};
 use crate::ops::reload::Reloader;
+use crate::ops::rules::Rules;
 
 use crate::chat::outbound::{self, Budget, CloseReason, code};
 use crate::chat::registry::Registry;
@@ -79,6 +80,8 @@ pub struct Server {
     reloader: Option<Arc<Reloader>>,
     /// Poll the policy file this often (`None`: don't).
     watch: Option<Duration>,
+    /// Swaps and rollbacks, cluster-wide in a cluster.
+    rules: Arc<Rules>,
 }
 
 /// Where a server keeps what outlives a connection: room history, stored
@@ -195,6 +198,7 @@ impl Server {
             presence,
             bus,
             state,
+            versions,
         } = link.link(
             Arc::new(registry.clone()),
             handing.clone(),
@@ -220,6 +224,11 @@ impl Server {
             }
             PolicySource::Bytes { name, bytes } => (bytes, name),
         };
+        // A node of a cluster runs the cluster's policy, whatever its own.
+        let (bytes, source) = match &versions {
+            Some(v) => Rules::starting(&**v, bytes, source, CLUSTER_TIMEOUT * 3).await,
+            None => (bytes, source),
+        };
         let env = PolicyEnv {
             registry: presence,
             state,
@@ -241,11 +250,12 @@ impl Server {
         if OPTIONS_INHERITED && let Err(e) = configure(&listener, &config.limits) {
             tracing::warn!(error = %e, "socket options not set on the listener");
         }
-        let reloader = policy_file.map(|path| Arc::new(Reloader::new(policy.clone(), path)));
+        let rules = Rules::new(policy.clone(), versions, config.node_id.as_str());
+        let reloader = policy_file.map(|path| Arc::new(Reloader::new(rules.clone(), path)));
         let admin = match &config.admin {
             Some(admin) => {
                 let (policy, registry, reloader) =
-                    (policy.clone(), registry.clone(), reloader.clone());
+                    (rules.clone(), registry.clone(), reloader.clone());
                 let (node, bus) = (config.node_id.clone(), bus.clone());
                 let native = config.native_rules;
                 Some(Admin::bind(admin, policy, registry, reloader, native, node, bus).await?)
@@ -303,6 +313,7 @@ impl Server {
             admin,
             reloader,
             watch,
+            rules,
         })
     }
 
@@ -351,6 +362,12 @@ impl Server {
         self.admin.as_ref().and_then(Admin::local_addr)
     }
 
+    /// Swaps and rollbacks as the admin interface makes them (every node's
+    /// in a cluster).
+    pub fn rules(&self) -> Arc<Rules> {
+        self.rules.clone()
+    }
+
     /// The policy file's reloader (for SIGHUP), if the policy is a file.
     pub fn reloader(&self) -> Option<Arc<Reloader>> {
         self.reloader.clone()
@@ -365,8 +382,13 @@ impl Server {
             admin,
             reloader,
             watch,
+            rules,
         } = self;
         let stop = CancellationToken::new();
+        if rules.is_cluster() {
+            let stop = stop.clone();
+            tokio::spawn(async move { stop.run_until_cancelled_owned(rules.follow()).await });
+        }
         if let Some(admin) = admin {
             tokio::spawn(admin.run(stop.clone().cancelled_owned()));
         }

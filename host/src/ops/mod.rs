@@ -4,6 +4,7 @@
 //!
 //! - [`admin`]      — the admin HTTP interface (status, swap, rollback)
 //! - [`reload`]     — reloading the policy file (SIGHUP, file changes)
+//! - [`rules`]      — swaps and rollbacks: this server's, or every node's of a cluster
 //! - `admin_client` — swap, status, rollback through the admin interface
 //! - `replay`       — recorded events through one or two components
 //! - `token`        — mint a signed token for a client
@@ -12,6 +13,7 @@ pub mod admin;
 mod admin_client;
 pub mod reload;
 mod replay;
+pub mod rules;
 mod token;
 
 use std::process::ExitCode;

@@ -11,20 +11,24 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
-use crate::policy::{LoadError, Policy, SwapReport, sha256_hex};
+use std::sync::Arc;
+
+use super::rules::{Rules, SwapError, Swapped};
+use crate::policy::sha256_hex;
 
 /// What a reload did.
 #[derive(Debug)]
 pub enum Reloaded {
     /// The file holds what was loaded from it last time.
     Unchanged,
-    /// The file's content is now the active version.
-    Swapped(Box<SwapReport>),
+    /// The file's content is now the active version (on every node of a
+    /// cluster).
+    Swapped(Box<Swapped>),
 }
 
 /// Reloads one policy file into one policy.
 pub struct Reloader {
-    policy: Policy,
+    rules: Arc<Rules>,
     path: PathBuf,
     /// Hash of the content last loaded from the file (swapped or not).
     last_loaded: Mutex<String>,
@@ -52,11 +56,11 @@ fn stamp(path: &Path) -> Option<Stamp> {
 }
 
 impl Reloader {
-    /// A reloader for `path`, whose current content `policy` is running.
-    pub fn new(policy: Policy, path: PathBuf) -> Reloader {
-        let sha = policy.active().sha256;
+    /// A reloader for `path`, whose current content `rules` is running.
+    pub fn new(rules: Arc<Rules>, path: PathBuf) -> Reloader {
+        let sha = rules.policy().active().sha256;
         Reloader {
-            policy,
+            rules,
             path,
             last_loaded: Mutex::new(sha),
         }
@@ -69,27 +73,34 @@ impl Reloader {
 
     /// Load the file if its content differs from what was last loaded
     /// from it. A file that fails to load leaves the active version as it is.
-    pub async fn reload(&self, why: &str) -> Result<Reloaded, LoadError> {
-        let bytes = tokio::fs::read(&self.path)
-            .await
-            .map_err(|source| LoadError::Read {
-                path: self.path.display().to_string(),
-                source,
-            })?;
+    pub async fn reload(&self, why: &str) -> Result<Reloaded, SwapError> {
+        let bytes =
+            tokio::fs::read(&self.path)
+                .await
+                .map_err(|source| crate::policy::LoadError::Read {
+                    path: self.path.display().to_string(),
+                    source,
+                })?;
         let sha = sha256_hex(&bytes);
-        if *self.last() == sha {
+        // In a cluster every node may watch its own copy of the file: the
+        // first to see a change swaps every node, and the others find it
+        // running.
+        if *self.last() == sha
+            || (self.rules.is_cluster() && self.rules.policy().active().sha256 == sha)
+        {
+            *self.last() = sha;
             tracing::info!(path = %self.path.display(), why, "policy file unchanged");
             return Ok(Reloaded::Unchanged);
         }
         let result = self
-            .policy
+            .rules
             .swap(bytes, &self.path.display().to_string())
             .await;
         // A broken file is not retried until it changes again.
         *self.last() = sha;
         match result {
             Ok(report) => {
-                tracing::info!(path = %self.path.display(), why, version = report.active.seq, "policy file reloaded");
+                tracing::info!(path = %self.path.display(), why, version = report.report.active.seq, "policy file reloaded");
                 Ok(Reloaded::Swapped(Box::new(report)))
             }
             Err(e) => {

@@ -37,8 +37,8 @@ pub use runtime::sha256_hex;
 pub use types::{Action, CallError, ConnectInfo, Frame, LoadError, Position, Reject};
 pub use version::{PublishedBy, VersionInfo, World};
 pub use versions::{
-    ActiveStatus, AutoRollback, Policy, PolicyStatus, PreviousStatus, RollbackError,
-    RollbackRecord, SwapReport,
+    ActiveStatus, AutoRollback, AutoRolledBack, Policy, PolicyStatus, Prepared, PreviousStatus,
+    RollbackError, RollbackRecord, SwapReport,
 };
 
 /// The default policy (guest-logic), built by host/build.rs.

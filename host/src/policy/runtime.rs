@@ -104,7 +104,7 @@ impl Runtime {
             imports,
             world,
         };
-        Ok(Version::new(info, pre, indices, max_idle))
+        Ok(Version::new(info, pre, indices, max_idle, bytes))
     }
 
     /// A fresh instance of `version`, itself under a deadline (start

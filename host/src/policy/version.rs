@@ -127,6 +127,8 @@ pub struct Version {
     idle: ArrayQueue<Instance>,
     /// Instances in existence (idle or in a call).
     live: Arc<AtomicUsize>,
+    /// The component itself: a cluster hands it to a node that lacks it.
+    pub bytes: Arc<[u8]>,
 }
 
 impl Version {
@@ -135,8 +137,10 @@ impl Version {
         pre: InstancePre<HostState>,
         indices: Indices,
         max_idle: usize,
+        bytes: &[u8],
     ) -> Self {
         Version {
+            bytes: Arc::from(bytes),
             info,
             pre,
             indices,

@@ -44,6 +44,38 @@ struct Inner {
     history: Mutex<History>,
     /// Source of version numbers.
     next_seq: AtomicU64,
+    /// Every automatic rollback, for whoever must follow it (a cluster
+    /// rolls back on every node).
+    rolled_back: tokio::sync::watch::Sender<Option<AutoRolledBack>>,
+}
+
+/// An automatic rollback, by content: what a cluster's other nodes must
+/// roll back too.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AutoRolledBack {
+    /// SHA-256 of the version rolled back from.
+    pub from_sha256: String,
+    /// SHA-256 of the version restored.
+    pub to_sha256: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// A version compiled, checked and trial-instantiated, not yet active
+/// ([`Policy::prepare`], then [`Policy::activate`]).
+pub struct Prepared(Arc<Version>);
+
+impl Prepared {
+    /// Facts about it.
+    pub fn info(&self) -> &VersionInfo {
+        &self.0.info
+    }
+}
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Prepared").field(&self.0.info.seq).finish()
+    }
 }
 
 /// Idle instances a version keeps.
@@ -162,6 +194,7 @@ impl Policy {
             active: ArcSwap::from_pointee(Published::new(first.clone(), PublishedBy::Start)),
             history: Mutex::new(History::default()),
             next_seq: AtomicU64::new(2),
+            rolled_back: tokio::sync::watch::Sender::new(None),
         });
         let policy = Policy { inner };
         policy.warm(&first)?;
@@ -176,6 +209,24 @@ impl Policy {
     /// Facts about the active version.
     pub fn active(&self) -> VersionInfo {
         self.inner.active.load().version.info.clone()
+    }
+
+    /// The active version's component.
+    pub fn active_bytes(&self) -> Arc<[u8]> {
+        self.inner.active.load().version.bytes.clone()
+    }
+
+    /// SHA-256 of the version a rollback would restore.
+    pub fn previous_sha256(&self) -> Option<String> {
+        self.history()
+            .previous
+            .as_ref()
+            .map(|v| v.info.sha256.clone())
+    }
+
+    /// Hears every automatic rollback from now on.
+    pub fn rollbacks(&self) -> tokio::sync::watch::Receiver<Option<AutoRolledBack>> {
+        self.inner.rolled_back.subscribe()
     }
 
     /// `on-connect`: accept with actions, or refuse.
@@ -283,9 +334,25 @@ impl Policy {
     /// Calls already running finish on the old version; every later call
     /// uses the new one. On error the active version is untouched.
     pub async fn swap(&self, bytes: Vec<u8>, source: &str) -> Result<SwapReport, LoadError> {
-        let version = self.candidate(bytes, source).await?;
+        let prepared = self.prepare(bytes, source).await?;
+        Ok(self.activate(prepared, PublishedBy::Swap))
+    }
+
+    /// The first half of a swap: compile, check and trial-instantiate
+    /// `bytes` (off the workers), and keep the version ready. Nothing
+    /// changes for calls until [`Policy::activate`]; dropping it costs
+    /// nothing more.
+    pub async fn prepare(&self, bytes: Vec<u8>, source: &str) -> Result<Prepared, LoadError> {
+        self.candidate(bytes, source).await.map(Prepared)
+    }
+
+    /// The second half: make a prepared version the active one (`by`:
+    /// [`PublishedBy::Swap`] puts it on probation for the automatic
+    /// rollback).
+    pub fn activate(&self, prepared: Prepared, by: PublishedBy) -> SwapReport {
+        let version = prepared.0;
         let active = version.info.clone();
-        let old = self.publish(version, PublishedBy::Swap);
+        let old = self.publish(version, by);
         tracing::info!(
             from = old.info.seq,
             to = active.seq,
@@ -293,16 +360,49 @@ impl Policy {
             source = %active.source,
             "policy swapped"
         );
-        Ok(SwapReport {
+        SwapReport {
             active,
             previous: old.info.clone(),
-        })
+        }
+    }
+
+    /// Make a prepared version active as a rollback: another node rolled
+    /// back to a version this one does not have as its previous.
+    pub fn restore(&self, prepared: Prepared, reason: &str, automatic: bool) -> RollbackRecord {
+        let by = if automatic {
+            PublishedBy::AutoRollback
+        } else {
+            PublishedBy::Rollback
+        };
+        let to = prepared.0.info.seq;
+        let from = self.publish(prepared.0, by).info.seq;
+        let record = RollbackRecord {
+            from,
+            to,
+            automatic,
+            reason: reason.to_owned(),
+            at: timestamp(SystemTime::now()),
+        };
+        self.history().last_rollback = Some(record.clone());
+        tracing::warn!(from, to, "policy rolled back");
+        record
     }
 
     /// Restore the previous version (which becomes the one a further
     /// rollback would restore).
     pub fn rollback(&self, reason: &str) -> Result<RollbackRecord, RollbackError> {
         self.roll_back(reason, false, None)
+    }
+
+    /// Roll back because another node did (a cluster rolls back
+    /// everywhere): as [`Policy::rollback`], with the other node's
+    /// reason, said automatic if it was. Nothing is announced again.
+    pub fn follow_rollback(
+        &self,
+        reason: &str,
+        automatic: bool,
+    ) -> Result<RollbackRecord, RollbackError> {
+        self.roll_back(reason, automatic, None)
     }
 
     /// The active version, the previous one and the rollback rule.
@@ -376,12 +476,20 @@ impl Policy {
             published.at.elapsed().as_secs()
         );
         match self.roll_back(&reason, true, Some(published)) {
-            Ok(record) => tracing::error!(
-                from = record.from,
-                to = record.to,
-                reason = %record.reason,
-                "policy rolled back automatically"
-            ),
+            Ok(record) => {
+                tracing::error!(
+                    from = record.from,
+                    to = record.to,
+                    reason = %record.reason,
+                    "policy rolled back automatically"
+                );
+                let to_sha256 = self.active().sha256;
+                self.inner.rolled_back.send_replace(Some(AutoRolledBack {
+                    from_sha256: published.version.info.sha256.clone(),
+                    to_sha256,
+                    reason: record.reason,
+                }));
+            }
             Err(RollbackError::Superseded) => {}
             Err(e) => tracing::error!(error = %e, "automatic rollback impossible"),
         }

@@ -19,6 +19,7 @@
 //! - [`state`]    — the host-held key-value store policies keep data in
 //! - [`json`]     — the host's own fields added to the rules' frames (offset, stored_at)
 //! - [`token`]    — random epochs and session tokens
+//! - [`versions`] — a cluster's record of its policy: which component runs, on every node
 
 use std::sync::Arc;
 
@@ -33,6 +34,7 @@ pub mod redis;
 pub mod sessions;
 pub mod state;
 pub mod token;
+pub mod versions;
 
 /// What a server's connections are linked to: where presence questions
 /// are answered, what carries traffic between connections, and where the
@@ -45,6 +47,9 @@ pub struct Linked {
     pub bus: Arc<dyn bus::Bus>,
     /// The policy's key-value state.
     pub state: Arc<dyn state::State>,
+    /// The cluster's record of its policy (`None`: one server, whose
+    /// policy is its own).
+    pub versions: Option<Arc<dyn versions::Versions>>,
 }
 
 /// Makes the stores that need the server's own connections (the

@@ -37,7 +37,7 @@ use crate::chat::registry::Registry;
 use crate::config::AdminConfig;
 use crate::config::node::NodeId;
 use crate::ops::reload::Reloader;
-use crate::policy::Policy;
+use crate::ops::rules::Rules;
 use crate::store::bus::Bus;
 
 /// Why the admin listener could not start.
@@ -71,8 +71,9 @@ pub enum AdminError {
 
 /// What the handlers share.
 struct AdminState {
-    /// The active rules, for status, swap and rollback.
-    policy: Policy,
+    /// The active rules, for status, swap and rollback (every node's in
+    /// a cluster).
+    rules: Arc<Rules>,
     /// Who is online, for health.
     registry: Registry,
     /// What every `/admin/*` request must carry.
@@ -105,7 +106,7 @@ impl Admin {
     /// say so); `node`: this node's id, which health shows.
     pub async fn bind(
         config: &AdminConfig,
-        policy: Policy,
+        rules: Arc<Rules>,
         registry: Registry,
         reloader: Option<Arc<Reloader>>,
         native: bool,
@@ -120,7 +121,7 @@ impl Admin {
         let listener = TcpListener::bind(config.listen).await.map_err(bind_error)?;
         let listen = listener.local_addr().map_err(bind_error)?;
         let state = Arc::new(AdminState {
-            policy,
+            rules,
             registry,
             token,
             reloader,

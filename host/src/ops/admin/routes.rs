@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use super::AdminState;
 use super::auth::authorized;
+use crate::ops::rules::{RollbackFailed, SwapError};
 use crate::policy::{LoadError, RollbackError};
 
 type Shared = Arc<AdminState>;
@@ -90,7 +91,7 @@ async fn healthz(State(s): State<Shared>) -> Response {
         &serde_json::json!({
             "status": "ok",
             "online": s.registry.online_count(),
-            "policy_seq": s.policy.active().seq,
+            "policy_seq": s.rules.policy().active().seq,
             "rules": rules(&s),
             "node": s.node.as_str(),
             "cluster": s.bus.cluster().as_str(),
@@ -102,7 +103,7 @@ async fn status(State(s): State<Shared>, headers: HeaderMap) -> Response {
     if !authorized(&headers, &s.token) {
         return unauthorized();
     }
-    let mut body = serde_json::to_value(s.policy.status()).unwrap_or_default();
+    let mut body = s.rules.status().await;
     if let Some(map) = body.as_object_mut() {
         map.insert("rules".into(), rules(&s).into());
         if let Some(r) = &s.reloader {
@@ -154,9 +155,9 @@ async fn upload(
         .get("source")
         .map(|name| format!("upload: {}", crate::chat::actions::cut(name.clone())))
         .unwrap_or_else(|| "upload".to_owned());
-    match s.policy.swap(body, &source).await {
+    match s.rules.swap(body, &source).await {
         Ok(report) => json(StatusCode::OK, &report),
-        Err(e) => load_error(&e),
+        Err(e) => swap_error(&e),
     }
 }
 
@@ -193,14 +194,42 @@ pub fn load_error(e: &LoadError) -> Response {
     error(status, e.step(), &e.to_string())
 }
 
+/// A swap refused: here (as [`load_error`]), by another node of the
+/// cluster (422, with `node`), or not decided (`timeout` 504, `conflict`
+/// 409, `unavailable` 503).
+fn swap_error(e: &SwapError) -> Response {
+    let status = match e {
+        SwapError::Load(e) => return load_error(e),
+        SwapError::Refused { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        SwapError::NoAnswer { .. } => StatusCode::GATEWAY_TIMEOUT,
+        SwapError::Conflict => StatusCode::CONFLICT,
+        SwapError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    let mut body = serde_json::json!({ "error": e.code(), "message": e.to_string() });
+    if let (Some(node), Some(map)) = (e.node(), body.as_object_mut()) {
+        map.insert("node".into(), node.into());
+    }
+    json(status, &body)
+}
+
 async fn rollback(State(s): State<Shared>, headers: HeaderMap) -> Response {
     if !authorized(&headers, &s.token) {
         return unauthorized();
     }
-    match s.policy.rollback("requested through the admin interface") {
+    match s
+        .rules
+        .rollback("requested through the admin interface")
+        .await
+    {
         Ok(record) => json(StatusCode::OK, &record),
-        Err(e @ (RollbackError::NoPrevious | RollbackError::Superseded)) => {
+        Err(RollbackFailed::Local(e @ (RollbackError::NoPrevious | RollbackError::Superseded))) => {
             error(StatusCode::CONFLICT, "no-previous", &e.to_string())
         }
+        Err(e @ RollbackFailed::Unavailable(_)) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            &e.to_string(),
+        ),
+        Err(RollbackFailed::Load(e)) => load_error(&e),
     }
 }

@@ -33,6 +33,7 @@ impl Linker for MemoryLinker {
             presence: local.clone(),
             bus: Arc::new(MemoryBus::new(local, history, notices)),
             state: Arc::new(StateStore::new(state)),
+            versions: None,
         }
     }
 }

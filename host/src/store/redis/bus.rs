@@ -27,6 +27,7 @@ use super::replica::Replica;
 use super::rooms::Rooms;
 use super::state::ClusterState;
 use super::subscriber::Subscriber;
+use super::versions::RedisVersions;
 use crate::store::bus::{Bus, Claim, Cluster, HandOver, Local, Resumed, SendError, Sent};
 use crate::store::history::History;
 use crate::store::json;
@@ -311,6 +312,9 @@ impl Linker for RedisLinker {
     ) -> Linked {
         let cluster_state =
             ClusterState::start(self.writer.clone(), self.keys.clone(), &self.node, state);
+        let (heard, hearing) = mpsc::channel(super::versions::HEARD);
+        self.subscriber.hear_policy(heard);
+        let versions = RedisVersions::new(self.writer.clone(), self.keys.clone(), hearing);
         self.subscriber
             .start(local.clone(), handing.clone(), cluster_state.clone());
         tokio::spawn(self.deaths.clone().watch(handing));
@@ -344,6 +348,7 @@ impl Linker for RedisLinker {
             }),
             bus: Arc::new(bus),
             state: cluster_state,
+            versions: Some(Arc::new(versions)),
         }
     }
 }

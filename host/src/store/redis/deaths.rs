@@ -117,6 +117,7 @@ impl Deaths {
             .key(format!("{}:claim", self.keys.node(node)))
             .key(self.keys.nodes())
             .key(self.keys.node_ids(node))
+            .key(self.keys.policy().nodes)
             .arg(self.writer.deadline_ms())
             .arg(node)
             .arg(&self.node)

@@ -28,6 +28,23 @@ pub struct IdKeys {
     pub out: String,
 }
 
+/// The policy's keys (docs/CLUSTER.md, "Swapping the policy").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyKeys {
+    /// String: the active component, JSON `{sha256, source}`.
+    pub active: String,
+    /// String: the one a rollback restores, the same way.
+    pub previous: String,
+    /// What a component's bytes are kept under, before its SHA-256.
+    pub component: String,
+    /// What a swap's answers (a list) are kept under, before its id.
+    pub swap: String,
+    /// Hash: node → what it runs (JSON).
+    pub nodes: String,
+    /// The channel swaps and rollbacks are announced on.
+    pub channel: String,
+}
+
 /// A room's keys.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoomKeys {
@@ -81,6 +98,20 @@ impl Keys {
     /// id claimed by another node).
     pub fn inbox(&self, node: &str) -> String {
         format!("{}:inbox:{node}", self.prefix)
+    }
+
+    /// The cluster's record of its policy (one hash tag, so a script may
+    /// touch them together).
+    pub fn policy(&self) -> PolicyKeys {
+        let tag = format!("{}:{{policy}}", self.prefix);
+        PolicyKeys {
+            active: format!("{tag}:active"),
+            previous: format!("{tag}:previous"),
+            component: format!("{tag}:c:"),
+            swap: format!("{tag}:swap:"),
+            nodes: format!("{tag}:nodes"),
+            channel: self.global("policy"),
+        }
     }
 
     /// `id`'s keys.

@@ -16,6 +16,7 @@
 //! - [`history`] — the History store over the two
 //! - [`bus`]     — the cluster's Bus, its Linker, and [`open`]
 //! - [`deaths`]  — dead nodes found, taken over once, their ids held then let go
+//! - [`versions`] — the cluster's record of its policy: components by SHA-256, active, previous, each node's
 //! - [`heartbeat`] — the node's heartbeat key, which also keeps the write connection's state fresh
 
 pub mod bus;
@@ -33,6 +34,7 @@ pub mod rooms;
 pub mod scripts;
 pub mod state;
 pub mod subscriber;
+pub mod versions;
 
 pub use bus::{Opened, open};
 

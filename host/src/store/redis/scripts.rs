@@ -76,6 +76,14 @@ pub static BURY: LazyLock<Script> = LazyLock::new(|| Script::new(fenced!("bury.l
 /// Write the policy's state (`lua/state.lua`).
 pub static STATE: LazyLock<Script> = LazyLock::new(|| Script::new(fenced!("state.lua")));
 
+/// A cluster-wide swap's second step (`lua/policy_activate.lua`).
+pub static POLICY_ACTIVATE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(fenced!("policy_activate.lua")));
+
+/// A cluster-wide rollback (`lua/policy_rollback.lua`).
+pub static POLICY_ROLLBACK: LazyLock<Script> =
+    LazyLock::new(|| Script::new(fenced!("policy_rollback.lua")));
+
 /// Say again what a node has, after Redis lost its data (`lua/restore.lua`).
 pub static RESTORE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/restore.lua")));

@@ -32,6 +32,7 @@ use super::state::ClusterState;
 use crate::store::bus::{HandOver, Handover, Local, Sent};
 use crate::store::history::Text;
 use crate::store::json;
+use crate::store::versions::Heard;
 
 /// Pushes that may wait for the reader: past this, pushes are dropped and
 /// every room's gap is filled from its stream.
@@ -91,6 +92,10 @@ pub struct Subscriber {
     boot: Arc<std::sync::Mutex<Option<String>>>,
     /// Resumes made here waiting for their handover, by id.
     handovers: DashMap<String, oneshot::Sender<Option<Handover>>>,
+    /// The channel swaps and rollbacks are announced on, and who acts on
+    /// them.
+    policy_channel: String,
+    versions: OnceLock<mpsc::Sender<Heard>>,
 }
 
 impl Subscriber {
@@ -132,6 +137,8 @@ impl Subscriber {
             presence: keys.presence(),
             state_channel: keys.global("state"),
             state: OnceLock::new(),
+            policy_channel: keys.policy().channel,
+            versions: OnceLock::new(),
             boot: Arc::default(),
             inbox: keys.inbox(node),
             keys,
@@ -163,6 +170,23 @@ impl Subscriber {
         let queue = self.queue.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(queue) = queue {
             tokio::spawn(self.clone().read(queue));
+        }
+    }
+
+    /// Hand what is announced on the policy channel to `heard` (set
+    /// before [`Subscriber::start`]).
+    pub fn hear_policy(&self, heard: mpsc::Sender<Heard>) {
+        let _ = self.versions.set(heard);
+    }
+
+    /// Hand on what was heard of the policy; a full queue loses it, and
+    /// the record is read again instead.
+    fn heard(&self, heard: Heard) {
+        if let Some(to) = self.versions.get()
+            && let Err(e) = to.try_send(heard)
+        {
+            tracing::warn!(error = %e, "a policy announcement was dropped: too many waiting");
+            let _ = to.try_send(Heard::Resync);
         }
     }
 
@@ -211,12 +235,14 @@ impl Subscriber {
         channels.push(self.inbox.clone());
         channels.push(self.presence.clone());
         channels.push(self.state_channel.clone());
+        channels.push(self.policy_channel.clone());
         c.subscribe(&channels)
             .await
             .map_err(|e| Unavailable::Connection(e.to_string()))?;
         *held = Some(c.clone());
         drop(held);
-        tracing::info!(rooms = channels.len() - 4, "subscribed to Redis");
+        tracing::info!(rooms = channels.len() - 5, "subscribed to Redis");
+        self.heard(Heard::Resync);
         self.fill_all();
         self.recheck_claims();
         self.resync_presence();
@@ -276,6 +302,13 @@ impl Subscriber {
     }
 
     fn message(self: &Arc<Self>, channel: &str, payload: &[u8]) {
+        if channel == self.policy_channel {
+            match super::versions::read(payload) {
+                Some(said) => self.heard(Heard::Said(said)),
+                None => tracing::warn!(channel, "a message this build cannot read"),
+            }
+            return;
+        }
         let Some(local) = self.local.get() else {
             return;
         };

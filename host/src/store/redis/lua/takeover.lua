@@ -1,8 +1,10 @@
 -- A surviving node takes over a dead one, once: the first to set the
 -- claim key wins. Its ids are marked held (a connection elsewhere that
--- presents its session resumes it) and the node leaves the nodes set.
+-- presents its session resumes it) and the node leaves the nodes set
+-- and the list of what each node's policy is.
 -- KEYS[1] the dead node's claim key, KEYS[2] the nodes set, KEYS[3] the
--- dead node's ids set (the ids' own hashes are named from ARGV[4])
+-- dead node's ids set (the ids' own hashes are named from ARGV[4]),
+-- KEYS[4] what each node's policy is (a hash)
 -- ARGV[1] deadline ms, ARGV[2] the dead node, ARGV[3] this node,
 -- ARGV[4] '<prefix>:{id:'
 -- Returns {1, {id, ...}} (taken over), {0} (another node has), or {'late'}.
@@ -10,6 +12,7 @@ if not redis.call('SET', KEYS[1], ARGV[3], 'NX', 'PX', 600000) then
   return {0}
 end
 redis.call('ZREM', KEYS[2], ARGV[2])
+redis.call('HDEL', KEYS[4], ARGV[2])
 local ids = redis.call('SMEMBERS', KEYS[3])
 for _, id in ipairs(ids) do
   local owner = ARGV[4] .. id .. '}'
