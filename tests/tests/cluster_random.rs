@@ -809,14 +809,21 @@ impl World {
             rejoining_after_resume: false,
         });
         let was_in = m.in_room;
-        let since = m.pos;
+        let mut since = m.pos;
         m.rejoining_after_resume = resumed;
         let mut req = json!({"type": "join", "room": room_name(r)});
         if let Some((g, o)) = since {
-            let epoch = self.rooms[r].gens[g]
-                .epoch
-                .clone()
+            // A client knows the epoch of its last join's answer: messages
+            // of a new epoch (Redis lost its data) that came live before
+            // any join told it the new one count, for it, in the old one.
+            // Their `since` is answered `recovered:false`.
+            let (known, epoch) = self.rooms[r].gens[..=g]
+                .iter()
+                .enumerate()
+                .rev()
+                .find_map(|(k, earlier)| earlier.epoch.clone().map(|e| (k, e)))
                 .context("epoch of a position")?;
+            since = Some((known, o));
             req["since"] = json!({"epoch": epoch, "offset": o});
             self.stats.joins_since += 1;
         }
@@ -1700,7 +1707,7 @@ async fn random_run_with_redis_restarted_with_appendonly() -> Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fails on some seeds (11: a new epoch's offset 1 arrives twice at one member; 101: `epoch of a position`), not yet understood"]
+#[ignore = "fails on seeds 5, 7 and 101 (of 1-8, 11 and 101): a notice in a held queue while Redis restarts is stored and delivered after a later one of the same sender (docs/CLUSTER.md, \"Redis restarts\")"]
 async fn random_run_with_redis_restarted_without_persistence() -> Result<()> {
     run(Fault::RestartLost).await
 }

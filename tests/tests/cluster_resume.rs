@@ -119,3 +119,51 @@ async fn a_client_held_on_one_node_resumes_on_another_missing_nothing() -> Resul
     a.shutdown().await?;
     b.shutdown().await
 }
+
+/// A resume that comes while Redis does not answer is refused with 503
+/// `unavailable` (the id cannot be claimed), and the client is told to try
+/// again: the hold stays for that next try, queue and all. Before, the
+/// refused try ended the hold, and the notice queued for the id was lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_refused_while_redis_is_away_keeps_the_hold() -> Result<()> {
+    let redis = RedisServer::start()?;
+    let a = TestServer::start(held_for(node(&redis, "a")?)).await?;
+    let mut alice = a.connect_path("/ws/alice").await?;
+    let welcome = alice.recv_v2().await?;
+    let session = welcome["session"]
+        .as_str()
+        .context("no session")?
+        .to_owned();
+    let mut carol = connect(&a, "carol").await?;
+    drop(alice);
+    a.until_held("alice").await?;
+    let (_, ack) = ask(
+        &mut carol,
+        json!({"type": "notice", "to": "alice", "data": "while away"}),
+        "n",
+    )
+    .await?;
+    ensure!(ack["type"] == "ack" && ack["held"] == true, "{ack}");
+
+    redis.pause()?;
+    let path = format!("/ws/alice?resume={session}");
+    let refused = a.refused_status(&path).await;
+    redis.resume()?;
+    ensure!(
+        refused? == 503,
+        "the resume was not refused while Redis was away"
+    );
+    ensure!(a.registry.is_online("alice"), "the hold ended");
+
+    let mut alice = a.connect_path(&path).await?;
+    let welcome = alice.recv_v2().await?;
+    ensure!(welcome["resumed"] == true, "{welcome}");
+    loop {
+        let v = alice.recv_v2().await?;
+        if v["type"] == "notice" {
+            ensure!(v["data"] == "while away", "{v}");
+            break;
+        }
+    }
+    a.shutdown().await
+}

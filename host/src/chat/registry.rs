@@ -326,6 +326,12 @@ impl Registry {
         at
     }
 
+    /// The queue of `id`'s connection `serial`, if it is still the one here.
+    pub fn outbox_of(&self, id: &str, serial: u64) -> Option<Outbox> {
+        let outbox = self.inner.online.get(id)?;
+        (outbox.serial() == serial).then(|| outbox.clone())
+    }
+
     /// The serial of `id`'s connection here (`None`: offline).
     pub fn serial_of(&self, id: &str) -> Option<u64> {
         self.inner.online.get(id).map(|o| o.serial())
@@ -455,6 +461,18 @@ impl Registry {
                 missed: None,
             },
         };
+        // Up to what this server delivered to the room's members: of the
+        // room's epoch now, nothing if the history started again (a
+        // cluster's Redis lost its data) and no message of the new epoch
+        // reached this server yet — every one of them will come live.
+        let recover_here = |seq: &Sequence, since| {
+            let r = recover(Some(seq.delivered()), since);
+            if *r.epoch == *seq.epoch() {
+                r
+            } else {
+                recover(Some(0), since)
+            }
+        };
         let nothing = || Found {
             epoch: "".into(),
             top: 0,
@@ -484,7 +502,6 @@ impl Registry {
                 // is replayed, up to where the earlier connection had it.
                 let earlier = since.and_then(|_| self.take_handed(&id, &name));
                 let mut held = self.inner.rooms.get_mut(&name);
-                let upto = held.as_ref().map(|r| r.seq.delivered());
                 if let (Some(at), Some(_)) = (earlier, held.as_mut()) {
                     let r = recover(Some(at), since);
                     let recovered = r.missed.as_ref().map(|m| m.is_ok());
@@ -497,7 +514,10 @@ impl Registry {
                     }
                     return within(Joined::AlreadyMember, Found::of(r, recovered));
                 }
-                let r = recover(upto, None);
+                let r = match held.as_ref() {
+                    Some(room) => recover_here(&room.seq, None),
+                    None => recover(None, None),
+                };
                 // Unless the room's history started again since (a
                 // cluster's Redis lost its data): then nothing is.
                 let recovered = since.map(|(epoch, _)| *epoch == *r.epoch);
@@ -515,7 +535,7 @@ impl Registry {
         let (mut held, r) = match self.inner.rooms.entry(name) {
             dashmap::Entry::Occupied(room) => {
                 // Made meanwhile by another join: the place goes back.
-                let r = recover(Some(room.get().seq.delivered()), since);
+                let r = recover_here(&room.get().seq, since);
                 (room.into_ref(), r)
             }
             dashmap::Entry::Vacant(vacant) => {

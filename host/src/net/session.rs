@@ -231,6 +231,38 @@ async fn hold(
     });
 }
 
+/// A resume took the hold of `id` (connection `serial`, queue `missed`)
+/// and could not go through for a reason the client should try again
+/// for: hold it again, with the resuming connection's place
+/// (`ticket`). The window is not extended: the first hold's timer ends it.
+async fn hold_again(
+    shared: &Arc<Shared>,
+    id: &str,
+    serial: u64,
+    session: &str,
+    missed: Inbox,
+    ticket: &mut Ticket,
+) {
+    match shared.registry.outbox_of(id, serial) {
+        Some(outbox) => {
+            let kept = Kept {
+                missed,
+                ticket: ticket.hold(),
+            };
+            hold(
+                shared.clone(),
+                id.to_owned(),
+                serial,
+                session.to_owned(),
+                kept,
+                outbox,
+            )
+            .await;
+        }
+        None => let_go(shared, id, serial, missed).await,
+    }
+}
+
 /// A hold is over without a resume: the id goes offline.
 async fn end_hold(shared: &Shared, id: &str, held: Held<Kept>) {
     let Kept { missed, ticket } = held.kept;
@@ -284,7 +316,7 @@ struct Accepted {
 /// `ticket` is the connection's place in the admission counts, taken at
 /// accept before the request could be read (see `Ticket::confirm`).
 async fn upgrade<S>(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     stream: &mut S,
     peer: SocketAddr,
     ticket: &mut Ticket,
@@ -424,7 +456,15 @@ where
     let claim = match claimed {
         Ok(claim) => claim,
         Err(e) => {
-            refused(resume).await;
+            // Told to try again, the client will: a hold this resume took
+            // stays for it (its queue and all) instead of ending — a
+            // Redis restarting would otherwise cost a held id its notices.
+            match (resume, presented) {
+                (Some(Resume::Held { serial, missed }), Some(presented)) => {
+                    Box::pin(hold_again(shared, id, serial, presented, missed, ticket)).await;
+                }
+                (resume, _) => refused(resume).await,
+            }
             if !shared.registry.is_online(id) {
                 // Nothing claimed: nothing to let go of in the cluster.
                 disconnected(shared, id, 0).await;

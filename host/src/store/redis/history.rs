@@ -70,6 +70,12 @@ impl History for RedisHistory {
             return Ok(());
         }
         let (epoch, top) = self.rooms.open(room).await?;
+        // Members here still on an older epoch (Redis lost its data, and
+        // nothing of the new one reached them yet) get the new one's
+        // messages first: a joiner must find the room's delivery in the
+        // epoch it is told, or the messages before its join would come
+        // after it.
+        self.subscriber.catch_up(room, &epoch).await?;
         self.replica.saw_top(room, &epoch, top);
         // What a recovery could need, and what `history` shows: the newest
         // `size` messages, or from `since` if that is nearer. A room

@@ -522,6 +522,20 @@ impl Subscriber {
         }
     }
 
+    /// If `room`'s delivery here is in another epoch than `epoch` (Redis's
+    /// now), read the room's stream and deliver it before returning.
+    pub async fn catch_up(&self, room: &str, epoch: &str) -> Result<(), Unavailable> {
+        let Some(local) = self.local.get() else {
+            return Ok(());
+        };
+        match local.delivered(room) {
+            Some((here, after)) if *here != *epoch => {
+                fill(&self.rooms, &self.replica, &**local, room, &here, after).await
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Whether the subscriber connection is up (it is made again, and
     /// every room filled, when it is not).
     pub fn is_connected(&self) -> bool {
