@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
 use serde_json::{Value, json};
-use switchboard_tests::cluster::{ask, connect, join, next_room, node};
+use switchboard_tests::cluster::{ask, connect, join, next_room, node, until_room};
 use switchboard_tests::redis::{RedisOptions, RedisServer};
 use switchboard_tests::{Client, TestServer, WAIT};
 
@@ -64,10 +64,19 @@ async fn without_persistence_a_restart_gives_a_new_epoch_and_an_honest_recovered
     let (a, b, mut alice, mut bob, epoch) = three_kept(&redis).await?;
     redis.restart()?;
 
-    // The lobby starts again, under a new epoch, and still spans the nodes.
+    // The lobby starts again, under a new epoch, and still spans the nodes;
+    // alice, connected throughout, is told of the new epoch before its
+    // first message (her offsets would otherwise go from 3 back to 1).
     until_kept(&mut bob, "after").await?;
-    let got = next_room(&mut alice).await?;
+    let (before, got) = until_room(&mut alice).await?;
     ensure!(got["data"] == "after" && got["offset"] == 1, "{got}");
+    let told: Vec<&Value> = before.iter().filter(|v| v["type"] == "epoch").collect();
+    ensure!(
+        told.len() == 1
+            && told[0]["room"] == "lobby"
+            && told[0]["epoch"].as_str().is_some_and(|e| e != epoch),
+        "{before:?}"
+    );
     let (_, ack) = ask(
         &mut alice,
         json!({"type": "join", "room": "lobby", "since": {"epoch": epoch, "offset": 3}}),

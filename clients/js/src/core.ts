@@ -644,6 +644,7 @@ export class Switchboard extends Emitter<SwitchboardEvents> {
     const room = typeof m.room === 'string' ? this.rooms.get(m.room) : undefined;
     if (t === 'welcome') return this.onWelcome(m);
     if (t === 'room') return typeof m.room === 'string' && this.room(m.room).deliver(m);
+    if (t === 'epoch') return room && typeof m.epoch === 'string' && room.restarted(m.epoch);
     if (t === 'joined' || t === 'left') {
       if (room) {
         if (t === 'left' && m.id === this.id) room.joined = false;
@@ -801,6 +802,23 @@ export class Room extends Emitter<RoomEvents> {
     this.accept(m);
   }
 
+  /** @internal The room's history started again under `epoch` (a cluster's
+   *  Redis lost its data): offsets count from 1 in it. What came after the
+   *  last message delivered in the old epoch is gone: `recovery-failed`. */
+  restarted(epoch: string): void {
+    if (epoch === this.epoch) return;
+    const since = this.epoch !== undefined && this.offset !== undefined ? { epoch: this.epoch, offset: this.offset } : undefined;
+    this.epoch = epoch;
+    this.offset = 0;
+    this.own = 0;
+    // A gap being read from the old epoch's history: abandoned (its
+    // answer is ignored, the epoch having changed).
+    this.filling = false;
+    this.buf = [];
+    this.top = undefined;
+    if (since) this.emit('recovery-failed', { room: this.name, epoch, offset: 0, since });
+  }
+
   /** @internal The connection dropped: what this client sent is now unknown. */
   dropped(): void {
     this.own = 0;
@@ -838,6 +856,7 @@ export class Room extends Emitter<RoomEvents> {
     const failed = () => this.emit('recovery-failed', { room: this.name, epoch: since.epoch, offset: upto - 1, since });
     this.sb.ask({ type: 'history', room: this.name, limit: Math.min(100, missing), before: upto }, true).then(
       (h) => {
+        if (this.epoch !== since.epoch) return; // the room started again meanwhile
         this.filling = false;
         const got = h.epoch === since.epoch ? (h.messages || []).filter((x: any) => x.offset > since.offset && x.offset < upto) : [];
         if (got.length !== missing || this.offset !== since.offset) failed();
@@ -846,6 +865,7 @@ export class Room extends Emitter<RoomEvents> {
         this.flush();
       },
       (e: SwitchboardError) => {
+        if (this.epoch !== since.epoch) return;
         this.filling = false;
         if (!e.frame && e.code !== 'timeout') {
           // The connection went: the re-join with `since` after the next

@@ -464,6 +464,7 @@ var Switchboard = class extends Emitter {
     const room = typeof m.room === "string" ? this.rooms.get(m.room) : void 0;
     if (t === "welcome") return this.onWelcome(m);
     if (t === "room") return typeof m.room === "string" && this.room(m.room).deliver(m);
+    if (t === "epoch") return room && typeof m.epoch === "string" && room.restarted(m.epoch);
     if (t === "joined" || t === "left") {
       if (room) {
         if (t === "left" && m.id === this.id) room.joined = false;
@@ -600,6 +601,20 @@ var Room = class extends Emitter {
     }
     this.accept(m);
   }
+  /** @internal The room's history started again under `epoch` (a cluster's
+   *  Redis lost its data): offsets count from 1 in it. What came after the
+   *  last message delivered in the old epoch is gone: `recovery-failed`. */
+  restarted(epoch) {
+    if (epoch === this.epoch) return;
+    const since = this.epoch !== void 0 && this.offset !== void 0 ? { epoch: this.epoch, offset: this.offset } : void 0;
+    this.epoch = epoch;
+    this.offset = 0;
+    this.own = 0;
+    this.filling = false;
+    this.buf = [];
+    this.top = void 0;
+    if (since) this.emit("recovery-failed", { room: this.name, epoch, offset: 0, since });
+  }
   /** @internal The connection dropped: what this client sent is now unknown. */
   dropped() {
     this.own = 0;
@@ -633,6 +648,7 @@ var Room = class extends Emitter {
     const failed = () => this.emit("recovery-failed", { room: this.name, epoch: since.epoch, offset: upto - 1, since });
     this.sb.ask({ type: "history", room: this.name, limit: Math.min(100, missing), before: upto }, true).then(
       (h) => {
+        if (this.epoch !== since.epoch) return;
         this.filling = false;
         const got = h.epoch === since.epoch ? (h.messages || []).filter((x) => x.offset > since.offset && x.offset < upto) : [];
         if (got.length !== missing || this.offset !== since.offset) failed();
@@ -641,6 +657,7 @@ var Room = class extends Emitter {
         this.flush();
       },
       (e) => {
+        if (this.epoch !== since.epoch) return;
         this.filling = false;
         if (!e.frame && e.code !== "timeout") {
           this.buf = [];

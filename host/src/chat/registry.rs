@@ -692,6 +692,12 @@ impl Registry {
     ) -> Option<u64> {
         let mut r = self.inner.rooms.get_mut(room)?;
         let Room { members, seq } = &mut *r;
+        if !seq.epoch().is_empty() && *seq.epoch() != *epoch {
+            // Its members count offsets in the old epoch: from here they
+            // count in the new one, from 1 — told before its first message.
+            let told = crate::chat::replies::new_epoch(room, epoch);
+            self.to_members(members, &told, None);
+        }
         seq.arrive(epoch, offset, msg, except, |msg, except| {
             self.to_members(members, msg, except);
         })

@@ -102,6 +102,14 @@ fn reference(text: &str) -> Option<&RawValue> {
         })
 }
 
+/// `{"type":"epoch","room":R,"epoch":E}`: `room`'s history started again
+/// under epoch `epoch` (a cluster's Redis lost its data); the room frames
+/// after it count their offsets from 1 in it.
+pub fn new_epoch(room: &str, epoch: &str) -> Message {
+    let body = serde_json::json!({ "type": "epoch", "room": room, "epoch": epoch });
+    Message::Text(body.to_string().into())
+}
+
 /// `{"type":"notices-dropped","count":N}`: before a client's stored
 /// notices, how many were dropped (the oldest) because it had too many.
 pub fn notices_dropped(count: u64) -> Message {
