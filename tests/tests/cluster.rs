@@ -202,3 +202,53 @@ async fn a_cut_subscription_loses_no_kept_message() -> Result<()> {
     a.shutdown().await?;
     b.shutdown().await
 }
+
+/// A room's epoch lasts while it has members, however long it is quiet (as
+/// on one server): its history's messages expire `history_ttl_secs` after
+/// the newest, not its epoch. Before, the room's meta hash expired with
+/// them, and the next message started a new epoch under its members.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_room_keeps_its_epoch_while_it_has_members() -> Result<()> {
+    let redis = RedisServer::start()?;
+    let mut config = node(&redis, "a")?;
+    config.recovery.history_ttl = std::time::Duration::from_secs(1);
+    let a = TestServer::start(config).await?;
+    let mut alice = connect(&a, "alice").await?;
+    let mut bob = connect(&a, "bob").await?;
+    let mut epochs = Vec::new();
+    for c in [&mut alice, &mut bob] {
+        let (_, joined) = ask(c, json!({"type": "join", "room": "lobby"}), "j").await?;
+        epochs.push(joined["epoch"].as_str().context("epoch")?.to_owned());
+    }
+    ask(
+        &mut alice,
+        json!({"type": "room", "room": "lobby", "data": "one"}),
+        "m1",
+    )
+    .await?;
+    ensure!(next_room(&mut bob).await?["offset"] == 1);
+
+    // Quiet for three times the history's lifetime: what is being tested
+    // is time passing (Redis expiring keys), so the test waits it out.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let meta = redis.cli(["EXISTS", "switchboard:{room:lobby}:m"])?;
+    ensure!(
+        meta.trim() == "1",
+        "the room's epoch expired under its members"
+    );
+    ask(
+        &mut alice,
+        json!({"type": "room", "room": "lobby", "data": "two"}),
+        "m2",
+    )
+    .await?;
+    let (before, got) = switchboard_tests::cluster::until_room(&mut bob).await?;
+    ensure!(got["offset"] == 2, "{got}");
+    ensure!(before.iter().all(|v| v["type"] != "epoch"), "{before:?}");
+    let (_, again) = ask(&mut bob, json!({"type": "join", "room": "lobby"}), "j2").await?;
+    ensure!(
+        again["epoch"] == epochs[0].as_str() && epochs[0] == epochs[1],
+        "{again}"
+    );
+    a.shutdown().await
+}

@@ -206,6 +206,7 @@ impl Server {
             notices.clone(),
             StateLimits::from(&config.policy_limits),
         );
+        bus.ready().await;
         let policy_file = match &config.policy {
             PolicySource::File(path) => Some(path.clone()),
             _ => None,

@@ -238,6 +238,11 @@ pub trait Bus: std::fmt::Debug + Send + Sync {
     fn cluster(&self) -> Cluster {
         Cluster::Off
     }
+
+    /// Before the server serves: what the bus must know first (a
+    /// cluster's boot key, without which no id is known to be offline).
+    /// Bounded in time; a failure is the bus's to retry.
+    async fn ready(&self) {}
 }
 
 /// The cluster's state, as `/healthz` shows it.

@@ -228,6 +228,16 @@ impl Bus for RedisBus {
         }
     }
 
+    /// The boot key, read (set, on a new cluster) before the node
+    /// serves: until it exists a notice to an id no node has is refused
+    /// `unavailable` (Redis may have lost its data), never taken to be
+    /// offline. Without Redis now, the subscriber's first resync does it.
+    async fn ready(&self) {
+        if let Err(e) = self.subscriber.saw_boot().await {
+            tracing::warn!(error = %e, "the cluster's boot key not read at start");
+        }
+    }
+
     fn cluster(&self) -> Cluster {
         if self.writer.is_up() && self.subscriber.is_connected() {
             Cluster::Ok
@@ -287,6 +297,22 @@ async fn publish(writer: &Writer, channel: &str, payload: &str) -> Result<(), su
     }
 }
 
+/// Keep the epoch of every room with a member here, a third of its
+/// lifetime apart, until the runtime stops: a quiet room's meta hash would
+/// otherwise expire under its members and its next message start a new
+/// epoch (on one server the epoch lasts while the room has members).
+async fn keep_epochs(rooms: Rooms, subscriber: Arc<Subscriber>) {
+    let every = (rooms.ttl() / 3).max(std::time::Duration::from_millis(100));
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = rooms.keep_epochs(&subscriber.watched_rooms()).await {
+            tracing::debug!(error = %e, "rooms' epochs not kept now; tried again soon");
+        }
+    }
+}
+
 /// Links a node's connections to the cluster.
 #[derive(Debug)]
 pub struct RedisLinker {
@@ -329,6 +355,7 @@ impl Linker for RedisLinker {
             self.keys.clone(),
             self.node.clone(),
         ));
+        tokio::spawn(keep_epochs(self.rooms.clone(), self.subscriber.clone()));
         let bus = RedisBus {
             writer: self.writer.clone(),
             memory: MemoryBus::new(local.clone(), history, notices),

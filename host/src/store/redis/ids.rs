@@ -20,6 +20,11 @@ use crate::store::bus::Claim;
 /// within it still gets a greater one.
 pub(super) const GENERATION_TTL: Duration = Duration::from_secs(24 * 3600);
 
+/// How long after a node finds Redis lost its data an id no node has is
+/// not taken to be offline: room for every node's subscriber to reconnect
+/// (at most 5 s apart) and write again who it has.
+pub const RESTORING: Duration = Duration::from_secs(10);
+
 /// Every id's owner and rooms, in Redis.
 #[derive(Debug, Clone)]
 pub struct Ids {
@@ -170,6 +175,22 @@ impl Ids {
         Ok(now)
     }
 
+    /// Redis lost its data: for [`RESTORING`], an id no node has is not
+    /// taken to be offline (the nodes are writing again who they have).
+    pub async fn restoring(&self) -> Result<(), Unavailable> {
+        let mut c = self.writer.conn().await?;
+        let _: () = redis::cmd("SET")
+            .arg(self.keys.global("restoring"))
+            .arg(&self.node)
+            .arg("PX")
+            .arg(RESTORING.as_millis() as u64)
+            .query_async(&mut c)
+            .await
+            .map_err(|e| self.writer.failed(&e))?;
+        self.writer.answered();
+        Ok(())
+    }
+
     /// Publish `payload` on node `node`'s channel.
     pub async fn tell(&self, node: &str, payload: &[u8]) -> Result<(), Unavailable> {
         let mut c = self.writer.conn().await?;
@@ -234,6 +255,8 @@ impl Ids {
         let mut c = self.writer.conn().await?;
         let reply: Value = scripts::ROUTE
             .key(&k.owner)
+            .key(self.keys.global("boot"))
+            .key(self.keys.global("restoring"))
             .arg(self.writer.deadline_ms())
             .arg(&self.node)
             .arg(self.keys.inbox(""))
@@ -251,6 +274,9 @@ impl Ids {
                 "off" => Ok(Route::Off),
                 "away" => Err(Unavailable::Connection(
                     "the server that has the id is reconnecting to Redis".into(),
+                )),
+                "unknown" => Err(Unavailable::Connection(
+                    "Redis lost its data and the servers are saying again who they have".into(),
                 )),
                 what => Err(Unavailable::Reply(format!("route answered {what:?}"))),
             },

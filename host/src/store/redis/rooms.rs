@@ -47,6 +47,9 @@ pub struct Rooms {
     ttl: Duration,
 }
 
+/// Rooms whose epoch one round trip keeps.
+const KEEP_BATCH: usize = 1_000;
+
 impl Rooms {
     /// Rooms kept through `writer`, under `keys`, `size` messages each for
     /// `ttl` after the newest, published as node `node`.
@@ -93,6 +96,35 @@ impl Rooms {
             }),
             other => Err(late_or(other, "publish")),
         }
+    }
+
+    /// How long a room's history lasts after its newest message.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// Keep the epoch of `rooms` (each with a member on this node) for
+    /// another `ttl`: a room's epoch lasts while it has members, as on one
+    /// server, however long it stays quiet. Its messages still expire
+    /// `ttl` after the newest (the stream's own expiry). Pipelined, a
+    /// batch at a time.
+    pub async fn keep_epochs(&self, rooms: &[Arc<str>]) -> Result<(), Unavailable> {
+        for batch in rooms.chunks(KEEP_BATCH) {
+            let mut pipe = redis::pipe();
+            for room in batch {
+                pipe.cmd("PEXPIRE")
+                    .arg(self.keys.room(room).meta)
+                    .arg(self.ttl.as_millis().max(1) as u64)
+                    .ignore();
+            }
+            let mut c = self.writer.conn().await?;
+            let _: () = pipe
+                .query_async(&mut c)
+                .await
+                .map_err(|e| self.writer.failed(&e))?;
+            self.writer.answered();
+        }
+        Ok(())
     }
 
     /// `room`'s epoch and newest offset; a room with no history yet is

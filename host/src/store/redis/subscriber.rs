@@ -536,6 +536,17 @@ impl Subscriber {
         }
     }
 
+    /// Read the boot key (set it if missing) as the value this node saw
+    /// first.
+    pub async fn saw_boot(&self) -> Result<(), Unavailable> {
+        let now = self.ids.boot().await?;
+        let mut seen = self.boot.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.is_none() {
+            *seen = Some(now);
+        }
+        Ok(())
+    }
+
     /// Whether the subscriber connection is up (it is made again, and
     /// every room filled, when it is not).
     pub fn is_connected(&self) -> bool {
@@ -651,6 +662,7 @@ async fn restore_if_lost(
         ids = claims.len(),
         "Redis lost its data: this node's ids and rooms are written again"
     );
+    ids.restoring().await?;
     ids.list_node().await?;
     for (id, generation) in claims {
         let rooms = local.rooms_of_now(&id);
