@@ -1709,7 +1709,7 @@ async fn random_run_with_redis_restarted_with_appendonly() -> Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fails on seeds 5, 7 and 101 (of 1-8, 11 and 101): a notice in a held queue while Redis restarts is stored and delivered after a later one of the same sender (docs/CLUSTER.md, \"Redis restarts\")"]
+#[ignore = "passed on 26 of 28 seeds tried; seeds 10 and 16 each failed once on the final history check (docs/CLUSTER.md, Status), not understood yet"]
 async fn random_run_with_redis_restarted_without_persistence() -> Result<()> {
     run(Fault::RestartLost).await
 }
