@@ -102,6 +102,9 @@ pub struct TestServer {
     pub admin_addr: Option<SocketAddr>,
     /// Which ids are held for a resume.
     pub holds: switchboard::net::server::Holds,
+    /// The policy file's reloader (what SIGHUP calls), when the policy is
+    /// a file.
+    pub reloader: Option<Arc<switchboard::ops::reload::Reloader>>,
     /// Present when the server speaks wss.
     tls: Option<Arc<TestCert>>,
     stop: Option<oneshot::Sender<()>>,
@@ -151,6 +154,7 @@ impl TestServer {
         let policy = server.policy();
         let admin_addr = server.admin_addr();
         let holds = server.holds();
+        let reloader = server.reloader();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(server.run(async {
             let _ = stopped.await;
@@ -161,6 +165,7 @@ impl TestServer {
             policy,
             admin_addr,
             holds,
+            reloader,
             tls,
             stop: Some(stop),
             task: Some(task),
@@ -654,6 +659,7 @@ impl TestServer {
             server.admin_addr(),
             server.holds(),
         );
+        let reloader = server.reloader();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(server.run(async {
             let _ = stopped.await;
@@ -664,6 +670,7 @@ impl TestServer {
             policy,
             admin_addr,
             holds,
+            reloader,
             tls: cert,
             stop: Some(stop),
             task: Some(task),

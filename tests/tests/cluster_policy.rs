@@ -277,3 +277,51 @@ async fn an_automatic_rollback_on_one_node_rolls_every_node_back() -> Result<()>
     ensure!(c.policy.status().last_rollback.is_some_and(|r| r.automatic));
     Ok(())
 }
+
+/// A node started with its own `--policy` file runs the
+/// cluster's policy and stays on it: its file has not changed, so there is
+/// nothing to swap. (Before, the reloader compared the file with what the
+/// node ran — the cluster's — and swapped the whole cluster back to the
+/// file at its first look.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watched_policy_file_that_did_not_change_swaps_nothing() -> Result<()> {
+    let redis = RedisServer::start()?;
+    let a = TestServer::start(admin_node(&redis, "a")?).await?;
+    let bytes = big()?;
+    let sha = sha256_hex(&bytes);
+    let (code, report) = swap(&a, bytes, "big-memory").await?;
+    ensure!(code == 200, "{code} {report}");
+
+    let dir = std::env::temp_dir().join(format!(
+        "sb-policy-file-{}-{}",
+        std::process::id(),
+        redis.port()
+    ));
+    std::fs::create_dir_all(&dir)?;
+    let file = dir.join("policy.wasm");
+    std::fs::write(&file, switchboard::policy::DEFAULT_POLICY)?;
+    let mut config = admin_node(&redis, "d")?;
+    config.policy = switchboard::config::PolicySource::File(file.clone());
+    // Reloaded by hand below (what SIGHUP and each look of the watch do).
+    config.watch_policy = false;
+    let d = TestServer::start(config).await?;
+    ensure!(d.policy.active().sha256 == sha, "{:?}", d.policy.active());
+    let reloader = d.reloader.clone().context("no reloader")?;
+    let reloaded = reloader.reload("test").await?;
+    ensure!(
+        matches!(reloaded, switchboard::ops::reload::Reloaded::Unchanged),
+        "{reloaded:?}"
+    );
+    ensure!(
+        d.policy.active().sha256 == sha,
+        "d swapped: {:?}",
+        d.policy.active()
+    );
+    ensure!(
+        a.policy.active().sha256 == sha,
+        "a swapped: {:?}",
+        a.policy.active()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}

@@ -225,6 +225,8 @@ impl Server {
             }
             PolicySource::Bytes { name, bytes } => (bytes, name),
         };
+        // What the file held at start: a reload swaps only a change of it.
+        let own_sha256 = policy::sha256_hex(&bytes);
         // A node of a cluster runs the cluster's policy, whatever its own.
         let (bytes, source) = match &versions {
             Some(v) => Rules::starting(&**v, bytes, source, CLUSTER_TIMEOUT * 3).await,
@@ -252,7 +254,8 @@ impl Server {
             tracing::warn!(error = %e, "socket options not set on the listener");
         }
         let rules = Rules::new(policy.clone(), versions, config.node_id.as_str());
-        let reloader = policy_file.map(|path| Arc::new(Reloader::new(rules.clone(), path)));
+        let reloader =
+            policy_file.map(|path| Arc::new(Reloader::new(rules.clone(), path, own_sha256)));
         let admin = match &config.admin {
             Some(admin) => {
                 let (policy, registry, reloader) =

@@ -56,9 +56,10 @@ fn stamp(path: &Path) -> Option<Stamp> {
 }
 
 impl Reloader {
-    /// A reloader for `path`, whose current content `rules` is running.
-    pub fn new(rules: Arc<Rules>, path: PathBuf) -> Reloader {
-        let sha = rules.policy().active().sha256;
+    /// A reloader for `path`, which held `sha` (SHA-256) when it was read
+    /// at start. In a cluster the node may run another policy (the
+    /// cluster's): the file is swapped in only when it changes.
+    pub fn new(rules: Arc<Rules>, path: PathBuf, sha: String) -> Reloader {
         Reloader {
             rules,
             path,

@@ -41,6 +41,9 @@ use crate::store::{Linked, Linker, Unavailable};
 /// over (two round trips through Redis, and that node's reader).
 const HANDOVER_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// Tries of a release Redis did not answer (about a minute with the waits).
+const RELEASE_TRIES: usize = 16;
+
 /// Frames waiting to be published (transient room frames, broadcasts):
 /// past this they are dropped, as a lost connection would drop them.
 const OUTGOING: usize = 16_384;
@@ -220,12 +223,32 @@ impl Bus for RedisBus {
         Ok(())
     }
 
+    /// Tried again in the background while Redis does not answer: until
+    /// it is done Redis says this node has the id, and a notice to it from
+    /// another node would be acked here and dropped. Fenced by node and
+    /// generation, so a late release after a newer claim writes nothing.
     async fn released(&self, id: &str, generation: u64) {
-        if let Err(e) = self.ids.release(id, generation).await {
-            // Its rooms set stays: a later claim of the id (anywhere)
-            // would keep rooms it left. Said loudly; docs/CLUSTER.md.
-            tracing::warn!(id, error = %e, "an id offline here could not be released in Redis");
-        }
+        let Err(e) = self.ids.release(id, generation).await else {
+            return;
+        };
+        tracing::debug!(id, error = %e, "an id offline here not released in Redis yet");
+        let (ids, id) = (self.ids.clone(), id.to_owned());
+        tokio::spawn(async move {
+            let mut wait = std::time::Duration::from_millis(100);
+            for _ in 0..RELEASE_TRIES {
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(std::time::Duration::from_secs(5));
+                match ids.release(&id, generation).await {
+                    Ok(_) => return,
+                    Err(e) => {
+                        tracing::debug!(id, error = %e, "an id offline here not released in Redis yet")
+                    }
+                }
+            }
+            // Its rooms set stays, and Redis says this node has it until
+            // its next claim: said loudly (docs/CLUSTER.md).
+            tracing::warn!(id, "an id offline here could not be released in Redis");
+        });
     }
 
     /// The boot key, read (set, on a new cluster) before the node

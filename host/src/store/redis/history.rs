@@ -64,7 +64,7 @@ impl History for RedisHistory {
         self.replica.recover(room, since, upto)
     }
 
-    async fn prepare(&self, room: &str, since: Option<(&str, u64)>) -> Result<(), Unavailable> {
+    async fn prepare(&self, room: &str, _since: Option<(&str, u64)>) -> Result<(), Unavailable> {
         self.subscriber.watch(room).await?;
         if !self.limits.is_on() {
             return Ok(());
@@ -77,20 +77,16 @@ impl History for RedisHistory {
         // after it.
         self.subscriber.catch_up(room, &epoch).await?;
         self.replica.saw_top(room, &epoch, top);
-        // What a recovery could need, and what `history` shows: the newest
-        // `size` messages, or from `since` if that is nearer. A room
+        // What a recovery could need, and what `history` shows (the policy
+        // answers it from the copy): the newest `size` messages. A room
         // followed here already is copied as it goes: read nothing more
-        // unless the copy has a hole or a recovery reaches back past it.
+        // unless the copy has a hole. (Checking only from `since` let a
+        // copy emptied by a new epoch pass for whole: `history` then
+        // showed nothing of it.)
         let size = self.limits.size as u64;
         let mut after = top.saturating_sub(size);
-        let wanted = since.filter(|(e, _)| *e == epoch).map_or(after, |(_, s)| s);
-        if self.replica.covers(room, &epoch, wanted.max(after)) {
+        if self.replica.covers(room, &epoch, after) {
             return Ok(());
-        }
-        if let Some((e, since)) = since
-            && e == epoch
-        {
-            after = after.max(since.min(top));
         }
         let mut count = (top - after) as usize;
         while count > 0 {

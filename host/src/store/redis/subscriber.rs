@@ -265,6 +265,7 @@ impl Subscriber {
                 self.fill_all();
                 self.recheck_claims();
                 self.resync_presence();
+                self.heard(Heard::Resync);
             }
             match push.kind {
                 PushKind::Message => {
