@@ -42,6 +42,11 @@ pub fn v010_wasm() -> PathBuf {
     PathBuf::from(env!("V010_ECHO_WASM"))
 }
 
+/// An admin answer's body as JSON.
+fn admin_json(body: &str) -> Result<Value> {
+    serde_json::from_str(body).with_context(|| format!("not JSON: {body}"))
+}
+
 /// A config for tests: defaults, listening on 127.0.0.1 port 0.
 pub fn config() -> Config {
     Config {
@@ -181,6 +186,59 @@ impl TestServer {
             &format!("http://{addr}"),
             token.map(str::to_owned),
         ))
+    }
+
+    /// Connect as `id` and read the welcome: the client and its session
+    /// (for a resume).
+    pub async fn connect_with_session(&self, id: &str) -> Result<(Client, String)> {
+        let mut c = self.connect(id).await?;
+        let welcome = c.recv_v2().await?;
+        if welcome["type"] != "welcome" {
+            bail!("not a welcome: {welcome}");
+        }
+        let session = welcome["session"].as_str().context("no session")?;
+        Ok((c, session.to_owned()))
+    }
+
+    /// `GET /admin/policy` presenting `token`, which must answer 200: its
+    /// JSON.
+    pub async fn policy_status(&self, token: &str) -> Result<Value> {
+        let (code, body) = self
+            .admin(Some(token))?
+            .status()
+            .await
+            .map_err(anyhow::Error::msg)?;
+        if code != 200 {
+            bail!("status answered {code}: {body}");
+        }
+        admin_json(&body)
+    }
+
+    /// `PUT /admin/policy?source=<name>` with `bytes`, presenting `token`:
+    /// the HTTP status and the JSON answer.
+    pub async fn policy_swap(
+        &self,
+        token: &str,
+        bytes: Vec<u8>,
+        name: &str,
+    ) -> Result<(u16, Value)> {
+        let (code, body) = self
+            .admin(Some(token))?
+            .swap(bytes, name)
+            .await
+            .map_err(anyhow::Error::msg)?;
+        Ok((code, admin_json(&body)?))
+    }
+
+    /// `POST /admin/policy/rollback` presenting `token`: the HTTP status
+    /// and the JSON answer.
+    pub async fn policy_rollback(&self, token: &str) -> Result<(u16, Value)> {
+        let (code, body) = self
+            .admin(Some(token))?
+            .rollback()
+            .await
+            .map_err(anyhow::Error::msg)?;
+        Ok((code, admin_json(&body)?))
     }
 
     /// `ws://` or `wss://` URL for `path` (e.g. `/ws/alice`).

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Result, bail, ensure};
 use serde_json::{Value, json};
 use switchboard_tests::cluster::{ask, connect, node};
 use switchboard_tests::redis::RedisServer;
@@ -84,12 +84,7 @@ async fn a_notice_to_an_id_held_on_another_node_is_acked_held_and_arrives_on_res
     let a = TestServer::start(node(&redis, "a")?).await?;
     let b = TestServer::start(config).await?;
     let mut alice = connect(&a, "alice").await?;
-    let mut bob = b.connect_path("/ws/bob").await?;
-    let welcome = bob.recv_v2().await?;
-    let session = welcome["session"]
-        .as_str()
-        .context("no session")?
-        .to_owned();
+    let (bob, session) = b.connect_with_session("bob").await?;
 
     // The socket dies: no close frame.
     drop(bob);

@@ -39,33 +39,26 @@ fn small_node(redis: &RedisServer, id: &str) -> Result<Config> {
 
 /// `GET /admin/policy` on `server`.
 async fn status(server: &TestServer) -> Result<Value> {
-    let (code, body) = server
-        .admin(Some(TOKEN))?
-        .status()
-        .await
-        .map_err(anyhow::Error::msg)?;
-    ensure!(code == 200, "status: {code} {body}");
-    Ok(serde_json::from_str(&body)?)
+    server.policy_status(TOKEN).await
 }
 
 /// `PUT /admin/policy` on `server`: the status code and the answer.
 async fn swap(server: &TestServer, bytes: Vec<u8>, name: &str) -> Result<(u16, Value)> {
-    let (code, body) = server
-        .admin(Some(TOKEN))?
-        .swap(bytes, name)
-        .await
-        .map_err(anyhow::Error::msg)?;
-    Ok((code, serde_json::from_str(&body)?))
+    server.policy_swap(TOKEN, bytes, name).await
+}
+
+/// A swap on `server` that every node takes: the component's SHA-256.
+async fn swapped(server: &TestServer, bytes: Vec<u8>, name: &str) -> Result<String> {
+    let sha = sha256_hex(&bytes);
+    let (code, report) = swap(server, bytes, name).await?;
+    ensure!(code == 200, "{code} {report}");
+    ensure!(report["active"]["sha256"] == sha, "{report}");
+    Ok(sha)
 }
 
 /// `POST /admin/policy/rollback` on `server`.
 async fn rollback(server: &TestServer) -> Result<(u16, Value)> {
-    let (code, body) = server
-        .admin(Some(TOKEN))?
-        .rollback()
-        .await
-        .map_err(anyhow::Error::msg)?;
-    Ok((code, serde_json::from_str(&body)?))
+    server.policy_rollback(TOKEN).await
 }
 
 /// Until every one of `servers` runs the component `sha256` (each makes
@@ -131,11 +124,7 @@ async fn a_swap_on_one_node_runs_on_every_node_and_a_rollback_everywhere() -> Re
     let first = a.policy.active().sha256;
     until_listed(&b, &["a", "b", "c"], &first).await?;
 
-    let bytes = big()?;
-    let sha = sha256_hex(&bytes);
-    let (code, report) = swap(&a, bytes, "big-memory").await?;
-    ensure!(code == 200, "swap: {code} {report}");
-    ensure!(report["active"]["sha256"] == sha, "{report}");
+    let sha = swapped(&a, big()?, "big-memory").await?;
     until_all_run(&[&a, &b, &c], &sha).await?;
     for (server, id) in [(&a, "ann"), (&b, "bob"), (&c, "cat")] {
         ensure!(runs_big(server, id).await?, "node of {id} does not run it");
@@ -201,10 +190,7 @@ async fn a_candidate_one_node_refuses_is_refused_on_every_node() -> Result<()> {
     ensure!(b.policy.active().sha256 == first);
 
     // A candidate every node takes still goes through afterwards.
-    let echo = std::fs::read(env!("ECHO_WASM"))?;
-    let echo_sha = sha256_hex(&echo);
-    let (code, report) = swap(&c, echo, "echo").await?;
-    ensure!(code == 200, "{code} {report}");
+    let echo_sha = swapped(&c, std::fs::read(env!("ECHO_WASM"))?, "echo").await?;
     until_all_run(&[&a, &b, &c], &echo_sha).await?;
     Ok(())
 }
@@ -213,10 +199,7 @@ async fn a_candidate_one_node_refuses_is_refused_on_every_node() -> Result<()> {
 async fn a_node_that_starts_runs_the_clusters_policy() -> Result<()> {
     let redis = RedisServer::start()?;
     let a = TestServer::start(admin_node(&redis, "a")?).await?;
-    let bytes = big()?;
-    let sha = sha256_hex(&bytes);
-    let (code, report) = swap(&a, bytes, "big-memory").await?;
-    ensure!(code == 200, "{code} {report}");
+    let sha = swapped(&a, big()?, "big-memory").await?;
 
     // Started with the default policy as its own, it runs big-memory from
     // its first connection.
@@ -254,10 +237,7 @@ async fn an_automatic_rollback_on_one_node_rolls_every_node_back() -> Result<()>
     let c = TestServer::start(config("c")?).await?;
     let first = a.policy.active().sha256;
     until_listed(&a, &["a", "b", "c"], &first).await?;
-    let bad = std::fs::read(misbehave_wasm())?;
-    let bad_sha = sha256_hex(&bad);
-    let (code, report) = swap(&a, bad, "misbehave").await?;
-    ensure!(code == 200, "{code} {report}");
+    let bad_sha = swapped(&a, std::fs::read(misbehave_wasm())?, "misbehave").await?;
     until_all_run(&[&a, &b, &c], &bad_sha).await?;
 
     // Calls trap on b only; b rolls back, and so does every other node.
@@ -287,10 +267,7 @@ async fn an_automatic_rollback_on_one_node_rolls_every_node_back() -> Result<()>
 async fn a_watched_policy_file_that_did_not_change_swaps_nothing() -> Result<()> {
     let redis = RedisServer::start()?;
     let a = TestServer::start(admin_node(&redis, "a")?).await?;
-    let bytes = big()?;
-    let sha = sha256_hex(&bytes);
-    let (code, report) = swap(&a, bytes, "big-memory").await?;
-    ensure!(code == 200, "{code} {report}");
+    let sha = swapped(&a, big()?, "big-memory").await?;
 
     let dir = std::env::temp_dir().join(format!(
         "sb-policy-file-{}-{}",

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Result, ensure};
 use serde_json::{Value, json};
 use switchboard::config::Config;
 use switchboard_tests::cluster::{ask, connect, join, node};
@@ -30,12 +30,7 @@ async fn a_client_held_on_one_node_resumes_on_another_missing_nothing() -> Resul
     let redis = RedisServer::start()?;
     let a = TestServer::start(held_for(node(&redis, "a")?)).await?;
     let b = TestServer::start(held_for(node(&redis, "b")?)).await?;
-    let mut alice = a.connect_path("/ws/alice").await?;
-    let welcome = alice.recv_v2().await?;
-    let session = welcome["session"]
-        .as_str()
-        .context("no session")?
-        .to_owned();
+    let (mut alice, session) = a.connect_with_session("alice").await?;
     let mut bob = connect(&b, "bob").await?;
     let mut carol = connect(&a, "carol").await?;
     for c in [&mut alice, &mut bob, &mut carol] {
@@ -128,12 +123,7 @@ async fn a_client_held_on_one_node_resumes_on_another_missing_nothing() -> Resul
 async fn a_resume_refused_while_redis_is_away_keeps_the_hold() -> Result<()> {
     let redis = RedisServer::start()?;
     let a = TestServer::start(held_for(node(&redis, "a")?)).await?;
-    let mut alice = a.connect_path("/ws/alice").await?;
-    let welcome = alice.recv_v2().await?;
-    let session = welcome["session"]
-        .as_str()
-        .context("no session")?
-        .to_owned();
+    let (alice, session) = a.connect_with_session("alice").await?;
     let mut carol = connect(&a, "carol").await?;
     drop(alice);
     a.until_held("alice").await?;

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Result, ensure};
 use serde_json::{Value, json};
 use switchboard::config::Config;
 use switchboard_tests::{Client, TestServer, eventually, tolerant_config, without_rate_limits};
@@ -24,11 +24,7 @@ fn config(f: impl FnOnce(&mut Config)) -> Config {
 
 /// Connect as `id`; the client and its session.
 async fn connect(server: &TestServer, id: &str) -> Result<(Client, String)> {
-    let mut c = server.connect(id).await?;
-    let welcome = c.recv_v2().await?;
-    ensure!(welcome["type"] == "welcome", "{welcome}");
-    let session = welcome["session"].as_str().context("no session")?;
-    Ok((c, session.to_owned()))
+    server.connect_with_session(id).await
 }
 
 /// Resume `id` with `session`; the client, checked to be resumed.

@@ -29,23 +29,12 @@ fn parse(body: &str) -> Result<Value> {
 
 /// `GET /admin/policy`, which must succeed.
 async fn status(server: &TestServer) -> Result<Value> {
-    let (code, body) = server
-        .admin(Some(TOKEN))?
-        .status()
-        .await
-        .map_err(anyhow::Error::msg)?;
-    ensure!(code == 200, "status answered {code}: {body}");
-    parse(&body)
+    server.policy_status(TOKEN).await
 }
 
 /// `PUT /admin/policy`; returns the HTTP status and the parsed answer.
 async fn swap(server: &TestServer, bytes: Vec<u8>, name: &str) -> Result<(u16, Value)> {
-    let (code, body) = server
-        .admin(Some(TOKEN))?
-        .swap(bytes, name)
-        .await
-        .map_err(anyhow::Error::msg)?;
-    Ok((code, parse(&body)?))
+    server.policy_swap(TOKEN, bytes, name).await
 }
 
 /// Join `room` and read up to this client's own ack (skipping the `joined`

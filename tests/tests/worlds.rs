@@ -4,7 +4,7 @@
 //! component swaps into a running 0.2.0 server and back with connections
 //! staying open.
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Result, ensure};
 use serde_json::{Value, json};
 use switchboard::config::{Config, PolicyLimits};
 use switchboard::policy::{DEFAULT_POLICY, World};
@@ -17,23 +17,13 @@ fn admin_config() -> Config {
 }
 
 async fn status(server: &TestServer) -> Result<Value> {
-    let (code, body) = server
-        .admin(Some(TOKEN))?
-        .status()
-        .await
-        .map_err(anyhow::Error::msg)?;
-    ensure!(code == 200, "status answered {code}: {body}");
-    serde_json::from_str(&body).with_context(|| format!("not JSON: {body}"))
+    server.policy_status(TOKEN).await
 }
 
 async fn swap(server: &TestServer, bytes: Vec<u8>, name: &str) -> Result<Value> {
-    let (code, body) = server
-        .admin(Some(TOKEN))?
-        .swap(bytes, name)
-        .await
-        .map_err(anyhow::Error::msg)?;
-    ensure!(code == 200, "swap of {name} answered {code}: {body}");
-    serde_json::from_str(&body).with_context(|| format!("not JSON: {body}"))
+    let (code, answer) = server.policy_swap(TOKEN, bytes, name).await?;
+    ensure!(code == 200, "swap of {name} answered {code}: {answer}");
+    Ok(answer)
 }
 
 #[tokio::test]
