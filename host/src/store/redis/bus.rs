@@ -305,19 +305,10 @@ async fn publish_outgoing(writer: Arc<Writer>, ids: Ids, mut queue: mpsc::Receiv
 }
 
 async fn publish(writer: &Writer, channel: &str, payload: &str) -> Result<(), super::Unavailable> {
-    let mut c = writer.conn().await?;
-    let sent: Result<i64, _> = redis::cmd("PUBLISH")
-        .arg(channel)
-        .arg(payload)
-        .query_async(&mut c)
-        .await;
-    match sent {
-        Ok(_) => {
-            writer.answered();
-            Ok(())
-        }
-        Err(e) => Err(writer.failed(&e)),
-    }
+    let _: i64 = writer
+        .query(redis::cmd("PUBLISH").arg(channel).arg(payload))
+        .await?;
+    Ok(())
 }
 
 /// Keep the epoch of every room with a member here, a third of its

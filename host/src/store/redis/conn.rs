@@ -122,6 +122,32 @@ impl Writer {
         Unavailable::Reply(e.to_string())
     }
 
+    /// One command on the write connection: its answer, or what the error
+    /// means (see [`Writer::failed`]).
+    pub async fn query<T: redis::FromRedisValue>(
+        &self,
+        cmd: &redis::Cmd,
+    ) -> Result<T, Unavailable> {
+        let mut c = self.conn().await?;
+        let answer = cmd.query_async(&mut c).await.map_err(|e| self.failed(&e))?;
+        self.answered();
+        Ok(answer)
+    }
+
+    /// A pipeline on the write connection, as [`Writer::query`].
+    pub async fn query_pipe<T: redis::FromRedisValue>(
+        &self,
+        pipe: &redis::Pipeline,
+    ) -> Result<T, Unavailable> {
+        let mut c = self.conn().await?;
+        let answer = pipe
+            .query_async(&mut c)
+            .await
+            .map_err(|e| self.failed(&e))?;
+        self.answered();
+        Ok(answer)
+    }
+
     /// A call got its answer.
     pub fn answered(&self) {
         self.up.store(true, Ordering::Relaxed);

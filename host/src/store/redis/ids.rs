@@ -143,15 +143,15 @@ impl Ids {
     /// node reading the others' presence finds it.
     pub async fn list_node(&self) -> Result<(), Unavailable> {
         let until = super::heartbeat::expiry_ms();
-        let mut c = self.writer.conn().await?;
-        let _: i64 = redis::cmd("ZADD")
-            .arg(self.keys.nodes())
-            .arg(until)
-            .arg(&self.node)
-            .query_async(&mut c)
-            .await
-            .map_err(|e| self.writer.failed(&e))?;
-        self.writer.answered();
+        let _: i64 = self
+            .writer
+            .query(
+                redis::cmd("ZADD")
+                    .arg(self.keys.nodes())
+                    .arg(until)
+                    .arg(&self.node),
+            )
+            .await?;
         Ok(())
     }
 
@@ -159,48 +159,46 @@ impl Ids {
     /// other than the one a node saw before means Redis lost its data.
     pub async fn boot(&self) -> Result<String, Unavailable> {
         let key = self.keys.global("boot");
-        let mut c = self.writer.conn().await?;
         let fresh = crate::store::token::new_epoch().to_string();
-        let (_, now): (Option<String>, String) = redis::pipe()
-            .cmd("SET")
-            .arg(&key)
-            .arg(&fresh)
-            .arg("NX")
-            .cmd("GET")
-            .arg(&key)
-            .query_async(&mut c)
-            .await
-            .map_err(|e| self.writer.failed(&e))?;
-        self.writer.answered();
+        let (_, now): (Option<String>, String) = self
+            .writer
+            .query_pipe(
+                redis::pipe()
+                    .cmd("SET")
+                    .arg(&key)
+                    .arg(&fresh)
+                    .arg("NX")
+                    .cmd("GET")
+                    .arg(&key),
+            )
+            .await?;
         Ok(now)
     }
 
     /// Redis lost its data: for [`RESTORING`], an id no node has is not
     /// taken to be offline (the nodes are writing again who they have).
     pub async fn restoring(&self) -> Result<(), Unavailable> {
-        let mut c = self.writer.conn().await?;
-        let _: () = redis::cmd("SET")
-            .arg(self.keys.global("restoring"))
-            .arg(&self.node)
-            .arg("PX")
-            .arg(RESTORING.as_millis() as u64)
-            .query_async(&mut c)
+        self.writer
+            .query(
+                redis::cmd("SET")
+                    .arg(self.keys.global("restoring"))
+                    .arg(&self.node)
+                    .arg("PX")
+                    .arg(RESTORING.as_millis() as u64),
+            )
             .await
-            .map_err(|e| self.writer.failed(&e))?;
-        self.writer.answered();
-        Ok(())
     }
 
     /// Publish `payload` on node `node`'s channel.
     pub async fn tell(&self, node: &str, payload: &[u8]) -> Result<(), Unavailable> {
-        let mut c = self.writer.conn().await?;
-        let _: i64 = redis::cmd("PUBLISH")
-            .arg(self.keys.inbox(node))
-            .arg(payload)
-            .query_async(&mut c)
-            .await
-            .map_err(|e| self.writer.failed(&e))?;
-        self.writer.answered();
+        let _: i64 = self
+            .writer
+            .query(
+                redis::cmd("PUBLISH")
+                    .arg(self.keys.inbox(node))
+                    .arg(payload),
+            )
+            .await?;
         Ok(())
     }
 
@@ -211,12 +209,7 @@ impl Ids {
         for id in ids {
             pipe.cmd("HGET").arg(self.keys.id(id).owner).arg("gen");
         }
-        let mut c = self.writer.conn().await?;
-        let gens: Vec<Option<u64>> = pipe
-            .query_async(&mut c)
-            .await
-            .map_err(|e| self.writer.failed(&e))?;
-        self.writer.answered();
+        let gens: Vec<Option<u64>> = self.writer.query_pipe(&pipe).await?;
         Ok(gens.into_iter().map(Option::unwrap_or_default).collect())
     }
 

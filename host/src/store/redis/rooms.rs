@@ -117,12 +117,7 @@ impl Rooms {
                     .arg(self.ttl.as_millis().max(1) as u64)
                     .ignore();
             }
-            let mut c = self.writer.conn().await?;
-            let _: () = pipe
-                .query_async(&mut c)
-                .await
-                .map_err(|e| self.writer.failed(&e))?;
-            self.writer.answered();
+            let _: () = self.writer.query_pipe(&pipe).await?;
         }
         Ok(())
     }

@@ -52,19 +52,8 @@ impl RedisVersions {
         }
     }
 
-    /// One command on the write connection.
-    async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, Unavailable> {
-        let mut c = self.writer.conn().await?;
-        let answer = cmd
-            .query_async(&mut c)
-            .await
-            .map_err(|e| self.writer.failed(&e))?;
-        self.writer.answered();
-        Ok(answer)
-    }
-
     async fn read(&self, key: &str) -> Result<Option<Adopted>, Unavailable> {
-        let json: Option<String> = self.query(redis::cmd("GET").arg(key)).await?;
+        let json: Option<String> = self.writer.query(redis::cmd("GET").arg(key)).await?;
         json.map(|j| {
             serde_json::from_str(&j).map_err(|e| Unavailable::Reply(format!("{key}: {e}")))
         })
@@ -83,6 +72,7 @@ impl Versions for RedisVersions {
         // Kept with an expiry unless it is kept for good already (the
         // active or previous component being swapped in again).
         let kept: bool = self
+            .writer
             .query(
                 redis::cmd("SET")
                     .arg(&key)
@@ -94,6 +84,7 @@ impl Versions for RedisVersions {
             .await?;
         if !kept {
             let _: i64 = self
+                .writer
                 .query(
                     redis::cmd("PEXPIRE")
                         .arg(&key)
@@ -107,7 +98,7 @@ impl Versions for RedisVersions {
 
     async fn fetch(&self, sha256: &str) -> Result<Option<Vec<u8>>, Refused> {
         let key = format!("{}{sha256}", self.policy.component);
-        Ok(self.query(redis::cmd("GET").arg(key)).await?)
+        Ok(self.writer.query(redis::cmd("GET").arg(key)).await?)
     }
 
     async fn record(&self) -> Result<Record, Refused> {
@@ -119,6 +110,7 @@ impl Versions for RedisVersions {
 
     async fn adopt(&self, component: &Adopted) -> Result<Adopted, Refused> {
         let _: Option<String> = self
+            .writer
             .query(
                 redis::cmd("SET")
                     .arg(&self.policy.active)
@@ -131,13 +123,14 @@ impl Versions for RedisVersions {
         };
         if active.sha256 == component.sha256 {
             let key = format!("{}{}", self.policy.component, component.sha256);
-            let _: i64 = self.query(redis::cmd("PERSIST").arg(key)).await?;
+            let _: i64 = self.writer.query(redis::cmd("PERSIST").arg(key)).await?;
         }
         Ok(active)
     }
 
     async fn live_nodes(&self) -> Result<Vec<String>, Refused> {
         Ok(self
+            .writer
             .query(
                 redis::cmd("ZRANGEBYSCORE")
                     .arg(self.keys.nodes())
@@ -149,6 +142,7 @@ impl Versions for RedisVersions {
 
     async fn announce(&self, announcement: &Announcement) -> Result<(), Refused> {
         let _: i64 = self
+            .writer
             .query(
                 redis::cmd("PUBLISH")
                     .arg(&self.policy.channel)
@@ -160,24 +154,25 @@ impl Versions for RedisVersions {
 
     async fn answer(&self, swap: &str, answer: &Answer) -> Result<(), Refused> {
         let key = format!("{}{swap}", self.policy.swap);
-        let mut c = self.writer.conn().await?;
-        let _: (i64, i64) = redis::pipe()
-            .cmd("RPUSH")
-            .arg(&key)
-            .arg(json(answer))
-            .cmd("PEXPIRE")
-            .arg(&key)
-            .arg(ANSWERS_TTL.as_millis() as u64)
-            .query_async(&mut c)
-            .await
-            .map_err(|e| Refused::from(self.writer.failed(&e)))?;
-        self.writer.answered();
+        let _: (i64, i64) = self
+            .writer
+            .query_pipe(
+                redis::pipe()
+                    .cmd("RPUSH")
+                    .arg(&key)
+                    .arg(json(answer))
+                    .cmd("PEXPIRE")
+                    .arg(&key)
+                    .arg(ANSWERS_TTL.as_millis() as u64),
+            )
+            .await?;
         Ok(())
     }
 
     async fn answers(&self, swap: &str) -> Result<Vec<Answer>, Refused> {
         let key = format!("{}{swap}", self.policy.swap);
         let all: Vec<String> = self
+            .writer
             .query(redis::cmd("LRANGE").arg(key).arg(0).arg(-1))
             .await?;
         Ok(all
@@ -257,6 +252,7 @@ impl Versions for RedisVersions {
 
     async fn report(&self, version: &NodeVersion) -> Result<(), Refused> {
         let _: i64 = self
+            .writer
             .query(
                 redis::cmd("HSET")
                     .arg(&self.policy.nodes)
@@ -270,6 +266,7 @@ impl Versions for RedisVersions {
     async fn nodes(&self) -> Result<Vec<NodeVersion>, Refused> {
         let live = self.live_nodes().await?;
         let all: Vec<(String, String)> = self
+            .writer
             .query(redis::cmd("HGETALL").arg(&self.policy.nodes))
             .await?;
         let mut nodes: Vec<NodeVersion> = all
