@@ -95,25 +95,110 @@ pub fn misbehave_config() -> Config {
     }
 }
 
-/// A server running in this process.
+/// How many nodes a [`TestServer`] runs as: `SWITCHBOARD_TEST_NODES`
+/// (1 when unset). With more than one, a server started without a
+/// cluster of its own is that many nodes in this process on a
+/// `redis-server` of its own, and its clients are spread across them
+/// (`make test` runs the protocol, recovery and resume suites so).
+pub fn test_nodes() -> usize {
+    std::env::var("SWITCHBOARD_TEST_NODES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .filter(|n| *n >= 1)
+        .unwrap_or(1)
+}
+
+/// Every node's registry: who is online and in which room, across the
+/// nodes (one node: its registry). Anything else is asked of the first.
+#[derive(Debug, Clone)]
+pub struct Registries(Vec<Registry>);
+
+impl std::ops::Deref for Registries {
+    type Target = Registry;
+    fn deref(&self) -> &Registry {
+        &self.0[0]
+    }
+}
+
+impl Registries {
+    /// Whether `id` is online on some node.
+    pub fn is_online(&self, id: &str) -> bool {
+        self.0.iter().any(|r| r.is_online(id))
+    }
+
+    /// Whether `id` is in `room` on some node.
+    pub fn in_room(&self, id: &str, room: &str) -> bool {
+        self.0.iter().any(|r| r.in_room(id, room))
+    }
+
+    /// Members of `room`, every node's.
+    pub fn room_size(&self, room: &str) -> usize {
+        self.0.iter().map(|r| r.room_size(room)).sum()
+    }
+
+    /// The members of `room`, every node's.
+    pub fn room_members(&self, room: &str) -> Vec<String> {
+        let mut all: Vec<String> = self.0.iter().flat_map(|r| r.room_members(room)).collect();
+        all.sort();
+        all
+    }
+
+    /// The rooms of `id` on the node that has it.
+    pub fn rooms_of(&self, id: &str) -> Vec<String> {
+        self.0
+            .iter()
+            .map(|r| r.rooms_of(id))
+            .find(|rooms| !rooms.is_empty())
+            .unwrap_or_default()
+    }
+
+    /// Ids online, every node's.
+    pub fn online_count(&self) -> usize {
+        self.0.iter().map(Registry::online_count).sum()
+    }
+}
+
+/// Every node's held ids.
+#[derive(Debug, Clone)]
+pub struct AllHolds(Vec<switchboard::net::server::Holds>);
+
+impl AllHolds {
+    /// Whether `id` is held on some node.
+    pub fn is_held(&self, id: &str) -> bool {
+        self.0.iter().any(|h| h.is_held(id))
+    }
+
+    /// Ids held, every node's.
+    pub fn count(&self) -> usize {
+        self.0.iter().map(|h| h.count()).sum()
+    }
+}
+
+/// A server running in this process (or, with [`test_nodes`] above one,
+/// a cluster of them).
 pub struct TestServer {
-    /// Where it listens.
+    /// Where it listens (the first node).
     pub addr: SocketAddr,
-    /// The registry, to check who is online.
-    pub registry: Registry,
+    /// The registries, to check who is online.
+    pub registry: Registries,
     /// The policy runtime (status, swaps, rollbacks without HTTP).
     pub policy: Policy,
     /// Where the admin interface listens, when the config asked for one.
     pub admin_addr: Option<SocketAddr>,
     /// Which ids are held for a resume.
-    pub holds: switchboard::net::server::Holds,
+    pub holds: AllHolds,
     /// The policy file's reloader (what SIGHUP calls), when the policy is
     /// a file.
     pub reloader: Option<Arc<switchboard::ops::reload::Reloader>>,
     /// Present when the server speaks wss.
     tls: Option<Arc<TestCert>>,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
+    /// Every node's address; connections take them in turn.
+    addrs: Vec<SocketAddr>,
+    next: std::sync::atomic::AtomicUsize,
+    stops: Vec<oneshot::Sender<()>>,
+    tasks: Vec<JoinHandle<()>>,
+    /// The cluster's own Redis (killed last).
+    redis: Option<redis::RedisServer>,
 }
 
 impl TestServer {
@@ -146,6 +231,10 @@ impl TestServer {
         stores: Option<switchboard::net::server::Stores>,
     ) -> Result<TestServer> {
         config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        let nodes = test_nodes();
+        if nodes > 1 && stores.is_none() && config.cluster.is_none() {
+            return Self::start_nodes(config, tls, nodes).await;
+        }
         // Memory, or Redis for a config with `[cluster]`.
         let stores = match stores {
             Some(stores) => stores,
@@ -155,10 +244,10 @@ impl TestServer {
             .await
             .context("server failed to start")?;
         let addr = server.local_addr();
-        let registry = server.registry();
+        let registry = Registries(vec![server.registry()]);
         let policy = server.policy();
         let admin_addr = server.admin_addr();
-        let holds = server.holds();
+        let holds = AllHolds(vec![server.holds()]);
         let reloader = server.reloader();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(server.run(async {
@@ -172,9 +261,77 @@ impl TestServer {
             holds,
             reloader,
             tls,
-            stop: Some(stop),
-            task: Some(task),
+            addrs: vec![addr],
+            next: Default::default(),
+            stops: vec![stop],
+            tasks: vec![task],
+            redis: None,
         })
+    }
+
+    /// `nodes` nodes with `config` on a Redis of their own; the first
+    /// one's policy, admin interface and reloader are the server's.
+    async fn start_nodes(
+        config: Config,
+        tls: Option<Arc<TestCert>>,
+        nodes: usize,
+    ) -> Result<TestServer> {
+        let redis = redis::RedisServer::start()?;
+        let url = switchboard::config::cluster::RedisUrl::parse(&redis.url())
+            .map_err(anyhow::Error::msg)?;
+        let mut servers = Vec::new();
+        for n in 0..nodes {
+            let mut c = config.clone();
+            c.cluster = Some(switchboard::config::cluster::ClusterConfig::new(
+                url.clone(),
+            ));
+            c.node_id = switchboard::config::node::NodeId::parse(&format!("node{n}"))
+                .map_err(anyhow::Error::msg)?;
+            if let Some(admin) = c.admin.as_mut() {
+                // Each its own (the first one's is the server's).
+                admin.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+            }
+            let stores = switchboard::net::server::Stores::cluster(&c)?;
+            servers.push(
+                Server::bind_with(c, stores)
+                    .await
+                    .with_context(|| format!("node {n} failed to start"))?,
+            );
+        }
+        let addrs: Vec<SocketAddr> = servers.iter().map(Server::local_addr).collect();
+        let registry = Registries(servers.iter().map(Server::registry).collect());
+        let holds = AllHolds(servers.iter().map(Server::holds).collect());
+        let policy = servers[0].policy();
+        let admin_addr = servers[0].admin_addr();
+        let reloader = servers[0].reloader();
+        let (mut stops, mut tasks) = (Vec::new(), Vec::new());
+        for server in servers {
+            let (stop, stopped) = oneshot::channel::<()>();
+            stops.push(stop);
+            tasks.push(tokio::spawn(server.run(async {
+                let _ = stopped.await;
+            })));
+        }
+        Ok(TestServer {
+            addr: addrs[0],
+            registry,
+            policy,
+            admin_addr,
+            holds,
+            reloader,
+            tls,
+            addrs,
+            next: Default::default(),
+            stops,
+            tasks,
+            redis: Some(redis),
+        })
+    }
+
+    /// The address the next connection goes to: the nodes in turn.
+    fn next_addr(&self) -> SocketAddr {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.addrs[n % self.addrs.len()]
     }
 
     /// A client of this server's admin interface presenting `token`.
@@ -277,7 +434,7 @@ impl TestServer {
 
     /// Connect to an arbitrary path.
     pub async fn connect_path(&self, path: &str) -> Result<Client> {
-        let tcp = TcpStream::connect(self.addr).await?;
+        let tcp = TcpStream::connect(self.next_addr()).await?;
         self.handshake(tcp, path).await
     }
 
@@ -359,10 +516,10 @@ impl TestServer {
 
     /// Stop the server gracefully and wait until it has stopped.
     pub async fn shutdown(mut self) -> Result<()> {
-        if let Some(stop) = self.stop.take() {
+        for stop in self.stops.drain(..) {
             let _ = stop.send(());
         }
-        if let Some(task) = self.task.take() {
+        for task in self.tasks.drain(..) {
             tokio::time::timeout(WAIT * 2, task)
                 .await
                 .map_err(|_| anyhow!("server did not stop"))??;
@@ -373,9 +530,12 @@ impl TestServer {
 
 impl Drop for TestServer {
     fn drop(&mut self) {
-        if let Some(task) = self.task.take() {
+        for task in self.tasks.drain(..) {
             task.abort();
         }
+        // After the nodes: a Redis killed under them is a fault, not an
+        // end.
+        self.redis.take();
     }
 }
 
@@ -724,14 +884,17 @@ impl TestServer {
         }));
         let server = TestServer {
             addr,
-            registry,
+            registry: Registries(vec![registry]),
             policy,
             admin_addr,
-            holds,
+            holds: AllHolds(vec![holds]),
             reloader,
             tls: cert,
-            stop: Some(stop),
-            task: Some(task),
+            addrs: vec![addr],
+            next: Default::default(),
+            stops: vec![stop],
+            tasks: vec![task],
+            redis: None,
         };
         Ok((server, inside))
     }

@@ -227,3 +227,109 @@ async fn a_paused_redis_makes_no_node_take_another_over() -> Result<()> {
     a.shutdown().await?;
     b.shutdown().await
 }
+
+/// Notices `c` gets until `n` of them came: their `data`, in order.
+async fn notices(c: &mut Client, n: usize) -> Result<Vec<Value>> {
+    let mut got = Vec::new();
+    while got.len() < n {
+        let v = c.recv_v2().await?;
+        if v["type"] == "notice" {
+            got.push(v["data"].clone());
+        }
+    }
+    Ok(got)
+}
+
+/// Send a notice from `c` to `to` and check it was acked: `held` says
+/// whether the ack must say so.
+async fn notice(c: &mut Client, to: &str, data: Value, held: bool) -> Result<()> {
+    let (_, ack) = ask(
+        c,
+        json!({"type": "notice", "to": to, "data": data.clone()}),
+        "n",
+    )
+    .await?;
+    ensure!(ack["type"] == "ack", "notice {data}: {ack}");
+    ensure!(
+        ack["held"].as_bool().unwrap_or(false) == held,
+        "notice {data}: {ack}"
+    );
+    Ok(())
+}
+
+/// Until `key` is gone from Redis (a dead node's heartbeat expiring).
+async fn until_gone(redis: &RedisServer, key: &str) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while redis.cli(["EXISTS", key])?.trim() != "0" {
+        if Instant::now() > deadline {
+            bail!("{key} still there");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
+
+/// An acked notice is kept in Redis until the node that has its target
+/// wrote it to the socket: a node killed with a held id's notices queued
+/// takes none of them along. The id, resumed on another node, gets each
+/// one once, in order — the ones acked before the kill and the ones acked
+/// for it while it was held for the dead node — and none it had already.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_node_loses_no_acked_notice() -> Result<()> {
+    let redis = RedisServer::start()?;
+    let mut a = NodeProcess::start(&redis, "a", &["--resume-window-secs", "120"]).await?;
+    let b = TestServer::start(node(&redis, "b")?).await?;
+    let (mut alice, welcome) = a.connect("alice").await?;
+    let session = welcome["session"].as_str().context("session")?.to_owned();
+    let mut bob = connect(&b, "bob").await?;
+
+    // One she reads on node a: written there, it must not come again.
+    notice(&mut bob, "alice", json!(0), false).await?;
+    ensure!(notices(&mut alice, 1).await? == [json!(0)]);
+    // Her connection drops: held on node a, which queues what comes.
+    drop(alice);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while redis
+        .cli(["HGET", "switchboard:{id:alice}", "held"])?
+        .trim()
+        != "1"
+    {
+        ensure!(Instant::now() < deadline, "alice never held on node a");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for i in 1..=3 {
+        notice(&mut bob, "alice", json!(i), true).await?;
+    }
+    a.kill();
+    // Node a's heartbeat lapses: a notice for alice now finds no listener
+    // and is kept for her (she is held, for the dead node).
+    until_gone(&redis, "switchboard:node:a").await?;
+    for i in 4..=5 {
+        notice(&mut bob, "alice", json!(i), true).await?;
+    }
+
+    let mut alice = b
+        .connect_path(&format!("/ws/alice?resume={session}"))
+        .await?;
+    let welcome = alice.recv_v2().await?;
+    ensure!(welcome["type"] == "welcome", "{welcome}");
+    let got = notices(&mut alice, 5).await?;
+    ensure!(
+        got == (1..=5).map(|i| json!(i)).collect::<Vec<_>>(),
+        "{got:?}"
+    );
+    // And nothing more: each came once.
+    notice(&mut bob, "alice", json!("last"), false).await?;
+    ensure!(notices(&mut alice, 1).await? == [json!("last")]);
+    // Written, they leave the log.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while redis.cli(["XLEN", "switchboard:{id:alice}:f"])?.trim() != "0" {
+        ensure!(
+            Instant::now() < deadline,
+            "written notices stay in the log: {}",
+            redis.cli(["XRANGE", "switchboard:{id:alice}:f", "-", "+"])?
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    b.shutdown().await
+}

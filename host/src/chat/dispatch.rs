@@ -189,6 +189,10 @@ impl Local for Registry {
         self.claimed_ids()
     }
 
+    fn progress(&self, id: &str) -> Option<(u64, u64, u64)> {
+        Registry::progress(self, id)
+    }
+
     fn claimed(&self, id: &str, generation: u64) {
         if self.claimed_elsewhere(id, generation).is_some() {
             tracing::debug!(id, generation, "replaced by a connection on another server");

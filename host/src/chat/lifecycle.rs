@@ -78,7 +78,11 @@ pub async fn connect(
         actions::apply(chat, Caller::new(outbox), decided).await;
         let stored = stored_frames(chat.notices.take(id, SystemTime::now()).await);
         let queue_stored = || queue_counted(outbox, stored);
-        let generation = claim.generation;
+        let Claim {
+            generation,
+            rooms,
+            unsent,
+        } = claim;
         let mut since = Vec::new();
         let registration = match resume {
             Some(Resume::Held { serial, mut missed }) => chat
@@ -89,8 +93,12 @@ pub async fn connect(
                 })
                 .map(|_| ()),
             Some(Resume::Moved(handover)) => {
-                let Handover { frames, rooms } = *handover;
-                since = rooms;
+                let Handover {
+                    frames,
+                    rooms: positions,
+                    ..
+                } = *handover;
+                since = positions;
                 chat.registry
                     .register_with(id, outbox.clone(), generation, || {
                         queue_counted(outbox, frames);
@@ -98,9 +106,14 @@ pub async fn connect(
                     })
                     .map(|_| ())
             }
+            // Notices a dead server never wrote come first: they were
+            // acked before anything stored since.
             None => chat
                 .registry
-                .register_with(id, outbox.clone(), generation, queue_stored)
+                .register_with(id, outbox.clone(), generation, || {
+                    queue_counted(outbox, unsent);
+                    queue_stored();
+                })
                 .map(|_| ()),
         };
         if registration.is_err() {
@@ -111,7 +124,7 @@ pub async fn connect(
             });
             return;
         }
-        keep_rooms(chat, id, since, claim.rooms).await;
+        keep_rooms(chat, id, since, rooms).await;
         let late = stored_frames(chat.notices.take(id, SystemTime::now()).await);
         queue_counted(outbox, late);
         registered();

@@ -319,6 +319,16 @@ struct Shared {
     unkept: Notify,
     /// The first close request wins; later ones are ignored.
     reason: OnceLock<CloseReason>,
+    /// Frames ever queued (counted under the queue's lock).
+    pushed: AtomicU64,
+    /// Frames ever written whole to the socket: they leave in the order
+    /// they were queued, so the `n`th queued is written once this reaches
+    /// `n`. (A cluster keeps the notices it acked until they are: see
+    /// [`Outbox::progress`].)
+    written_frames: AtomicU64,
+    /// Frames the writer took ([`Inbox::take_all`]) and has not said
+    /// written yet.
+    taken: AtomicU64,
     /// Wakes the writer: frames arrived (queue went non-empty) or closing.
     ready: Notify,
     /// Wakes everything waiting for the close.
@@ -390,6 +400,7 @@ impl Shared {
         let was_idle = q.is_idle();
         q.frames.push_back(msg);
         q.bytes += len;
+        self.pushed.fetch_add(1, Ordering::Relaxed);
         was_idle
     }
 
@@ -490,6 +501,7 @@ impl Shared {
         *written -= left;
         q.head = 0;
         if let Some(m) = q.frames.pop_front() {
+            self.written_frames.fetch_add(1, Ordering::Relaxed);
             // A frame kept by a close is no longer counted (drop_frames).
             let counted = m.len().min(q.bytes);
             q.bytes -= counted;
@@ -568,6 +580,9 @@ pub fn channel_in(
         ready: Notify::new(),
         closed: Notify::new(),
         direct: OnceLock::new(),
+        pushed: AtomicU64::new(0),
+        written_frames: AtomicU64::new(0),
+        taken: AtomicU64::new(0),
     });
     (
         Outbox {
@@ -591,6 +606,17 @@ impl Outbox {
     /// Set when it registers (under the id's lock).
     pub fn set_generation(&self, generation: u64) {
         self.shared.generation.store(generation, Ordering::Relaxed);
+    }
+
+    /// How far its frames are written: (frames ever queued, frames
+    /// written whole to the socket). A frame queued before a look at `.0`
+    /// is written once `.1` reaches that look's `.0`.
+    pub fn progress(&self) -> (u64, u64) {
+        let s = &*self.shared;
+        (
+            s.pushed.load(Ordering::Relaxed),
+            s.written_frames.load(Ordering::Relaxed),
+        )
     }
 
     /// Queue `msg` without waiting. On overflow the connection is closed with
@@ -815,7 +841,9 @@ impl Inbox {
         // A batch taken before is done with by now.
         s.budget
             .release(s.in_flight.swap(bytes + raw.len(), Ordering::Relaxed));
-        (raw, std::mem::take(&mut q.frames))
+        let frames = std::mem::take(&mut q.frames);
+        s.taken.store(frames.len() as u64, Ordering::Relaxed);
+        (raw, frames)
     }
 
     /// Write what is queued to `socket` without waiting; `Ok(true)` when
@@ -841,6 +869,8 @@ impl Inbox {
     pub fn written(&mut self) {
         let s = &*self.shared;
         s.budget.release(s.in_flight.swap(0, Ordering::Relaxed));
+        s.written_frames
+            .fetch_add(s.taken.swap(0, Ordering::Relaxed), Ordering::Relaxed);
     }
 
     /// Put frames taken by [`Inbox::take_all`] and not written back at the
@@ -850,6 +880,11 @@ impl Inbox {
         let s = &*self.shared;
         let mut q = s.queue();
         let taken = s.in_flight.swap(0, Ordering::Relaxed);
+        let frames_taken = s.taken.swap(0, Ordering::Relaxed);
+        s.written_frames.fetch_add(
+            frames_taken.saturating_sub(frames.len() as u64),
+            Ordering::Relaxed,
+        );
         if q.sealed {
             s.budget.release(taken);
             return;
@@ -871,6 +906,7 @@ impl Inbox {
         let s = &*self.shared;
         let mut q = s.queue();
         let m = q.frames.pop_front()?;
+        s.written_frames.fetch_add(1, Ordering::Relaxed);
         q.bytes -= m.len();
         s.budget.release(m.len());
         Some(m)
@@ -908,6 +944,7 @@ impl Inbox {
         let bytes = std::mem::take(&mut q.bytes) + q.raw.len();
         s.budget
             .release(bytes + s.in_flight.swap(0, Ordering::Relaxed));
+        s.taken.store(0, Ordering::Relaxed);
         q.head = 0;
         q.raw.clear();
         q.pong_at = None;

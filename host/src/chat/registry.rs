@@ -332,6 +332,14 @@ impl Registry {
         (outbox.serial() == serial).then(|| outbox.clone())
     }
 
+    /// How far the frames of `id`'s connection here are written: its
+    /// serial, and its queue's [`Outbox::progress`] (`None`: offline).
+    pub fn progress(&self, id: &str) -> Option<(u64, u64, u64)> {
+        let outbox = self.inner.online.get(id)?;
+        let (pushed, written) = outbox.progress();
+        Some((outbox.serial(), pushed, written))
+    }
+
     /// The serial of `id`'s connection here (`None`: offline).
     pub fn serial_of(&self, id: &str) -> Option<u64> {
         self.inner.online.get(id).map(|o| o.serial())

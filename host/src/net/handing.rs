@@ -55,7 +55,11 @@ impl HandOver for Handing {
         drop(ticket);
         let frames = missed.unhold().into_iter().collect();
         tracing::debug!(id, generation, "handed over to the server resuming it");
-        Some(Handover { frames, rooms })
+        Some(Handover {
+            frames,
+            rooms,
+            logged: Vec::new(),
+        })
     }
 
     async fn departed(&self, id: &str, rooms: Vec<String>) {

@@ -53,6 +53,10 @@ pub struct Claim {
     /// connection keeps (empty on a server of its own: the registry keeps
     /// an id's rooms across its connections).
     pub rooms: Vec<String>,
+    /// Notices acked to the id on a server that died before it wrote
+    /// them to the socket, oldest first: the new connection gets them
+    /// right after its welcome (empty on a server of its own).
+    pub unsent: Vec<Message>,
 }
 
 /// Where a room stood for an id when another server took it over: every
@@ -72,6 +76,9 @@ pub struct Handover {
     pub frames: Vec<Message>,
     /// Its rooms, and how far each had reached it.
     pub rooms: Vec<RoomAt>,
+    /// Where a cluster keeps the notices among `frames` until they are
+    /// written (entries of the id's notice log).
+    pub logged: Vec<String>,
 }
 
 /// A resume of an id held on another server.
@@ -148,6 +155,13 @@ pub trait Local: Presence {
 
     /// The ids connected (or held) here with a claim, and its generation.
     fn claims(&self) -> Vec<(std::sync::Arc<str>, u64)>;
+
+    /// How far the frames of `id`'s connection here are written: (its
+    /// connection's serial, frames ever queued to it, the count up to
+    /// which every one is written to its socket). `None`: not here.
+    fn progress(&self, _id: &str) -> Option<(u64, u64, u64)> {
+        None
+    }
 }
 
 /// Everything that crosses connections.

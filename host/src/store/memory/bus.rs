@@ -139,7 +139,7 @@ impl Bus for MemoryBus {
     async fn claim(&self, _id: &str, _session: Option<&str>) -> Result<Claim, Unavailable> {
         Ok(Claim {
             generation: self.generation.fetch_add(1, Ordering::Relaxed) + 1,
-            rooms: Vec::new(),
+            ..Claim::default()
         })
     }
 }

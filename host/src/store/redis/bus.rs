@@ -18,8 +18,9 @@ use tokio_tungstenite::tungstenite::Message;
 use super::conn::Writer;
 use super::deaths::Deaths;
 use super::history::RedisHistory;
-use super::ids::{Ids, Route};
+use super::ids::{Ids, Route, Routed};
 use super::keys::Keys;
+use super::logged::Logged;
 use super::notices::RedisNotices;
 use super::payload;
 use super::presence::{ClusterPresence, Copy};
@@ -66,6 +67,8 @@ pub struct RedisBus {
     keeping: bool,
     /// To the publishing task.
     outgoing: mpsc::Sender<Outgoing>,
+    /// The logged notices queued here, until they are written.
+    logged: Arc<Logged>,
 }
 
 #[async_trait]
@@ -102,9 +105,10 @@ impl Bus for RedisBus {
         self.local.broadcast(&msg, except);
     }
 
-    /// Here if the id is here; else to the node that has it, decided in
-    /// one script with whether that node hears; else as on one server
-    /// (stored, or refused).
+    /// To the node that has the id, decided in one script with whether
+    /// that node hears, and kept in the id's notice log until it is
+    /// written to the socket, wherever it is (a node that dies does not
+    /// take it along); else as on one server (stored, or refused).
     async fn send(
         &self,
         from: &str,
@@ -112,17 +116,34 @@ impl Bus for RedisBus {
         msg: Message,
         store: bool,
     ) -> Result<Sent, SendError> {
-        if !self.local.is_online_now(to)
-            && let Some(payload) = payload::frame_to(to, &msg)
-        {
-            match self.ids.route(to, &payload).await {
-                Ok(Route::Sent) => return Ok(Sent::Queued),
-                Ok(Route::Held) => return Ok(Sent::Held),
-                Ok(Route::Off) => {}
-                Err(e) => return Err(SendError::Unavailable(e.into())),
+        let Some(payload) = payload::frame_to(to, &msg) else {
+            return self.memory.send(from, to, msg, store).await;
+        };
+        let Routed { route, entry } = self
+            .ids
+            .route(to, &payload, true)
+            .await
+            .map_err(|e| SendError::Unavailable(e.into()))?;
+        match route {
+            Route::Sent => return Ok(Sent::Queued),
+            Route::Held => return Ok(Sent::Held),
+            Route::Here | Route::Off => {}
+        }
+        let sent = self.memory.send(from, to, msg, store).await;
+        if let Some(entry) = entry {
+            match sent {
+                Ok(Sent::Queued | Sent::Held) => {
+                    self.logged.queued(to, entry, self.local.progress(to))
+                }
+                // Gone meanwhile: the log must not give it again.
+                _ => {
+                    if let Err(e) = self.ids.unlog(&[(to.to_owned(), vec![entry])]).await {
+                        tracing::debug!(id = to, error = %e, "a notice not queued stays in its log");
+                    }
+                }
             }
         }
-        self.memory.send(from, to, msg, store).await
+        sent
     }
 
     fn close(&self, id: &str, code: u16, reason: &str) -> bool {
@@ -153,14 +174,16 @@ impl Bus for RedisBus {
             return Ok(None);
         }
         let waiting = self.subscriber.expect_handover(id);
-        let (claim, resumed) = match self.ids.claim(id, Some(session), own).await {
+        let claimed = match self.ids.claim(id, Some(session), own).await {
             Ok(claimed) => claimed,
             Err(e) => {
                 self.subscriber.forget_handover(id);
                 return Err(e.into());
             }
         };
-        let handover = if resumed {
+        let mut claim = claimed.claim;
+        // A dead node hands nothing over: no wait for it.
+        let handover = if claimed.resumed && !claimed.dead {
             tokio::time::timeout(HANDOVER_WAIT, waiting)
                 .await
                 .ok()
@@ -169,12 +192,22 @@ impl Bus for RedisBus {
         } else {
             None
         };
-        if handover.is_none() {
-            self.subscriber.forget_handover(id);
-            tracing::info!(
-                id,
-                "not resumed: the node that held it did not hand it over"
-            );
+        match &handover {
+            Some(h) => {
+                // The handover carries what the log kept, in its place.
+                claim.unsent.clear();
+                self.logged.arrived(id, h.logged.clone());
+            }
+            None => {
+                self.subscriber.forget_handover(id);
+                tracing::info!(
+                    id,
+                    dead = claimed.dead,
+                    unsent = claim.unsent.len(),
+                    "not resumed: the node that held it did not hand it over"
+                );
+                self.logged.arrived(id, claimed.entries);
+            }
         }
         Ok(Some(Resumed { claim, handover }))
     }
@@ -202,7 +235,9 @@ impl Bus for RedisBus {
     }
 
     async fn claim(&self, id: &str, session: Option<&str>) -> Result<Claim, Unavailable> {
-        Ok(self.ids.claim(id, None, session).await?.0)
+        let claimed = self.ids.claim(id, None, session).await?;
+        self.logged.arrived(id, claimed.entries);
+        Ok(claimed.claim)
     }
 
     async fn member(
@@ -296,7 +331,7 @@ async fn publish_outgoing(writer: Arc<Writer>, ids: Ids, mut queue: mpsc::Receiv
     while let Some(next) = queue.recv().await {
         let sent = match next {
             Outgoing::Publish(channel, payload) => publish(&writer, &channel, &payload).await,
-            Outgoing::ToId(id, payload) => ids.route(&id, &payload).await.map(|_| ()),
+            Outgoing::ToId(id, payload) => ids.route(&id, &payload, false).await.map(|_| ()),
         };
         if let Err(e) = sent {
             tracing::debug!(error = %e, "a frame for the other nodes was dropped");
@@ -339,6 +374,7 @@ pub struct RedisLinker {
     pub(super) copy: Arc<Copy>,
     pub(super) deaths: Deaths,
     pub(super) keeping: bool,
+    pub(super) logged: Arc<Logged>,
 }
 
 impl Linker for RedisLinker {
@@ -370,6 +406,7 @@ impl Linker for RedisLinker {
             self.node.clone(),
         ));
         tokio::spawn(keep_epochs(self.rooms.clone(), self.subscriber.clone()));
+        tokio::spawn(self.logged.clone().trim(local.clone(), self.ids.clone()));
         let bus = RedisBus {
             writer: self.writer.clone(),
             memory: MemoryBus::new(local.clone(), history, notices),
@@ -381,6 +418,7 @@ impl Linker for RedisLinker {
             node: self.node.clone(),
             keeping: self.keeping,
             outgoing,
+            logged: self.logged.clone(),
         };
         Linked {
             presence: Arc::new(ClusterPresence {
@@ -422,8 +460,9 @@ pub fn open(
     let keys = Keys::new(prefix);
     let rooms = Rooms::new(writer.clone(), keys.clone(), node, limits.size, limits.ttl);
     let replica = Arc::new(Replica::new(limits));
-    let ids = Ids::new(writer.clone(), keys.clone(), node);
+    let ids = Ids::new(writer.clone(), keys.clone(), node, window);
     let copy = Arc::new(Copy::new(node));
+    let logged = Arc::new(Logged::default());
     let subscriber = Subscriber::new(
         url,
         timeout,
@@ -433,6 +472,7 @@ pub fn open(
         rooms.clone(),
         ids.clone(),
         copy.clone(),
+        logged.clone(),
     )?;
     let history = RedisHistory {
         rooms: rooms.clone(),
@@ -457,6 +497,7 @@ pub fn open(
         ids,
         copy,
         keeping: limits.is_on(),
+        logged,
     };
     Ok(Opened {
         notices: Arc::new(notices),

@@ -158,6 +158,7 @@ impl Deaths {
         let reply: Vec<Value> = scripts::BURY
             .key(&k.owner)
             .key(&k.rooms)
+            .key(&k.log)
             .arg(self.writer.deadline_ms())
             .arg(node)
             .arg(GENERATION_TTL.as_millis() as u64)

@@ -32,15 +32,20 @@ pub struct Ids {
     keys: Keys,
     /// This node's id.
     node: String,
+    /// How long an id's notice log lasts after its newest entry: the
+    /// resume window and a minute (a dead node's ids are held for the
+    /// window, counted from its last beat).
+    log_ttl: Duration,
 }
 
 impl Ids {
     /// Ids kept through `writer`, under `keys`, claimed as node `node`.
-    pub fn new(writer: Arc<Writer>, keys: Keys, node: &str) -> Ids {
+    pub fn new(writer: Arc<Writer>, keys: Keys, node: &str, window: Duration) -> Ids {
         Ids {
             writer,
             keys,
             node: node.to_owned(),
+            log_ttl: window + Duration::from_secs(60),
         }
     }
 
@@ -60,12 +65,13 @@ impl Ids {
         id: &str,
         presented: Option<&str>,
         own: Option<&str>,
-    ) -> Result<(Claim, bool), Unavailable> {
+    ) -> Result<Claimed, Unavailable> {
         let k = self.keys.id(id);
         let mut c = self.writer.conn().await?;
         let reply: Vec<Value> = scripts::CLAIM
             .key(&k.owner)
             .key(&k.rooms)
+            .key(&k.log)
             .arg(self.writer.deadline_ms())
             .arg(&self.node)
             .arg(id)
@@ -79,13 +85,28 @@ impl Ids {
             .map_err(|e| self.writer.failed(&e))?;
         self.writer.answered();
         match reply.as_slice() {
-            [generation, rooms, resumed] => Ok((
-                Claim {
-                    generation: value(generation)?,
-                    rooms: value(rooms)?,
-                },
-                value::<i64>(resumed)? == 1,
-            )),
+            [generation, rooms, resumed, dead, logged] => {
+                let logged: Vec<Vec<u8>> = value(logged)?;
+                let (mut entries, mut unsent) = (Vec::new(), Vec::new());
+                for pair in logged.chunks_exact(2) {
+                    if let (Ok(entry), Some(frame)) =
+                        (String::from_utf8(pair[0].clone()), logged_frame(&pair[1]))
+                    {
+                        entries.push(entry);
+                        unsent.push(frame);
+                    }
+                }
+                Ok(Claimed {
+                    claim: Claim {
+                        generation: value(generation)?,
+                        rooms: value(rooms)?,
+                        unsent,
+                    },
+                    resumed: value::<i64>(resumed)? == 1,
+                    dead: value::<i64>(dead)? == 1,
+                    entries,
+                })
+            }
             other => Err(late_or(other, "claim")),
         }
     }
@@ -242,38 +263,75 @@ impl Ids {
     }
 
     /// Hand `payload` to the node that has `id`, if another node has it
-    /// and hears.
-    pub async fn route(&self, id: &str, payload: &[u8]) -> Result<Route, Unavailable> {
+    /// and hears. A `notice` is also kept in the id's notice log when it
+    /// is acked (the entry comes back with the route): until the node
+    /// that has the id wrote it to the socket.
+    pub async fn route(
+        &self,
+        id: &str,
+        payload: &[u8],
+        notice: bool,
+    ) -> Result<Routed, Unavailable> {
         let k = self.keys.id(id);
         let mut c = self.writer.conn().await?;
-        let reply: Value = scripts::ROUTE
+        let reply: Vec<Value> = scripts::ROUTE
             .key(&k.owner)
             .key(self.keys.global("boot"))
             .key(self.keys.global("restoring"))
+            .key(&k.log)
             .arg(self.writer.deadline_ms())
             .arg(&self.node)
             .arg(self.keys.inbox(""))
             .arg(payload)
             .arg(self.keys.node(""))
+            .arg(if notice {
+                LOG_CAP.to_string()
+            } else {
+                String::new()
+            })
+            .arg(self.log_ttl.as_millis() as u64)
             .invoke_async(&mut c)
             .await
             .map_err(|e| self.writer.failed(&e))?;
         self.writer.answered();
-        match reply {
-            Value::Array(a) => Err(late_or(&a, "route")),
-            other => match value::<String>(&other)?.as_str() {
-                "sent" => Ok(Route::Sent),
-                "held" => Ok(Route::Held),
-                "off" => Ok(Route::Off),
-                "away" => Err(Unavailable::Connection(
+        let [what, entry] = reply.as_slice() else {
+            return Err(late_or(&reply, "route"));
+        };
+        let entry: String = value(entry)?;
+        let entry = (!entry.is_empty()).then_some(entry);
+        let route = match value::<String>(what)?.as_str() {
+            "here" => Route::Here,
+            "sent" => Route::Sent,
+            "held" => Route::Held,
+            "off" => Route::Off,
+            "away" => {
+                return Err(Unavailable::Connection(
                     "the server that has the id is reconnecting to Redis".into(),
-                )),
-                "unknown" => Err(Unavailable::Connection(
+                ));
+            }
+            "unknown" => {
+                return Err(Unavailable::Connection(
                     "Redis lost its data and the servers are saying again who they have".into(),
-                )),
-                what => Err(Unavailable::Reply(format!("route answered {what:?}"))),
-            },
+                ));
+            }
+            what => return Err(Unavailable::Reply(format!("route answered {what:?}"))),
+        };
+        Ok(Routed { route, entry })
+    }
+
+    /// Delete `entries` of `id`'s notice log (written, or never to be).
+    pub async fn unlog(&self, batch: &[(String, Vec<String>)]) -> Result<(), Unavailable> {
+        if batch.is_empty() {
+            return Ok(());
         }
+        let mut pipe = redis::pipe();
+        for (id, entries) in batch {
+            pipe.cmd("XDEL")
+                .arg(self.keys.id(id).log)
+                .arg(entries)
+                .ignore();
+        }
+        self.writer.query_pipe::<()>(&pipe).await
     }
 
     /// Connection `generation` of `id` is held for a resume with
@@ -308,6 +366,7 @@ impl Ids {
         let reply: Value = scripts::RELEASE
             .key(&k.owner)
             .key(&k.rooms)
+            .key(&k.log)
             .arg(self.writer.deadline_ms())
             .arg(&self.node)
             .arg(GENERATION_TTL.as_millis() as u64)
@@ -333,9 +392,52 @@ fn session_hash(session: &str) -> String {
         .collect()
 }
 
+/// The most entries an id's notice log keeps (about: Redis trims whole
+/// blocks). More than a connection's queue takes by default (1,024
+/// frames, `--outbound-queue-frames`), so a log that is full belongs to
+/// a connection that was closed with 4008.
+pub const LOG_CAP: usize = 4096;
+
+/// What [`Ids::claim`] made.
+#[derive(Debug)]
+pub struct Claimed {
+    /// The claim, with what the id's notice log kept when the node that
+    /// had the id is dead or hands it over.
+    pub claim: Claim,
+    /// The id was held on another node for a resume with the presented
+    /// session: that node is asked to hand it over.
+    pub resumed: bool,
+    /// The node that had the id is dead (no handover will come).
+    pub dead: bool,
+    /// The log's entries of `claim.unsent`, in order.
+    pub entries: Vec<String>,
+}
+
+/// Where [`Ids::route`] sent a payload, and the notice log's entry of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Routed {
+    pub route: Route,
+    pub entry: Option<String>,
+}
+
+/// A notice log's payload (`frame\n<id>\n<kind>\n<body>`) as the frame.
+fn logged_frame(payload: &[u8]) -> Option<tokio_tungstenite::tungstenite::Message> {
+    use super::payload::{Frame, ToNode};
+    use tokio_tungstenite::tungstenite::Message;
+    match super::payload::to_node(payload)? {
+        ToNode::Frame { frame, .. } => Some(match frame {
+            Frame::Text(t) => Message::text(t),
+            Frame::Binary(b) => Message::binary(b.to_vec()),
+        }),
+        _ => None,
+    }
+}
+
 /// Where [`Ids::route`] sent a payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
+    /// Nowhere: this node has the id (a notice was logged for it).
+    Here,
     /// To the node that has the id, which hears it.
     Sent,
     /// The same; the id's connection there is held for a resume.

@@ -26,6 +26,9 @@ pub struct IdKeys {
     /// Sorted set: the id's own stored notices not yet handed over, for
     /// every recipient (its sender-wide quota), scored by expiry.
     pub out: String,
+    /// Stream: the notices acked to the id and not yet written to its
+    /// socket (its notice log, `lua/route.lua`).
+    pub log: String,
 }
 
 /// The policy's keys (docs/CLUSTER.md, "Swapping the policy").
@@ -122,6 +125,7 @@ impl Keys {
             notices: format!("{tag}:n"),
             counts: format!("{tag}:nc"),
             out: format!("{tag}:out"),
+            log: format!("{tag}:f"),
             owner: tag,
         }
     }

@@ -26,6 +26,7 @@ pub mod heartbeat;
 pub mod history;
 pub mod ids;
 pub mod keys;
+pub mod logged;
 pub mod notices;
 pub mod payload;
 pub mod presence;

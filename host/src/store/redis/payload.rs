@@ -53,8 +53,13 @@ pub enum ToNode<'a> {
         generation: u64,
         handover: Option<Handover>,
     },
-    /// A frame for `id`'s connection here (a notice).
-    Frame { id: &'a str, frame: Frame<'a> },
+    /// A frame for `id`'s connection here (a notice), and its entry in
+    /// the id's notice log (to delete once it is written).
+    Frame {
+        id: &'a str,
+        frame: Frame<'a>,
+        entry: Option<&'a str>,
+    },
     /// Close `id`'s connection here.
     Close {
         id: &'a str,
@@ -116,6 +121,9 @@ pub fn handover(id: &str, generation: u64, handover: Option<&Handover>) -> Vec<u
             format!("{}\n{}\n{}", r.room, r.epoch, r.offset).as_bytes(),
         );
     }
+    for entry in &handover.logged {
+        record(b'l', entry.as_bytes());
+    }
     out
 }
 
@@ -131,6 +139,7 @@ fn read_handover(mut rest: &[u8]) -> Option<Handover> {
                 .frames
                 .push(Message::text(std::str::from_utf8(body).ok()?)),
             b'b' => h.frames.push(Message::binary(body.to_vec())),
+            b'l' => h.logged.push(std::str::from_utf8(body).ok()?.to_owned()),
             b'r' => {
                 let mut p = std::str::from_utf8(body).ok()?.splitn(3, '\n');
                 h.rooms.push(RoomAt {
@@ -194,6 +203,19 @@ pub fn to_node(payload: &[u8]) -> Option<ToNode<'_>> {
     let mut p = payload.splitn(4, |b| *b == b'\n');
     let text = |b| std::str::from_utf8(b).ok();
     match p.next()? {
+        b"logged" => {
+            // `lua/route.lua`'s form: the log's entry, then the frame's.
+            let entry = text(p.next()?)?;
+            let start = "logged\n".len() + entry.len() + 1;
+            match to_node(payload.get(start..)?)? {
+                ToNode::Frame { id, frame, .. } => Some(ToNode::Frame {
+                    id,
+                    frame,
+                    entry: Some(entry),
+                }),
+                _ => None,
+            }
+        }
         b"claimed" => {
             let id = text(p.next()?)?;
             let generation = text(p.next()?)?.parse().ok()?;
@@ -227,7 +249,11 @@ pub fn to_node(payload: &[u8]) -> Option<ToNode<'_>> {
                 (b"b", body) => Frame::Binary(body),
                 _ => return None,
             };
-            Some(ToNode::Frame { id, frame })
+            Some(ToNode::Frame {
+                id,
+                frame,
+                entry: None,
+            })
         }
         b"close" => {
             let id = text(p.next()?)?;
@@ -300,6 +326,7 @@ mod tests {
                 epoch: "E1".into(),
                 offset: 42,
             }],
+            logged: vec!["1700000000000-0".into(), "1700000000000-1".into()],
         };
         assert_eq!(
             to_node(&handover("alice", 13, Some(&h))),
@@ -319,13 +346,25 @@ mod tests {
         );
         assert_eq!(to_node(b"handover\nalice\n13\nt9\nshort"), None);
         assert_eq!(to_node(b"claimed\nalice"), None);
+        // lua/route.lua's form of a logged notice.
+        let mut logged = b"logged\n1700000000000-3\n".to_vec();
+        logged.extend(frame_to("bob", &Message::text("a\nb")).unwrap_or_default());
+        assert_eq!(
+            to_node(&logged),
+            Some(ToNode::Frame {
+                id: "bob",
+                frame: Frame::Text("a\nb"),
+                entry: Some("1700000000000-3")
+            })
+        );
         assert_eq!(to_node(b"later\nx"), None);
         let text = frame_to("bob", &Message::text("a\nb")).unwrap_or_default();
         assert_eq!(
             to_node(&text),
             Some(ToNode::Frame {
                 id: "bob",
-                frame: Frame::Text("a\nb")
+                frame: Frame::Text("a\nb"),
+                entry: None
             })
         );
         let bytes = frame_to("bob", &Message::binary(vec![0, 10, 255])).unwrap_or_default();
@@ -333,7 +372,8 @@ mod tests {
             to_node(&bytes),
             Some(ToNode::Frame {
                 id: "bob",
-                frame: Frame::Binary(&[0, 10, 255])
+                frame: Frame::Binary(&[0, 10, 255]),
+                entry: None
             })
         );
         assert_eq!(

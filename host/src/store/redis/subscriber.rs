@@ -24,6 +24,7 @@ use tokio_tungstenite::tungstenite::Message;
 use super::Unavailable;
 use super::ids::Ids;
 use super::keys::Keys;
+use super::logged::Logged;
 use super::payload::{self, Frame, ToNode};
 use super::presence::{Change, Copy};
 use super::replica::Replica;
@@ -92,6 +93,8 @@ pub struct Subscriber {
     boot: Arc<std::sync::Mutex<Option<String>>>,
     /// Resumes made here waiting for their handover, by id.
     handovers: DashMap<String, oneshot::Sender<Option<Handover>>>,
+    /// The logged notices queued here, until they are written.
+    logged: Arc<Logged>,
     /// The channel swaps and rollbacks are announced on, and who acts on
     /// them.
     policy_channel: String,
@@ -110,6 +113,7 @@ impl Subscriber {
         rooms: Rooms,
         ids: Ids,
         copy: Arc<Copy>,
+        logged: Arc<Logged>,
     ) -> Result<Arc<Subscriber>, Unavailable> {
         let resp3 = format!("{url}?protocol=resp3");
         let client = Client::open(resp3).map_err(|e| {
@@ -154,6 +158,7 @@ impl Subscriber {
             handing: OnceLock::new(),
             copy,
             handovers: DashMap::new(),
+            logged,
         }))
     }
 
@@ -339,13 +344,15 @@ impl Subscriber {
                     }
                     None => tracing::warn!(id, "a handover came too late; what it held is lost"),
                 },
-                Some(ToNode::Frame { id, frame }) => {
+                Some(ToNode::Frame { id, frame, entry }) => {
                     let msg = match frame {
                         Frame::Text(t) => Message::text(t),
                         Frame::Binary(b) => Message::binary(b.to_vec()),
                     };
                     if local.deliver(id, msg) == Sent::Refused {
                         tracing::debug!(id, "a frame from another node found no connection here");
+                    } else if let Some(entry) = entry {
+                        self.logged.queued(id, entry.to_owned(), local.progress(id));
                     }
                 }
                 Some(ToNode::Close { id, code, reason }) => {
@@ -468,8 +475,13 @@ impl Subscriber {
             return;
         };
         let (ids, id, resumer) = (self.ids.clone(), id.to_owned(), resumer.to_owned());
+        let logged = self.logged.clone();
         tokio::spawn(async move {
-            let handover = handing.hand_over(&id, generation).await;
+            let mut handover = handing.hand_over(&id, generation).await;
+            if let Some(h) = handover.as_mut() {
+                // Written there, they are the resuming node's to delete.
+                h.logged = logged.take(&id);
+            }
             if handover.is_none() {
                 // Not held (any more): replaced as any older connection.
                 local.claimed(&id, generation);

@@ -5,17 +5,28 @@
 -- With a session: when the id is held on that node for a resume with
 -- this session, the claim resumes it, and that node is asked to hand it
 -- over to this one.
+-- The id's notice log (lua/route.lua) holds what was acked to it and
+-- not yet written to its socket: when the node that had it is dead (its
+-- heartbeat gone) or hands it over, the claim returns the log (the new
+-- connection gets what the dead node never wrote; a handover carries
+-- it anyway); when a live node had it, what that connection was sent
+-- goes with it (as on one node), and the log is dropped.
 -- KEYS[1] the id's owner hash (gen, node, held, session), KEYS[2] the
--- id's rooms set
+-- id's rooms set, KEYS[3] the id's notice log
 -- ARGV[1] deadline ms (Redis clock), ARGV[2] the claiming node,
 -- ARGV[3] the id, ARGV[4] the node channels' prefix ('<prefix>:inbox:'),
 -- ARGV[5] the presented session's hash ('' none), ARGV[6] the node keys'
 -- prefix ('<prefix>:node:'; each node's ids are the set '<...><node>:ids'),
 -- ARGV[7] the presence channel, ARGV[8] the new connection's session hash
 -- ('' none)
--- Returns {generation, {room, ...}, resumed (0/1)}, or {'late'}: nothing
--- written.
+-- Returns {generation, {room, ...}, resumed (0/1), dead (0/1: the node
+-- that had it is dead), {entry, payload, ...} (the log, oldest first)},
+-- or {'late'}: nothing written.
 local old = redis.call('HGET', KEYS[1], 'node')
+local dead = 0
+if old and old ~= ARGV[2] and redis.call('EXISTS', ARGV[6] .. old) == 0 then
+  dead = 1
+end
 local resumed = 0
 if ARGV[5] ~= '' and old and old ~= ARGV[2]
     and redis.call('HGET', KEYS[1], 'held')
@@ -47,6 +58,15 @@ if old and old ~= ARGV[2] then
   end
   redis.call('PUBLISH', ARGV[4] .. old, word)
 end
+local logged = {}
+if dead == 1 or resumed == 1 then
+  for _, e in ipairs(redis.call('XRANGE', KEYS[3], '-', '+')) do
+    logged[#logged + 1] = e[1]
+    logged[#logged + 1] = e[2][2]
+  end
+elseif old and old ~= ARGV[2] then
+  redis.call('DEL', KEYS[3])
+end
 -- The rooms go with the id (a connection on this node whose claim lost
 -- a race may never have registered to join them here).
-return {tonumber(gen), redis.call('SMEMBERS', KEYS[2]), resumed}
+return {tonumber(gen), redis.call('SMEMBERS', KEYS[2]), resumed, dead, logged}
