@@ -95,9 +95,27 @@ async fn carry_out(
     };
     let request = caller.as_ref().and_then(|c| c.request);
     let sender = caller.as_ref().map_or(gone.unwrap_or(""), |c| c.sender);
+    // The caller's answers come after the frames its requests had the
+    // bus hand on left this server (in a cluster; at once on one server).
+    let settle = async |caller: &Option<Caller<'_>>| {
+        // (Nothing to wait for on one server: no call, no boxed future.)
+        if let Some(c) = caller
+            && c.outbox.handed() > 0
+        {
+            bus.settle(c.outbox.handed()).await;
+        }
+    };
+    let handed = |caller: &Option<Caller<'_>>| {
+        if let Some(c) = caller {
+            c.outbox.note_handed(bus.handed());
+        }
+    };
     for action in actions {
         match action {
-            Action::Reply(frame) => reply(&caller, to_message(frame)),
+            Action::Reply(frame) => {
+                settle(&caller).await;
+                reply(&caller, to_message(frame))
+            }
             Action::Send {
                 to,
                 frame,
@@ -175,6 +193,7 @@ async fn carry_out(
                 ..
             } => {
                 bus.transient(&room, to_message(frame), except.as_deref());
+                handed(&caller);
             }
             Action::Broadcast { frame, except } => {
                 let bucket = caller.as_mut().and_then(|c| c.broadcasts.as_deref_mut());
@@ -186,6 +205,7 @@ async fn carry_out(
                     return;
                 }
                 bus.broadcast(to_message(frame), except.as_deref());
+                handed(&caller);
             }
             Action::Join {
                 id,
@@ -280,10 +300,14 @@ async fn carry_out(
             }
             Action::Close { id, code, reason } if gone != Some(id.as_str()) => {
                 bus.close(&id, close_code(code), &cut(reason));
+                handed(&caller);
             }
             // A join or close of the id that went offline.
             Action::Join { .. } | Action::Close { .. } => {}
         }
+    }
+    if !answers.is_empty() {
+        settle(&caller).await;
     }
     for answer in answers {
         reply(&caller, answer);

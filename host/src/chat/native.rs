@@ -3,23 +3,24 @@
 //! component runs, called directly, so a benchmark can show what the
 //! sandbox costs. No limits, no hot swap: never for production.
 
-use crate::chat::registry::Registry;
 use crate::policy::{Action, ConnectInfo, Frame, Position};
 use std::sync::Arc;
 
 use crate::store::history::History;
+use crate::store::presence::Presence;
 
-/// The default rules, answering from the host's registry.
+/// The default rules, answering from the presence the policy is given
+/// (the registry; in a cluster, every node's).
 #[derive(Debug, Clone)]
 pub struct NativeRules {
-    registry: Registry,
+    presence: Arc<dyn Presence>,
     history: Arc<dyn History>,
 }
 
 impl NativeRules {
-    /// Rules reading `registry`.
-    pub fn new(registry: Registry, history: Arc<dyn History>) -> NativeRules {
-        NativeRules { registry, history }
+    /// Rules reading `presence` and `history`.
+    pub fn new(presence: Arc<dyn Presence>, history: Arc<dyn History>) -> NativeRules {
+        NativeRules { presence, history }
     }
 
     /// `on-connect`.
@@ -34,7 +35,7 @@ impl NativeRules {
             Frame::Binary(b) => guest_logic::Incoming::Binary(b),
         };
         lower(guest_logic::on_message(
-            &Adapter(&self.registry, &*self.history),
+            &Adapter(&*self.presence, &*self.history),
             sender,
             incoming,
         ))
@@ -46,23 +47,23 @@ impl NativeRules {
     }
 }
 
-struct Adapter<'a>(&'a Registry, &'a dyn History);
+struct Adapter<'a>(&'a dyn Presence, &'a dyn History);
 
 impl guest_logic::Registry for Adapter<'_> {
     fn in_room(&self, id: &str, room: &str) -> bool {
-        self.0.in_room(id, room)
+        self.0.in_room_now(id, room)
     }
 
     fn members(&self, room: &str, cap: usize) -> (Vec<String>, usize) {
         if !crate::policy::queries::ask() {
             return (Vec::new(), 0);
         }
-        let members = crate::store::presence::Presence::members_now(self.0, room, cap);
+        let members = self.0.members_now(room, cap);
         (members.ids, members.count)
     }
 
     fn is_online(&self, id: &str) -> bool {
-        crate::policy::queries::ask() && self.0.is_online(id)
+        crate::policy::queries::ask() && self.0.is_online_now(id)
     }
 
     fn history(&self, room: &str, before: Option<u64>, limit: u32) -> guest_logic::HistoryPage {

@@ -329,6 +329,10 @@ struct Shared {
     /// Frames the writer took ([`Inbox::take_all`]) and has not said
     /// written yet.
     taken: AtomicU64,
+    /// How many frames the bus had handed on when this connection's
+    /// requests last caused one: its answers wait for those to leave
+    /// (`Bus::settle`).
+    handed: AtomicU64,
     /// Wakes the writer: frames arrived (queue went non-empty) or closing.
     ready: Notify,
     /// Wakes everything waiting for the close.
@@ -583,6 +587,7 @@ pub fn channel_in(
         pushed: AtomicU64::new(0),
         written_frames: AtomicU64::new(0),
         taken: AtomicU64::new(0),
+        handed: AtomicU64::new(0),
     });
     (
         Outbox {
@@ -606,6 +611,16 @@ impl Outbox {
     /// Set when it registers (under the id's lock).
     pub fn set_generation(&self, generation: u64) {
         self.shared.generation.store(generation, Ordering::Relaxed);
+    }
+
+    /// Its requests caused frames the bus handed on, up to `upto`.
+    pub fn note_handed(&self, upto: u64) {
+        self.shared.handed.fetch_max(upto, Ordering::Relaxed);
+    }
+
+    /// What its answers wait for (see [`Outbox::note_handed`]).
+    pub fn handed(&self) -> u64 {
+        self.shared.handed.load(Ordering::Relaxed)
     }
 
     /// How far its frames are written: (frames ever queued, frames

@@ -62,6 +62,27 @@ impl HandOver for Handing {
         })
     }
 
+    async fn end(&self, id: &str, generation: u64) -> bool {
+        let Some(shared) = self.shared.get().and_then(Weak::upgrade) else {
+            return false;
+        };
+        let Some(serial) = self.registry.serial_of(id) else {
+            return false;
+        };
+        let Some(held) = self.sessions.release(id, serial).await else {
+            return false;
+        };
+        tracing::debug!(
+            id,
+            generation,
+            "hold ended: claimed elsewhere without a resume"
+        );
+        session::end_hold(&shared, id, held).await;
+        let bus = &shared.chat().bus;
+        bus.settle(bus.handed()).await;
+        true
+    }
+
     async fn departed(&self, id: &str, rooms: Vec<String>) {
         let Some(shared) = self.shared.get().and_then(Weak::upgrade) else {
             return;

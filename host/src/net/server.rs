@@ -233,7 +233,7 @@ impl Server {
             None => (bytes, source),
         };
         let env = PolicyEnv {
-            registry: presence,
+            registry: presence.clone(),
             state,
             history: history.clone(),
             clock: Clock::System,
@@ -274,7 +274,7 @@ impl Server {
         #[cfg(feature = "native-rules")]
         let native = config
             .native_rules
-            .then(|| crate::chat::native::NativeRules::new(registry.clone(), history.clone()));
+            .then(|| crate::chat::native::NativeRules::new(presence.clone(), history.clone()));
         #[cfg(not(feature = "native-rules"))]
         if config.native_rules {
             return Err(ServerError::NoNativeRules);

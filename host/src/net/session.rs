@@ -264,7 +264,7 @@ async fn hold_again(
 }
 
 /// A hold is over without a resume: the id goes offline.
-async fn end_hold(shared: &Shared, id: &str, held: Held<Kept>) {
+pub(crate) async fn end_hold(shared: &Shared, id: &str, held: Held<Kept>) {
     let Kept { missed, ticket } = held.kept;
     // Its place is free before its rooms hear `left`.
     drop(ticket);
@@ -684,6 +684,14 @@ async fn read_loop<R>(
                         .is_none_or(|f| matches!(u16::from(f.code), 1000 | 1001));
                 }
                 live.heard(tokio::time::Instant::now());
+                if let Message::Text(text) = &message
+                    && shared.bus.is_shared()
+                    && is_ping(text)
+                {
+                    // A ping's answer comes after what other nodes sent
+                    // this client before it (docs/CLUSTER.md).
+                    shared.bus.sync().await;
+                }
                 if let Some((actions, request)) = on_message(shared, id, outbox, quota, &message) {
                     let caller = Caller {
                         outbox,
@@ -712,6 +720,14 @@ async fn read_loop<R>(
             return;
         }
     }
+}
+
+/// Whether `text` is a `ping` request (short: a ping is, so a long frame
+/// is not parsed here).
+fn is_ping(text: &str) -> bool {
+    text.len() <= 256
+        && text.contains("ping")
+        && crate::store::json::string_field(text, "type").as_deref() == Some("ping")
 }
 
 /// One message from the client, as far as it is decided synchronously:

@@ -101,6 +101,13 @@ pub trait HandOver: std::fmt::Debug + Send + Sync {
     /// over what it missed. `None` if it is not held here (any more).
     async fn hand_over(&self, id: &str, generation: u64) -> Option<Handover>;
 
+    /// `id`, held here, was claimed elsewhere with `generation` by a
+    /// connection that did not resume it: end the hold as its window
+    /// ending would (`on-disconnect`, and its rooms hear `left`), and
+    /// return once those frames left this server. False if it was not
+    /// held here.
+    async fn end(&self, id: &str, generation: u64) -> bool;
+
     /// `id` of a server that died went offline for good (its hold ended):
     /// `on-disconnect` here, once, and its `rooms` hear `left`.
     async fn departed(&self, id: &str, rooms: Vec<String>);
@@ -247,6 +254,32 @@ pub trait Bus: std::fmt::Debug + Send + Sync {
     /// for a resume with `session` (a send to it elsewhere is answered
     /// `held`; a connection elsewhere presenting `session` resumes it).
     async fn holding(&self, _id: &str, _generation: u64, _session: &str) {}
+
+    /// Whether frames reach this server from others (a cluster): what
+    /// [`Bus::sync`] is for.
+    fn is_shared(&self) -> bool {
+        false
+    }
+
+    /// Until everything the other servers published for this one before
+    /// now has been handed to its connections' queues (bounded): a
+    /// `ping`'s answer waits for it, so it comes after every frame sent
+    /// to the client before the ping reached the server, wherever it was
+    /// sent from.
+    async fn sync(&self) {}
+
+    /// How many frames this server has handed on without waiting
+    /// (transient room frames, broadcasts, closes) so far: what
+    /// [`Bus::settle`] waits for.
+    fn handed(&self) -> u64 {
+        0
+    }
+
+    /// Until the first `upto` frames handed on without waiting have left
+    /// this server for the others (bounded): an answer to a connection
+    /// then comes after the frames it caused reached the cluster, as on
+    /// one server they were queued before it.
+    async fn settle(&self, _upto: u64) {}
 
     /// How the cluster behind the bus is (`/healthz`).
     fn cluster(&self) -> Cluster {

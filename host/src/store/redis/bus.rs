@@ -42,6 +42,14 @@ use crate::store::{Linked, Linker, Unavailable};
 /// over (two round trips through Redis, and that node's reader).
 const HANDOVER_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// The longest a request's answer waits for the frames it caused to
+/// leave for the other nodes (a Redis that does not answer).
+const SETTLE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// How long a node starting waits to have heard the cluster before it
+/// serves anyway (degraded).
+const SYNC_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Tries of a release Redis did not answer (about a minute with the waits).
 const RELEASE_TRIES: usize = 16;
 
@@ -66,7 +74,7 @@ pub struct RedisBus {
     /// Whether room messages are kept at all.
     keeping: bool,
     /// To the publishing task.
-    outgoing: mpsc::Sender<Outgoing>,
+    outgoing: Out,
     /// The logged notices queued here, until they are written.
     logged: Arc<Logged>,
 }
@@ -151,11 +159,7 @@ impl Bus for RedisBus {
             return true;
         }
         let payload = payload::close(id, code, reason);
-        if self
-            .outgoing
-            .try_send(Outgoing::ToId(id.to_owned(), payload))
-            .is_err()
-        {
+        if !self.send_out(Outgoing::ToId(id.to_owned(), payload)) {
             tracing::warn!(id, "a close for another node was dropped: too many waiting");
         }
         false
@@ -234,8 +238,22 @@ impl Bus for RedisBus {
         });
     }
 
+    /// A claim of an id held on another node ends that hold first, as on
+    /// one server: the new connection is welcomed once its rooms heard
+    /// `left` (or after [`HANDOVER_WAIT`]).
     async fn claim(&self, id: &str, session: Option<&str>) -> Result<Claim, Unavailable> {
-        let claimed = self.ids.claim(id, None, session).await?;
+        let ended = self.subscriber.expect_handover(id);
+        let claimed = match self.ids.claim(id, None, session).await {
+            Ok(claimed) => claimed,
+            Err(e) => {
+                self.subscriber.forget_handover(id);
+                return Err(e.into());
+            }
+        };
+        if claimed.ending && tokio::time::timeout(HANDOVER_WAIT, ended).await.is_err() {
+            tracing::info!(id, "the node that held it did not say its hold ended");
+        }
+        self.subscriber.forget_handover(id);
         self.logged.arrived(id, claimed.entries);
         Ok(claimed.claim)
     }
@@ -294,6 +312,52 @@ impl Bus for RedisBus {
         if let Err(e) = self.subscriber.saw_boot().await {
             tracing::warn!(error = %e, "the cluster's boot key not read at start");
         }
+        // Its channel heard and the others' presence known before the
+        // first client: a notice routed here would otherwise find no
+        // listener, and `members` miss the other nodes'.
+        if tokio::time::timeout(SYNC_WAIT, self.subscriber.synced())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "serving before the other nodes' presence was read (Redis is slow or away)"
+            );
+        }
+    }
+
+    fn is_shared(&self) -> bool {
+        true
+    }
+
+    /// A marker published on this node's own channel and awaited: Redis
+    /// sends one connection's messages in the order they were published,
+    /// whatever their channels, and the subscriber hands each on as it
+    /// reads it.
+    async fn sync(&self) {
+        let (token, heard) = self.subscriber.expect_sync();
+        let marker = payload::sync(token);
+        if let Err(e) = self.ids.tell(&self.node, &marker).await {
+            tracing::debug!(error = %e, "not synced with the cluster");
+            self.subscriber.forget_sync(token);
+            return;
+        }
+        if tokio::time::timeout(SETTLE_WAIT, heard).await.is_err() {
+            self.subscriber.forget_sync(token);
+        }
+    }
+
+    fn handed(&self) -> u64 {
+        *self
+            .outgoing
+            .handed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    async fn settle(&self, upto: u64) {
+        let mut sent = self.outgoing.sent.subscribe();
+        // Bounded: a Redis that does not answer delays no answer for long.
+        let _ = tokio::time::timeout(SETTLE_WAIT, sent.wait_for(|s| *s >= upto)).await;
     }
 
     fn cluster(&self) -> Cluster {
@@ -307,14 +371,37 @@ impl Bus for RedisBus {
 
 impl RedisBus {
     fn queue(&self, channel: String, payload: String) {
-        if self
-            .outgoing
-            .try_send(Outgoing::Publish(channel, payload))
-            .is_err()
-        {
+        if !self.send_out(Outgoing::Publish(channel, payload)) {
             tracing::warn!("a frame for the other nodes was dropped: too many waiting");
         }
     }
+
+    /// Hand `out` to the publishing task, numbered; false if too many
+    /// wait.
+    fn send_out(&self, out: Outgoing) -> bool {
+        let mut handed = self
+            .outgoing
+            .handed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        // Numbered under the lock: the numbers are the queue's order.
+        if self.outgoing.queue.try_send((*handed + 1, out)).is_err() {
+            return false;
+        }
+        *handed += 1;
+        true
+    }
+}
+
+/// The publishing task's queue, numbered: what was handed on so far, and
+/// how far it is sent.
+#[derive(Debug)]
+struct Out {
+    queue: mpsc::Sender<(u64, Outgoing)>,
+    /// The number of the last one queued.
+    handed: std::sync::Mutex<u64>,
+    /// The number of the last one sent (or failed).
+    sent: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 /// What the publishing task sends, in the order it was handed on.
@@ -327,8 +414,13 @@ enum Outgoing {
 }
 
 /// Publishes what the bus queued, one at a time, in order.
-async fn publish_outgoing(writer: Arc<Writer>, ids: Ids, mut queue: mpsc::Receiver<Outgoing>) {
-    while let Some(next) = queue.recv().await {
+async fn publish_outgoing(
+    writer: Arc<Writer>,
+    ids: Ids,
+    mut queue: mpsc::Receiver<(u64, Outgoing)>,
+    sent_upto: Arc<tokio::sync::watch::Sender<u64>>,
+) {
+    while let Some((n, next)) = queue.recv().await {
         let sent = match next {
             Outgoing::Publish(channel, payload) => publish(&writer, &channel, &payload).await,
             Outgoing::ToId(id, payload) => ids.route(&id, &payload, false).await.map(|_| ()),
@@ -336,6 +428,7 @@ async fn publish_outgoing(writer: Arc<Writer>, ids: Ids, mut queue: mpsc::Receiv
         if let Err(e) = sent {
             tracing::debug!(error = %e, "a frame for the other nodes was dropped");
         }
+        sent_upto.send_replace(n);
     }
 }
 
@@ -394,12 +487,19 @@ impl Linker for RedisLinker {
         self.subscriber
             .start(local.clone(), handing.clone(), cluster_state.clone());
         tokio::spawn(self.deaths.clone().watch(handing));
-        let (outgoing, queue) = mpsc::channel(OUTGOING);
+        let (queue, outgoing) = mpsc::channel(OUTGOING);
+        let sent = Arc::new(tokio::sync::watch::Sender::new(0));
         tokio::spawn(publish_outgoing(
             self.writer.clone(),
             self.ids.clone(),
-            queue,
+            outgoing,
+            sent.clone(),
         ));
+        let outgoing = Out {
+            queue,
+            handed: std::sync::Mutex::new(0),
+            sent,
+        };
         tokio::spawn(super::heartbeat::beat(
             self.writer.clone(),
             self.keys.clone(),

@@ -85,7 +85,7 @@ impl Ids {
             .map_err(|e| self.writer.failed(&e))?;
         self.writer.answered();
         match reply.as_slice() {
-            [generation, rooms, resumed, dead, logged] => {
+            [generation, rooms, resumed, dead, logged, ending] => {
                 let logged: Vec<Vec<u8>> = value(logged)?;
                 let (mut entries, mut unsent) = (Vec::new(), Vec::new());
                 for pair in logged.chunks_exact(2) {
@@ -104,6 +104,7 @@ impl Ids {
                     },
                     resumed: value::<i64>(resumed)? == 1,
                     dead: value::<i64>(dead)? == 1,
+                    ending: value::<i64>(ending)? == 1,
                     entries,
                 })
             }
@@ -409,6 +410,10 @@ pub struct Claimed {
     pub resumed: bool,
     /// The node that had the id is dead (no handover will come).
     pub dead: bool,
+    /// The id was held on another live node and not resumed: that node
+    /// ends the hold (its rooms hear `left`), then sends an empty
+    /// handover.
+    pub ending: bool,
     /// The log's entries of `claim.unsent`, in order.
     pub entries: Vec<String>,
 }

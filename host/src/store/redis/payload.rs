@@ -45,6 +45,14 @@ pub enum ToNode<'a> {
         generation: u64,
         resumer: Option<&'a str>,
     },
+    /// `id`, held here, was claimed with `generation` by a connection on
+    /// `claimer` that did not resume it: end the hold (`left`), then say
+    /// so to `claimer` (an empty handover).
+    ClaimedHeld {
+        id: &'a str,
+        generation: u64,
+        claimer: &'a str,
+    },
     /// What a node that held `id` handed over to this one, resuming it
     /// with claim `generation`.
     /// `None`: that node no longer held it.
@@ -60,6 +68,8 @@ pub enum ToNode<'a> {
         frame: Frame<'a>,
         entry: Option<&'a str>,
     },
+    /// A node's marker to itself ([`sync`]).
+    Sync { token: u64 },
     /// Close `id`'s connection here.
     Close {
         id: &'a str,
@@ -154,6 +164,12 @@ fn read_handover(mut rest: &[u8]) -> Option<Handover> {
     Some(h)
 }
 
+/// A node's marker to itself: everything published to it before is read
+/// when this is.
+pub fn sync(token: u64) -> Vec<u8> {
+    format!("sync\n{token}").into_bytes()
+}
+
 /// Close `id`'s connection on its node.
 pub fn close(id: &str, code: u16, reason: &str) -> Vec<u8> {
     format!("close\n{id}\n{code}\n{reason}").into_bytes()
@@ -223,6 +239,15 @@ pub fn to_node(payload: &[u8]) -> Option<ToNode<'_>> {
                 Some(r) => Some(text(r)?).filter(|r| !r.is_empty()),
                 None => None,
             };
+            // `lua/claim.lua` marks a claim of a held id that did not
+            // resume it with a `!` before the claiming node.
+            if let Some(claimer) = resumer.and_then(|r| r.strip_prefix('!')) {
+                return Some(ToNode::ClaimedHeld {
+                    id,
+                    generation,
+                    claimer,
+                });
+            }
             Some(ToNode::Claimed {
                 id,
                 generation,
@@ -255,6 +280,9 @@ pub fn to_node(payload: &[u8]) -> Option<ToNode<'_>> {
                 entry: None,
             })
         }
+        b"sync" => Some(ToNode::Sync {
+            token: text(p.next()?)?.parse().ok()?,
+        }),
         b"close" => {
             let id = text(p.next()?)?;
             let code = text(p.next()?)?.parse().ok()?;
@@ -346,6 +374,15 @@ mod tests {
         );
         assert_eq!(to_node(b"handover\nalice\n13\nt9\nshort"), None);
         assert_eq!(to_node(b"claimed\nalice"), None);
+        assert_eq!(to_node(&sync(7)), Some(ToNode::Sync { token: 7 }));
+        assert_eq!(
+            to_node(b"claimed\nalice\n12\n!node-b"),
+            Some(ToNode::ClaimedHeld {
+                id: "alice",
+                generation: 12,
+                claimer: "node-b"
+            })
+        );
         // lua/route.lua's form of a logged notice.
         let mut logged = b"logged\n1700000000000-3\n".to_vec();
         logged.extend(frame_to("bob", &Message::text("a\nb")).unwrap_or_default());

@@ -91,10 +91,17 @@ pub struct Subscriber {
     /// The boot key's value this node saw last (Redis lost its data when
     /// it changes).
     boot: Arc<std::sync::Mutex<Option<String>>>,
+    /// Set once the other nodes' presence and the policy's state have
+    /// been read after a connection (the first time: the node knows the
+    /// cluster).
+    synced: tokio::sync::watch::Sender<bool>,
     /// Resumes made here waiting for their handover, by id.
     handovers: DashMap<String, oneshot::Sender<Option<Handover>>>,
     /// The logged notices queued here, until they are written.
     logged: Arc<Logged>,
+    /// Markers this node published to itself, awaited ([`Subscriber::expect_sync`]).
+    syncs: DashMap<u64, oneshot::Sender<()>>,
+    next_sync: std::sync::atomic::AtomicU64,
     /// The channel swaps and rollbacks are announced on, and who acts on
     /// them.
     policy_channel: String,
@@ -144,6 +151,7 @@ impl Subscriber {
             policy_channel: keys.policy().channel,
             versions: OnceLock::new(),
             boot: Arc::default(),
+            synced: tokio::sync::watch::Sender::new(false),
             inbox: keys.inbox(node),
             keys,
             node: node.to_owned(),
@@ -159,6 +167,8 @@ impl Subscriber {
             copy,
             handovers: DashMap::new(),
             logged,
+            syncs: DashMap::new(),
+            next_sync: std::sync::atomic::AtomicU64::new(0),
         }))
     }
 
@@ -338,6 +348,11 @@ impl Subscriber {
                     generation,
                     resumer: Some(resumer),
                 }) => self.hand_over(id, generation, resumer),
+                Some(ToNode::ClaimedHeld {
+                    id,
+                    generation,
+                    claimer,
+                }) => self.end_hold(id, generation, claimer),
                 Some(ToNode::Handover { id, handover, .. }) => match self.handovers.remove(id) {
                     Some((_, waiting)) => {
                         let _ = waiting.send(handover);
@@ -357,6 +372,11 @@ impl Subscriber {
                 }
                 Some(ToNode::Close { id, code, reason }) => {
                     local.close(id, code, reason);
+                }
+                Some(ToNode::Sync { token }) => {
+                    if let Some((_, heard)) = self.syncs.remove(&token) {
+                        let _ = heard.send(());
+                    }
                 }
                 None => tracing::warn!(channel, "a message this build cannot read"),
             }
@@ -428,6 +448,7 @@ impl Subscriber {
             self.local.get().cloned(),
             self.boot.clone(),
         );
+        let synced = self.synced.clone();
         // Tried until it works (the write connection may still hold the
         // connection Redis dropped: the first call finds out and the next
         // makes a new one), 100 ms apart, doubling to 5 s.
@@ -445,7 +466,10 @@ impl Subscriber {
                     Ok::<(), Unavailable>(())
                 };
                 match done.await {
-                    Ok(()) => return,
+                    Ok(()) => {
+                        synced.send_replace(true);
+                        return;
+                    }
                     Err(e) => tracing::debug!(error = %e, "presence and state not read again yet"),
                 }
                 tokio::time::sleep(wait).await;
@@ -462,9 +486,48 @@ impl Subscriber {
         rx
     }
 
+    /// A marker to publish to this node's own channel, and what says it
+    /// was read.
+    pub fn expect_sync(&self) -> (u64, oneshot::Receiver<()>) {
+        let token = self.next_sync.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.syncs.insert(token, tx);
+        (token, rx)
+    }
+
+    /// A marker not awaited any more.
+    pub fn forget_sync(&self, token: u64) {
+        self.syncs.remove(&token);
+    }
+
     /// No handover of `id` is awaited any more.
     pub fn forget_handover(&self, id: &str) {
         self.handovers.remove(id);
+    }
+
+    /// `id` held here was claimed on `claimer` with `generation` by a
+    /// connection that did not resume it: the hold ends here as on one
+    /// server (its rooms hear `left`), then `claimer` is told, so the new
+    /// connection starts after that.
+    fn end_hold(&self, id: &str, generation: u64, claimer: &str) {
+        let (Some(handing), Some(local)) = (self.handing.get().cloned(), self.local.get().cloned())
+        else {
+            return;
+        };
+        let (ids, id, claimer) = (self.ids.clone(), id.to_owned(), claimer.to_owned());
+        let logged = self.logged.clone();
+        tokio::spawn(async move {
+            if !handing.end(&id, generation).await {
+                // Not held (any more): replaced as any older connection.
+                local.claimed(&id, generation);
+            }
+            // What it was sent goes with it, as on one server.
+            let _ = logged.take(&id);
+            let payload = payload::handover(&id, generation, None);
+            if let Err(e) = ids.tell(&claimer, &payload).await {
+                tracing::debug!(id, claimer, error = %e, "the end of a hold could not be told");
+            }
+        });
     }
 
     /// `id` held here is resumed on `resumer` with claim `generation`:
@@ -558,6 +621,13 @@ impl Subscriber {
             *seen = Some(now);
         }
         Ok(())
+    }
+
+    /// Until the subscriber connection has been made and the other nodes'
+    /// presence read through it, once.
+    pub async fn synced(&self) {
+        let mut seen = self.synced.subscribe();
+        let _ = seen.wait_for(|synced| *synced).await;
     }
 
     /// Whether the subscriber connection is up (it is made again, and

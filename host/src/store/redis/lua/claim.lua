@@ -20,18 +20,26 @@
 -- ARGV[7] the presence channel, ARGV[8] the new connection's session hash
 -- ('' none)
 -- Returns {generation, {room, ...}, resumed (0/1), dead (0/1: the node
--- that had it is dead), {entry, payload, ...} (the log, oldest first)},
--- or {'late'}: nothing written.
+-- that had it is dead), {entry, payload, ...} (the log, oldest first),
+-- ending (0/1: it was held on a live node, which ends the hold and says
+-- so with an empty handover)}, or {'late'}: nothing written.
 local old = redis.call('HGET', KEYS[1], 'node')
 local dead = 0
 if old and old ~= ARGV[2] and redis.call('EXISTS', ARGV[6] .. old) == 0 then
   dead = 1
 end
+local held = redis.call('HGET', KEYS[1], 'held')
 local resumed = 0
 if ARGV[5] ~= '' and old and old ~= ARGV[2]
     and redis.call('HGET', KEYS[1], 'held')
     and redis.call('HGET', KEYS[1], 'session') == ARGV[5] then
   resumed = 1
+end
+-- Held on a live node, and not resumed: that hold ends there (its rooms
+-- hear `left`) and this connection starts afresh, in no room.
+local ending = 0
+if resumed == 0 and held and old and old ~= ARGV[2] and dead == 0 then
+  ending = 1
 end
 -- Greater than the last, and than Redis's clock in microseconds: a
 -- Redis that lost its data (restarted without persistence) still gives
@@ -55,10 +63,16 @@ if old and old ~= ARGV[2] then
   local word = 'claimed\n' .. ARGV[3] .. '\n' .. gen
   if resumed == 1 then
     word = word .. '\n' .. ARGV[2]
+  elseif ending == 1 then
+    word = word .. '\n!' .. ARGV[2]
   end
   redis.call('PUBLISH', ARGV[4] .. old, word)
 end
 local logged = {}
+if ending == 1 then
+  -- A fresh start, as on one server: the hold's rooms hear `left` there.
+  redis.call('DEL', KEYS[2])
+end
 if dead == 1 or resumed == 1 then
   for _, e in ipairs(redis.call('XRANGE', KEYS[3], '-', '+')) do
     logged[#logged + 1] = e[1]
@@ -69,4 +83,4 @@ elseif old and old ~= ARGV[2] then
 end
 -- The rooms go with the id (a connection on this node whose claim lost
 -- a race may never have registered to join them here).
-return {tonumber(gen), redis.call('SMEMBERS', KEYS[2]), resumed, dead, logged}
+return {tonumber(gen), redis.call('SMEMBERS', KEYS[2]), resumed, dead, logged, ending}
