@@ -76,7 +76,7 @@ fn bench(c: &mut Criterion) {
     #[cfg(feature = "native-rules")]
     {
         let native = switchboard::chat::native::NativeRules::new(
-            registry.clone(),
+            std::sync::Arc::new(registry.clone()),
             Arc::new(MemoryHistory::new(Default::default())),
         );
         group.bench_function("native rules", |b| {
@@ -118,7 +118,7 @@ fn bench(c: &mut Criterion) {
     #[cfg(feature = "native-rules")]
     {
         let native = switchboard::chat::native::NativeRules::new(
-            registry.clone(),
+            std::sync::Arc::new(registry.clone()),
             Arc::new(MemoryHistory::new(Default::default())),
         );
         let rules = percentiles(calls, || {
