@@ -20,9 +20,15 @@ run: wasm-target
 # so the harness (bench/) never rots.
 FEATURES := --features switchboard/native-rules
 
+# The single-server suites named in CLUSTER_SUITES run a second time on
+# three nodes on a redis-server of their own (SWITCHBOARD_TEST_NODES=3,
+# tests/src/lib.rs; docs/CLUSTER.md, "Answers after what they caused").
+CLUSTER_SUITES := --test protocol --test recovery --test resume --test stored --test presence
+
 test: wasm-target redis-server
 	$(CARGO) build -p switchboard -p loadgen $(FEATURES)
 	$(CARGO) test --workspace --all-targets $(FEATURES)
+	SWITCHBOARD_TEST_NODES=3 $(CARGO) test -p switchboard-tests $(FEATURES) $(CLUSTER_SUITES)
 	$(MAKE) clients-test
 	$(MAKE) browser-test
 	$(MAKE) miniprogram-test

@@ -50,6 +50,7 @@ const FOREIGN_FLAGS: &[(&str, &str)] = &[
 const OTHER_VARIABLES: &[(&str, &str)] = &[
     ("SWITCHBOARD_PERFMAP", "host/src/policy/engine.rs"),
     ("SWITCHBOARD_BIN", "Makefile"),
+    ("SWITCHBOARD_TEST_NODES", "tests/src/lib.rs"),
     ("SWITCHBOARD_SOME_FLAG", "README.md"),
 ];
 
