@@ -6,6 +6,7 @@
 //! of hanging it; nothing sleeps to synchronise.
 
 pub mod cluster;
+pub mod proxy;
 pub mod redis;
 
 use std::net::SocketAddr;

@@ -333,3 +333,66 @@ async fn a_killed_node_loses_no_acked_notice() -> Result<()> {
     }
     b.shutdown().await
 }
+
+/// A node cut off from Redis (its network, not the others') for longer
+/// than a heartbeat's life is taken over by a survivor, which lets its ids
+/// go when their window ends (their rooms hear `left`). When it reaches
+/// Redis again, it finds it was taken over and closes its connections
+/// with 1012, so their clients connect again and are someone's: never two
+/// connections of one id, nor a connection Redis says nobody has.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_taken_over_while_cut_off_closes_its_connections_when_back() -> Result<()> {
+    use switchboard::config::cluster::{ClusterConfig, RedisUrl};
+    use switchboard_tests::proxy::Proxy;
+    let redis = RedisServer::start()?;
+    let proxy = Proxy::start(([127, 0, 0, 1], redis.port()).into()).await?;
+    let mut config = node(&redis, "a")?;
+    let through =
+        RedisUrl::parse(&format!("redis://{}/0", proxy.addr())).map_err(anyhow::Error::msg)?;
+    config.cluster = Some(ClusterConfig::new(through));
+    let a = TestServer::start(config).await?;
+    let mut config = node(&redis, "b")?;
+    config.recovery.resume_window = Duration::from_secs(1);
+    let b = TestServer::start(config).await?;
+    let mut alice = connect(&a, "alice").await?;
+    let mut bob = connect(&b, "bob").await?;
+    join(&mut alice, "lobby").await?;
+    join(&mut bob, "lobby").await?;
+
+    proxy.cut();
+    // Node b finds node a dead and lets alice go: bob hears her leave.
+    loop {
+        let v = bob.recv_v2().await?;
+        if v["type"] == "left" {
+            ensure!(v["id"] == "alice", "{v}");
+            break;
+        }
+    }
+    proxy.heal();
+    let closed = alice.closed().await?;
+    ensure!(closed.code == Some(1012), "{closed:?}");
+
+    // She connects again, and is someone's: bob's notice reaches her
+    // (`unavailable`, "send it again", until node a hears Redis again).
+    let mut alice = connect(&a, "alice").await?;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (_, ack) = ask(
+            &mut bob,
+            json!({"type": "notice", "to": "alice", "data": "back"}),
+            "n",
+        )
+        .await?;
+        if ack["type"] == "ack" {
+            break;
+        }
+        ensure!(
+            ack["code"] == "unavailable" && Instant::now() < deadline,
+            "{ack}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    ensure!(notices(&mut alice, 1).await? == [json!("back")]);
+    a.shutdown().await?;
+    b.shutdown().await
+}

@@ -504,6 +504,7 @@ impl Linker for RedisLinker {
             self.writer.clone(),
             self.keys.clone(),
             self.node.clone(),
+            self.subscriber.clone(),
         ));
         tokio::spawn(keep_epochs(self.rooms.clone(), self.subscriber.clone()));
         tokio::spawn(self.logged.clone().trim(local.clone(), self.ids.clone()));

@@ -102,8 +102,8 @@ impl Deaths {
             tokio::spawn(async move {
                 let wait = ends.saturating_sub(now_ms());
                 tokio::time::sleep(Duration::from_millis(wait)).await;
-                for id in ids {
-                    me.bury(&node, &id, &handing).await;
+                for (id, generation) in ids {
+                    me.bury(&node, &id, &generation, &handing).await;
                 }
             });
         }
@@ -111,7 +111,7 @@ impl Deaths {
     }
 
     /// Take over `node` if no other survivor has: its ids.
-    async fn take_over(&self, node: &str) -> Result<Option<Vec<String>>, Unavailable> {
+    async fn take_over(&self, node: &str) -> Result<Option<Vec<(String, String)>>, Unavailable> {
         let mut c = self.writer.conn().await?;
         let reply: Vec<Value> = scripts::TAKEOVER
             .key(format!("{}:claim", self.keys.node(node)))
@@ -127,7 +127,10 @@ impl Deaths {
             .map_err(|e| self.writer.failed(&e))?;
         self.writer.answered();
         match reply.as_slice() {
-            [won, ids] if value::<i64>(won)? == 1 => Ok(Some(value(ids)?)),
+            [won, ids, gens] if value::<i64>(won)? == 1 => {
+                let (ids, gens): (Vec<String>, Vec<String>) = (value(ids)?, value(gens)?);
+                Ok(Some(ids.into_iter().zip(gens).collect()))
+            }
             [won] if value::<i64>(won).is_ok_and(|w| w == 0) => Ok(None),
             other => Err(late_or(other, "takeover")),
         }
@@ -135,9 +138,9 @@ impl Deaths {
 
     /// `id` of dead `node`, its hold over: offline for good, unless a
     /// connection elsewhere has it now. Tried until Redis answers.
-    async fn bury(&self, node: &str, id: &str, handing: &Arc<dyn HandOver>) {
+    async fn bury(&self, node: &str, id: &str, generation: &str, handing: &Arc<dyn HandOver>) {
         loop {
-            match self.try_bury(node, id).await {
+            match self.try_bury(node, id, generation).await {
                 Ok(Some(rooms)) => {
                     tracing::debug!(node, id, rooms = rooms.len(), "a dead node's id let go");
                     handing.departed(id, rooms).await;
@@ -152,7 +155,12 @@ impl Deaths {
         }
     }
 
-    async fn try_bury(&self, node: &str, id: &str) -> Result<Option<Vec<String>>, Unavailable> {
+    async fn try_bury(
+        &self,
+        node: &str,
+        id: &str,
+        generation: &str,
+    ) -> Result<Option<Vec<String>>, Unavailable> {
         let k = self.keys.id(id);
         let mut c = self.writer.conn().await?;
         let reply: Vec<Value> = scripts::BURY
@@ -165,6 +173,7 @@ impl Deaths {
             .arg(id)
             .arg(self.keys.node(""))
             .arg(self.keys.presence())
+            .arg(generation)
             .invoke_async(&mut c)
             .await
             .map_err(|e| self.writer.failed(&e))?;

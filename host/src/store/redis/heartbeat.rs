@@ -30,9 +30,17 @@ pub fn expiry_ms() -> u64 {
     now_ms() + TTL.as_millis() as u64
 }
 
-/// Beat until the runtime stops.
-pub async fn beat(writer: Arc<Writer>, keys: super::keys::Keys, node: String) {
+/// Beat until the runtime stops. Each beat also reads whether another
+/// node took this one over (it was cut off from Redis for longer than a
+/// beat's life): then `subscriber` closes its connections.
+pub async fn beat(
+    writer: Arc<Writer>,
+    keys: super::keys::Keys,
+    node: String,
+    subscriber: Arc<super::subscriber::Subscriber>,
+) {
     let key = keys.node(&node);
+    let claim = format!("{key}:claim");
     let mut every = tokio::time::interval(INTERVAL);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -47,7 +55,7 @@ pub async fn beat(writer: Arc<Writer>, keys: super::keys::Keys, node: String) {
         // In the nodes set, scored by the beat's expiry in this node's
         // clock (the other nodes read it with a margin: docs/CLUSTER.md).
         let until = expiry_ms();
-        let set: Result<((), i64), _> = redis::pipe()
+        let set: Result<((), i64, Option<String>), _> = redis::pipe()
             .cmd("SET")
             .arg(&key)
             .arg(1)
@@ -57,10 +65,17 @@ pub async fn beat(writer: Arc<Writer>, keys: super::keys::Keys, node: String) {
             .arg(keys.nodes())
             .arg(until)
             .arg(&node)
+            .cmd("GET")
+            .arg(&claim)
             .query_async(&mut c)
             .await;
         match set {
-            Ok(_) => writer.answered(),
+            Ok((_, _, taken)) => {
+                writer.answered();
+                if taken.is_some_and(|by| by != node) {
+                    subscriber.recheck_claims();
+                }
+            }
             Err(e) => {
                 let e = writer.failed(&e);
                 tracing::debug!(error = %e, "heartbeat not written");

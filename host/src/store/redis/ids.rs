@@ -211,6 +211,25 @@ impl Ids {
             .await
     }
 
+    /// The node that took this one over (`takeover.lua`), if one did and
+    /// this node has not cleared it since.
+    pub async fn taken_over(&self) -> Result<Option<String>, Unavailable> {
+        let by: Option<String> = self
+            .writer
+            .query(redis::cmd("GET").arg(self.keys.node(&format!("{}:claim", self.node))))
+            .await?;
+        Ok(by.filter(|by| *by != self.node))
+    }
+
+    /// This node is back: a survivor may take it over again should it die.
+    pub async fn forget_takeover(&self) -> Result<(), Unavailable> {
+        let _: i64 = self
+            .writer
+            .query(redis::cmd("DEL").arg(self.keys.node(&format!("{}:claim", self.node))))
+            .await?;
+        Ok(())
+    }
+
     /// Publish `payload` on node `node`'s channel.
     pub async fn tell(&self, node: &str, payload: &[u8]) -> Result<(), Unavailable> {
         let _: i64 = self

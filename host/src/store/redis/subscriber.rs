@@ -35,6 +35,11 @@ use crate::store::history::Text;
 use crate::store::json;
 use crate::store::versions::Heard;
 
+/// How a node that finds it was taken over closes its connections:
+/// service restart (RFC 6455), which clients answer by connecting again.
+const TAKEN_OVER_CODE: u16 = 1012;
+const TAKEN_OVER: &str = "this server was taken over by another; connect again";
+
 /// Pushes that may wait for the reader: past this, pushes are dropped and
 /// every room's gap is filled from its stream.
 const QUEUE: usize = 65_536;
@@ -559,12 +564,38 @@ impl Subscriber {
     /// Word of a claim elsewhere may have been lost with the connection
     /// (or the queue): ask Redis for the generation of every id here, and
     /// replace each connection a newer claim has.
-    fn recheck_claims(&self) {
+    pub(super) fn recheck_claims(&self) {
         let Some(local) = self.local.get().cloned() else {
             return;
         };
         let ids = self.ids.clone();
         tokio::spawn(async move {
+            match ids.taken_over().await {
+                Ok(Some(by)) => {
+                    // Cut off from Redis for longer than a heartbeat's
+                    // life: another node took this one over, and holds
+                    // (then lets go of) its ids. Its connections must
+                    // connect again to be anyone's.
+                    let claims = local.claims();
+                    tracing::warn!(
+                        by,
+                        connections = claims.len(),
+                        "this node was taken over while it was cut off from Redis: closing its connections (1012) so their clients connect again"
+                    );
+                    for (id, _) in &claims {
+                        local.close(id, TAKEN_OVER_CODE, TAKEN_OVER);
+                    }
+                    if let Err(e) = ids.forget_takeover().await {
+                        tracing::warn!(error = %e, "the takeover of this node not cleared");
+                    }
+                    return;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "claims not checked again after a reconnect");
+                    return;
+                }
+            }
             for chunk in local.claims().chunks(RECHECK_BATCH) {
                 let names: Vec<Arc<str>> = chunk.iter().map(|(id, _)| id.clone()).collect();
                 let newest = match ids.generations(&names).await {

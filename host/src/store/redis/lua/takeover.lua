@@ -7,17 +7,22 @@
 -- KEYS[4] what each node's policy is (a hash)
 -- ARGV[1] deadline ms, ARGV[2] the dead node, ARGV[3] this node,
 -- ARGV[4] '<prefix>:{id:'
--- Returns {1, {id, ...}} (taken over), {0} (another node has), or {'late'}.
+-- Returns {1, {id, ...}, {generation, ...}} (taken over: each id still
+-- on the dead node, with its generation, which its bury checks: a claim
+-- since, even on a node of the same name come back, is not buried), {0}
+-- (another node has), or {'late'}.
 if not redis.call('SET', KEYS[1], ARGV[3], 'NX', 'PX', 600000) then
   return {0}
 end
 redis.call('ZREM', KEYS[2], ARGV[2])
 redis.call('HDEL', KEYS[4], ARGV[2])
-local ids = redis.call('SMEMBERS', KEYS[3])
-for _, id in ipairs(ids) do
+local held, gens = {}, {}
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[3])) do
   local owner = ARGV[4] .. id .. '}'
   if redis.call('HGET', owner, 'node') == ARGV[2] then
     redis.call('HSET', owner, 'held', '1')
+    held[#held + 1] = id
+    gens[#gens + 1] = redis.call('HGET', owner, 'gen') or '0'
   end
 end
-return {1, ids}
+return {1, held, gens}
