@@ -98,16 +98,24 @@ impl Bus for RedisBus {
     }
 
     fn transient(&self, room: &str, msg: Message, except: Option<&str>) {
-        if let Message::Text(text) = &msg {
-            let payload = payload::transient(&self.node, except, text);
+        let payload = match &msg {
+            Message::Text(text) => Some(payload::transient(&self.node, except, text).into_bytes()),
+            Message::Binary(bytes) => Some(payload::transient_binary(&self.node, except, bytes)),
+            _ => None,
+        };
+        if let Some(payload) = payload {
             self.queue(self.keys.room(room).channel, payload);
         }
         let _ = self.local.room(room, None, msg, except);
     }
 
     fn broadcast(&self, msg: Message, except: Option<&str>) {
-        if let Message::Text(text) = &msg {
-            let payload = payload::all(&self.node, except, text);
+        let payload = match &msg {
+            Message::Text(text) => Some(payload::all(&self.node, except, text).into_bytes()),
+            Message::Binary(bytes) => Some(payload::all_binary(&self.node, except, bytes)),
+            _ => None,
+        };
+        if let Some(payload) = payload {
             self.queue(self.keys.all(), payload);
         }
         self.local.broadcast(&msg, except);
@@ -370,7 +378,7 @@ impl Bus for RedisBus {
 }
 
 impl RedisBus {
-    fn queue(&self, channel: String, payload: String) {
+    fn queue(&self, channel: String, payload: Vec<u8>) {
         if !self.send_out(Outgoing::Publish(channel, payload)) {
             tracing::warn!("a frame for the other nodes was dropped: too many waiting");
         }
@@ -408,7 +416,7 @@ struct Out {
 #[derive(Debug)]
 enum Outgoing {
     /// On a channel: (channel, payload).
-    Publish(String, String),
+    Publish(String, Vec<u8>),
     /// To the node that has an id: (id, payload).
     ToId(String, Vec<u8>),
 }
@@ -432,7 +440,7 @@ async fn publish_outgoing(
     }
 }
 
-async fn publish(writer: &Writer, channel: &str, payload: &str) -> Result<(), super::Unavailable> {
+async fn publish(writer: &Writer, channel: &str, payload: &[u8]) -> Result<(), super::Unavailable> {
     let _: i64 = writer
         .query(redis::cmd("PUBLISH").arg(channel).arg(payload))
         .await?;

@@ -180,6 +180,52 @@ pub fn transient(node: &str, except: Option<&str>, frame: &str) -> String {
     format!("{node}\n\n0\n{}\n{frame}", except.unwrap_or(""))
 }
 
+/// What marks a binary frame's payload: after the node's id (which has
+/// no `:`), on a room's channel and on the all-nodes channel alike.
+const BINARY: &str = ":b";
+
+/// A transient binary room frame: the text form's layout, the node's id
+/// marked, the bytes last.
+pub fn transient_binary(node: &str, except: Option<&str>, frame: &[u8]) -> Vec<u8> {
+    let mut out = format!("{node}{BINARY}\n\n0\n{}\n", except.unwrap_or("")).into_bytes();
+    out.extend_from_slice(frame);
+    out
+}
+
+/// A binary frame for everyone.
+pub fn all_binary(node: &str, except: Option<&str>, frame: &[u8]) -> Vec<u8> {
+    let mut out = format!("{node}{BINARY}\n{}\n", except.unwrap_or("")).into_bytes();
+    out.extend_from_slice(frame);
+    out
+}
+
+/// A binary frame as a node published it (a transient room frame or a
+/// broadcast): the node, the id it skips, the bytes. `None` for a text
+/// frame's payload, or one this build cannot read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BinaryFrame<'a> {
+    pub node: &'a str,
+    pub except: Option<&'a str>,
+    pub frame: &'a [u8],
+}
+
+/// Read a binary room frame (`room`: a room's channel; else the
+/// all-nodes channel).
+pub fn binary(payload: &[u8], room: bool) -> Option<BinaryFrame<'_>> {
+    let fields = if room { 5 } else { 3 };
+    let mut p = payload.splitn(fields, |b| *b == b'\n');
+    let node = std::str::from_utf8(p.next()?).ok()?.strip_suffix(BINARY)?;
+    if room {
+        let (_epoch, _offset) = (p.next()?, p.next()?);
+    }
+    let except = std::str::from_utf8(p.next()?).ok()?;
+    Some(BinaryFrame {
+        node,
+        except: nonempty(except),
+        frame: p.next()?,
+    })
+}
+
 /// A frame for everyone.
 pub fn all(node: &str, except: Option<&str>, frame: &str) -> String {
     format!("{node}\n{}\n{frame}", except.unwrap_or(""))
@@ -319,6 +365,24 @@ mod tests {
             Some(("E", 7))
         );
         assert_eq!(room("n2\nE\nseven\n\nhi"), None);
+        let bytes = [0u8, 10, 255];
+        assert_eq!(
+            binary(&transient_binary("n1", Some("bob"), &bytes), true),
+            Some(BinaryFrame {
+                node: "n1",
+                except: Some("bob"),
+                frame: &bytes
+            })
+        );
+        assert_eq!(
+            binary(&all_binary("n1", None, &bytes), false),
+            Some(BinaryFrame {
+                node: "n1",
+                except: None,
+                frame: &bytes
+            })
+        );
+        assert_eq!(binary(transient("n1", None, "x").as_bytes(), true), None);
         assert_eq!(
             read_all(&all("n1", None, frame)),
             Some(AllFrame {

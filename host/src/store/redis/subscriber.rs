@@ -387,6 +387,19 @@ impl Subscriber {
             }
             return;
         }
+        let is_all = channel == self.all;
+        if let Some(b) = payload::binary(payload, !is_all) {
+            if b.node == self.node {
+                return;
+            }
+            let msg = Message::binary(b.frame.to_vec());
+            if is_all {
+                local.broadcast(&msg, b.except);
+            } else if let Some(room) = self.watched.get(channel).map(|r| r.clone()) {
+                let _ = local.room(&room, None, msg, b.except);
+            }
+            return;
+        }
         let Ok(payload) = std::str::from_utf8(payload) else {
             return;
         };
