@@ -257,6 +257,16 @@ struct Queue {
     /// (RFC 6455 5.5.3 allows answering only the latest ping), so at most
     /// one pong is ever pending.
     pong_at: Option<usize>,
+    /// Frames ever queued.
+    pushed: u64,
+    /// Frames ever written whole to the socket: they leave in the order
+    /// they were queued, so the `n`th queued is written once this reaches
+    /// `n`. (A cluster keeps the notices it acked until they are: see
+    /// [`Outbox::progress`].) Counters under the lock: plain additions.
+    written: u64,
+    /// Frames the writer took ([`Inbox::take_all`]) and has not said
+    /// written yet.
+    taken: u64,
 }
 
 impl Queue {
@@ -319,16 +329,6 @@ struct Shared {
     unkept: Notify,
     /// The first close request wins; later ones are ignored.
     reason: OnceLock<CloseReason>,
-    /// Frames ever queued (counted under the queue's lock).
-    pushed: AtomicU64,
-    /// Frames ever written whole to the socket: they leave in the order
-    /// they were queued, so the `n`th queued is written once this reaches
-    /// `n`. (A cluster keeps the notices it acked until they are: see
-    /// [`Outbox::progress`].)
-    written_frames: AtomicU64,
-    /// Frames the writer took ([`Inbox::take_all`]) and has not said
-    /// written yet.
-    taken: AtomicU64,
     /// How many frames the bus had handed on when this connection's
     /// requests last caused one: its answers wait for those to leave
     /// (`Bus::settle`).
@@ -404,7 +404,7 @@ impl Shared {
         let was_idle = q.is_idle();
         q.frames.push_back(msg);
         q.bytes += len;
-        self.pushed.fetch_add(1, Ordering::Relaxed);
+        q.pushed += 1;
         was_idle
     }
 
@@ -505,7 +505,7 @@ impl Shared {
         *written -= left;
         q.head = 0;
         if let Some(m) = q.frames.pop_front() {
-            self.written_frames.fetch_add(1, Ordering::Relaxed);
+            q.written += 1;
             // A frame kept by a close is no longer counted (drop_frames).
             let counted = m.len().min(q.bytes);
             q.bytes -= counted;
@@ -584,9 +584,6 @@ pub fn channel_in(
         ready: Notify::new(),
         closed: Notify::new(),
         direct: OnceLock::new(),
-        pushed: AtomicU64::new(0),
-        written_frames: AtomicU64::new(0),
-        taken: AtomicU64::new(0),
         handed: AtomicU64::new(0),
     });
     (
@@ -627,11 +624,8 @@ impl Outbox {
     /// written whole to the socket). A frame queued before a look at `.0`
     /// is written once `.1` reaches that look's `.0`.
     pub fn progress(&self) -> (u64, u64) {
-        let s = &*self.shared;
-        (
-            s.pushed.load(Ordering::Relaxed),
-            s.written_frames.load(Ordering::Relaxed),
-        )
+        let q = self.shared.queue();
+        (q.pushed, q.written)
     }
 
     /// Queue `msg` without waiting. On overflow the connection is closed with
@@ -857,7 +851,7 @@ impl Inbox {
         s.budget
             .release(s.in_flight.swap(bytes + raw.len(), Ordering::Relaxed));
         let frames = std::mem::take(&mut q.frames);
-        s.taken.store(frames.len() as u64, Ordering::Relaxed);
+        q.taken = frames.len() as u64;
         (raw, frames)
     }
 
@@ -884,8 +878,8 @@ impl Inbox {
     pub fn written(&mut self) {
         let s = &*self.shared;
         s.budget.release(s.in_flight.swap(0, Ordering::Relaxed));
-        s.written_frames
-            .fetch_add(s.taken.swap(0, Ordering::Relaxed), Ordering::Relaxed);
+        let mut q = s.queue();
+        q.written += std::mem::take(&mut q.taken);
     }
 
     /// Put frames taken by [`Inbox::take_all`] and not written back at the
@@ -895,11 +889,7 @@ impl Inbox {
         let s = &*self.shared;
         let mut q = s.queue();
         let taken = s.in_flight.swap(0, Ordering::Relaxed);
-        let frames_taken = s.taken.swap(0, Ordering::Relaxed);
-        s.written_frames.fetch_add(
-            frames_taken.saturating_sub(frames.len() as u64),
-            Ordering::Relaxed,
-        );
+        q.written += std::mem::take(&mut q.taken).saturating_sub(frames.len() as u64);
         if q.sealed {
             s.budget.release(taken);
             return;
@@ -921,7 +911,7 @@ impl Inbox {
         let s = &*self.shared;
         let mut q = s.queue();
         let m = q.frames.pop_front()?;
-        s.written_frames.fetch_add(1, Ordering::Relaxed);
+        q.written += 1;
         q.bytes -= m.len();
         s.budget.release(m.len());
         Some(m)
@@ -959,7 +949,7 @@ impl Inbox {
         let bytes = std::mem::take(&mut q.bytes) + q.raw.len();
         s.budget
             .release(bytes + s.in_flight.swap(0, Ordering::Relaxed));
-        s.taken.store(0, Ordering::Relaxed);
+        q.taken = 0;
         q.head = 0;
         q.raw.clear();
         q.pong_at = None;
@@ -1038,6 +1028,24 @@ mod tests {
 
     fn text(s: &str) -> Message {
         Message::text(s)
+    }
+
+    #[test]
+    fn progress_counts_frames_written_whole_in_queue_order() {
+        let (out, mut inbox) = channel(1, 8, 1024);
+        for s in ["a", "b", "c"] {
+            out.push(text(s)).unwrap();
+        }
+        assert_eq!(out.progress(), (3, 0));
+        let mut taken = inbox.take_all().1;
+        // Taken is not written; one put back was not either.
+        assert_eq!(out.progress(), (3, 0));
+        let back = taken.split_off(2);
+        inbox.requeue(back);
+        assert_eq!(out.progress(), (3, 2));
+        inbox.take_all();
+        inbox.written();
+        assert_eq!(out.progress(), (3, 3));
     }
 
     #[tokio::test]
