@@ -73,7 +73,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    signals::reload_on_sighup(server.reloader());
+    signals::reload_on_sighup(server.reloader(), server.certificates());
     // On a worker, not on this thread: `main`'s future runs outside the
     // workers, so the accept loop here would hand every new connection to
     // a worker thread across a futex wake and a context switch (on one
@@ -122,8 +122,12 @@ mod signals {
         }
     }
 
-    /// SIGHUP reloads the policy file (or says there is none).
-    pub fn reload_on_sighup(reloader: Option<Arc<Reloader>>) {
+    /// SIGHUP reloads the policy file (or says there is none), and the
+    /// wss certificate and key.
+    pub fn reload_on_sighup(
+        reloader: Option<Arc<Reloader>>,
+        certificates: Option<Arc<switchboard::net::tls::Certificates>>,
+    ) {
         #[cfg(unix)]
         {
             use tokio::signal::unix::{SignalKind, signal};
@@ -133,10 +137,14 @@ mod signals {
             };
             tokio::spawn(async move {
                 while hup.recv().await.is_some() {
+                    if let Some(c) = &certificates {
+                        let _ = c.reload("SIGHUP");
+                    }
                     match &reloader {
                         Some(r) => {
                             let _ = r.reload("SIGHUP").await;
                         }
+                        None if certificates.is_some() => {}
                         None => tracing::warn!(
                             "SIGHUP: the policy is not a file (--policy), nothing to reload"
                         ),
@@ -145,6 +153,6 @@ mod signals {
             });
         }
         #[cfg(not(unix))]
-        let _ = reloader;
+        let _ = (reloader, certificates);
     }
 }

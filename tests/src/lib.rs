@@ -193,6 +193,9 @@ pub struct TestServer {
     pub reloader: Option<Arc<switchboard::ops::reload::Reloader>>,
     /// Present when the server speaks wss.
     tls: Option<Arc<TestCert>>,
+    /// The wss certificate and key the server presents (what SIGHUP reads
+    /// again), when it speaks wss.
+    pub certificates: Option<Arc<switchboard::net::tls::Certificates>>,
     /// Every node's address; connections take them in turn.
     addrs: Vec<SocketAddr>,
     next: std::sync::atomic::AtomicUsize,
@@ -250,6 +253,7 @@ impl TestServer {
         let admin_addr = server.admin_addr();
         let holds = AllHolds(vec![server.holds()]);
         let reloader = server.reloader();
+        let certificates = server.certificates();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(server.run(async {
             let _ = stopped.await;
@@ -262,6 +266,7 @@ impl TestServer {
             holds,
             reloader,
             tls,
+            certificates,
             addrs: vec![addr],
             next: Default::default(),
             stops: vec![stop],
@@ -305,6 +310,7 @@ impl TestServer {
         let policy = servers[0].policy();
         let admin_addr = servers[0].admin_addr();
         let reloader = servers[0].reloader();
+        let certificates = servers[0].certificates();
         let (mut stops, mut tasks) = (Vec::new(), Vec::new());
         for server in servers {
             let (stop, stopped) = oneshot::channel::<()>();
@@ -321,6 +327,7 @@ impl TestServer {
             holds,
             reloader,
             tls,
+            certificates,
             addrs,
             next: Default::default(),
             stops,
@@ -437,6 +444,24 @@ impl TestServer {
     pub async fn connect_path(&self, path: &str) -> Result<Client> {
         let tcp = TcpStream::connect(self.next_addr()).await?;
         self.handshake(tcp, path).await
+    }
+
+    /// The certificate a wss server was started with (its files).
+    pub fn tls_cert(&self) -> Option<Arc<TestCert>> {
+        self.tls.clone()
+    }
+
+    /// Connect to `path` over wss, trusting only `cert` (not necessarily
+    /// the one the server started with).
+    pub async fn connect_trusting(&self, cert: &TestCert, path: &str) -> Result<Client> {
+        let tcp = TcpStream::connect(self.addr).await?;
+        tcp.set_nodelay(true)?;
+        let io: Box<dyn Io> = Box::new(tokio::time::timeout(WAIT, cert.connect(tcp)).await??);
+        let (ws, _) =
+            tokio::time::timeout(WAIT, tokio_tungstenite::client_async(self.url(path), io))
+                .await
+                .map_err(|_| anyhow!("handshake timed out"))??;
+        Ok(Client { ws })
     }
 
     /// Complete a WebSocket handshake over an already connected socket.
@@ -879,11 +904,13 @@ impl TestServer {
             server.holds(),
         );
         let reloader = server.reloader();
+        let certificates = server.certificates();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(server.run(async {
             let _ = stopped.await;
         }));
         let server = TestServer {
+            certificates,
             addr,
             registry: Registries(vec![registry]),
             policy,

@@ -41,6 +41,11 @@ const FOREIGN_FLAGS: &[(&str, &str)] = &[
     ("profile", "cargo"),
     ("bench", "cargo"),
     ("data-binary", "curl"),
+    ("system", "useradd"),
+    ("home-dir", "useradd"),
+    ("shell", "useradd"),
+    ("now", "systemctl"),
+    ("ulimit", "docker run"),
     // README: "each flag `--some-flag` is also the variable `SWITCHBOARD_SOME_FLAG`".
     ("some-flag", "a placeholder"),
 ];

@@ -82,6 +82,8 @@ pub struct Server {
     watch: Option<Duration>,
     /// Swaps and rollbacks, cluster-wide in a cluster.
     rules: Arc<Rules>,
+    /// The wss certificate and key, read again on change and on SIGHUP.
+    certificates: Option<Arc<tls::Certificates>>,
 }
 
 /// Where a server keeps what outlives a connection: room history, stored
@@ -239,9 +241,12 @@ impl Server {
             clock: Clock::System,
         };
         let policy = Policy::load(bytes, &source, env, config.policy_limits)?;
-        let tls = match &config.tls {
-            Some(files) => Some(TlsAcceptor::from(tls::server_config(files)?)),
-            None => None,
+        let (tls, certificates) = match &config.tls {
+            Some(files) => {
+                let (config, certificates) = tls::server_config(files)?;
+                (Some(TlsAcceptor::from(config)), Some(certificates))
+            }
+            None => (None, None),
         };
         let listener =
             TcpListener::bind(config.listen)
@@ -318,7 +323,14 @@ impl Server {
             reloader,
             watch,
             rules,
+            certificates,
         })
+    }
+
+    /// The wss certificate and key (SIGHUP reads them again), when the
+    /// server speaks wss.
+    pub fn certificates(&self) -> Option<Arc<tls::Certificates>> {
+        self.certificates.clone()
     }
 
     /// The bound address (useful with port 0).
@@ -387,8 +399,16 @@ impl Server {
             reloader,
             watch,
             rules,
+            certificates,
         } = self;
         let stop = CancellationToken::new();
+        if let Some(certificates) = certificates {
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                stop.run_until_cancelled_owned(certificates.watch(tls::WATCH_EVERY))
+                    .await
+            });
+        }
         if rules.is_cluster() {
             let stop = stop.clone();
             tokio::spawn(async move { stop.run_until_cancelled_owned(rules.follow()).await });
