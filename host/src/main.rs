@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use switchboard::config::cli::{Cli, Command, ServeArgs};
+use switchboard::config::log::LogFormat;
 use switchboard::net::server::Server;
 use tracing_subscriber::EnvFilter;
 
@@ -19,7 +20,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Policy(command)) => {
-            logging("warn");
+            logging("warn", LogFormat::Text);
             switchboard::ops::run(command).await
         }
         Some(Command::Token(args)) => switchboard::ops::token(args),
@@ -28,17 +29,27 @@ async fn main() -> ExitCode {
     }
 }
 
-fn logging(filter: &str) -> bool {
+fn logging(filter: &str, format: LogFormat) -> bool {
     match EnvFilter::try_new(filter) {
         Ok(filter) => {
             use std::io::IsTerminal;
-            tracing_subscriber::fmt()
+            let lines = tracing_subscriber::fmt()
                 .with_env_filter(filter)
-                .with_writer(std::io::stderr)
+                .with_writer(std::io::stderr);
+            match format {
                 // Colour codes only for a person at a terminal, not in log
                 // files and pipes.
-                .with_ansi(std::io::stderr().is_terminal())
-                .init();
+                LogFormat::Text => lines.with_ansi(std::io::stderr().is_terminal()).init(),
+                // One object per line: `timestamp`, `level`, `target`,
+                // `message` and the event's own fields at the top level
+                // (docs/OPERATIONS.md, "Logs").
+                LogFormat::Json => lines
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(false)
+                    .with_span_list(false)
+                    .init(),
+            }
             true
         }
         Err(e) => {
@@ -59,7 +70,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if !logging(&config.log) {
+    if !logging(&config.log, config.log_format) {
         return ExitCode::from(2);
     }
     // Install the signal handlers before anything is announced: a SIGTERM

@@ -63,6 +63,10 @@ const OTHER_VARIABLES: &[(&str, &str)] = &[
 /// protocol's frames, of the admin interface's answers, of the WIT
 /// bindings, and example ids.
 const NOT_KEYS: &[&str] = &[
+    // Fields of the JSON log lines (OPERATIONS.md, "Logs").
+    "duration_ms",
+    "frames_in",
+    "frames_out",
     // Protocol frames (PROTOCOL.md).
     "retry_after_ms",
     "stored_at",
@@ -91,6 +95,7 @@ const NOT_KEYS: &[&str] = &[
 const NOT_LIMITS: &[&str] = &[
     "listen",
     "log",
+    "log-format",
     "tls-cert",
     "tls-key",
     "policy",

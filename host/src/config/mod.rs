@@ -8,10 +8,12 @@
 //! - [`origins`]  — origins as an `Origin` header sends them; `--allowed-origins`
 //! - [`cluster`]  — `[cluster]`: the Redis URL (password never shown) and the key prefix
 //! - [`node`]     — this node's id, given or made at start
+//! - [`log`]      — `--log-format`: text or JSON lines
 
 pub mod cli;
 pub mod cluster;
 pub mod file;
+pub mod log;
 pub mod node;
 pub mod origins;
 pub mod settings;
@@ -60,6 +62,8 @@ pub struct Config {
     pub record_max_bytes: u64,
     /// Log filter (tracing env-filter syntax) the binary installs.
     pub log: String,
+    /// How the binary writes log lines.
+    pub log_format: log::LogFormat,
     /// What is kept so a client that reconnects loses nothing.
     pub recovery: Recovery,
     /// This node's name in the start line, `/healthz` and (in a cluster)
@@ -229,6 +233,7 @@ impl Default for Config {
             auth: None,
             record_max_bytes: 1024 * 1024 * 1024,
             log: "info".to_owned(),
+            log_format: log::LogFormat::Text,
             recovery: Recovery::default(),
             node_id: node::NodeId::random(),
             cluster: None,

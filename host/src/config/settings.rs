@@ -270,6 +270,13 @@ section! {
         set |c, v| c.log = v,
         sample "switchboard=debug";
 
+        /// How log lines are written: `text` (for people) or `json` (one object per line, for collectors).
+        log_format: crate::config::log::LogFormat,
+        flag "log-format", env "SWITCHBOARD_LOG_FORMAT",
+        get |c| Some(c.log_format),
+        set |c, v| c.log_format = v,
+        sample "json";
+
         /// Serve the web chat page at / on the public port (false: only the WebSocket endpoint).
         web_chat: bool,
         flag "web-chat", env "SWITCHBOARD_WEB_CHAT",

@@ -52,6 +52,7 @@ where
     };
     // The 101 is sent: no longer a handshake in progress for its address.
     ticket.upgraded();
+    let since = std::time::Instant::now();
     let id = upgrade.id.to_string();
     let serial = shared.registry.next_serial();
     let limits = &shared.limits;
@@ -108,8 +109,24 @@ where
     .await;
 
     let holdable = upgrade.session.is_some() && !shared.recovery.resume_window.is_zero();
-    let (reason, kept) = pump(&shared, &mut ws, &mut out, &id, &outbox, inbox, holdable).await;
-    tracing::debug!(%peer, id, serial, ?reason, "disconnected");
+    let (reason, kept, seen) =
+        pump(&shared, &mut ws, &mut out, &id, &outbox, inbox, holdable).await;
+    // One line per connection (docs/OPERATIONS.md, "Logs"): the code the
+    // server sent, else the client's (1005: its close frame had none), else
+    // 1006 (it went away without a close frame).
+    tracing::info!(
+        target: "switchboard::connection",
+        id,
+        peer = %peer,
+        serial,
+        duration_ms = since.elapsed().as_millis() as u64,
+        frames_in = seen.frames,
+        frames_out = outbox.progress().1,
+        code = reason.code.or(seen.close).unwrap_or(1006),
+        reason = %reason.reason,
+        held = kept.is_some(),
+        "connection closed"
+    );
     // A queue kept for a resume keeps the connection's place in the
     // admission counts with it, until the hold ends.
     let kept = kept.map(|missed| Kept {
@@ -555,7 +572,7 @@ async fn pump<R, W>(
     outbox: &Outbox,
     mut inbox: Inbox,
     holdable: bool,
-) -> (CloseReason, Option<Inbox>)
+) -> (CloseReason, Option<Inbox>, Seen)
 where
     R: AsyncRead + Unpin + Send,
     W: AsyncWrite + Unpin,
@@ -563,11 +580,12 @@ where
     // The buckets follow the id: a reconnect gets back what its last
     // connection left (`rate::Kept`), and leaves what it has for the next.
     let mut quota = shared.quotas.take(id, &shared.limits, Instant::now());
+    let mut seen = Seen::default();
     // Not `tokio::join!`, which polls both halves on every wake: each frame
     // queued for this client would also poll the reader (a read attempt
     // through tungstenite). This join polls only the half that was woken.
     (
-        read_loop(shared, ws, id, outbox, holdable, &mut quota),
+        read_loop(shared, ws, id, outbox, holdable, &mut quota, &mut seen),
         write_loop(out, &mut inbox, outbox, holdable),
     )
         .join()
@@ -586,10 +604,19 @@ where
             let limit = shared.limits.close_timeout.min(Duration::from_secs(1));
             let _ = timeout(limit, out.write_alone(&inbox, &close)).await;
         }
-        return (reason, Some(inbox));
+        return (reason, Some(inbox), seen);
     }
     Box::pin(finish(shared, ws, out, outbox, inbox, &reason)).await;
-    (reason, None)
+    (reason, None, seen)
+}
+
+/// What a connection's reader saw, for its closing log line.
+#[derive(Debug, Default)]
+struct Seen {
+    /// Frames read (data and control).
+    frames: u64,
+    /// The code of the client's close frame (1005: it had none).
+    close: Option<u16>,
 }
 
 /// The close reason of a client closed for pinging past its message rate.
@@ -609,6 +636,7 @@ async fn read_loop<R>(
     outbox: &Outbox,
     holdable: bool,
     quota: &mut Quota,
+    seen: &mut Seen,
 ) where
     R: AsyncRead + Unpin + Send,
 {
@@ -672,11 +700,13 @@ async fn read_loop<R>(
                         return true;
                     }
                     Some(Ok(m)) => {
+                        seen.frames += 1;
                         stream.get_mut().settled();
                         m
                     }
                 };
                 if let Message::Close(frame) = &message {
+                    seen.close = Some(frame.as_ref().map_or(1005, |f| u16::from(f.code)));
                     // 1000 and 1001 (a page going away) end a session; any
                     // other code is a client that means to come back.
                     closed_normally = frame
@@ -1026,10 +1056,6 @@ mod tests {
         std::mem::size_of::<F>()
     }
 
-    fn size6<A, B, C, D, E, G, F: Future>(_: impl Fn(A, B, C, D, E, G) -> F) -> usize {
-        std::mem::size_of::<F>()
-    }
-
     fn size7<A, B, C, D, E, G, H, F: Future>(_: impl Fn(A, B, C, D, E, G, H) -> F) -> usize {
         std::mem::size_of::<F>()
     }
@@ -1048,7 +1074,7 @@ mod tests {
         let out = std::mem::size_of::<super::Out<tokio::io::Sink>>();
         eprintln!(
             "run {run} pump {pump} read_loop {} write_loop {} WebSocketStream {ws} Out {out}",
-            size6(super::read_loop::<TcpRead>),
+            size7(super::read_loop::<TcpRead>),
             size4(super::write_loop::<tokio::io::Sink>),
         );
         assert!(

@@ -129,6 +129,7 @@ impl Runtime {
             Err(e) => {
                 tracing::warn!(
                     version = version.info.seq,
+                    sha256 = %version.info.sha256,
                     error = format!("{e:?}"),
                     "policy instantiation failed"
                 );
@@ -192,6 +193,7 @@ impl Runtime {
     fn classify(&self, inst: &Instance, e: wasmtime::Error) -> CallError {
         tracing::warn!(
             version = inst.seq,
+            sha256 = %inst.sha256,
             error = format!("{e:?}"),
             "policy call failed"
         );

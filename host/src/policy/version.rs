@@ -166,6 +166,7 @@ impl Version {
         let start = store.data().limiter.largest;
         Ok(Instance {
             seq: self.info.seq,
+            sha256: Arc::from(self.info.sha256.as_str()),
             // Half the headroom left after instantiation.
             recycle_above: start + cap.saturating_sub(start) / 2,
             store,
@@ -193,6 +194,8 @@ impl Version {
 pub(super) struct Instance {
     /// Its version's `seq` (for logs).
     pub seq: u64,
+    /// Its version's SHA-256 (for logs).
+    pub sha256: Arc<str>,
     /// Memory size past which the instance is replaced after its call
     /// rather than reused.
     pub recycle_above: usize,
