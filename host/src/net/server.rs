@@ -782,12 +782,14 @@ mod tests {
     /// not: what it weighs is memory per connection (see bench/RESULTS.md).
     /// 2,048 bytes until issue 20, whose limits each connection carries: a
     /// third rate bucket (queries, 32 bytes), its share of the inbound
-    /// budget (16) and what its admission ticket keeps for a hold.
+    /// budget (16) and what its admission ticket keeps for a hold. 2,144
+    /// until issue 22, whose closing log line needs the connection's start
+    /// (8 bytes), its frames read and the client's close code (8).
     #[test]
     fn a_plain_connection_task_stays_small() {
         let size = future_size(super::serve);
         eprintln!("serve future: {size} bytes");
-        assert!(size <= 2144, "serve's future grew to {size} bytes");
+        assert!(size <= 2168, "serve's future grew to {size} bytes");
     }
 
     #[test]
