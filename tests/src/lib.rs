@@ -247,32 +247,7 @@ impl TestServer {
         let server = Server::bind_with(config, stores)
             .await
             .context("server failed to start")?;
-        let addr = server.local_addr();
-        let registry = Registries(vec![server.registry()]);
-        let policy = server.policy();
-        let admin_addr = server.admin_addr();
-        let holds = AllHolds(vec![server.holds()]);
-        let reloader = server.reloader();
-        let certificates = server.certificates();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(server.run(async {
-            let _ = stopped.await;
-        }));
-        Ok(TestServer {
-            addr,
-            registry,
-            policy,
-            admin_addr,
-            holds,
-            reloader,
-            tls,
-            certificates,
-            addrs: vec![addr],
-            next: Default::default(),
-            stops: vec![stop],
-            tasks: vec![task],
-            redis: None,
-        })
+        Ok(Self::serving(vec![server], tls, None))
     }
 
     /// `nodes` nodes with `config` on a Redis of their own; the first
@@ -304,13 +279,23 @@ impl TestServer {
                     .with_context(|| format!("node {n} failed to start"))?,
             );
         }
+        Ok(Self::serving(servers, tls, Some(redis)))
+    }
+
+    /// Run `servers` (one, or a cluster's nodes) until the test server is
+    /// shut down or dropped; the first one's policy, admin interface,
+    /// reloader and certificates are the test server's.
+    fn serving(
+        servers: Vec<Server>,
+        tls: Option<Arc<TestCert>>,
+        redis: Option<redis::RedisServer>,
+    ) -> TestServer {
         let addrs: Vec<SocketAddr> = servers.iter().map(Server::local_addr).collect();
         let registry = Registries(servers.iter().map(Server::registry).collect());
         let holds = AllHolds(servers.iter().map(Server::holds).collect());
-        let policy = servers[0].policy();
-        let admin_addr = servers[0].admin_addr();
-        let reloader = servers[0].reloader();
-        let certificates = servers[0].certificates();
+        let first = &servers[0];
+        let (policy, admin_addr) = (first.policy(), first.admin_addr());
+        let (reloader, certificates) = (first.reloader(), first.certificates());
         let (mut stops, mut tasks) = (Vec::new(), Vec::new());
         for server in servers {
             let (stop, stopped) = oneshot::channel::<()>();
@@ -319,7 +304,7 @@ impl TestServer {
                 let _ = stopped.await;
             })));
         }
-        Ok(TestServer {
+        TestServer {
             addr: addrs[0],
             registry,
             policy,
@@ -332,8 +317,8 @@ impl TestServer {
             next: Default::default(),
             stops,
             tasks,
-            redis: Some(redis),
-        })
+            redis,
+        }
     }
 
     /// The address the next connection goes to: the nodes in turn.
@@ -896,34 +881,7 @@ impl TestServer {
             budget: server.outbound_budget(),
             admission: server.admission(),
         };
-        let (addr, registry, policy, admin_addr, holds) = (
-            server.local_addr(),
-            server.registry(),
-            server.policy(),
-            server.admin_addr(),
-            server.holds(),
-        );
-        let reloader = server.reloader();
-        let certificates = server.certificates();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(server.run(async {
-            let _ = stopped.await;
-        }));
-        let server = TestServer {
-            certificates,
-            addr,
-            registry: Registries(vec![registry]),
-            policy,
-            admin_addr,
-            holds: AllHolds(vec![holds]),
-            reloader,
-            tls: cert,
-            addrs: vec![addr],
-            next: Default::default(),
-            stops: vec![stop],
-            tasks: vec![task],
-            redis: None,
-        };
+        let server = Self::serving(vec![server], cert, None);
         Ok((server, inside))
     }
 
