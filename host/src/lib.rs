@@ -9,11 +9,13 @@
 //! - [`store`]  — what outlives a connection: policy state, room history, stored notices
 //! - [`config`] — every setting: flag, variable, file key and default, written once
 //! - [`ops`]    — the operator's side: admin HTTP, reload, recording, `switchboard policy …`
+//! - [`metrics`] — what `/metrics` shows: counters every layer bumps, figures read when scraped
 //!
 //! Each folder's `mod.rs` maps its files.
 
 pub mod chat;
 pub mod config;
+pub mod metrics;
 pub mod net;
 pub mod ops;
 pub mod policy;

@@ -24,6 +24,10 @@ async fn main() -> ExitCode {
             switchboard::ops::run(command).await
         }
         Some(Command::Token(args)) => switchboard::ops::token(args),
+        Some(Command::Drain(args)) => {
+            logging("warn", LogFormat::Text);
+            switchboard::ops::drain(args).await
+        }
         Some(Command::Serve(args)) => serve(*args).await,
         None => serve(cli.serve).await,
     }
@@ -76,7 +80,8 @@ async fn serve(args: ServeArgs) -> ExitCode {
     // Install the signal handlers before anything is announced: a SIGTERM
     // sent as soon as "listening on" is logged must stop the server
     // gracefully, not kill it with the default action.
-    let shutdown = signals::shutdown();
+    let stops = signals::install();
+    let drain_time = config.drain_time;
     let server = match Server::bind(config).await {
         Ok(s) => s,
         Err(e) => {
@@ -89,6 +94,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
     // workers, so the accept loop here would hand every new connection to
     // a worker thread across a futex wake and a context switch (on one
     // core, a tenth of the server's CPU per handshake).
+    let shutdown = stops.run(server.drainer(), drain_time);
     if let Err(e) = tokio::spawn(server.run(shutdown)).await {
         tracing::error!("the server stopped abnormally: {e}");
         return ExitCode::FAILURE;
@@ -102,33 +108,68 @@ mod signals {
 
     use switchboard::ops::reload::Reloader;
 
-    /// Resolves on SIGINT or SIGTERM. The handlers are installed when this
-    /// is called, not when the future is first polled.
-    pub fn shutdown() -> impl std::future::Future<Output = ()> {
+    use std::time::Duration;
+
+    use switchboard::net::drain::Handle;
+
+    /// The stop signals' handlers, installed when this is made (before the
+    /// server says it listens), acted on by [`Stops::run`].
+    pub struct Stops {
+        #[cfg(unix)]
+        term: Option<tokio::signal::unix::Signal>,
+        #[cfg(unix)]
+        int: Option<tokio::signal::unix::Signal>,
+    }
+
+    /// Install the handlers for SIGTERM and SIGINT.
+    pub fn install() -> Stops {
         #[cfg(unix)]
         {
-            use tokio::signal::unix::{Signal, SignalKind, signal};
-            async fn recv(signal: std::io::Result<Signal>) {
-                match signal {
-                    Ok(mut s) => {
-                        s.recv().await;
-                    }
-                    Err(_) => std::future::pending::<()>().await,
-                }
-            }
-            let term = signal(SignalKind::terminate());
-            let int = signal(SignalKind::interrupt());
-            async move {
-                tokio::select! {
-                    _ = recv(term) => {},
-                    _ = recv(int) => {},
-                }
+            use tokio::signal::unix::{SignalKind, signal};
+            Stops {
+                term: signal(SignalKind::terminate()).ok(),
+                int: signal(SignalKind::interrupt()).ok(),
             }
         }
         #[cfg(not(unix))]
-        async {
-            if tokio::signal::ctrl_c().await.is_err() {
-                std::future::pending::<()>().await;
+        Stops {}
+    }
+
+    #[cfg(unix)]
+    async fn next(signal: &mut Option<tokio::signal::unix::Signal>) {
+        match signal {
+            Some(s) => {
+                s.recv().await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    }
+
+    impl Stops {
+        /// SIGTERM asks `server` for a drain of `within` (a rolling
+        /// restart: systemd, Docker and Kubernetes stop a service with
+        /// it); a second SIGTERM, or SIGINT (Ctrl-C), resolves: stop now,
+        /// every client closed with 1001.
+        pub async fn run(mut self, server: Handle, within: Duration) {
+            #[cfg(unix)]
+            loop {
+                tokio::select! {
+                    () = next(&mut self.term) => {
+                        if !server.start(within) {
+                            tracing::warn!("SIGTERM during the drain: stopping now");
+                            return;
+                        }
+                        tracing::info!(within_secs = within.as_secs(), "SIGTERM: draining");
+                    }
+                    () = next(&mut self.int) => return,
+                }
+            }
+            #[cfg(not(unix))]
+            {
+                let _ = (server, within);
+                if tokio::signal::ctrl_c().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
             }
         }
     }

@@ -6,6 +6,7 @@
 //! of hanging it; nothing sleeps to synchronise.
 
 pub mod cluster;
+pub mod metrics;
 pub mod proxy;
 pub mod redis;
 
@@ -186,6 +187,9 @@ pub struct TestServer {
     pub policy: Policy,
     /// Where the admin interface listens, when the config asked for one.
     pub admin_addr: Option<SocketAddr>,
+    /// Where `/metrics` is served without a token, when the config asked
+    /// for it (`metrics_listen`).
+    pub metrics_addr: Option<SocketAddr>,
     /// Which ids are held for a resume.
     pub holds: AllHolds,
     /// The policy file's reloader (what SIGHUP calls), when the policy is
@@ -295,6 +299,7 @@ impl TestServer {
         let holds = AllHolds(servers.iter().map(Server::holds).collect());
         let first = &servers[0];
         let (policy, admin_addr) = (first.policy(), first.admin_addr());
+        let metrics_addr = first.metrics_addr();
         let (reloader, certificates) = (first.reloader(), first.certificates());
         let (mut stops, mut tasks) = (Vec::new(), Vec::new());
         for server in servers {
@@ -309,6 +314,7 @@ impl TestServer {
             registry,
             policy,
             admin_addr,
+            metrics_addr,
             holds,
             reloader,
             tls,
@@ -523,6 +529,31 @@ impl TestServer {
             Some(Error::Http(response)) => Ok(response.status().as_u16()),
             _ => bail!("{path}: expected an HTTP error, got {e:#}"),
         }
+    }
+
+    /// Wait (bounded by `within`) until the server has stopped by itself,
+    /// as it does at the end of a drain.
+    pub async fn stopped(mut self, within: Duration) -> Result<()> {
+        for task in self.tasks.drain(..) {
+            tokio::time::timeout(within, task)
+                .await
+                .map_err(|_| anyhow!("the server did not stop within {within:?}"))??;
+        }
+        Ok(())
+    }
+
+    /// `POST /admin/drain?secs=<secs>` presenting `token`: the HTTP status
+    /// and the JSON answer.
+    pub async fn drain(&self, token: &str, secs: u64) -> Result<(u16, Value)> {
+        let (code, body) = self
+            .admin(Some(token))?
+            .request(
+                switchboard::ops::Method::Post,
+                &format!("/admin/drain?secs={secs}"),
+            )
+            .await
+            .map_err(anyhow::Error::msg)?;
+        Ok((code, admin_json(&body)?))
     }
 
     /// Stop the server gracefully and wait until it has stopped.

@@ -85,7 +85,7 @@ enum Fault {
 }
 
 enum Node {
-    Mem(TestServer),
+    Mem(Box<TestServer>),
     Proc(NodeProcess),
     Dead,
 }
@@ -1563,7 +1563,7 @@ async fn run(fault: Fault) -> Result<()> {
         let mut c = node(&redis, id)?;
         c.recovery.history_size = HISTORY;
         c.limits.queries_per_sec = 0;
-        nodes.push(Node::Mem(TestServer::start(c).await?));
+        nodes.push(Node::Mem(Box::new(TestServer::start(c).await?)));
     }
     let history = HISTORY.to_string();
     nodes.push(Node::Proc(

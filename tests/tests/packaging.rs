@@ -139,3 +139,86 @@ fn the_license_files_say_what_cargo_toml_says() -> Result<()> {
     ensure!(read("LICENSE-MIT")?.contains("Permission is hereby granted"));
     Ok(())
 }
+
+/// Every `switchboard_*` name in `expr` (a PromQL expression).
+fn metric_names(expr: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut rest = expr;
+    while let Some(at) = rest.find("switchboard_") {
+        let tail = &rest[at..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'))
+            .unwrap_or(tail.len());
+        names.push(tail[..end].to_owned());
+        rest = &tail[end..];
+    }
+    names
+}
+
+/// The example alert rules and the Grafana dashboard (docs/OPERATIONS.md,
+/// "Metrics") parse, and every metric they name is one a server serves:
+/// scraped from a server in memory mode and from a cluster node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_alert_rules_and_the_dashboard_name_only_metrics_the_server_serves() -> Result<()> {
+    use switchboard_tests::metrics::scrape;
+    use switchboard_tests::{TestServer, config, with_admin};
+    const TOKEN: &str = "packaging-test-token-0123456789";
+    let redis = switchboard_tests::redis::RedisServer::start()?;
+    let one = TestServer::start(with_admin(config(), TOKEN)).await?;
+    let node = switchboard_tests::cluster::node(&redis, "a")?;
+    let clustered = TestServer::start(with_admin(node, TOKEN)).await?;
+    let mut served = scrape(&one, TOKEN).await?.names();
+    served.extend(scrape(&clustered, TOKEN).await?.names());
+
+    let rules: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&read("packaging/prometheus/switchboard-alerts.yml")?)?;
+    let mut exprs = Vec::new();
+    let groups = rules["groups"].as_sequence().context("no groups")?;
+    for group in groups {
+        for rule in group["rules"]
+            .as_sequence()
+            .context("a group without rules")?
+        {
+            let alert = rule["alert"].as_str().context("a rule without `alert`")?;
+            let expr = rule["expr"].as_str().context("a rule without `expr`")?;
+            ensure!(
+                rule["annotations"]["summary"].as_str().is_some(),
+                "{alert}: no summary"
+            );
+            exprs.push((format!("alert {alert}"), expr.to_owned()));
+        }
+    }
+    ensure!(exprs.len() >= 8, "only {} alert rules", exprs.len());
+
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&read("packaging/grafana/switchboard-dashboard.json")?)?;
+    let panels = dashboard["panels"].as_array().context("no panels")?;
+    ensure!(panels.len() >= 10, "only {} panels", panels.len());
+    for panel in panels {
+        let title = panel["title"].as_str().context("a panel without a title")?;
+        for target in panel["targets"]
+            .as_array()
+            .context("a panel without targets")?
+        {
+            let expr = target["expr"].as_str().context("a target without `expr`")?;
+            exprs.push((format!("panel {title:?}"), expr.to_owned()));
+        }
+    }
+
+    let mut unknown = Vec::new();
+    let mut named = 0;
+    for (what, expr) in &exprs {
+        for name in metric_names(expr) {
+            named += 1;
+            if !served.contains(&name) {
+                unknown.push(format!("{what}: {name}"));
+            }
+        }
+    }
+    ensure!(named >= exprs.len(), "too few metrics named");
+    ensure!(
+        unknown.is_empty(),
+        "metrics the server does not serve: {unknown:#?}\nserved: {served:#?}"
+    );
+    Ok(())
+}

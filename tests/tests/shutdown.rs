@@ -1,6 +1,8 @@
 //! Graceful shutdown: every client gets close 1001 `server shutting down`,
 //! both for a server in this process and for the real `switchboard` binary
-//! on SIGTERM (which then exits with status 0). Unix only: it sends signals.
+//! on SIGINT; on SIGTERM the binary drains instead (close 1012, `server
+//! restarting; reconnect`, a few clients at a time). Either way it then
+//! exits with status 0. Unix only: it sends signals.
 
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::Arc;
@@ -17,10 +19,15 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 /// Both clients were told the server is going away.
 async fn expect_going_away(clients: Vec<&mut Client>) -> Result<()> {
+    expect_closed(clients, 1001, "server shutting down").await
+}
+
+/// Every client was closed with `code` and `reason`.
+async fn expect_closed(clients: Vec<&mut Client>, code: u16, reason: &str) -> Result<()> {
     for c in clients {
         let closed = c.closed().await?;
-        assert_eq!(closed.code, Some(1001), "{closed:?}");
-        assert_eq!(closed.reason, "server shutting down");
+        assert_eq!(closed.code, Some(code), "{closed:?}");
+        assert_eq!(closed.reason, reason);
     }
     Ok(())
 }
@@ -141,6 +148,14 @@ impl Running {
         Ok(())
     }
 
+    /// Send SIGINT (Ctrl-C).
+    fn interrupt(&self) -> Result<()> {
+        if !signal(self.pid, libc::SIGINT) {
+            bail!("kill(SIGINT) of {} failed", self.pid);
+        }
+        Ok(())
+    }
+
     /// Wait for the exit; check it is status 0 after a graceful stop.
     async fn expect_clean_exit(&mut self) -> Result<()> {
         let status = self.status.take().context("already waited")?;
@@ -197,10 +212,9 @@ fn listening_port(line: &str) -> Option<u16> {
     digits.parse().ok()
 }
 
-#[tokio::test]
-async fn the_binary_closes_every_client_with_1001_on_sigterm_and_exits_0() -> Result<()> {
-    let mut server = Running::start().await?;
-    let port = server.port;
+/// Two clients of the binary, each served (a notice goes from one to the
+/// other).
+async fn two_clients(port: u16) -> Result<Vec<Client>> {
     let mut clients = Vec::new();
     for id in ["alice", "bob"] {
         let tcp = TcpStream::connect(("127.0.0.1", port)).await?;
@@ -230,12 +244,43 @@ async fn the_binary_closes_every_client_with_1001_on_sigterm_and_exits_0() -> Re
         clients[1].recv_json().await?,
         json!({"type": "notice", "from": "alice", "data": "hi"})
     );
+    Ok(clients)
+}
 
-    server.terminate()?;
+#[tokio::test]
+async fn the_binary_closes_every_client_with_1001_on_sigint_and_exits_0() -> Result<()> {
+    let mut server = Running::start().await?;
+    let mut clients = two_clients(server.port).await?;
+    server.interrupt()?;
     let (a, b) = clients.split_at_mut(1);
     expect_going_away(vec![&mut a[0], &mut b[0]]).await?;
     drop(clients);
     server.expect_clean_exit().await
+}
+
+#[tokio::test]
+async fn the_binary_drains_on_sigterm_with_1012_and_exits_0() -> Result<()> {
+    let mut server = Running::start().await?;
+    let mut clients = two_clients(server.port).await?;
+    server.terminate()?;
+    let (a, b) = clients.split_at_mut(1);
+    expect_closed(
+        vec![&mut a[0], &mut b[0]],
+        1012,
+        "server restarting; reconnect",
+    )
+    .await?;
+    drop(clients);
+    server.expect_clean_exit().await?;
+    assert!(
+        server
+            .log
+            .iter()
+            .any(|l| l.contains("drained: every client has gone")),
+        "{:#?}",
+        server.log
+    );
+    Ok(())
 }
 
 #[tokio::test]

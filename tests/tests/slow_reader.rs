@@ -20,7 +20,10 @@ const MAX_MESSAGES: u64 = (64 << 20) / PAD as u64;
 
 #[tokio::test]
 async fn a_client_that_does_not_read_is_closed_with_4008_and_nobody_else_suffers() -> Result<()> {
-    let mut cfg = without_rate_limits(tolerant_config());
+    let mut cfg = switchboard_tests::with_admin(
+        without_rate_limits(tolerant_config()),
+        "slow-reader-token-0123456789",
+    );
     cfg.limits.outbound_queue_frames = 16;
     cfg.limits.outbound_queue_bytes = 64 * 1024;
     // The server may wait this long to hand the close frame to a client whose
@@ -109,6 +112,15 @@ async fn a_client_that_does_not_read_is_closed_with_4008_and_nobody_else_suffers
         "the slow client overflowed after {sent} messages"
     );
     let overflowed_after = sent;
+    // The overflow is counted for the operator (`/metrics`).
+    let scraped =
+        switchboard_tests::metrics::scrape(&server, "slow-reader-token-0123456789").await?;
+    assert_eq!(
+        scraped.get("switchboard_queue_overflows_total"),
+        1.0,
+        "{}",
+        scraped.text
+    );
 
     // The room carries on without the slow client.
     for _ in 0..32 {

@@ -29,6 +29,8 @@ export interface SwitchboardOptions {
   connectTimeoutMs?: number;
   /** Reconnect delays: `initialMs * 2^n`, ±50 % jitter, at most `maxMs` (defaults 1 000 and 30 000). */
   backoff?: { initialMs?: number; maxMs?: number };
+  /** After close 1012 (the server is restarting: a drain), reconnect at once, after a random wait of up to this many ms so that a node's clients do not all arrive together (default 1 000). */
+  restartJitterMs?: number;
   /** How many requests may wait for a connection (default 100); past it they are rejected with `queue-full`. */
   maxQueue?: number;
 }
@@ -524,7 +526,13 @@ export class Switchboard extends Emitter<SwitchboardEvents> {
   private retry(info: CloseInfo) {
     const b = this.o.backoff || {};
     const max = b.maxMs || 30000;
-    const delay = Math.min(max, (b.initialMs || 1000) * Math.pow(2, Math.min(this.attempt++, 20)) * (0.5 + Math.random()));
+    const jitter = this.o.restartJitterMs === undefined ? 1000 : this.o.restartJitterMs;
+    // 1012: this server is going away on purpose and the others (or its
+    // next run) take the session at once; no backoff.
+    const delay =
+      info.code === 1012 && this.attempt === 0
+        ? Math.random() * jitter
+        : Math.min(max, (b.initialMs || 1000) * Math.pow(2, Math.min(this.attempt++, 20)) * (0.5 + Math.random()));
     const error = info.error !== undefined ? wrap('transport', info.error, 'transport error') : undefined;
     this.setState(this.session ? 'resuming' : 'connecting', { code: info.code, reason: info.reason, error });
     if (error) this.emit('error', error);

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { Switchboard } from '../dist/esm/index.js';
-import { startServer, waitFor } from './helpers.mjs';
+import { balancer, range, startServer, waitFor } from './helpers.mjs';
 
 const haveRedis = spawnSync('redis-server', ['--version']).status === 0;
 
@@ -102,4 +102,59 @@ test('Redis restarted without persistence: the new epoch is taken from offset 1,
   assert.equal(lobby.epoch, f.epoch);
   assert.equal(lobby.offset, 1);
   assert.deepEqual(got.map((x) => x.data.n), [1, 2, 3, 'after']);
+});
+
+test('a node drained with SIGTERM hands its clients over: they come back at once on the other node, resume, and lose nothing', { skip: !haveRedis && 'no redis-server (make test installs it)' }, async (t) => {
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'sb-js-redis-'));
+  await startRedis(t, port, dir);
+  const cluster = ['--cluster', `redis://127.0.0.1:${port}/0`];
+  const a = await startServer(t, [...cluster, '--node-id', 'a', '--drain-secs', '2']);
+  const b = await startServer(t, [...cluster, '--node-id', 'b']);
+  // Behind one address, as in production: node a first while it accepts.
+  const lb = await balancer(t, [a.port, b.port]);
+  const alice = new Switchboard({ url: lb.url, id: 'alice', restartJitterMs: 200 });
+  const bob = new Switchboard({ url: b.url, id: 'bob' });
+  t.after(() => {
+    alice.close();
+    bob.close();
+  });
+  const welcomes = [];
+  alice.on('welcome', (w) => welcomes.push(w));
+  const codes = [];
+  alice.on('state', (e) => e.code !== undefined && codes.push(e.code));
+  await alice.connect();
+  await bob.connect();
+  const lobby = alice.room('lobby');
+  await lobby.join();
+  await bob.room('lobby').join();
+  const got = [];
+  lobby.on('message', (m) => got.push(m.data.n));
+  const notices = [];
+  alice.on('notice', (m) => notices.push(m.data.n));
+
+  let n = 0;
+  const send = async () => {
+    await bob.room('lobby').send({ n });
+    await bob.notice('alice', { n });
+    n++;
+  };
+  for (let i = 0; i < 10; i++) await send();
+  process.kill(a.pid, 'SIGTERM');
+  // Traffic goes on while alice is told to go, comes back and resumes.
+  while (!welcomes.some((w) => w.resumed)) {
+    await send();
+    assert.ok(n < 100000, 'alice never resumed');
+  }
+  for (let i = 0; i < 10; i++) await send();
+  const last = n - 1;
+  if (!got.includes(last)) await waitFor(lobby, 'message', (m) => m.data.n === last);
+  if (!notices.includes(last)) await waitFor(alice, 'notice', (m) => m.data.n === last);
+  assert.deepEqual(got, range(0, last));
+  assert.deepEqual(notices, range(0, last));
+  assert.ok(codes.includes(1012), `closes seen: ${codes}`);
+  assert.equal(welcomes.length, 2);
+  // Node a exits by itself once its clients have gone.
+  const { code } = await a.exited;
+  assert.equal(code, 0);
 });

@@ -68,8 +68,52 @@ export async function startServer(t, args = []) {
     },
   };
   proc.removeAllListeners('exit');
+  /** Resolves with {code, signal} once the process has exited. */
+  server.exited = new Promise((r) => proc.once('exit', (code, signal) => r({ code, signal })));
   t.after(() => server.stop());
   return server;
+}
+
+/** A load balancer in front of `ports`: each new connection goes to the
+ *  first of them that accepts (a draining server has closed its listener,
+ *  so its clients' reconnects land on the next). */
+export async function balancer(t, ports) {
+  const socks = new Set();
+  const srv = net.createServer((c) => {
+    c.pause();
+    socks.add(c);
+    const tryPort = (i) => {
+      if (i >= ports.length) return c.destroy();
+      const up = net.connect(ports[i], '127.0.0.1');
+      up.once('error', () => {
+        socks.delete(up);
+        tryPort(i + 1);
+      });
+      up.once('connect', () => {
+        socks.add(up);
+        const end = () => {
+          c.destroy();
+          up.destroy();
+          socks.delete(c);
+          socks.delete(up);
+        };
+        for (const s of [c, up]) {
+          s.on('close', end);
+          s.on('error', end);
+        }
+        c.pipe(up);
+        up.pipe(c);
+        c.resume();
+      });
+    };
+    tryPort(0);
+  });
+  await new Promise((r) => srv.listen(0, '127.0.0.1', r));
+  t.after(() => {
+    for (const s of socks) s.destroy();
+    return new Promise((r) => srv.close(r));
+  });
+  return { url: `ws://127.0.0.1:${srv.address().port}` };
 }
 
 /** A TCP proxy in front of `port`: `cut()` destroys every connection through it

@@ -353,7 +353,8 @@ var Switchboard = class extends Emitter {
   retry(info) {
     const b = this.o.backoff || {};
     const max = b.maxMs || 3e4;
-    const delay = Math.min(max, (b.initialMs || 1e3) * Math.pow(2, Math.min(this.attempt++, 20)) * (0.5 + Math.random()));
+    const jitter = this.o.restartJitterMs === void 0 ? 1e3 : this.o.restartJitterMs;
+    const delay = info.code === 1012 && this.attempt === 0 ? Math.random() * jitter : Math.min(max, (b.initialMs || 1e3) * Math.pow(2, Math.min(this.attempt++, 20)) * (0.5 + Math.random()));
     const error = info.error !== void 0 ? wrap("transport", info.error, "transport error") : void 0;
     this.setState(this.session ? "resuming" : "connecting", { code: info.code, reason: info.reason, error });
     if (error) this.emit("error", error);

@@ -12,6 +12,7 @@ use crate::chat::rate::Bucket;
 use crate::chat::registry::{Found, Joined};
 use crate::chat::replies;
 use crate::chat::{Chat, ids as id};
+use crate::metrics::Limit;
 use crate::policy::{Action, Frame};
 use crate::store::bus::{SendError, Sent};
 use crate::store::json;
@@ -141,6 +142,7 @@ async fn carry_out(
                 let sent = match bus.send(sender, &to, to_message(frame), store).await {
                     Ok(sent) => sent,
                     Err(SendError::Quota(e)) => {
+                        registry.counters().limited(Limit::StoredNotices);
                         let refused = replies::error(
                             request,
                             replies::code::STORE_QUOTA,
@@ -198,6 +200,7 @@ async fn carry_out(
             Action::Broadcast { frame, except } => {
                 let bucket = caller.as_mut().and_then(|c| c.broadcasts.as_deref_mut());
                 if let Some(Err(wait)) = bucket.map(|b| b.take(Instant::now())) {
+                    registry.counters().limited(Limit::BroadcastsPerSec);
                     let message = "too many broadcasts; wait before broadcasting again";
                     let refused =
                         replies::error(request, replies::code::RATE_LIMITED, message, Some(wait));
@@ -259,6 +262,13 @@ async fn carry_out(
                     {
                         tracing::warn!(id, room, error = %e, "a refused join stays in the id's rooms");
                     }
+                    registry
+                        .counters()
+                        .limited(if joined == Joined::TooManyRooms {
+                            Limit::MaxRoomsPerId
+                        } else {
+                            Limit::MaxRooms
+                        });
                     let message = if joined == Joined::TooManyRooms {
                         format!(
                             "`{id}` is in {} rooms, the most allowed; leave one first",

@@ -77,7 +77,12 @@ pub async fn connect(
     outbound::corked(async {
         actions::apply(chat, Caller::new(outbox), decided).await;
         let stored = stored_frames(chat.notices.take(id, SystemTime::now()).await);
-        let queue_stored = || queue_counted(outbox, stored);
+        // Then what came for the id while its claim was under way (in a
+        // cluster, `Bus::unpark`): the newest of all.
+        let queue_stored = || {
+            queue_counted(outbox, stored);
+            queue_counted(outbox, chat.bus.unpark(id));
+        };
         let Claim {
             generation,
             rooms,
@@ -117,6 +122,9 @@ pub async fn connect(
                 .map(|_| ()),
         };
         if registration.is_err() {
+            // Not for this connection: a newer one has the id (and will
+            // have been routed what came since).
+            drop(chat.bus.unpark(id));
             tracing::debug!(id, generation, "a newer connection has the id already");
             outbox.close(CloseReason {
                 replaced: true,

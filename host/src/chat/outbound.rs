@@ -26,6 +26,7 @@ use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::chat::encode::{self as wire, Direct, Header};
+use crate::metrics::counters::{ByKind, FrameKind};
 
 /// Close codes the host itself uses.
 pub mod code {
@@ -39,6 +40,9 @@ pub mod code {
     /// The server is short of a shared resource (the inbound budget): the
     /// client may come back later.
     pub const TRY_AGAIN_LATER: u16 = 1013;
+    /// The server is restarting (a drain): reconnect at once, elsewhere
+    /// if there is an elsewhere.
+    pub const SERVICE_RESTART: u16 = 1012;
     /// A frame or message over the size limit.
     pub const TOO_BIG: u16 = 1009;
     /// A newer connection took over this id.
@@ -61,6 +65,10 @@ pub struct Budget {
     ceiling: usize,
     /// Wakes whoever sheds: a push left the total over the limit.
     over: Notify,
+    /// Frames queued to clients, by kind (`/metrics`).
+    pub frames_out: ByKind,
+    /// Queues closed with 4008, theirs or this budget full (`/metrics`).
+    overflows: AtomicU64,
 }
 
 impl Budget {
@@ -73,7 +81,19 @@ impl Budget {
             limit,
             ceiling: limit.saturating_mul(2),
             over: Notify::new(),
+            frames_out: ByKind::default(),
+            overflows: AtomicU64::new(0),
         })
+    }
+
+    /// A queue was closed with 4008.
+    fn overflowed(&self) {
+        self.overflows.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Queues closed with 4008 since start.
+    pub fn overflows(&self) -> u64 {
+        self.overflows.load(Ordering::Relaxed)
     }
 
     /// A budget that counts nothing (replay, benchmarks).
@@ -161,6 +181,7 @@ pub fn shed(budget: &Budget, outboxes: impl IntoIterator<Item = Outbox>) -> usiz
             "outbound budget exceeded, closing the largest queue with 4008"
         );
         outbox.close(budget_reason());
+        budget.overflowed();
         excess = excess.saturating_sub(held);
         closed += 1;
     }
@@ -642,9 +663,17 @@ impl Outbox {
         }
         let frames_full = q.frames.len() >= s.max_frames;
         let q = self.admit(q, len, frames_full)?;
+        let kind = match &msg {
+            Message::Binary(_) => FrameKind::Binary,
+            Message::Ping(_) => FrameKind::Ping,
+            Message::Pong(_) => FrameKind::Pong,
+            Message::Close(_) => FrameKind::Close,
+            Message::Text(_) | Message::Frame(_) => FrameKind::Text,
+        };
         if s.enqueue(q, msg, len) {
             self.wake();
         }
+        s.budget.frames_out.add(kind);
         Ok(())
     }
 
@@ -671,6 +700,7 @@ impl Outbox {
                 serial = s.serial,
                 "outbound budget at its ceiling, closing with 4008"
             );
+            s.budget.overflowed();
             self.close(budget_reason());
             return Err(PushError::Full);
         }
@@ -692,6 +722,7 @@ impl Outbox {
         if s.enqueue(q, msg, len) {
             s.ready.notify_one();
         }
+        s.budget.frames_out.add(FrameKind::Ping);
         Ok(())
     }
 
@@ -719,11 +750,13 @@ impl Outbox {
             };
             q = admitted;
             q.pong_at = Some(q.raw.len());
+            s.budget.frames_out.add(FrameKind::Pong);
         } else {
             // A close frame: not refused past the ceiling (it ends the
             // connection, and with it everything it holds).
             s.budget.charge(bytes.len());
             q.pong_at = None;
+            s.budget.frames_out.add(FrameKind::Close);
         }
         q.raw.extend_from_slice(bytes);
         drop(q);
@@ -805,6 +838,7 @@ impl Outbox {
     }
 
     fn overflow(&self) {
+        self.shared.budget.overflowed();
         tracing::warn!(
             serial = self.shared.serial,
             "outbound queue full, closing with 4008"

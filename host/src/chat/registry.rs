@@ -70,6 +70,8 @@ struct Inner {
     /// `max_total_rooms` is checked against (`rooms.len()` would be a
     /// check-then-act race between two joins making two rooms).
     total_rooms: AtomicUsize,
+    /// The server's event counters.
+    counters: crate::metrics::Counters,
     /// Ids claimed lately by another server, with that claim's generation
     /// and when word of it came: the word and the answer to an older
     /// claim made here race, so a connection of an older claim that comes
@@ -190,8 +192,15 @@ impl Registry {
                 total_rooms: AtomicUsize::new(0),
                 superseded: Mutex::default(),
                 handed: DashMap::new(),
+                counters: Default::default(),
             }),
         }
+    }
+
+    /// The server's event counters (`/metrics`): the registry is what every
+    /// layer that counts already holds.
+    pub fn counters(&self) -> &crate::metrics::Counters {
+        &self.inner.counters
     }
 
     /// A fresh serial for a new connection.
@@ -738,6 +747,7 @@ impl Registry {
                 delivery.count(outbox.push(msg.clone()));
             }
         }
+        self.inner.counters.delivered(delivery.queued);
         delivery
     }
 

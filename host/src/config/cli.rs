@@ -1,6 +1,6 @@
 //! The command line: `switchboard [serve] [FLAGS]`,
-//! `switchboard policy <swap|status|rollback|check|replay>` and
-//! `switchboard token`.
+//! `switchboard policy <swap|status|rollback|check|replay>`,
+//! `switchboard drain` and `switchboard token`.
 //!
 //! Serving settings come from, highest first: flags, `SWITCHBOARD_*`
 //! variables, `switchboard.toml`, the defaults in `config.rs`; each is
@@ -46,6 +46,24 @@ pub enum Command {
     /// secret (--auth-secret, SWITCHBOARD_AUTH_SECRET or [auth] secret) and
     /// print it.
     Token(TokenArgs),
+    /// Drain the running server for a restart: it stops accepting, tells
+    /// its clients to reconnect (close 1012) a few at a time, and exits
+    /// once they have gone or the drain time is up. Waits for the exit.
+    Drain(DrainArgs),
+}
+
+/// `switchboard drain`
+#[derive(Debug, Args)]
+pub struct DrainArgs {
+    /// Seconds the drain may take [default: the server's --drain-secs].
+    #[arg(long)]
+    pub secs: Option<u64>,
+    /// Return once the drain has started, without waiting for the server
+    /// to exit.
+    #[arg(long)]
+    pub no_wait: bool,
+    #[command(flatten)]
+    pub admin: AdminArgs,
 }
 
 /// `switchboard policy …`

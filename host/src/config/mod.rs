@@ -49,6 +49,11 @@ pub struct Config {
     pub watch_interval: Duration,
     /// The admin listener; `None` runs without one.
     pub admin: Option<AdminConfig>,
+    /// Where `GET /metrics` is served without a token, for scrapers
+    /// (`None`: only on the admin listener, with the token).
+    pub metrics_listen: Option<SocketAddr>,
+    /// How long a drain (SIGTERM, `switchboard drain`) may take.
+    pub drain_time: Duration,
     /// Record every event (connect, message, disconnect) to this JSON-lines
     /// file, for `switchboard policy replay`. Off by default: it holds every
     /// message's content.
@@ -214,6 +219,10 @@ impl Default for AdminConfig {
     }
 }
 
+/// How long a drain may take unless `--drain-secs` says otherwise: within
+/// systemd's default 90 s stop timeout, with room to spare.
+pub const DEFAULT_DRAIN_TIME: Duration = Duration::from_secs(30);
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -228,6 +237,8 @@ impl Default for Config {
             refuse_non_web_origins: false,
             watch_interval: Duration::from_secs(1),
             admin: Some(AdminConfig::default()),
+            metrics_listen: None,
+            drain_time: DEFAULT_DRAIN_TIME,
             record_events: None,
             native_rules: false,
             auth: None,

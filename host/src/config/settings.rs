@@ -277,6 +277,13 @@ section! {
         set |c, v| c.log_format = v,
         sample "json";
 
+        /// Seconds a drain (SIGTERM, `switchboard drain`) may take: clients are told to go with close 1012 over the first half, and the server exits once they have gone or the time is up (0: all at once).
+        drain_secs: u64,
+        flag "drain-secs", env "SWITCHBOARD_DRAIN_SECS",
+        get |c| Some(secs(c.drain_time)),
+        set |c, v| c.drain_time = Duration::from_secs(v),
+        sample "10";
+
         /// Serve the web chat page at / on the public port (false: only the WebSocket endpoint).
         web_chat: bool,
         flag "web-chat", env "SWITCHBOARD_WEB_CHAT",
@@ -632,6 +639,21 @@ section! {
             admin.token_file = v;
         },
         sample "/run/switchboard-test/admin-token";
+
+        /// Where `GET /metrics` is also served, without the token, for a Prometheus scraper (ip:port, or `off`); keep it off the public network.
+        metrics_listen: String,
+        flag "metrics-listen", env "SWITCHBOARD_METRICS_LISTEN",
+        get |c| Some(c.metrics_listen.map_or_else(|| "off".to_owned(), |a| a.to_string())),
+        set |c, v| {
+            c.metrics_listen = if v == "off" {
+                None
+            } else {
+                Some(v.parse().map_err(|_| {
+                    format!("metrics listen address {v:?} is neither ip:port nor \"off\"")
+                })?)
+            };
+        },
+        sample "127.0.0.1:4103";
 
         /// Largest component `PUT /admin/policy` accepts, in bytes.
         max_upload_bytes: usize,

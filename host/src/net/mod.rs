@@ -2,6 +2,7 @@
 //! and the bytes that reach a socket.
 //!
 //! - [`server`]    — bind, accept loop, graceful shutdown
+//! - [`drain`]     — a rolling restart: 1012 to every client, a few at a time, then exit
 //! - [`admission`] — who is let in at accept: connections and handshakes, server-wide and per IP
 //! - [`tls`]       — rustls server config from PEM files
 //! - [`handshake`] — HTTP upgrade: id, `on-connect`, HTTP error answers
@@ -18,6 +19,7 @@
 
 pub mod admission;
 pub mod auth;
+pub mod drain;
 pub mod handing;
 pub mod handshake;
 pub mod id;

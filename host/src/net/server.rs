@@ -16,8 +16,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::chat::record::{RecordError, Recorder};
+use crate::metrics::Refused;
 use crate::net::admission::{Admission, Refusal, Ticket};
-use crate::ops::admin::{Admin, AdminError};
+use crate::ops::admin::{Admin, AdminError, Metrics};
 use crate::ops::reload::Reloader;
 use crate::ops::rules::Rules;
 
@@ -76,6 +77,8 @@ pub struct Server {
     tls: Option<TlsAcceptor>,
     shared: Arc<Shared>,
     admin: Option<Admin>,
+    /// `/metrics` without a token (`--metrics-listen`).
+    metrics: Option<Metrics>,
     /// Set when the policy comes from a file.
     reloader: Option<Arc<Reloader>>,
     /// Poll the policy file this often (`None`: don't).
@@ -261,16 +264,6 @@ impl Server {
         let rules = Rules::new(policy.clone(), versions, config.node_id.as_str());
         let reloader =
             policy_file.map(|path| Arc::new(Reloader::new(rules.clone(), path, own_sha256)));
-        let admin = match &config.admin {
-            Some(admin) => {
-                let (policy, registry, reloader) =
-                    (rules.clone(), registry.clone(), reloader.clone());
-                let (node, bus) = (config.node_id.clone(), bus.clone());
-                let native = config.native_rules;
-                Some(Admin::bind(admin, policy, registry, reloader, native, node, bus).await?)
-            }
-            None => None,
-        };
         let recorder = match &config.record_events {
             Some(path) => Some(Recorder::start(path, config.record_max_bytes).await?),
             None => None,
@@ -313,13 +306,26 @@ impl Server {
             ),
             auth,
             shutting_down: AtomicBool::new(false),
+            drain: crate::net::drain::Drainer::new(config.drain_time),
         });
         handing.serve(&shared);
+        let admin = match &config.admin {
+            Some(admin) => {
+                let (rules, shared, reloader) = (rules.clone(), shared.clone(), reloader.clone());
+                Some(Admin::bind(admin, rules, shared, reloader, config.native_rules).await?)
+            }
+            None => None,
+        };
+        let metrics = match config.metrics_listen {
+            Some(addr) => Some(Metrics::bind(addr, shared.clone()).await?),
+            None => None,
+        };
         Ok(Server {
             listener,
             tls,
             shared,
             admin,
+            metrics,
             reloader,
             watch,
             rules,
@@ -378,6 +384,11 @@ impl Server {
         self.admin.as_ref().and_then(Admin::local_addr)
     }
 
+    /// Where `/metrics` is served without a token (`--metrics-listen`).
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(Metrics::local_addr)
+    }
+
     /// Swaps and rollbacks as the admin interface makes them (every node's
     /// in a cluster).
     pub fn rules(&self) -> Arc<Rules> {
@@ -389,13 +400,22 @@ impl Server {
         self.reloader.clone()
     }
 
-    /// Serve until `shutdown` resolves, then close every client with 1001.
+    /// Ask this server for a drain (SIGTERM, `switchboard drain`).
+    pub fn drainer(&self) -> crate::net::drain::Handle {
+        crate::net::drain::Handle(self.shared.clone())
+    }
+
+    /// Serve until `shutdown` resolves, then close every client with 1001;
+    /// or until a drain is asked ([`Server::drainer`], `POST
+    /// /admin/drain`), then drain (`net::drain`) and close what is left
+    /// with 1012. `shutdown` also cuts a drain short.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let Server {
             listener,
             tls,
             shared,
             admin,
+            metrics,
             reloader,
             watch,
             rules,
@@ -415,6 +435,9 @@ impl Server {
         }
         if let Some(admin) = admin {
             tokio::spawn(admin.run(stop.clone().cancelled_owned()));
+        }
+        if let Some(metrics) = metrics {
+            tokio::spawn(metrics.run(stop.clone().cancelled_owned()));
         }
         if let (Some(reloader), Some(every)) = (reloader, watch) {
             let stop = stop.clone();
@@ -453,9 +476,10 @@ impl Server {
             "serving"
         );
         let mut failures = AcceptFailures::default();
-        loop {
+        let drain = loop {
             let accepted = tokio::select! {
-                _ = &mut shutdown => break,
+                _ = &mut shutdown => break None,
+                within = shared.drain.requested() => break Some(within),
                 accepted = listener.accept() => accepted,
             };
             match accepted {
@@ -480,16 +504,29 @@ impl Server {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             }
-        }
+        };
+        // Not accepting from here: a load balancer (or the kernel) sends
+        // new connections elsewhere.
         drop(listener);
+        if let Some(within) = drain {
+            // A second signal (or the caller's shutdown) cuts it short.
+            tokio::select! {
+                _ = &mut shutdown => tracing::warn!("drain cut short"),
+                () = crate::net::drain::run(&shared, within) => {}
+            }
+        }
         tracing::info!(
             connections = shared.registry.online_count(),
             "shutting down"
         );
         shared.shutting_down.store(true, Ordering::SeqCst);
+        let last = match drain {
+            Some(_) => CloseReason::with_code(code::SERVICE_RESTART, crate::net::drain::RESTARTING),
+            None => CloseReason::with_code(code::GOING_AWAY, "server shutting down"),
+        };
         shared.registry.close_all(&CloseReason {
             shutdown: true,
-            ..CloseReason::with_code(code::GOING_AWAY, "server shutting down")
+            ..last
         });
         tasks.close();
         let grace = shared.limits.close_timeout * 2 + shared.limits.upgrade_timeout;
@@ -590,6 +627,7 @@ fn refuse(
     refusal: Refusal,
 ) {
     tracing::debug!(%peer, %refusal, "connection refused");
+    shared.registry.counters().refused(Refused::Admission);
     if tls.is_some() && refusal == Refusal::IpHandshakes {
         return;
     }

@@ -25,6 +25,7 @@ use crate::chat::lifecycle::{self, Resume};
 use crate::chat::outbound::{self, CloseReason, Inbox, Outbox, code};
 use crate::chat::rate::Quota;
 use crate::chat::replies;
+use crate::metrics::{FrameKind, Limit, Refused};
 use crate::net::admission::{HeldTicket, Ticket};
 use crate::net::handshake::{self, Incoming, Upgrade};
 use crate::net::inbound::Pending;
@@ -52,6 +53,7 @@ where
     };
     // The 101 is sent: no longer a handshake in progress for its address.
     ticket.upgraded();
+    shared.registry.counters().opened();
     let since = uptime_ms();
     let id = upgrade.id.to_string();
     let serial = shared.registry.next_serial();
@@ -103,6 +105,8 @@ where
             tracing::debug!(%peer, id, serial, resumed, "connected");
             if shared.is_shutting_down() {
                 outbox.close(shutdown_reason());
+            } else if shared.drain.is_draining() {
+                outbox.close(crate::net::drain::restart_reason());
             }
         },
     ))
@@ -114,6 +118,8 @@ where
     // One line per connection (docs/OPERATIONS.md, "Logs"): the code the
     // server sent, else the client's (1005: its close frame had none), else
     // 1006 (it went away without a close frame).
+    let close_code = reason.code.or(seen.close).unwrap_or(1006);
+    shared.registry.counters().closed(close_code);
     tracing::info!(
         target: "switchboard::connection",
         id,
@@ -122,26 +128,38 @@ where
         duration_ms = uptime_ms().saturating_sub(since),
         frames_in = seen.frames,
         frames_out = outbox.progress().1,
-        code = reason.code.or(seen.close).unwrap_or(1006),
+        code = close_code,
         reason = %reason.reason,
         held = kept.is_some(),
         "connection closed"
     );
+    // Told to go by a drain: the close frame goes out once the hold is
+    // marked (below).
+    let tell = (reason.hold && reason.code == Some(code::SERVICE_RESTART))
+        .then(|| kept.as_ref().is_some_and(Inbox::is_mid_frame));
     // A queue kept for a resume keeps the connection's place in the
     // admission counts with it, until the hold ends.
     let kept = kept.map(|missed| Kept {
         missed,
         ticket: ticket.hold(),
     });
-    Box::pin(ended(
-        shared,
-        id,
-        serial,
-        reason,
-        kept,
-        upgrade.session,
-        outbox,
-    ))
+    // Boxed, as every state around `pump`.
+    Box::pin(async move {
+        ended(
+            shared.clone(),
+            id,
+            serial,
+            reason,
+            kept,
+            upgrade.session,
+            outbox,
+        )
+        .await;
+        if let Some(mid_frame) = tell {
+            let restart = crate::net::drain::RESTARTING;
+            write_close_alone(&shared, &mut out, mid_frame, code::SERVICE_RESTART, restart).await;
+        }
+    })
     .await;
 }
 
@@ -332,6 +350,18 @@ struct Accepted {
 /// Read the upgrade request, ask the policy, answer. `None` if refused.
 /// `ticket` is the connection's place in the admission counts, taken at
 /// accept before the request could be read (see `Ticket::confirm`).
+/// What an upgrade refused for `e` counts as (`None`: the client went
+/// away; nothing was refused).
+fn refusal_reason(e: &handshake::HandshakeError) -> Option<Refused> {
+    use handshake::HandshakeError as E;
+    Some(match e {
+        E::Auth(_) => Refused::Unauthorized,
+        E::Origin(_) => Refused::Origin,
+        E::Id(_) | E::NotWebSocket(_) | E::Malformed(_) | E::TooLarge => Refused::BadRequest,
+        E::Closed => return None,
+    })
+}
+
 async fn upgrade<S>(
     shared: &Arc<Shared>,
     stream: &mut S,
@@ -356,6 +386,7 @@ where
         Ok(Err(e)) => Err(e),
         Err(_) => {
             tracing::debug!(%peer, "handshake timed out");
+            shared.registry.counters().refused(Refused::Timeout);
             return None;
         }
     };
@@ -363,6 +394,9 @@ where
         Ok(accepted) => accepted,
         Err(e) => {
             tracing::debug!(%peer, error = %e, "handshake refused");
+            if let Some(why) = refusal_reason(&e) {
+                shared.registry.counters().refused(why);
+            }
             if let Some(status) = e.status() {
                 let _ = timeout(limit, handshake::refuse(stream, status, &e.to_string())).await;
             }
@@ -397,6 +431,7 @@ where
     // happen.
     if let Err(refusal) = ticket.confirm(resumed) {
         tracing::debug!(%peer, id, %refusal, "connection refused");
+        shared.registry.counters().refused(Refused::Admission);
         if let Some(Resume::Held { serial, missed }) = resume {
             let_go(shared, id, serial, missed).await;
         }
@@ -425,6 +460,7 @@ where
             }
             Err(e) => {
                 tracing::warn!(%peer, id, error = %e, "connection refused: the resume could not be looked up");
+                shared.registry.counters().refused(Refused::Unavailable);
                 let reason = format!("unavailable: {e}; try again");
                 let _ = timeout(limit, handshake::refuse(stream, 503, &reason)).await;
                 return None;
@@ -448,12 +484,14 @@ where
     let actions = match decide::on_connect(shared.decider(), info) {
         Ok(Ok(actions)) => actions,
         Ok(Err(reject)) => {
+            shared.registry.counters().refused(Refused::Policy);
             refused(resume).await;
             let status = handshake::reject_status(reject.status);
             let _ = timeout(limit, handshake::refuse(stream, status, &reject.reason)).await;
             return None;
         }
         Err(e) => {
+            shared.registry.counters().refused(Refused::PolicyFailed);
             refused(resume).await;
             tracing::warn!(%peer, error = %e, "on-connect failed");
             let _ = timeout(
@@ -539,6 +577,8 @@ fn connect_info(
 /// `id`, taken over from another server, goes offline here before its
 /// connection was let in: `on-disconnect`, and its `rooms` hear `left`.
 pub(crate) async fn let_go_moved(shared: &Shared, id: &str, rooms: &[String]) {
+    // Nothing registers here for it: what came since the claim goes too.
+    drop(shared.chat().bus.unpark(id));
     let decided = decide::on_disconnect(shared.decider(), id)
         .inspect_err(|e| tracing::warn!(id, error = %e, "on-disconnect failed"))
         .ok();
@@ -591,23 +631,42 @@ where
         .join()
         .await;
     shared.quotas.put(id, quota, Instant::now());
-    let reason = inbox
+    let mut reason = inbox
         .reason()
         .cloned()
         .unwrap_or_else(|| CloseReason::peer_gone("connection ended"));
+    // A drain asks every connection to be held (`drain::restart_reason`):
+    // one that cannot be resumed closes as any other.
+    reason.hold &= holdable;
     if reason.hold {
         // The queue is kept for a resume. A client that stopped answering
         // pings may still hear the close (and come back at once): the
         // close frame alone is written, if the stream is between frames.
-        if let Some(code) = reason.code {
-            let close = encode::close_frame(code, &reason.reason);
-            let limit = shared.limits.close_timeout.min(Duration::from_secs(1));
-            let _ = timeout(limit, out.write_alone(&inbox, &close)).await;
+        // A drain's is written once the hold is known (`run`): its client
+        // comes back at once, maybe on another node, which must find it.
+        if let Some(code) = reason.code
+            && code != code::SERVICE_RESTART
+        {
+            write_close_alone(shared, out, inbox.is_mid_frame(), code, &reason.reason).await;
         }
         return (reason, Some(inbox), seen);
     }
     Box::pin(finish(shared, ws, out, outbox, inbox, &reason)).await;
     (reason, None, seen)
+}
+
+/// Write a close frame and nothing queued, unless the stream is in the
+/// middle of a frame, bounded in time.
+async fn write_close_alone<W: AsyncWrite + Unpin>(
+    shared: &Shared,
+    out: &mut Out<W>,
+    mid_frame: bool,
+    code: u16,
+    reason: &str,
+) {
+    let close = encode::close_frame(code, reason);
+    let limit = shared.limits.close_timeout.min(Duration::from_secs(1));
+    let _ = timeout(limit, out.write_alone(mid_frame, &close)).await;
 }
 
 /// Milliseconds since the first call (8 bytes a connection's task keeps,
@@ -706,12 +765,18 @@ async fn read_loop<R>(
                     }
                     Some(Err(e)) => {
                         let reason = read_error(e, shared.limits.max_message_bytes);
+                        if reason.code == Some(code::TOO_BIG) {
+                            shared.registry.counters().limited(Limit::MaxMessageBytes);
+                        }
                         let hold = reason.hold && holdable;
                         outbox.close(reason.holding(hold));
                         return true;
                     }
                     Some(Ok(m)) => {
                         seen.frames = seen.frames.saturating_add(1);
+                        if let Some(kind) = frame_kind(&m) {
+                            shared.registry.counters().frames_in.add(kind);
+                        }
                         stream.get_mut().settled();
                         m
                     }
@@ -761,6 +826,19 @@ async fn read_loop<R>(
             return;
         }
     }
+}
+
+/// The kind a read message counts under (`None`: a raw frame, which
+/// tungstenite does not hand to a server).
+fn frame_kind(m: &Message) -> Option<FrameKind> {
+    Some(match m {
+        Message::Text(_) => FrameKind::Text,
+        Message::Binary(_) => FrameKind::Binary,
+        Message::Ping(_) => FrameKind::Ping,
+        Message::Pong(_) => FrameKind::Pong,
+        Message::Close(_) => FrameKind::Close,
+        Message::Frame(_) => return None,
+    })
 }
 
 /// Whether `text` is a `ping` request (short: a ping is, so a long frame
@@ -827,6 +905,7 @@ fn on_frame(
 ) -> Option<Vec<crate::policy::Action>> {
     let now = Instant::now();
     if let Err(wait) = quota.messages.take(now) {
+        shared.registry.counters().limited(Limit::MessagesPerSec);
         let _ = outbox.push(replies::error(
             text,
             replies::code::RATE_LIMITED,
@@ -844,6 +923,7 @@ fn on_frame(
     });
     if asked {
         if let Err(wait) = ready {
+            shared.registry.counters().limited(Limit::QueriesPerSec);
             let _ = outbox.push(replies::error(
                 text,
                 replies::code::RATE_LIMITED,
@@ -946,10 +1026,10 @@ impl<W: AsyncWrite + Unpin> Out<W> {
 
     /// Write `bytes` (a whole frame) and nothing queued, unless the stream
     /// is in the middle of a frame (then nothing).
-    async fn write_alone(&mut self, inbox: &Inbox, bytes: &[u8]) -> io::Result<()> {
+    async fn write_alone(&mut self, mid_frame: bool, bytes: &[u8]) -> io::Result<()> {
         match self {
             Out::Direct(tcp) => {
-                if !inbox.is_mid_frame() {
+                if !mid_frame {
                     let _ = tcp.try_write(bytes)?;
                 }
                 Ok(())

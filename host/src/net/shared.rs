@@ -60,6 +60,9 @@ pub struct Shared {
     pub inbound: Arc<crate::net::inbound::InboundBudget>,
     /// Set once shutdown starts: new sessions close at once.
     pub shutting_down: AtomicBool,
+    /// Asked once a drain starts (`switchboard drain`, SIGTERM): new
+    /// sessions are told to go with 1012 at once.
+    pub drain: crate::net::drain::Drainer,
     /// Where policy events are recorded, if they are.
     pub recorder: Option<Recorder>,
     /// The default rules compiled in, used instead of the policy
@@ -107,6 +110,55 @@ impl Shared {
             return "native";
         }
         "wasm"
+    }
+
+    /// Everything `/metrics` shows, read now.
+    pub fn figures(&self) -> crate::metrics::Sources {
+        use crate::metrics::{FrameKind, Limit, Refused};
+        let counters = self.registry.counters();
+        let history = self.history.usage();
+        crate::metrics::Sources {
+            transport: if self.secure { "wss" } else { "ws" },
+            opened: counters.opened_total(),
+            open: counters.open_now(),
+            closed: counters.closed_by_code().collect(),
+            refused: Refused::ALL
+                .iter()
+                .map(|r| (*r, counters.refused_total(*r)))
+                .collect(),
+            frames_in: FrameKind::ALL
+                .iter()
+                .map(|k| (*k, counters.frames_in.get(*k)))
+                .collect(),
+            frames_out: FrameKind::ALL
+                .iter()
+                .map(|k| (*k, self.budget.frames_out.get(*k)))
+                .collect(),
+            room_deliveries: counters.room_deliveries(),
+            overflows: self.budget.overflows(),
+            limited: Limit::ALL
+                .iter()
+                .map(|l| (*l, counters.limited_total(*l)))
+                .collect(),
+            policy: self.policy.figures(),
+            rooms: self.registry.room_count() as u64,
+            held: self.sessions.len() as u64,
+            history: (
+                history.rooms as u64,
+                history.messages as u64,
+                history.bytes as u64,
+            ),
+            notices: (
+                self.notices.stored().map(|n| n as u64),
+                self.notices.bytes() as u64,
+            ),
+            limits: (
+                self.limits.max_connections as u64,
+                self.history.limits().max_total_bytes as u64,
+                self.notices.limits().max_total_bytes as u64,
+            ),
+            cluster: self.bus.figures(),
+        }
     }
 
     /// Whether shutdown has started.

@@ -219,6 +219,47 @@ pub async fn status(args: AdminArgs) -> ExitCode {
     }
 }
 
+/// `switchboard drain`: start the drain, print the answer, then (unless
+/// `--no-wait`) wait until the server has exited: its admin interface no
+/// longer answers.
+pub async fn drain(args: crate::config::cli::DrainArgs) -> ExitCode {
+    let client = match client(args.admin) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let path = match args.secs {
+        Some(secs) => format!("/admin/drain?secs={secs}"),
+        None => "/admin/drain".to_owned(),
+    };
+    let answer = client.request(Method::Post, &path).await;
+    let secs = match &answer {
+        Ok((status, body)) if (200..300).contains(status) => {
+            serde_json::from_str::<serde_json::Value>(body)
+                .ok()
+                .and_then(|v| v["drain_secs"].as_u64())
+                .unwrap_or(0)
+        }
+        _ => return report(answer),
+    };
+    let printed = report(answer);
+    if args.no_wait || printed != ExitCode::SUCCESS {
+        return printed;
+    }
+    // The server exits at the end of the drain; a little longer for its
+    // last closes and the listener to go.
+    let until = std::time::Instant::now() + Duration::from_secs(secs) + Duration::from_secs(15);
+    while std::time::Instant::now() < until {
+        if client.request(Method::Get, "/healthz").await.is_err() {
+            return super::out("drained: the server has exited\n");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    fail(&format!(
+        "the server still answers {} s after the drain began",
+        secs + 15
+    ))
+}
+
 pub async fn rollback(args: AdminArgs) -> ExitCode {
     match client(args) {
         Ok(c) => report(c.rollback().await),

@@ -21,7 +21,7 @@ use std::process::ExitCode;
 use crate::config::cli::PolicyCommand;
 use crate::policy;
 
-pub use admin_client::{AdminClient, Method};
+pub use admin_client::{AdminClient, Method, drain};
 pub use replay::{Outcome, Replay, ReplayLine};
 pub use token::run as token;
 

@@ -235,6 +235,32 @@ pub enum CallError {
 }
 
 impl CallError {
+    /// Every failure kind, the `kind` label of
+    /// `switchboard_policy_failures_total`, in [`CallError::kind_index`]
+    /// order.
+    pub const KINDS: [&'static str; 7] = [
+        "trap",
+        "timeout",
+        "memory",
+        "too-many-actions",
+        "too-many-bytes",
+        "resources",
+        "instantiate",
+    ];
+
+    /// This failure's place in [`CallError::KINDS`].
+    pub fn kind_index(&self) -> usize {
+        match self {
+            CallError::Trap(_) => 0,
+            CallError::Timeout(_) => 1,
+            CallError::Memory(_) => 2,
+            CallError::TooManyActions { .. } => 3,
+            CallError::TooManyBytes { .. } => 4,
+            CallError::Resources(_) => 5,
+            CallError::Instantiate(_) => 6,
+        }
+    }
+
     /// Whether the failure says something about the policy version, and so
     /// counts toward its automatic rollback. An answer over the action or
     /// byte cap can be provoked by a client (an id in many rooms, a large

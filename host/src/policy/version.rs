@@ -21,6 +21,7 @@ use super::answer::Answer;
 use super::bindings::exports::switchboard::{policy0_1_0, policy0_2_0};
 use super::bindings::{v1, v2};
 use super::host_api::HostState;
+use super::types::CallError;
 
 /// The world versions a policy may target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -129,6 +130,38 @@ pub struct Version {
     live: Arc<AtomicUsize>,
     /// The component itself: a cluster hands it to a node that lacks it.
     pub bytes: Arc<[u8]>,
+    /// Its calls since it was loaded, whatever its publications
+    /// (`/metrics`: a counter must not restart when a rollback brings the
+    /// version back).
+    pub(super) figures: Figures,
+}
+
+/// One version's call figures for `/metrics`.
+#[derive(Debug, Default)]
+pub(super) struct Figures {
+    pub calls: AtomicU64,
+    /// By [`CallError::kind`] index.
+    pub failures: [AtomicU64; CallError::KINDS.len()],
+    pub latency: crate::metrics::Histogram,
+}
+
+impl Figures {
+    pub fn failed(&self, error: &CallError) {
+        self.failures[error.kind_index()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn read(&self, seq: u64) -> crate::metrics::scrape::VersionFigures {
+        crate::metrics::scrape::VersionFigures {
+            seq,
+            calls: self.calls.load(Ordering::Relaxed),
+            failures: CallError::KINDS
+                .iter()
+                .zip(&self.failures)
+                .map(|(kind, n)| (*kind, n.load(Ordering::Relaxed)))
+                .collect(),
+            latency: self.latency.snapshot(),
+        }
+    }
 }
 
 impl Version {
@@ -146,6 +179,7 @@ impl Version {
             indices,
             idle: ArrayQueue::new(max_idle.max(1)),
             live: Arc::new(AtomicUsize::new(0)),
+            figures: Figures::default(),
         }
     }
 

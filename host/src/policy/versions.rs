@@ -47,6 +47,10 @@ struct Inner {
     /// Every automatic rollback, for whoever must follow it (a cluster
     /// rolls back on every node).
     rolled_back: tokio::sync::watch::Sender<Option<AutoRolledBack>>,
+    /// Versions swapped in since start (`/metrics`).
+    swaps: AtomicU64,
+    /// Rollbacks since start: [asked for, automatic] (`/metrics`).
+    rollbacks: [AtomicU64; 2],
 }
 
 /// An automatic rollback, by content: what a cluster's other nodes must
@@ -195,6 +199,8 @@ impl Policy {
             history: Mutex::new(History::default()),
             next_seq: AtomicU64::new(2),
             rolled_back: tokio::sync::watch::Sender::new(None),
+            swaps: AtomicU64::new(0),
+            rollbacks: [AtomicU64::new(0), AtomicU64::new(0)],
         });
         let policy = Policy { inner };
         policy.warm(&first)?;
@@ -258,10 +264,16 @@ impl Policy {
         let version = &published.version;
         let mut inst = match version.take_idle() {
             Some(inst) => inst,
-            None => self.inner.runtime.instantiate(version)?,
+            None => self.inner.runtime.instantiate(version).inspect_err(|e| {
+                version.figures.failed(e);
+            })?,
         };
         published.calls.fetch_add(1, Ordering::Relaxed);
-        let outcome = match self.inner.runtime.call(&mut inst, event) {
+        version.figures.calls.fetch_add(1, Ordering::Relaxed);
+        let started = std::time::Instant::now();
+        let called = self.inner.runtime.call(&mut inst, event);
+        version.figures.latency.observe(started.elapsed());
+        let outcome = match called {
             // The guest returned normally, even with an answer over the
             // caps: its instance can serve again.
             Ok(answer) => {
@@ -276,6 +288,7 @@ impl Policy {
             Err(e) => Err(e),
         };
         if let Err(e) = &outcome {
+            version.figures.failed(e);
             self.failed(&published, e);
         }
         outcome
@@ -353,6 +366,7 @@ impl Policy {
         let version = prepared.0;
         let active = version.info.clone();
         let old = self.publish(version, by);
+        self.inner.swaps.fetch_add(1, Ordering::Relaxed);
         tracing::info!(
             from = old.info.seq,
             to = active.seq,
@@ -530,10 +544,28 @@ impl Policy {
         current.version.release_idle();
         history.previous = Some(current.version.clone());
         history.last_rollback = Some(record.clone());
+        self.inner.rollbacks[usize::from(automatic)].fetch_add(1, Ordering::Relaxed);
         if !automatic {
             tracing::warn!(from = record.from, to = record.to, "policy rolled back");
         }
         Ok(record)
+    }
+
+    /// The figures `/metrics` shows: the active and previous versions'
+    /// calls, swaps and rollbacks.
+    pub fn figures(&self) -> crate::metrics::scrape::PolicyFigures {
+        let active = self.inner.active.load_full();
+        let mut versions = vec![active.version.figures.read(active.version.info.seq)];
+        if let Some(previous) = &self.history().previous {
+            versions.push(previous.figures.read(previous.info.seq));
+        }
+        crate::metrics::scrape::PolicyFigures {
+            active: active.version.info.seq,
+            versions,
+            swaps: self.inner.swaps.load(Ordering::Relaxed),
+            rollbacks: self.inner.rollbacks[0].load(Ordering::Relaxed),
+            auto_rollbacks: self.inner.rollbacks[1].load(Ordering::Relaxed),
+        }
     }
 
     fn history(&self) -> std::sync::MutexGuard<'_, History> {

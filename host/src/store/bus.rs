@@ -286,6 +286,19 @@ pub trait Bus: std::fmt::Debug + Send + Sync {
         Cluster::Off
     }
 
+    /// End `id`'s park (its connection registers here, or gives up):
+    /// the frames that came for it since its claim was sent, oldest
+    /// first. Nothing on one server, where a claim and the registration
+    /// are one step.
+    fn unpark(&self, _id: &str) -> Vec<Message> {
+        Vec::new()
+    }
+
+    /// The cluster's figures for `/metrics` (`None`: one server).
+    fn figures(&self) -> Option<crate::metrics::scrape::ClusterFigures> {
+        None
+    }
+
     /// Before the server serves: what the bus must know first (a
     /// cluster's boot key, without which no id is known to be offline).
     /// Bounded in time; a failure is the bus's to retry.

@@ -102,6 +102,8 @@ pub struct Recovery {
 pub struct Usage {
     /// Rooms with a history.
     pub rooms: usize,
+    /// Messages kept, every room's.
+    pub messages: usize,
     /// Bytes of every kept message.
     pub bytes: usize,
 }

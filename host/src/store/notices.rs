@@ -133,4 +133,10 @@ pub trait Notices: std::fmt::Debug + Send + Sync {
 
     /// Bytes of every stored notice.
     fn bytes(&self) -> usize;
+
+    /// How many notices are stored (`None`: not counted here, as in a
+    /// cluster's Redis, which counts only bytes).
+    fn stored(&self) -> Option<usize> {
+        None
+    }
 }

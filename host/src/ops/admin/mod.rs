@@ -5,9 +5,11 @@
 //!   load balancers);
 //! - `GET /admin/policy` — active and previous version, last rollback;
 //! - `PUT /admin/policy` — body: a component; swapped in if it loads;
-//! - `POST /admin/policy/rollback` — restore the previous version.
+//! - `POST /admin/policy/rollback` — restore the previous version;
+//! - `GET /metrics` — Prometheus metrics (OpenMetrics text), also served
+//!   without the token on `--metrics-listen` ([`Metrics`]).
 //!
-//! Every `/admin/*` request needs `Authorization: Bearer <token>`: the
+//! Every `/admin/*` and `/metrics` request needs `Authorization: Bearer <token>`: the
 //! configured token, or one made at start and written to the token file.
 //! Every request (health too) with an `Origin` header, or whose `Host` is
 //! not this interface, is refused with 403 (`guard`). A request without
@@ -33,12 +35,10 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
-use crate::chat::registry::Registry;
 use crate::config::AdminConfig;
-use crate::config::node::NodeId;
+use crate::net::shared::Shared;
 use crate::ops::reload::Reloader;
 use crate::ops::rules::Rules;
-use crate::store::bus::Bus;
 
 /// Why the admin listener could not start.
 #[derive(Debug, thiserror::Error)]
@@ -74,8 +74,9 @@ struct AdminState {
     /// The active rules, for status, swap and rollback (every node's in
     /// a cluster).
     rules: Arc<Rules>,
-    /// Who is online, for health.
-    registry: Registry,
+    /// The server: who is online, its node id and bus (health), its
+    /// figures (metrics).
+    shared: Arc<Shared>,
     /// What every `/admin/*` request must carry.
     token: String,
     /// Set when the policy comes from a file, for the status answer.
@@ -84,10 +85,6 @@ struct AdminState {
     max_upload: usize,
     /// The bound address, which `Host` must name.
     listen: SocketAddr,
-    /// This node's id, for health (operators tell nodes apart by it).
-    node: NodeId,
-    /// The bus, for the cluster's state in health.
-    bus: Arc<dyn Bus>,
     /// The rules compiled into the host run instead of the policy.
     native: bool,
 }
@@ -103,15 +100,13 @@ pub struct Admin {
 impl Admin {
     /// Check the settings, settle the token and bind. `native`: the rules
     /// compiled into the host run instead of the policy (health and status
-    /// say so); `node`: this node's id, which health shows.
+    /// say so).
     pub async fn bind(
         config: &AdminConfig,
         rules: Arc<Rules>,
-        registry: Registry,
+        shared: Arc<Shared>,
         reloader: Option<Arc<Reloader>>,
         native: bool,
-        node: NodeId,
-        bus: Arc<dyn Bus>,
     ) -> Result<Admin, AdminError> {
         let token = auth::token(config)?;
         let bind_error = |source| AdminError::Bind {
@@ -122,13 +117,11 @@ impl Admin {
         let listen = listener.local_addr().map_err(bind_error)?;
         let state = Arc::new(AdminState {
             rules,
-            registry,
+            shared,
             token,
             reloader,
             max_upload: config.max_upload_bytes,
             listen,
-            node,
-            bus,
             native,
         });
         let router = routes::router(state);
@@ -155,5 +148,46 @@ impl Admin {
             self.local_addr().map(|a| a.to_string()).unwrap_or_default()
         );
         serve::serve(self.listener, self.router, self.limits, shutdown).await;
+    }
+}
+
+/// `GET /metrics` without a token, on an address of its own
+/// (`--metrics-listen`), for a scraper that cannot carry one. Nothing else
+/// is served there; requests from web pages (with `Origin`) are refused.
+pub struct Metrics {
+    listener: TcpListener,
+    router: axum::Router,
+}
+
+impl Metrics {
+    /// Bind `addr`.
+    pub async fn bind(addr: SocketAddr, shared: Arc<Shared>) -> Result<Metrics, AdminError> {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| AdminError::Bind { addr, source })?;
+        Ok(Metrics {
+            listener,
+            router: routes::metrics_only(shared),
+        })
+    }
+
+    /// The bound address (useful with port 0).
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.listener.local_addr().ok()
+    }
+
+    /// Serve until `shutdown` resolves, with the admin interface's
+    /// default connection bounds.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) {
+        tracing::info!(
+            "metrics on http://{}/metrics",
+            self.local_addr().map(|a| a.to_string()).unwrap_or_default()
+        );
+        let defaults = AdminConfig::default();
+        let limits = serve::ConnLimits {
+            max_connections: defaults.max_connections,
+            header_timeout: defaults.header_timeout,
+        };
+        serve::serve(self.listener, self.router, limits, shutdown).await;
     }
 }

@@ -25,11 +25,58 @@ pub fn router(state: Shared) -> Router {
         .route("/healthz", get(healthz))
         .route("/admin/policy", get(status).put(upload))
         .route("/admin/policy/rollback", post(rollback))
+        .route("/metrics", get(metrics))
+        .route("/admin/drain", post(drain))
         // `upload` enforces its own limit, to answer in JSON like every
         // other error.
         .layer(DefaultBodyLimit::disable())
         .layer(middleware::from_fn_with_state(state.clone(), guard))
         .with_state(state)
+}
+
+/// The router of `--metrics-listen`: `/metrics` and nothing else, no token.
+pub fn metrics_only(shared: Arc<crate::net::shared::Shared>) -> Router {
+    Router::new()
+        .route(
+            "/metrics",
+            get(async |State(shared): State<Arc<crate::net::shared::Shared>>| scrape(&shared)),
+        )
+        .layer(middleware::from_fn(no_web_pages))
+        .with_state(shared)
+}
+
+/// Refuse requests from web pages (with `Origin`): the figures are not
+/// secret, but no page should read them from a browser on this network.
+async fn no_web_pages(request: Request, next: Next) -> Response {
+    if request.headers().contains_key(header::ORIGIN) {
+        return error(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "requests from web pages (with an Origin header) are refused",
+        );
+    }
+    next.run(request).await
+}
+
+/// The figures as OpenMetrics text.
+fn scrape(shared: &crate::net::shared::Shared) -> Response {
+    let text = crate::metrics::render(shared.figures());
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
+        )],
+        text,
+    )
+        .into_response()
+}
+
+async fn metrics(State(s): State<Shared>, headers: HeaderMap) -> Response {
+    if !authorized(&headers, &s.token) {
+        return unauthorized();
+    }
+    scrape(&s.shared)
 }
 
 /// Refuse what a web page could send before any route runs (see `guard`).
@@ -86,15 +133,22 @@ fn unauthorized() -> Response {
 }
 
 async fn healthz(State(s): State<Shared>) -> Response {
+    // A draining node answers 503, so a load balancer's health check
+    // takes it out at once.
+    let (status, word) = if s.shared.drain.is_draining() {
+        (StatusCode::SERVICE_UNAVAILABLE, "draining")
+    } else {
+        (StatusCode::OK, "ok")
+    };
     json(
-        StatusCode::OK,
+        status,
         &serde_json::json!({
-            "status": "ok",
-            "online": s.registry.online_count(),
+            "status": word,
+            "online": s.shared.registry.online_count(),
             "policy_seq": s.rules.policy().active().seq,
             "rules": rules(&s),
-            "node": s.node.as_str(),
-            "cluster": s.bus.cluster().as_str(),
+            "node": s.shared.node_id.as_str(),
+            "cluster": s.shared.bus.cluster().as_str(),
         }),
     )
 }
@@ -211,6 +265,49 @@ fn swap_error(e: &SwapError) -> Response {
     }
     json(status, &body)
 }
+
+/// `POST /admin/drain[?secs=N]`: start a drain (`net::drain`) of `N`
+/// seconds (default `--drain-secs`); the server exits once it is over.
+/// 202 when this request started it, 200 when one was already under way.
+async fn drain(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    if !authorized(&headers, &s.token) {
+        return unauthorized();
+    }
+    let drain = &s.shared.drain;
+    let within = match query.get("secs").map(|v| v.parse::<u64>()) {
+        None => drain.default_time(),
+        Some(Ok(secs)) if secs <= MAX_DRAIN_SECS => std::time::Duration::from_secs(secs),
+        Some(_) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "bad-request",
+                &format!("secs must be a whole number of seconds, 0 to {MAX_DRAIN_SECS}"),
+            );
+        }
+    };
+    let started = drain.start(within);
+    let body = serde_json::json!({
+        "draining": true,
+        "started": started,
+        "drain_secs": drain.asked().unwrap_or(within).as_secs(),
+        "connections": s.shared.registry.counters().open_now(),
+        "node": s.shared.node_id.as_str(),
+    });
+    let status = if started {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
+    json(status, &body)
+}
+
+/// The longest drain `POST /admin/drain` takes (a day: past that it is a
+/// typo, not a plan).
+const MAX_DRAIN_SECS: u64 = 86_400;
 
 async fn rollback(State(s): State<Shared>, headers: HeaderMap) -> Response {
     if !authorized(&headers, &s.token) {

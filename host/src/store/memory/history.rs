@@ -141,6 +141,7 @@ impl History for MemoryHistory {
     fn usage(&self) -> Usage {
         Usage {
             rooms: self.inner.rooms.len(),
+            messages: self.inner.rooms.iter().map(|e| lock(e.value()).len()).sum(),
             bytes: self.inner.bytes.total(),
         }
     }

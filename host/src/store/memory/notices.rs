@@ -295,6 +295,10 @@ impl Notices for MemoryNotices {
     fn bytes(&self) -> usize {
         self.lock().bytes
     }
+
+    fn stored(&self) -> Option<usize> {
+        Some(self.lock().senders.0.values().sum())
+    }
 }
 
 #[cfg(test)]

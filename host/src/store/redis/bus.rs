@@ -22,6 +22,7 @@ use super::ids::{Ids, Route, Routed};
 use super::keys::Keys;
 use super::logged::Logged;
 use super::notices::RedisNotices;
+use super::parked::Parked;
 use super::payload;
 use super::presence::{ClusterPresence, Copy};
 use super::replica::Replica;
@@ -77,6 +78,8 @@ pub struct RedisBus {
     outgoing: Out,
     /// The logged notices queued here, until they are written.
     logged: Arc<Logged>,
+    /// Frames for ids being claimed here, until they register.
+    parked: Arc<Parked>,
 }
 
 #[async_trait]
@@ -145,6 +148,12 @@ impl Bus for RedisBus {
             Route::Held => return Ok(Sent::Held),
             Route::Here | Route::Off => {}
         }
+        let msg = match self.parked.park(to, (msg, entry.clone())) {
+            // Claimed here, not registered yet: it goes to the connection
+            // when it does, logged until written as any other.
+            Ok(()) => return Ok(Sent::Queued),
+            Err((msg, _)) => msg,
+        };
         let sent = self.memory.send(from, to, msg, store).await;
         if let Some(entry) = entry {
             match sent {
@@ -186,10 +195,12 @@ impl Bus for RedisBus {
             return Ok(None);
         }
         let waiting = self.subscriber.expect_handover(id);
+        self.parked.open(id);
         let claimed = match self.ids.claim(id, Some(session), own).await {
             Ok(claimed) => claimed,
             Err(e) => {
                 self.subscriber.forget_handover(id);
+                self.parked.close(id);
                 return Err(e.into());
             }
         };
@@ -224,10 +235,16 @@ impl Bus for RedisBus {
         Ok(Some(Resumed { claim, handover }))
     }
 
-    /// Tried again in the background while Redis does not answer (a hold
+    /// The first try is waited for (a drained client is told to go only
+    /// once its hold is marked, so the node it comes back on finds it);
+    /// tried again in the background while Redis does not answer (a hold
     /// often starts just as Redis went away): the mark is fenced by the
     /// generation, so a late one after a resume elsewhere writes nothing.
     async fn holding(&self, id: &str, generation: u64, session: &str) {
+        match self.ids.hold(id, generation, session).await {
+            Ok(_) => return,
+            Err(e) => tracing::debug!(id, error = %e, "a hold not marked in Redis yet"),
+        }
         let (ids, id, session) = (self.ids.clone(), id.to_owned(), session.to_owned());
         tokio::spawn(async move {
             let mut wait = std::time::Duration::from_millis(100);
@@ -251,10 +268,12 @@ impl Bus for RedisBus {
     /// `left` (or after [`HANDOVER_WAIT`]).
     async fn claim(&self, id: &str, session: Option<&str>) -> Result<Claim, Unavailable> {
         let ended = self.subscriber.expect_handover(id);
+        self.parked.open(id);
         let claimed = match self.ids.claim(id, None, session).await {
             Ok(claimed) => claimed,
             Err(e) => {
                 self.subscriber.forget_handover(id);
+                self.parked.close(id);
                 return Err(e.into());
             }
         };
@@ -368,12 +387,28 @@ impl Bus for RedisBus {
         let _ = tokio::time::timeout(SETTLE_WAIT, sent.wait_for(|s| *s >= upto)).await;
     }
 
+    fn unpark(&self, id: &str) -> Vec<Message> {
+        let (frames, entries): (Vec<Message>, Vec<Option<String>>) =
+            self.parked.close(id).into_iter().unzip();
+        self.logged
+            .arrived(id, entries.into_iter().flatten().collect());
+        frames
+    }
+
     fn cluster(&self) -> Cluster {
         if self.writer.is_up() && self.subscriber.is_connected() {
             Cluster::Ok
         } else {
             Cluster::Degraded
         }
+    }
+
+    fn figures(&self) -> Option<crate::metrics::scrape::ClusterFigures> {
+        Some(
+            self.writer
+                .figures
+                .read(self.cluster() == Cluster::Degraded),
+        )
     }
 }
 
@@ -444,6 +479,7 @@ async fn publish(writer: &Writer, channel: &str, payload: &[u8]) -> Result<(), s
     let _: i64 = writer
         .query(redis::cmd("PUBLISH").arg(channel).arg(payload))
         .await?;
+    writer.figures.sent();
     Ok(())
 }
 
@@ -476,6 +512,7 @@ pub struct RedisLinker {
     pub(super) deaths: Deaths,
     pub(super) keeping: bool,
     pub(super) logged: Arc<Logged>,
+    pub(super) parked: Arc<Parked>,
 }
 
 impl Linker for RedisLinker {
@@ -528,6 +565,7 @@ impl Linker for RedisLinker {
             keeping: self.keeping,
             outgoing,
             logged: self.logged.clone(),
+            parked: self.parked.clone(),
         };
         Linked {
             presence: Arc::new(ClusterPresence {
@@ -572,6 +610,7 @@ pub fn open(
     let ids = Ids::new(writer.clone(), keys.clone(), node, window);
     let copy = Arc::new(Copy::new(node));
     let logged = Arc::new(Logged::default());
+    let parked = Arc::new(Parked::default());
     let subscriber = Subscriber::new(
         url,
         timeout,
@@ -582,6 +621,7 @@ pub fn open(
         ids.clone(),
         copy.clone(),
         logged.clone(),
+        parked.clone(),
     )?;
     let history = RedisHistory {
         rooms: rooms.clone(),
@@ -607,6 +647,7 @@ pub fn open(
         copy,
         keeping: limits.is_on(),
         logged,
+        parked,
     };
     Ok(Opened {
         notices: Arc::new(notices),

@@ -16,8 +16,9 @@
 //! nothing after it. So a timed-out write was not done, and `unavailable`
 //! is the truth.
 
+use std::future::Future;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use redis::aio::MultiplexedConnection;
@@ -48,7 +49,84 @@ pub struct Writer {
     margin_ms: AtomicI64,
     /// Whether the last call got an answer (for `/healthz`).
     up: AtomicBool,
+    /// What `/metrics` shows of this node's Redis traffic.
+    pub figures: Figures,
 }
+
+/// A node's Redis traffic, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct Figures {
+    /// Commands, scripts and pipelines sent, answered or not.
+    pub round_trips: AtomicU64,
+    /// Calls that failed, and connects that did.
+    pub errors: AtomicU64,
+    /// How long the round trips took.
+    pub latency: crate::metrics::Histogram,
+    /// Messages read from this node's channels.
+    pub bus_in: AtomicU64,
+    /// Messages published for other nodes (frames, room messages,
+    /// notices).
+    pub bus_out: AtomicU64,
+    /// Milliseconds spent degraded, as sampled ([`Figures::sample`]).
+    pub degraded_ms: AtomicU64,
+    /// Whether the last sample found the node degraded.
+    pub degraded: AtomicBool,
+    /// When the last sample was taken (ms since `epoch`; 0: none yet).
+    sampled_ms: AtomicU64,
+    /// What `sampled_ms` counts from.
+    epoch: std::sync::OnceLock<Instant>,
+}
+
+impl Figures {
+    /// One more message out to other nodes.
+    pub fn sent(&self) {
+        self.bus_out.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Whether the node is degraded now: the time since the last sample
+    /// counts as degraded when both say so (a node is degraded for a
+    /// moment at start, before its first answer: not counted).
+    pub fn sample(&self, degraded: bool) {
+        let epoch = *self.epoch.get_or_init(Instant::now);
+        let now = epoch.elapsed().as_millis() as u64 + 1;
+        let last = self.sampled_ms.swap(now, Ordering::Relaxed);
+        let was = self.degraded.swap(degraded, Ordering::Relaxed);
+        if degraded && was && last > 0 {
+            self.degraded_ms
+                .fetch_add(now.saturating_sub(last), Ordering::Relaxed);
+        }
+    }
+
+    /// What they are now; `degraded`: whether the node is, now.
+    pub fn read(&self, degraded: bool) -> crate::metrics::scrape::ClusterFigures {
+        crate::metrics::scrape::ClusterFigures {
+            round_trips: self.round_trips.load(Ordering::Relaxed),
+            errors: self.errors.load(Ordering::Relaxed),
+            latency: self.latency.snapshot(),
+            bus_in: self.bus_in.load(Ordering::Relaxed),
+            bus_out: self.bus_out.load(Ordering::Relaxed),
+            degraded,
+            degraded_seconds: self.degraded_ms.load(Ordering::Relaxed) as f64 / 1000.0,
+        }
+    }
+}
+
+/// A Redis call timed and counted ([`Figures`]), its error read as
+/// [`Writer::failed`] does: `cmd.query_async(&mut c).timed(&writer).await?`.
+pub trait Timed<T>: Future<Output = redis::RedisResult<T>> + Sized {
+    /// See the trait.
+    fn timed(self, writer: &Writer) -> impl Future<Output = Result<T, Unavailable>> {
+        async move {
+            let started = Instant::now();
+            let answer = self.await;
+            writer.figures.latency.observe(started.elapsed());
+            writer.figures.round_trips.fetch_add(1, Ordering::Relaxed);
+            answer.map_err(|e| writer.failed(&e))
+        }
+    }
+}
+
+impl<T, F: Future<Output = redis::RedisResult<T>>> Timed<T> for F {}
 
 impl Writer {
     /// A writer for `url` (the secret URL: the password is sent, never
@@ -74,6 +152,7 @@ impl Writer {
             offset_ms: AtomicI64::new(0),
             margin_ms: AtomicI64::new(MIN_MARGIN_MS),
             up: AtomicBool::new(false),
+            figures: Figures::default(),
         })
     }
 
@@ -112,6 +191,7 @@ impl Writer {
     /// answer).
     pub fn failed(&self, e: &RedisError) -> Unavailable {
         self.up.store(false, Ordering::Relaxed);
+        self.figures.errors.fetch_add(1, Ordering::Relaxed);
         if e.is_timeout() {
             return Unavailable::Timeout(self.timeout.as_millis() as u64);
         }
@@ -129,7 +209,7 @@ impl Writer {
         cmd: &redis::Cmd,
     ) -> Result<T, Unavailable> {
         let mut c = self.conn().await?;
-        let answer = cmd.query_async(&mut c).await.map_err(|e| self.failed(&e))?;
+        let answer = cmd.query_async(&mut c).timed(self).await?;
         self.answered();
         Ok(answer)
     }
@@ -140,10 +220,7 @@ impl Writer {
         pipe: &redis::Pipeline,
     ) -> Result<T, Unavailable> {
         let mut c = self.conn().await?;
-        let answer = pipe
-            .query_async(&mut c)
-            .await
-            .map_err(|e| self.failed(&e))?;
+        let answer = pipe.query_async(&mut c).timed(self).await?;
         self.answered();
         Ok(answer)
     }

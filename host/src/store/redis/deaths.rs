@@ -7,6 +7,7 @@
 //! (`lua/bury.lua`): `on-disconnect` runs once, on the survivor, and its
 //! rooms hear `left`.
 
+use super::conn::Timed;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -70,8 +71,8 @@ impl Deaths {
             // Only a call, to know Redis answers.
             let _: String = redis::cmd("PING")
                 .query_async(&mut c)
-                .await
-                .map_err(|e| self.writer.failed(&e))?;
+                .timed(&self.writer)
+                .await?;
             self.writer.answered();
             return Ok(());
         }
@@ -81,8 +82,8 @@ impl Deaths {
             .arg(before)
             .arg("WITHSCORES")
             .query_async(&mut c)
-            .await
-            .map_err(|e| self.writer.failed(&e))?;
+            .timed(&self.writer)
+            .await?;
         for (node, expiry) in dead {
             if node == self.node {
                 continue;
@@ -123,8 +124,8 @@ impl Deaths {
             .arg(&self.node)
             .arg(self.keys.id_prefix())
             .invoke_async(&mut c)
-            .await
-            .map_err(|e| self.writer.failed(&e))?;
+            .timed(&self.writer)
+            .await?;
         self.writer.answered();
         match reply.as_slice() {
             [won, ids, gens] if value::<i64>(won)? == 1 => {
@@ -175,8 +176,8 @@ impl Deaths {
             .arg(self.keys.presence())
             .arg(generation)
             .invoke_async(&mut c)
-            .await
-            .map_err(|e| self.writer.failed(&e))?;
+            .timed(&self.writer)
+            .await?;
         self.writer.answered();
         match reply.as_slice() {
             [done, rooms] if value::<i64>(done)? == 1 => Ok(Some(value(rooms)?)),

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::conn::Writer;
+use super::conn::{Timed, Writer};
 
 /// How often the node beats.
 pub const INTERVAL: Duration = Duration::from_secs(1);
@@ -45,6 +45,11 @@ pub async fn beat(
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         every.tick().await;
+        // Degraded time, for `/metrics`: a beat's resolution is enough for
+        // an alert that fires after minutes.
+        writer
+            .figures
+            .sample(!writer.is_up() || !subscriber.is_connected());
         let mut c = match writer.conn().await {
             Ok(c) => c,
             Err(e) => {
@@ -68,6 +73,7 @@ pub async fn beat(
             .cmd("GET")
             .arg(&claim)
             .query_async(&mut c)
+            .timed(&writer)
             .await;
         match set {
             Ok((_, _, taken)) => {
@@ -77,7 +83,6 @@ pub async fn beat(
                 }
             }
             Err(e) => {
-                let e = writer.failed(&e);
                 tracing::debug!(error = %e, "heartbeat not written");
             }
         }

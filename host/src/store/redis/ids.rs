@@ -5,6 +5,7 @@
 //! set, fenced by the generation so a connection that was replaced
 //! writes nothing.
 
+use super::conn::Timed;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -54,6 +55,11 @@ impl Ids {
         self.writer.clone()
     }
 
+    /// The node's Redis figures (`/metrics`).
+    pub fn figures(&self) -> &super::conn::Figures {
+        &self.writer.figures
+    }
+
     /// Claim `id` for a connection here: its generation, and the rooms
     /// it is in. The node that had it hears of it on its channel.
     /// With `presented`, it resumes `id` if the id is held on another
@@ -81,8 +87,8 @@ impl Ids {
             .arg(self.keys.presence())
             .arg(own.map(session_hash).unwrap_or_default())
             .invoke_async(&mut c)
-            .await
-            .map_err(|e| self.writer.failed(&e))?;
+            .timed(&self.writer)
+            .await?;
         self.writer.answered();
         match reply.as_slice() {
             [generation, rooms, resumed, dead, logged, ending] => {
@@ -124,8 +130,8 @@ impl Ids {
                 .arg("held")
                 .arg("session")
                 .query_async(&mut c)
-                .await
-                .map_err(|e| self.writer.failed(&e))?;
+                .timed(&self.writer)
+                .await?;
         self.writer.answered();
         Ok(held.is_some()
             && node.is_some_and(|n| n != self.node)
@@ -153,10 +159,7 @@ impl Ids {
         for room in rooms {
             invocation.arg(room);
         }
-        let reply: i64 = invocation
-            .invoke_async(&mut c)
-            .await
-            .map_err(|e| self.writer.failed(&e))?;
+        let reply: i64 = invocation.invoke_async(&mut c).timed(&self.writer).await?;
         self.writer.answered();
         Ok(reply == 1)
     }
@@ -276,8 +279,8 @@ impl Ids {
             .arg(id)
             .arg(self.keys.presence())
             .invoke_async(&mut c)
-            .await
-            .map_err(|e| self.writer.failed(&e))?;
+            .timed(&self.writer)
+            .await?;
         self.writer.answered();
         written(reply, "member")
     }
@@ -311,8 +314,8 @@ impl Ids {
             })
             .arg(self.log_ttl.as_millis() as u64)
             .invoke_async(&mut c)
-            .await
-            .map_err(|e| self.writer.failed(&e))?;
+            .timed(&self.writer)
+            .await?;
         self.writer.answered();
         let [what, entry] = reply.as_slice() else {
             return Err(late_or(&reply, "route"));
@@ -321,7 +324,10 @@ impl Ids {
         let entry = (!entry.is_empty()).then_some(entry);
         let route = match value::<String>(what)?.as_str() {
             "here" => Route::Here,
-            "sent" => Route::Sent,
+            "sent" => {
+                self.writer.figures.sent();
+                Route::Sent
+            }
             "held" => Route::Held,
             "off" => Route::Off,
             "away" => {
@@ -370,8 +376,8 @@ impl Ids {
             .arg(generation)
             .arg(session_hash(session))
             .invoke_async(&mut c)
-            .await
-            .map_err(|e| self.writer.failed(&e))?;
+            .timed(&self.writer)
+            .await?;
         self.writer.answered();
         written(reply, "hold")
     }
@@ -395,8 +401,8 @@ impl Ids {
             .arg(self.keys.presence())
             .arg(generation)
             .invoke_async(&mut c)
-            .await
-            .map_err(|e| self.writer.failed(&e))?;
+            .timed(&self.writer)
+            .await?;
         self.writer.answered();
         written(reply, "release")
     }

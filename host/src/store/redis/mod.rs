@@ -7,6 +7,7 @@
 //! - [`scripts`] — the Lua scripts that write (each one atomic, each fenced by a deadline)
 //! - [`ids`]     — who has an id: its generation, its node, its rooms (one connection per id)
 //! - [`notices`] — stored notices: an id's box, senders' quotas, the byte cap
+//! - [`parked`]  — frames for ids being claimed here, until their connection registers
 //! - [`payload`] — what goes over the channels, written and read in one place
 //! - [`presence`] — cluster-wide presence: this node's registry and a copy of the others'
 //! - [`rooms`]   — a room's history in a stream: publish (offset and epoch with the append), read
@@ -28,6 +29,7 @@ pub mod ids;
 pub mod keys;
 pub mod logged;
 pub mod notices;
+pub mod parked;
 pub mod payload;
 pub mod presence;
 pub mod replica;

@@ -7,6 +7,7 @@
 //! most, a byte cap past which a notice is refused — each step one
 //! script, fenced by its deadline.
 
+use super::conn::Timed;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -73,8 +74,8 @@ impl RedisNotices {
             .arg(l.max_total_bytes)
             .arg(self.keys.id_prefix())
             .invoke_async(&mut c)
-            .await
-            .map_err(|e| self.writer.failed(&e))?;
+            .timed(&self.writer)
+            .await?;
         self.writer.answered();
         let kind = match reply.first() {
             Some(k) => value::<String>(k)?,
@@ -104,8 +105,8 @@ impl RedisNotices {
             .arg(ms_of(self.limits.max_age))
             .arg(self.keys.id_prefix())
             .invoke_async(&mut c)
-            .await
-            .map_err(|e| self.writer.failed(&e))?;
+            .timed(&self.writer)
+            .await?;
         self.writer.answered();
         let Some((dropped, entries)) = reply.split_first() else {
             return Err(Unavailable::Reply("take answered nothing".into()));
@@ -134,13 +135,13 @@ impl RedisNotices {
             .arg(self.keys.id_prefix())
             .arg(SWEEP_BATCH)
             .invoke_async(&mut c)
-            .await
-            .map_err(|e| self.writer.failed(&e))?;
+            .timed(&self.writer)
+            .await?;
         let bytes: Option<usize> = redis::cmd("GET")
             .arg(self.keys.global("notices:bytes"))
             .query_async(&mut c)
-            .await
-            .map_err(|e| self.writer.failed(&e))?;
+            .timed(&self.writer)
+            .await?;
         self.writer.answered();
         self.bytes.store(bytes.unwrap_or(0), Ordering::Relaxed);
         match reply {

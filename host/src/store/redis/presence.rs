@@ -7,6 +7,7 @@
 //! meanwhile on top. The policy's imports are answered from the copy at
 //! once: fresh to within the channel's delay.
 
+use super::conn::Timed;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock, RwLockWriteGuard};
 
@@ -215,24 +216,21 @@ impl Copy {
             .arg(0)
             .arg(-1)
             .query_async(&mut c)
-            .await
-            .map_err(|e| writer.failed(&e))?;
+            .timed(writer)
+            .await?;
         let mut out = Vec::new();
         for node in nodes.into_iter().filter(|n| *n != self.node) {
             let ids: Vec<String> = redis::cmd("SMEMBERS")
                 .arg(keys.node_ids(&node))
                 .query_async(&mut c)
-                .await
-                .map_err(|e| writer.failed(&e))?;
+                .timed(writer)
+                .await?;
             for chunk in ids.chunks(1_000) {
                 let mut pipe = redis::pipe();
                 for id in chunk {
                     pipe.cmd("SMEMBERS").arg(keys.id(id).rooms);
                 }
-                let rooms: Vec<Vec<String>> = pipe
-                    .query_async(&mut c)
-                    .await
-                    .map_err(|e| writer.failed(&e))?;
+                let rooms: Vec<Vec<String>> = pipe.query_async(&mut c).timed(writer).await?;
                 for (id, rooms) in chunk.iter().zip(rooms) {
                     out.push((node.clone(), id.clone(), rooms));
                 }

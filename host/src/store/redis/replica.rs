@@ -139,9 +139,16 @@ impl Replica {
 
     /// What the copies hold.
     pub fn usage(&self) -> Usage {
+        let (mut messages, mut bytes) = (0, 0);
+        for e in self.rooms.iter() {
+            let copy = lock(e.value());
+            messages += copy.kept.len();
+            bytes += copy.bytes;
+        }
         Usage {
             rooms: self.rooms.len(),
-            bytes: self.rooms.iter().map(|e| lock(e.value()).bytes).sum(),
+            messages,
+            bytes,
         }
     }
 

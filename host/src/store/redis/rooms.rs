@@ -3,6 +3,7 @@
 //! publish appends, numbers and publishes in one script (constant work
 //! whatever the room's size); reads are plain commands.
 
+use super::conn::Timed;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -86,9 +87,10 @@ impl Rooms {
             .arg(&self.node)
             .arg(except.unwrap_or(""))
             .invoke_async(&mut c)
-            .await
-            .map_err(|e| self.writer.failed(&e))?;
+            .timed(&self.writer)
+            .await?;
         self.writer.answered();
+        self.writer.figures.sent();
         match reply.as_slice() {
             [epoch, offset] => Ok(Kept {
                 epoch: value(epoch)?,
@@ -144,8 +146,8 @@ impl Rooms {
             .arg(&k.meta)
             .arg("top")
             .query_async(&mut c)
-            .await
-            .map_err(|e| self.writer.failed(&e))?;
+            .timed(&self.writer)
+            .await?;
         self.writer.answered();
         let epoch = epoch.ok_or_else(|| Unavailable::Reply("no epoch after HSETNX".into()))?;
         Ok((epoch, top.unwrap_or(0)))
@@ -160,8 +162,8 @@ impl Rooms {
             .arg("epoch")
             .arg("top")
             .query_async(&mut c)
-            .await
-            .map_err(|e| self.writer.failed(&e))?;
+            .timed(&self.writer)
+            .await?;
         self.writer.answered();
         Ok((epoch, top.unwrap_or(0)))
     }
@@ -184,8 +186,8 @@ impl Rooms {
             .arg("COUNT")
             .arg(count)
             .query_async(&mut c)
-            .await
-            .map_err(|e| self.writer.failed(&e))?;
+            .timed(&self.writer)
+            .await?;
         self.writer.answered();
         let mut out = Vec::with_capacity(reply.ids.len());
         for entry in reply.ids {

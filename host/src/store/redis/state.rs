@@ -8,6 +8,7 @@
 //! node whose own write turns out the newest applies it again, so every
 //! copy ends with the value Redis has (last writer in Redis's order wins).
 
+use super::conn::Timed;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -137,8 +138,8 @@ impl ClusterState {
             .cmd("HGETALL")
             .arg(keys.global("state:v"))
             .query_async(&mut c)
-            .await
-            .map_err(|e| writer.failed(&e))?;
+            .timed(writer)
+            .await?;
         writer.answered();
         let mut known = self.versions();
         self.copy.clear();
@@ -207,8 +208,8 @@ async fn write(writer: &Writer, keys: &Keys, node: &str, w: &Write) -> Result<u6
         .arg(w.value.as_deref().unwrap_or_default())
         .arg(keys.global("state"))
         .invoke_async(&mut c)
-        .await
-        .map_err(|e| writer.failed(&e))?;
+        .timed(writer)
+        .await?;
     writer.answered();
     match reply {
         Value::Array(a) => Err(late_or(&a, "state")),

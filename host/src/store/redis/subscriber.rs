@@ -104,6 +104,8 @@ pub struct Subscriber {
     handovers: DashMap<String, oneshot::Sender<Option<Handover>>>,
     /// The logged notices queued here, until they are written.
     logged: Arc<Logged>,
+    /// Frames for ids being claimed here, until they register.
+    parked: Arc<super::parked::Parked>,
     /// Markers this node published to itself, awaited ([`Subscriber::expect_sync`]).
     syncs: DashMap<u64, oneshot::Sender<()>>,
     next_sync: std::sync::atomic::AtomicU64,
@@ -126,6 +128,7 @@ impl Subscriber {
         ids: Ids,
         copy: Arc<Copy>,
         logged: Arc<Logged>,
+        parked: Arc<super::parked::Parked>,
     ) -> Result<Arc<Subscriber>, Unavailable> {
         let resp3 = format!("{url}?protocol=resp3");
         let client = Client::open(resp3).map_err(|e| {
@@ -172,6 +175,7 @@ impl Subscriber {
             copy,
             handovers: DashMap::new(),
             logged,
+            parked,
             syncs: DashMap::new(),
             next_sync: std::sync::atomic::AtomicU64::new(0),
         }))
@@ -323,6 +327,10 @@ impl Subscriber {
     }
 
     fn message(self: &Arc<Self>, channel: &str, payload: &[u8]) {
+        self.ids
+            .figures()
+            .bus_in
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if channel == self.policy_channel {
             match super::versions::read(payload) {
                 Some(said) => self.heard(Heard::Said(said)),
@@ -368,6 +376,10 @@ impl Subscriber {
                     let msg = match frame {
                         Frame::Text(t) => Message::text(t),
                         Frame::Binary(b) => Message::binary(b.to_vec()),
+                    };
+                    let Err((msg, _)) = self.parked.park(id, (msg, entry.map(str::to_owned)))
+                    else {
+                        return;
                     };
                     if local.deliver(id, msg) == Sent::Refused {
                         tracing::debug!(id, "a frame from another node found no connection here");

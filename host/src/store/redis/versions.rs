@@ -4,6 +4,7 @@
 //! node runs; announcements on `<prefix>:policy`, heard by the
 //! subscriber and handed on here.
 
+use super::conn::Timed;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -206,8 +207,8 @@ impl Versions for RedisVersions {
             .arg(&self.policy.channel)
             .arg(json(&announcement))
             .invoke_async(&mut c)
-            .await
-            .map_err(|e| self.writer.failed(&e))?;
+            .timed(&self.writer)
+            .await?;
         self.writer.answered();
         match reply.as_slice() {
             [done] if value::<i64>(done).is_ok() => Ok(value::<i64>(done)? == 1),
@@ -233,8 +234,8 @@ impl Versions for RedisVersions {
             .arg(if automatic { "1" } else { "0" })
             .arg(node)
             .invoke_async(&mut c)
-            .await
-            .map_err(|e| self.writer.failed(&e))?;
+            .timed(&self.writer)
+            .await?;
         self.writer.answered();
         let word = reply.first().and_then(|w| value::<String>(w).ok());
         match (word.as_deref(), reply.get(1)) {
