@@ -68,7 +68,7 @@ CHROMIUM ?= /usr/bin/chromium
 browser-test:
 	@[ -x '$(CHROMIUM)' ] || { export DEBIAN_FRONTEND=noninteractive; apt-get install -y chromium || { apt-get update && apt-get install -y chromium; }; }
 	cd clients/e2e && { [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund; }
-	cd clients/e2e && SWITCHBOARD_BIN='$(SWITCHBOARD_BIN)' CHROMIUM='$(CHROMIUM)' node --test --test-concurrency=1 chat.test.mjs
+	cd clients/e2e && SWITCHBOARD_BIN='$(SWITCHBOARD_BIN)' CHROMIUM='$(CHROMIUM)' node --test --test-concurrency=1 chat.test.mjs admin.test.mjs
 
 build: wasm-target
 	$(CARGO) build --release -p switchboard

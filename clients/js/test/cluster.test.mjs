@@ -12,21 +12,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { Switchboard } from '../dist/esm/index.js';
-import { balancer, range, startServer, waitFor } from './helpers.mjs';
+import { balancer, freePort, range, startServer, waitFor } from './helpers.mjs';
 
 const haveRedis = spawnSync('redis-server', ['--version']).status === 0;
 
-/** A free TCP port on 127.0.0.1. */
-function freePort() {
-  return new Promise((res, rej) => {
-    const s = net.createServer();
-    s.once('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => res(port));
-    });
-  });
-}
 
 /** redis-server on `port`, no persistence; resolves once it accepts. */
 async function startRedis(t, port, dir) {

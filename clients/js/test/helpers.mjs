@@ -14,7 +14,9 @@ if (!existsSync(BIN)) throw new Error(`no switchboard binary at ${BIN}: build it
 
 /** Starts a server; `t.after` stops it. Returns {port, url, pid, pause(), resume(), stop()}. */
 export async function startServer(t, args = []) {
-  const proc = spawn(BIN, ['--listen', '127.0.0.1:0', '--admin-listen', 'off', ...args], {
+  // No admin interface unless the test asks for one.
+  const admin = args.includes('--admin-listen') ? [] : ['--admin-listen', 'off'];
+  const proc = spawn(BIN, ['--listen', '127.0.0.1:0', ...admin, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, NO_COLOR: '1', RUST_LOG: process.env.RUST_LOG || 'info' },
   });
@@ -72,6 +74,18 @@ export async function startServer(t, args = []) {
   server.exited = new Promise((r) => proc.once('exit', (code, signal) => r({ code, signal })));
   t.after(() => server.stop());
   return server;
+}
+
+/** A free TCP port on 127.0.0.1. */
+export function freePort() {
+  return new Promise((res, rej) => {
+    const s = net.createServer();
+    s.once('error', rej);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => res(port));
+    });
+  });
 }
 
 /** A load balancer in front of `ports`: each new connection goes to the

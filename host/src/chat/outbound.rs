@@ -328,6 +328,9 @@ impl Queue {
 struct Shared {
     /// Distinguishes connections that had the same id at different times.
     serial: u64,
+    /// The client's address and when it connected (the admin interface's
+    /// `GET /admin/connections?id=`); set once, by the session.
+    peer: OnceLock<(std::net::SocketAddr, std::time::SystemTime)>,
     /// The claim of the id this connection registered with (0: none).
     generation: AtomicU64,
     /// Frames the queue holds before the connection is closed with 4008.
@@ -592,6 +595,7 @@ pub fn channel_in(
 ) -> (Outbox, Inbox) {
     let shared = Arc::new(Shared {
         serial,
+        peer: OnceLock::new(),
         generation: AtomicU64::new(0),
         max_frames: max_frames.max(1),
         max_bytes,
@@ -619,6 +623,16 @@ impl Outbox {
     /// Which connection this is.
     pub fn serial(&self) -> u64 {
         self.shared.serial
+    }
+
+    /// Note the client's address; the connection counts from now.
+    pub fn set_peer(&self, peer: std::net::SocketAddr) {
+        let _ = self.shared.peer.set((peer, std::time::SystemTime::now()));
+    }
+
+    /// The client's address and when it connected, if noted.
+    pub fn peer(&self) -> Option<(std::net::SocketAddr, std::time::SystemTime)> {
+        self.shared.peer.get().copied()
     }
 
     /// The generation of the claim it registered with (0: none).

@@ -158,6 +158,19 @@ impl Delivery {
     }
 }
 
+/// An id's connection here, as the admin interface shows it.
+#[derive(Debug, Clone)]
+pub struct Connection {
+    /// The server's number for the connection.
+    pub serial: u64,
+    /// The client's address and when it connected.
+    pub peer: Option<(std::net::SocketAddr, std::time::SystemTime)>,
+    /// Whether the connection ended and the id is held for a resume.
+    pub held: bool,
+    /// Its rooms, sorted.
+    pub rooms: Vec<String>,
+}
+
 impl Default for Registry {
     fn default() -> Self {
         Registry::with_max_rooms(DEFAULT_MAX_ROOMS)
@@ -761,6 +774,21 @@ impl Registry {
             delivery.count(entry.value().push(msg.clone()));
         }
         delivery
+    }
+
+    /// What the admin interface shows of `id`'s connection here: its
+    /// serial, address and since when (`None` when not noted), whether it
+    /// is held, and its rooms. `None`: not here.
+    pub fn connection(&self, id: &str) -> Option<Connection> {
+        let outbox = self.inner.online.get(id)?.value().clone();
+        let mut rooms = self.rooms_of(id);
+        rooms.sort();
+        Some(Connection {
+            serial: outbox.serial(),
+            peer: outbox.peer(),
+            held: outbox.is_held(),
+            rooms,
+        })
     }
 
     /// Ask `id`'s connection to close. False if it is not online.

@@ -284,6 +284,7 @@ impl Server {
             history,
             notices,
             bus,
+            presence: presence.clone(),
             sessions,
             recovery,
             policy,

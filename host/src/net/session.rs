@@ -64,6 +64,7 @@ where
         limits.outbound_queue_bytes,
         shared.budget.clone(),
     );
+    outbox.set_peer(peer);
     // tungstenite reads; the host writes (wire.rs), from this task or, on
     // a plain socket, straight from the fan-out.
     let (read, write) = stream.split_io();

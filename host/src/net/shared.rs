@@ -28,6 +28,8 @@ pub struct Shared {
     pub notices: Arc<dyn Notices>,
     /// Everything that crosses connections.
     pub bus: Arc<dyn Bus>,
+    /// Who is online, cluster-wide (the admin interface's connections).
+    pub presence: Arc<dyn crate::store::presence::Presence>,
     /// Ids held for a resume, with the queue that collects what they miss
     /// and their place in the admission counts.
     pub sessions: Arc<dyn Sessions<crate::net::session::Kept>>,

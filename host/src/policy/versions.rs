@@ -94,6 +94,17 @@ struct History {
     pub previous: Option<Arc<Version>>,
     /// The most recent rollback.
     pub last_rollback: Option<RollbackRecord>,
+    /// The latest swaps and rollbacks, oldest first.
+    pub recent: std::collections::VecDeque<Change>,
+}
+
+impl History {
+    fn note(&mut self, change: Change) {
+        if self.recent.len() == RECENT {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(change);
+    }
 }
 
 /// A rollback that happened.
@@ -142,6 +153,27 @@ pub struct PolicyStatus {
     pub last_rollback: Option<RollbackRecord>,
     /// The automatic-rollback rule in force.
     pub auto_rollback: AutoRollback,
+    /// The latest swaps and rollbacks, newest first (at most
+    /// [`RECENT`]).
+    pub recent: Vec<Change>,
+}
+
+/// Swaps and rollbacks [`PolicyStatus::recent`] keeps.
+pub const RECENT: usize = 20;
+
+/// A swap or a rollback, as the admin page lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Change {
+    /// `swap`, `rollback` or `auto-rollback`.
+    pub kind: &'static str,
+    /// The version replaced.
+    pub from: u64,
+    /// The version made active.
+    pub to: u64,
+    /// Where the new version came from (a swap), or why (a rollback).
+    pub detail: String,
+    /// When (RFC 3339, UTC).
+    pub at: String,
 }
 
 /// The active version and how it is doing.
@@ -422,9 +454,13 @@ impl Policy {
     /// The active version, the previous one and the rollback rule.
     pub fn status(&self) -> PolicyStatus {
         let published = self.inner.active.load_full();
-        let (previous, last_rollback) = {
+        let (previous, last_rollback, recent) = {
             let history = self.history();
-            (history.previous.clone(), history.last_rollback.clone())
+            (
+                history.previous.clone(),
+                history.last_rollback.clone(),
+                history.recent.iter().rev().cloned().collect(),
+            )
         };
         let limits = &self.inner.runtime.limits;
         PolicyStatus {
@@ -445,6 +481,7 @@ impl Policy {
                 failures: limits.rollback_failures,
                 window_secs: limits.rollback_window.as_secs(),
             },
+            recent,
         }
     }
 
@@ -452,6 +489,7 @@ impl Policy {
     /// instances are released now (busy ones when their call ends).
     fn publish(&self, version: Arc<Version>, by: PublishedBy) -> Arc<Version> {
         let mut history = self.history();
+        let (to, detail) = (version.info.seq, version.info.source.clone());
         let old = self
             .inner
             .active
@@ -460,6 +498,13 @@ impl Policy {
             .clone();
         old.release_idle();
         history.previous = Some(old.clone());
+        history.note(Change {
+            kind: "swap",
+            from: old.info.seq,
+            to,
+            detail,
+            at: timestamp(SystemTime::now()),
+        });
         old
     }
 
@@ -544,11 +589,28 @@ impl Policy {
         current.version.release_idle();
         history.previous = Some(current.version.clone());
         history.last_rollback = Some(record.clone());
+        history.note(Change {
+            kind: if automatic {
+                "auto-rollback"
+            } else {
+                "rollback"
+            },
+            from: record.from,
+            to: record.to,
+            detail: record.reason.clone(),
+            at: record.at.clone(),
+        });
         self.inner.rollbacks[usize::from(automatic)].fetch_add(1, Ordering::Relaxed);
         if !automatic {
             tracing::warn!(from = record.from, to = record.to, "policy rolled back");
         }
         Ok(record)
+    }
+
+    /// The limits its calls run under (a candidate is checked under the
+    /// same: `POST /admin/policy/check`).
+    pub fn limits(&self) -> PolicyLimits {
+        self.inner.runtime.limits.clone()
     }
 
     /// The figures `/metrics` shows: the active and previous versions'

@@ -43,6 +43,17 @@ pub trait Presence: std::fmt::Debug + Send + Sync {
 
     /// How many ids are online, answered without waiting.
     fn online_count_now(&self) -> usize;
+
+    /// The other nodes of a cluster and how many ids each has (the admin
+    /// interface); none on one server.
+    fn other_nodes(&self) -> Vec<(String, usize)> {
+        Vec::new()
+    }
+
+    /// The node `id` is on, when it is another node of a cluster.
+    fn node_of(&self, _id: &str) -> Option<String> {
+        None
+    }
 }
 
 /// Nobody anywhere: the presence a policy is checked against before it

@@ -10,22 +10,27 @@ use axum::http::header::{HOST, ORIGIN};
 use axum::http::uri::Authority;
 
 /// Why a request is refused (the message of the 403 answer).
+///
+/// The admin page's own requests (a browser sends `Origin` with a `PUT`,
+/// `POST` or `DELETE`, even to its own origin) carry exactly
+/// `http://<Host>`: those pass; any other origin is a page elsewhere.
 pub fn refusal(headers: &HeaderMap, listen: SocketAddr) -> Option<&'static str> {
-    if headers.contains_key(ORIGIN) {
+    let raw_host = headers.get(HOST).and_then(|v| v.to_str().ok());
+    let host = raw_host.and_then(|v| v.parse::<Authority>().ok());
+    if !host.as_ref().is_some_and(|h| host_allowed(h, listen)) {
         return Some(
-            "requests from web pages (with an Origin header) are refused by the admin interface",
+            "the Host header must name this admin interface: localhost, a loopback address or its listen address",
         );
     }
-    let host = headers
-        .get(HOST)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<Authority>().ok());
-    match host {
-        Some(host) if host_allowed(&host, listen) => None,
-        _ => Some(
-            "the Host header must name this admin interface: localhost, a loopback address or its listen address",
-        ),
+    if let Some(origin) = headers.get(ORIGIN) {
+        let own = raw_host.map(|h| format!("http://{h}"));
+        if origin.to_str().ok() != own.as_deref() {
+            return Some(
+                "requests from other web pages (with another Origin) are refused by the admin interface",
+            );
+        }
     }
+    None
 }
 
 /// `localhost`, a loopback address or the listen address (any address when
@@ -99,6 +104,37 @@ mod tests {
             Some("127.0.0.1:3002"),
             Some("null"),
             "127.0.0.1:3002"
+        ));
+    }
+
+    #[test]
+    fn the_admin_pages_own_origin_passes_and_no_other() {
+        let listen = "127.0.0.1:3002";
+        assert!(check(
+            Some("127.0.0.1:3002"),
+            Some("http://127.0.0.1:3002"),
+            listen
+        ));
+        assert!(check(
+            Some("localhost:3002"),
+            Some("http://localhost:3002"),
+            listen
+        ));
+        // The port, the scheme or the name differ: another origin.
+        assert!(!check(
+            Some("127.0.0.1:3002"),
+            Some("http://127.0.0.1:3003"),
+            listen
+        ));
+        assert!(!check(
+            Some("127.0.0.1:3002"),
+            Some("https://127.0.0.1:3002"),
+            listen
+        ));
+        assert!(!check(
+            Some("localhost:3002"),
+            Some("http://127.0.0.1:3002"),
+            listen
         ));
     }
 }

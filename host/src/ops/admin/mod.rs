@@ -6,6 +6,11 @@
 //! - `GET /admin/policy` — active and previous version, last rollback;
 //! - `PUT /admin/policy` — body: a component; swapped in if it loads;
 //! - `POST /admin/policy/rollback` — restore the previous version;
+//! - `POST /admin/policy/check` — body: a component; loaded, not published;
+//! - `POST /admin/drain` — drain the server for a restart (`net::drain`);
+//! - `GET /admin/overview`, `GET /admin/connections?id=`,
+//!   `DELETE /admin/connections/{id}` — what the admin page shows and does;
+//! - `GET /` — the admin page (`page`);
 //! - `GET /metrics` — Prometheus metrics (OpenMetrics text), also served
 //!   without the token on `--metrics-listen` ([`Metrics`]).
 //!
@@ -17,13 +22,15 @@
 //! and must send a request's head in time (`serve`).
 //!
 //! - `auth`       — which token, and checking it
-//! - `guard`      — refusing what a web page could send
+//! - `guard`      — refusing what a web page elsewhere could send
+//! - `page`       — the admin page and the routes it alone needs
 //! - `routes`     — the routes and their JSON answers
 //! - `serve`      — the connections: cap, header timeout, shutdown
 //! - `token_file` — the token made at start, written for the CLI
 
 mod auth;
 mod guard;
+mod page;
 mod routes;
 mod serve;
 mod token_file;

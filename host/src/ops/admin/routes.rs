@@ -27,6 +27,16 @@ pub fn router(state: Shared) -> Router {
         .route("/admin/policy/rollback", post(rollback))
         .route("/metrics", get(metrics))
         .route("/admin/drain", post(drain))
+        .route("/admin/policy/check", post(check))
+        .route("/admin/overview", get(super::page::overview))
+        .route("/admin/connections", get(super::page::find))
+        .route(
+            "/admin/connections/{id}",
+            axum::routing::delete(super::page::disconnect),
+        )
+        .route("/", get(super::page::index))
+        .route("/admin.js", get(super::page::script))
+        .route("/admin.css", get(super::page::style))
         // `upload` enforces its own limit, to answer in JSON like every
         // other error.
         .layer(DefaultBodyLimit::disable())
@@ -92,7 +102,7 @@ fn rules(s: &AdminState) -> &'static str {
     if s.native { "native" } else { "wasm" }
 }
 
-fn json<T: Serialize>(status: StatusCode, body: &T) -> Response {
+pub(super) fn json<T: Serialize>(status: StatusCode, body: &T) -> Response {
     match serde_json::to_vec_pretty(body) {
         Ok(mut bytes) => {
             bytes.push(b'\n');
@@ -114,14 +124,14 @@ fn json<T: Serialize>(status: StatusCode, body: &T) -> Response {
     }
 }
 
-fn error(status: StatusCode, code: &str, message: &str) -> Response {
+pub(super) fn error(status: StatusCode, code: &str, message: &str) -> Response {
     json(
         status,
         &serde_json::json!({ "error": code, "message": message }),
     )
 }
 
-fn unauthorized() -> Response {
+pub(super) fn unauthorized() -> Response {
     let mut r = error(
         StatusCode::UNAUTHORIZED,
         "unauthorized",
@@ -185,26 +195,10 @@ async fn upload(
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
         return r;
     }
-    let body = match read_upload(body, s.max_upload).await {
-        Some(bytes) => bytes,
-        None => {
-            return error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too-large",
-                &format!(
-                    "the component is larger than the upload limit ({} bytes; [admin] max_upload_bytes)",
-                    s.max_upload
-                ),
-            );
-        }
+    let body = match component(body, s.max_upload).await {
+        Ok(bytes) => bytes,
+        Err(refused) => return refused,
     };
-    if body.is_empty() {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "empty",
-            "the request body must be the component (.wasm) to load",
-        );
-    }
     let source = query
         .get("source")
         .map(|name| format!("upload: {}", crate::chat::actions::cut(name.clone())))
@@ -213,6 +207,28 @@ async fn upload(
         Ok(report) => json(StatusCode::OK, &report),
         Err(e) => swap_error(&e),
     }
+}
+
+/// An uploaded component: the body, or the answer refusing it (413 past
+/// `max`, 400 when empty).
+async fn component(body: Body, max: usize) -> Result<Vec<u8>, Response> {
+    let Some(bytes) = read_upload(body, max).await else {
+        return Err(error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too-large",
+            &format!(
+                "the component is larger than the upload limit ({max} bytes; [admin] max_upload_bytes)"
+            ),
+        ));
+    };
+    if bytes.is_empty() {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "empty",
+            "the request body must be the component (.wasm)",
+        ));
+    }
+    Ok(bytes)
 }
 
 /// How much of an upload past the limit is read (and dropped) before the
@@ -308,6 +324,36 @@ async fn drain(
 /// The longest drain `POST /admin/drain` takes (a day: past that it is a
 /// typo, not a plan).
 const MAX_DRAIN_SECS: u64 = 86_400;
+
+/// `POST /admin/policy/check?source=<name>`, body: a component. Loaded
+/// as a swap would load it (compiled, checked against the world,
+/// instantiated, under this server's limits) in an engine of its own, and
+/// not published: 200 with what `switchboard policy check` prints, or the
+/// failed step as a swap answers it.
+async fn check(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+    body: Body,
+) -> Response {
+    if !authorized(&headers, &s.token) {
+        drop(body);
+        return unauthorized();
+    }
+    let body = match component(body, s.max_upload).await {
+        Ok(bytes) => bytes,
+        Err(refused) => return refused,
+    };
+    let source = query
+        .get("source")
+        .map(|name| crate::chat::actions::cut(name.clone()))
+        .unwrap_or_else(|| "upload".to_owned());
+    let limits = s.rules.policy().limits();
+    match crate::policy::check(body, &source, limits).await {
+        Ok(report) => json(StatusCode::OK, &report),
+        Err(e) => load_error(&e),
+    }
+}
 
 async fn rollback(State(s): State<Shared>, headers: HeaderMap) -> Response {
     if !authorized(&headers, &s.token) {

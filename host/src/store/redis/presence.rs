@@ -317,6 +317,22 @@ impl Presence for ClusterPresence {
             .count();
         self.local.online_count_now() + others
     }
+
+    fn other_nodes(&self) -> Vec<(String, usize)> {
+        let o = self.copy.read();
+        let mut by: std::collections::BTreeMap<String, usize> = Default::default();
+        for node in o.ids.values() {
+            *by.entry(node.to_string()).or_default() += 1;
+        }
+        by.into_iter().collect()
+    }
+
+    fn node_of(&self, id: &str) -> Option<String> {
+        if self.local.is_online_now(id) {
+            return None;
+        }
+        self.copy.read().ids.get(id).map(|n| n.to_string())
+    }
 }
 
 #[cfg(test)]
