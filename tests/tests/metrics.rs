@@ -77,6 +77,15 @@ async fn connections_frames_rooms_and_the_policy_move() -> Result<()> {
         "{}",
         after.text
     );
+    // Bytes waiting, both ways: served (the soak run watches them return
+    // to 0, bench/README.md "Soak").
+    for series in [
+        "switchboard_outbound_queued_bytes",
+        "switchboard_inbound_partial_bytes",
+        "switchboard_connections_limit",
+    ] {
+        ensure!(after.has(series), "{series}\n{}", after.text);
+    }
 
     // A refused upgrade, and a connection that ends.
     let status = server.refused_status("/nope").await?;

@@ -83,6 +83,9 @@ pub struct Sources {
     pub room_deliveries: u64,
     /// Connections closed with 4008 (their queue, or the server's budget).
     pub overflows: u64,
+    /// Bytes queued to clients now, all queues together (and bytes of
+    /// partly received messages).
+    pub queued: (u64, u64),
     /// Requests refused by a limit.
     pub limited: Vec<(Limit, u64)>,
     /// The policy.
@@ -253,6 +256,16 @@ impl Collector for Scrape {
                 s.rooms,
             ),
             ("switchboard_held_ids", "Ids held for a resume.", s.held),
+            (
+                "switchboard_outbound_queued_bytes",
+                "Bytes queued to clients now, all queues together (counted only with --outbound-total-bytes on, the default).",
+                s.queued.0,
+            ),
+            (
+                "switchboard_inbound_partial_bytes",
+                "Bytes of partly received client messages now, all connections together (counted only with --inbound-total-bytes on, the default).",
+                s.queued.1,
+            ),
             (
                 "switchboard_history_rooms",
                 "Rooms with kept history (in cluster mode: this node's copy).",

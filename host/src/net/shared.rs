@@ -138,6 +138,7 @@ impl Shared {
                 .collect(),
             room_deliveries: counters.room_deliveries(),
             overflows: self.budget.overflows(),
+            queued: (self.budget.total() as u64, self.inbound.total() as u64),
             limited: Limit::ALL
                 .iter()
                 .map(|l| (*l, counters.limited_total(*l)))
