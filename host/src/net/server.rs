@@ -477,10 +477,13 @@ impl Server {
             "serving"
         );
         let mut failures = AcceptFailures::default();
+        // Made once, not per accept: a watch subscription each time.
+        let drain_asked = shared.drain.requested();
+        tokio::pin!(drain_asked);
         let drain = loop {
             let accepted = tokio::select! {
                 _ = &mut shutdown => break None,
-                within = shared.drain.requested() => break Some(within),
+                within = &mut drain_asked => break Some(within),
                 accepted = listener.accept() => accepted,
             };
             match accepted {

@@ -184,16 +184,7 @@ async fn upload(
     body: Body,
 ) -> Response {
     if !authorized(&headers, &s.token) {
-        // Before a byte of the body: nobody without the token makes the
-        // interface read (or wait for) up to the upload limit. The
-        // connection closes after the answer (the body is not read); a
-        // client that sends `Expect: 100-continue`, as `switchboard
-        // policy swap` does, gets the 401 before it sends the body.
-        drop(body);
-        let mut r = unauthorized();
-        r.headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        return r;
+        return unauthorized_upload(body);
     }
     let body = match component(body, s.max_upload).await {
         Ok(bytes) => bytes,
@@ -207,6 +198,19 @@ async fn upload(
         Ok(report) => json(StatusCode::OK, &report),
         Err(e) => swap_error(&e),
     }
+}
+
+/// A 401 to an upload, before a byte of its body: nobody without the
+/// token makes the interface read (or wait for) up to the upload limit.
+/// The connection closes after the answer (the body is not read); a
+/// client that sends `Expect: 100-continue`, as `switchboard policy swap`
+/// does, gets the 401 before it sends the body.
+fn unauthorized_upload(body: Body) -> Response {
+    drop(body);
+    let mut r = unauthorized();
+    r.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    r
 }
 
 /// An uploaded component: the body, or the answer refusing it (413 past
@@ -337,8 +341,7 @@ async fn check(
     body: Body,
 ) -> Response {
     if !authorized(&headers, &s.token) {
-        drop(body);
-        return unauthorized();
+        return unauthorized_upload(body);
     }
     let body = match component(body, s.max_upload).await {
         Ok(bytes) => bytes,
