@@ -122,6 +122,26 @@ function proc() {
   const fds = readdirSync(`/proc/${server.pid}/fd`).length;
   return { rss, fds };
 }
+// Where the resident memory is, by kind of mapping (/proc/<pid>/smaps):
+// the wasmtime pool (one reservation of many GiB for every instance's
+// memories and stacks), the allocator's anonymous memory (mimalloc's
+// segments, the heap), thread stacks, and the binary's own pages.
+function residentByKind() {
+  const out = { pool: 0, anon: 0, stack: 0, file: 0 };
+  let kind = null;
+  for (const line of readFileSync(`/proc/${server.pid}/smaps`, 'utf8').split('\n')) {
+    const head = /^([0-9a-f]+)-([0-9a-f]+) \S+ \S+ \S+ \d+\s*(.*)$/.exec(line);
+    if (head) {
+      const size = Number(BigInt('0x' + head[2]) - BigInt('0x' + head[1]));
+      const name = head[3];
+      kind = name.startsWith('/') ? 'file' : name.startsWith('[stack') ? 'stack' : size >= 2 ** 30 ? 'pool' : 'anon';
+      continue;
+    }
+    const rss = /^Rss:\s+(\d+) kB/.exec(line);
+    if (rss && kind) out[kind] += Number(rss[1]) * 1024;
+  }
+  return Object.fromEntries(Object.entries(out).map(([k, v]) => [k, +(v / 2 ** 20).toFixed(1)]));
+}
 const t0 = Date.now();
 const samples = [];
 let phase = 'baseline';
@@ -196,6 +216,7 @@ async function connect(id, session, rooms) {
 phase = 'baseline';
 for (let i = 0; i < 3; i++) (await sample(), await sleep(1000));
 const baseline = samples[samples.length - 1];
+const baselineResident = residentByKind();
 phase = 'ramp';
 let next = 0;
 const ids = Array.from({ length: N }, (_, i) => `u${i}`);
@@ -290,6 +311,7 @@ while (Date.now() - windDown < 90_000) {
 phase = 'after';
 for (let i = 0; i < 3; i++) (await sample(), await sleep(2000));
 const after = samples[samples.length - 1];
+const afterResident = residentByKind();
 const peak = samples.reduce((m, s) => (s.rss > m.rss ? s : m), samples[0]);
 
 // --- output ---------------------------------------------------------------
@@ -304,6 +326,8 @@ const summary = {
   stats,
   baseline: { rss_mib: mib(baseline.rss), fds: baseline.fds, held: baseline.held, queued: baseline.queued, stored: baseline.stored, history_bytes: baseline.history_bytes },
   peak: { rss_mib: mib(peak.rss), at_s: peak.t, open: peak.open },
+  // Resident MiB by kind of mapping (residentByKind).
+  resident_mib: { baseline: baselineResident, after: afterResident },
   after: { rss_mib: mib(after.rss), fds: after.fds, held: after.held, queued: after.queued, stored: after.stored, history_bytes: after.history_bytes, open: after.open },
 };
 console.log(JSON.stringify(summary, null, 2));

@@ -11,10 +11,9 @@
 //! Every test runs the real server in-process with the misbehave guest
 //! (tests/guests/misbehave) and talks to it over real WebSockets.
 //!
-//! Deadlines: the default call deadline (10 ms) is wall time counted by the
-//! epoch ticker, so on a loaded machine even an ordinary echo could be
-//! interrupted if its thread is descheduled mid-call. Tests that are not
-//! about time therefore run with a generous deadline, so the only limit that
+//! Deadlines: the call deadline counts the CPU time of the call's thread
+//! (deadline_cpu.rs shows a starved call is not failed), checked at epoch
+//! ticks. Tests that are not about time still run with a generous deadline, so the only limit that
 //! can fail a call is the one under test; the timeout tests use a deadline
 //! that is short enough to keep the tests quick and long enough that an
 //! ordinary echo never meets it.

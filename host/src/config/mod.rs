@@ -400,7 +400,8 @@ impl Limits {
 /// `policy-failed` and its actions are discarded.
 #[derive(Debug, Clone)]
 pub struct PolicyLimits {
-    /// Wall-clock time one call may run.
+    /// CPU time one call may use (its thread's; wall time is bounded at
+    /// ten times this, at least 1 s: policy/deadline.rs).
     pub call_deadline: Duration,
     /// Linear memory one instance may grow to.
     pub memory_bytes: usize,

@@ -500,7 +500,7 @@ section! {
     /// `[policy]`, the part that bounds one policy call and its state; the
     /// offline commands (`policy check`, `policy replay`) take these too.
     CallSettings ["policy"] "Policy calls ([policy])" {
-        /// Milliseconds one policy call may run (wall clock, at least 1).
+        /// Milliseconds of CPU time one policy call may use (at least 1).
         call_deadline_ms: u64,
         flag "call-deadline-ms", env "SWITCHBOARD_CALL_DEADLINE_MS",
         get |c| Some(millis(c.policy_limits.call_deadline)),

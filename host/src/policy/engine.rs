@@ -42,9 +42,8 @@ pub fn build(limits: &PolicyLimits) -> Result<(Engine, Ticker), LoadError> {
     Ok((engine, ticker))
 }
 
-/// Deadline in epoch ticks for a call of `deadline` wall time: the call
-/// gets at least `deadline` and at most one tick more (the first tick may
-/// come at once).
+/// Epoch ticks that take at least `deadline` of wall time and at most one
+/// tick more (the first tick may come at once).
 pub fn ticks(deadline: Duration) -> u64 {
     deadline.as_micros().div_ceil(TICK.as_micros()) as u64 + 1
 }

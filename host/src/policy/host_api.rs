@@ -9,6 +9,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::bindings::{v1, v2};
 use super::clocks::{MonotonicClock, WallClock};
+use super::deadline::Deadline;
 use super::output::GuestOutput;
 use super::queries;
 use crate::config::PolicyLimits;
@@ -40,6 +41,8 @@ pub struct HostState {
     clock: Clock,
     /// Memory cap and whether the guest hit it.
     pub(crate) limiter: Limiter,
+    /// The running call's CPU-time deadline.
+    pub(crate) deadline: Deadline,
     /// Policy version, for log lines.
     version: u64,
 }
@@ -74,6 +77,7 @@ impl HostState {
                 hit: false,
                 largest: 0,
             },
+            deadline: Deadline::new(),
             version,
         }
     }

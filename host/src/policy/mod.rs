@@ -3,6 +3,7 @@
 //!
 //! - `bindings` — the one `bindgen!` (from wit/policy.wit)
 //! - `engine`   — wasmtime config, pooling allocator, epoch ticker
+//! - `deadline` — per-call deadlines in the calling thread's CPU time
 //! - `host_api` — what a guest may call (registry, state, log, clock, WASI)
 //! - [`clock`]  — the time policies read (system, or set by a replay)
 //! - `clocks`   — WASI's clocks served from the host's `Clock`
@@ -21,6 +22,7 @@ mod check;
 pub mod clock;
 mod clocks;
 mod convert;
+mod deadline;
 mod engine;
 mod host_api;
 mod no_wait;

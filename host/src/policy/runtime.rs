@@ -114,7 +114,8 @@ impl Runtime {
         let state = HostState::new(&inner.env, &inner.limits, version.info.seq);
         let mut store = Store::new(&inner.engine, state);
         store.limiter(|s| &mut s.limiter);
-        store.epoch_deadline_trap();
+        // Every tick past a store's deadline asks its call's CPU time.
+        store.epoch_deadline_callback(|mut cx| Ok(cx.data_mut().deadline.on_tick()));
         store.set_hostcall_fuel(hostcall_fuel(&inner.limits));
         // Handles of resources a component makes for itself cost host
         // memory too; WASI resources (bounded by the table) take one each.
@@ -124,7 +125,8 @@ impl Runtime {
         // call that merely needed a fresh instance.
         let budget = inner.limits.call_deadline.max(INSTANTIATE_BUDGET);
         let _running = inner.ticker.call_starts();
-        store.set_epoch_deadline(engine::ticks(budget));
+        let ticks = store.data_mut().deadline.arm(budget);
+        store.set_epoch_deadline(ticks);
         match version.pre.instantiate(&mut store) {
             Err(e) => {
                 tracing::warn!(
@@ -150,8 +152,8 @@ impl Runtime {
         let limits = &self.limits;
         inst.store.data_mut().limiter.hit = false;
         let _running = self.ticker.call_starts();
-        inst.store
-            .set_epoch_deadline(engine::ticks(limits.call_deadline));
+        let ticks = inst.store.data_mut().deadline.arm(limits.call_deadline);
+        inst.store.set_epoch_deadline(ticks);
         let bound = Bound {
             max_actions: limits.max_actions,
             max_bytes: limits.max_output_bytes,

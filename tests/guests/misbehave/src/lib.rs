@@ -8,6 +8,8 @@
 //!   must trap it at once, a call cannot block)
 //! - `poll`   — waits on a clock pollable due in an hour with
 //!   `wasi:io/poll.poll` (the same)
+//! - `work <n>` — computes for `n` rounds (CPU time only), then replies
+//!   `worked <n>`
 //! - `stdin`  — reads stdin to its end; replies `stdin: <n> bytes`
 //! - `print`  — writes to stdout and stderr, then replies `printed`
 //! - `spam`   — returns more actions than the host allows
@@ -272,6 +274,19 @@ impl Guest for Misbehave {
         }
         if let Some((n, kib)) = numbers("alias ") {
             return alias(n, kib);
+        }
+        if let Some(n) = text
+            .strip_prefix("work ")
+            .and_then(|n| n.parse::<u64>().ok())
+        {
+            let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+            for _ in 0..n {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x = std::hint::black_box(x);
+            }
+            return vec![Action::Reply(Frame::Text(format!("worked {n}")))];
         }
         if let Some(mib) = text
             .strip_prefix("alloc ")
