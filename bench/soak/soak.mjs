@@ -123,18 +123,36 @@ function proc() {
   return { rss, fds };
 }
 // Where the resident memory is, by kind of mapping (/proc/<pid>/smaps):
-// the wasmtime pool (one reservation of many GiB for every instance's
-// memories and stacks), the allocator's anonymous memory (mimalloc's
-// segments, the heap), thread stacks, and the binary's own pages.
+// the wasmtime pool (one reservation of hundreds of GiB for every policy
+// instance's memories, tables and stacks: the largest mapping at the
+// baseline, split into pieces later as instances come and go), mimalloc's
+// arenas (1 GiB reservations: the heap), other anonymous memory, thread
+// stacks, and the binary's own pages.
+let poolRange = null;
 function residentByKind() {
-  const out = { pool: 0, anon: 0, stack: 0, file: 0 };
+  const out = { pool: 0, heap: 0, anon: 0, stack: 0, file: 0 };
+  const text = readFileSync(`/proc/${server.pid}/smaps`, 'utf8');
+  const heads = [...text.matchAll(/^([0-9a-f]+)-([0-9a-f]+) /gm)].map((m) => [BigInt('0x' + m[1]), BigInt('0x' + m[2])]);
+  if (!poolRange) {
+    // The largest mapping, and its contiguous neighbours (an instance's
+    // memory image is mapped into the reservation, splitting it).
+    const i = heads.reduce((best, h, k) => (h[1] - h[0] > heads[best][1] - heads[best][0] ? k : best), 0);
+    let [lo, hi] = [i, i];
+    while (lo > 0 && heads[lo - 1][1] === heads[lo][0]) lo--;
+    while (hi + 1 < heads.length && heads[hi + 1][0] === heads[hi][1]) hi++;
+    poolRange = [heads[lo][0], heads[hi][1]];
+  }
   let kind = null;
-  for (const line of readFileSync(`/proc/${server.pid}/smaps`, 'utf8').split('\n')) {
+  for (const line of text.split('\n')) {
     const head = /^([0-9a-f]+)-([0-9a-f]+) \S+ \S+ \S+ \d+\s*(.*)$/.exec(line);
     if (head) {
-      const size = Number(BigInt('0x' + head[2]) - BigInt('0x' + head[1]));
+      const [from, to] = [BigInt('0x' + head[1]), BigInt('0x' + head[2])];
       const name = head[3];
-      kind = name.startsWith('/') ? 'file' : name.startsWith('[stack') ? 'stack' : size >= 2 ** 30 ? 'pool' : 'anon';
+      kind = from >= poolRange[0] && to <= poolRange[1] ? 'pool'
+        : name.startsWith('/') ? 'file'
+        : name.startsWith('[stack') ? 'stack'
+        : to - from >= 2n ** 30n ? 'heap'
+        : 'anon';
       continue;
     }
     const rss = /^Rss:\s+(\d+) kB/.exec(line);

@@ -1,6 +1,7 @@
 //! The network side: sockets, TLS, the upgrade, one task per connection,
 //! and the bytes that reach a socket.
 //!
+//! - [`runtime`]   — the tokio runtime; idle workers give freed memory back
 //! - [`server`]    — bind, accept loop, graceful shutdown
 //! - [`drain`]     — a rolling restart: 1012 to every client, a few at a time, then exit
 //! - [`admission`] — who is let in at accept: connections and handshakes, server-wide and per IP
@@ -26,6 +27,7 @@ pub mod id;
 pub mod inbound;
 pub mod liveness;
 pub mod origin;
+pub mod runtime;
 pub mod server;
 pub mod session;
 pub mod shared;
