@@ -10,11 +10,13 @@
 //! - [`config`] — every setting: flag, variable, file key and default, written once
 //! - [`ops`]    — the operator's side: admin HTTP, reload, recording, `switchboard policy …`
 //! - [`metrics`] — what `/metrics` shows: counters every layer bumps, figures read when scraped
+//! - [`memory`] — freed memory given back to the OS by threads that went quiet
 //!
 //! Each folder's `mod.rs` maps its files.
 
 pub mod chat;
 pub mod config;
+pub mod memory;
 pub mod metrics;
 pub mod net;
 pub mod ops;

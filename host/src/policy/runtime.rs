@@ -73,7 +73,9 @@ impl Runtime {
         source: &str,
         max_idle: usize,
     ) -> Result<Version, LoadError> {
-        let component = Component::new(&self.engine, bytes).map_err(|e| {
+        let component = Component::new(&self.engine, bytes);
+        crate::memory::after_compile();
+        let component = component.map_err(|e| {
             let message = format!("{e:#}");
             if message.contains("minimum byte size") {
                 // The pool's memory size is the per-instance cap.
