@@ -4,7 +4,7 @@
 // notices — then every client goes, and the server must come back to its
 // baseline: RSS, open files, held ids, queued bytes, stored notices.
 //
-//   ulimit -n 20000; node bench/soak/soak.mjs [--bin PATH] [--connections 19000] [--minutes 10]
+//   ulimit -n 20000; node bench/soak/soak.mjs [--bin PATH] [--connections 19000] [--minutes 10] [--cycles 1]
 //
 // Writes bench/soak/out/samples.csv (one row every 5 s), a summary on
 // stdout (JSON), and bench/soak.svg (RSS and connections over time).
@@ -27,6 +27,9 @@ const arg = (name, dflt) => {
 const BIN = resolve(arg('bin', resolve(root, 'target/release/switchboard')));
 const N = Number(arg('connections', 19000));
 const MINUTES = Number(arg('minutes', 10));
+// Crowds, one after another (each: ramp, churn, wind-down): whether what
+// stays after one is reused by the next, or grows.
+const CYCLES = Number(arg('cycles', 1));
 const ROOMS = Math.max(1, Math.round(N / 40)); // ~40 members a room, ~1.5 rooms an id
 const TICK_MS = 100;
 // Per tick (10 a second), at full size: scaled with N.
@@ -130,7 +133,9 @@ function proc() {
 // stacks, and the binary's own pages.
 let poolRange = null;
 function residentByKind() {
-  const out = { pool: 0, heap: 0, anon: 0, stack: 0, file: 0 };
+  // lazy_free: pages given back with MADV_FREE, still counted in RSS
+  // until the kernel wants them (smaps' LazyFree).
+  const out = { pool: 0, heap: 0, anon: 0, stack: 0, file: 0, lazy_free: 0 };
   const text = readFileSync(`/proc/${server.pid}/smaps`, 'utf8');
   const heads = [...text.matchAll(/^([0-9a-f]+)-([0-9a-f]+) /gm)].map((m) => [BigInt('0x' + m[1]), BigInt('0x' + m[2])]);
   if (!poolRange) {
@@ -157,6 +162,8 @@ function residentByKind() {
     }
     const rss = /^Rss:\s+(\d+) kB/.exec(line);
     if (rss && kind) out[kind] += Number(rss[1]) * 1024;
+    const lazy = /^LazyFree:\s+(\d+) kB/.exec(line);
+    if (lazy) out.lazy_free += Number(lazy[1]) * 1024;
   }
   return Object.fromEntries(Object.entries(out).map(([k, v]) => [k, +(v / 2 ** 20).toFixed(1)]));
 }
@@ -235,16 +242,20 @@ phase = 'baseline';
 for (let i = 0; i < 3; i++) (await sample(), await sleep(1000));
 const baseline = samples[samples.length - 1];
 const baselineResident = residentByKind();
-phase = 'ramp';
-let next = 0;
 const ids = Array.from({ length: N }, (_, i) => `u${i}`);
+const cycles = [];
+for (let cycle = 1; cycle <= CYCLES; cycle++) {
+const cycleStart = samples.length;
+phase = 'ramp';
+accepting = true;
+let next = 0;
 while (next < N) {
   const batch = ids.slice(next, next + 200);
   next += batch.length;
   await Promise.all(batch.map((id) => connect(id)));
 }
 await sample();
-console.error(`ramped to ${live.size} connections in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+console.error(`cycle ${cycle}: ramped to ${live.size} connections in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 
 // The churn.
 phase = 'soak';
@@ -328,8 +339,13 @@ while (Date.now() - windDown < 90_000) {
 }
 phase = 'after';
 for (let i = 0; i < 3; i++) (await sample(), await sleep(2000));
+const last = samples[samples.length - 1];
+const top = samples.slice(cycleStart).reduce((m, s) => (s.rss > m.rss ? s : m));
+cycles.push({ cycle, peak_rss_mib: +(top.rss / 2 ** 20).toFixed(1), after_rss_mib: +(last.rss / 2 ** 20).toFixed(1), resident_mib: residentByKind() });
+console.error(`cycle ${cycle}: after ${cycles.at(-1).after_rss_mib} MiB (peak ${cycles.at(-1).peak_rss_mib})`);
+}
 const after = samples[samples.length - 1];
-const afterResident = residentByKind();
+const afterResident = cycles.at(-1).resident_mib;
 const peak = samples.reduce((m, s) => (s.rss > m.rss ? s : m), samples[0]);
 
 // --- output ---------------------------------------------------------------
@@ -344,6 +360,7 @@ const summary = {
   stats,
   baseline: { rss_mib: mib(baseline.rss), fds: baseline.fds, held: baseline.held, queued: baseline.queued, stored: baseline.stored, history_bytes: baseline.history_bytes },
   peak: { rss_mib: mib(peak.rss), at_s: peak.t, open: peak.open },
+  cycles,
   // Resident MiB by kind of mapping (residentByKind).
   resident_mib: { baseline: baselineResident, after: afterResident },
   after: { rss_mib: mib(after.rss), fds: after.fds, held: after.held, queued: after.queued, stored: after.stored, history_bytes: after.history_bytes, open: after.open },
