@@ -127,8 +127,7 @@ impl Runtime {
         // call that merely needed a fresh instance.
         let budget = inner.limits.call_deadline.max(INSTANTIATE_BUDGET);
         let _running = inner.ticker.call_starts();
-        let ticks = store.data_mut().deadline.arm(budget);
-        store.set_epoch_deadline(ticks);
+        arm(&mut store, budget);
         match version.pre.instantiate(&mut store) {
             Err(e) => {
                 tracing::warn!(
@@ -154,8 +153,7 @@ impl Runtime {
         let limits = &self.limits;
         inst.store.data_mut().limiter.hit = false;
         let _running = self.ticker.call_starts();
-        let ticks = inst.store.data_mut().deadline.arm(limits.call_deadline);
-        inst.store.set_epoch_deadline(ticks);
+        arm(&mut inst.store, limits.call_deadline);
         let bound = Bound {
             max_actions: limits.max_actions,
             max_bytes: limits.max_output_bytes,
@@ -221,6 +219,12 @@ impl Runtime {
             None => CallError::Trap(e.to_string()),
         }
     }
+}
+
+/// Start the deadline of what `store` runs next: `budget` of CPU time.
+fn arm(store: &mut Store<HostState>, budget: Duration) {
+    let ticks = store.data_mut().deadline.arm(budget);
+    store.set_epoch_deadline(ticks);
 }
 
 /// `on-connect`'s result, whichever the world.
