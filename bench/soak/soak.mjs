@@ -13,6 +13,7 @@
 // scrapes.
 import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -107,8 +108,22 @@ const FAMILIES = {
   overflows: 'switchboard_queue_overflows_total',
   limited: 'switchboard_limit_refusals_total{limit="messages_per_sec"}',
 };
+// A connection of its own each time (`agent: false`: `Connection: close`),
+// closed before the next sample counts the server's open files: a kept-alive
+// scrape connection would be one more file in some samples and not others.
+function scrapeText() {
+  return new Promise((res, rej) => {
+    http.get({ host: '127.0.0.1', port: metricsPort, path: '/metrics', agent: false }, (r) => {
+      let body = '';
+      r.setEncoding('utf8');
+      r.on('data', (d) => (body += d));
+      r.on('error', rej);
+      r.socket.on('close', () => res(body));
+    }).on('error', rej);
+  });
+}
 async function scrape() {
-  const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  const text = await scrapeText();
   const values = {};
   for (const line of text.split('\n')) {
     const at = line.lastIndexOf(' ');
@@ -223,10 +238,12 @@ async function connect(id, session, rooms) {
   if (!accepting) return;
   const c = await open(id, session);
   if (!c) return;
+  // Counted with its welcome (as `resumed_ok` is), even when the wind-down
+  // began meanwhile and it is closed at once.
+  if (session) stats.resumes++;
   if (!accepting) return c.ws.close(1000);
   live.set(id, c);
   stats.connects++;
-  if (session) stats.resumes++;
   // A resumed id keeps its rooms; a new connection joins one or two.
   if (rooms && session) c.rooms = rooms;
   else
@@ -246,6 +263,7 @@ const ids = Array.from({ length: N }, (_, i) => `u${i}`);
 const cycles = [];
 for (let cycle = 1; cycle <= CYCLES; cycle++) {
 const cycleStart = samples.length;
+const rampStart = Date.now();
 phase = 'ramp';
 accepting = true;
 let next = 0;
@@ -255,7 +273,7 @@ while (next < N) {
   await Promise.all(batch.map((id) => connect(id)));
 }
 await sample();
-console.error(`cycle ${cycle}: ramped to ${live.size} connections in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+console.error(`cycle ${cycle}: ramped to ${live.size} connections in ${((Date.now() - rampStart) / 1000).toFixed(1)} s`);
 
 // The churn.
 phase = 'soak';
@@ -341,7 +359,11 @@ phase = 'after';
 for (let i = 0; i < 3; i++) (await sample(), await sleep(2000));
 const last = samples[samples.length - 1];
 const top = samples.slice(cycleStart).reduce((m, s) => (s.rss > m.rss ? s : m));
-cycles.push({ cycle, peak_rss_mib: +(top.rss / 2 ** 20).toFixed(1), after_rss_mib: +(last.rss / 2 ** 20).toFixed(1), resident_mib: residentByKind() });
+cycles.push({
+  cycle, peak_rss_mib: +(top.rss / 2 ** 20).toFixed(1), after_rss_mib: +(last.rss / 2 ** 20).toFixed(1),
+  after: { fds: last.fds, held: last.held, queued: last.queued, stored: last.stored, history_bytes: last.history_bytes, open: last.open },
+  resident_mib: residentByKind(),
+});
 console.error(`cycle ${cycle}: after ${cycles.at(-1).after_rss_mib} MiB (peak ${cycles.at(-1).peak_rss_mib})`);
 }
 const after = samples[samples.length - 1];

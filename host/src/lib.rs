@@ -10,7 +10,7 @@
 //! - [`config`] — every setting: flag, variable, file key and default, written once
 //! - [`ops`]    — the operator's side: admin HTTP, reload, recording, `switchboard policy …`
 //! - [`metrics`] — what `/metrics` shows: counters every layer bumps, figures read when scraped
-//! - [`memory`] — freed memory given back to the OS by threads that went quiet
+//! - [`memory`] — freed memory given back to the OS by threads that went quiet; no transparent huge pages
 //!
 //! Each folder's `mod.rs` maps its files.
 

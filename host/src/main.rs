@@ -86,6 +86,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
     if !logging(&config.log, config.log_format) {
         return ExitCode::from(2);
     }
+    switchboard::memory::no_huge_pages();
     // Install the signal handlers before anything is announced: a SIGTERM
     // sent as soon as "listening on" is logged must stop the server
     // gracefully, not kill it with the default action.

@@ -2041,3 +2041,44 @@ async fn a_replay_gives_the_rules_the_claims_and_the_resume_they_were_given() ->
     );
     Ok(())
 }
+
+// ---------------------------------------------------------------------------
+// Memory
+// ---------------------------------------------------------------------------
+
+/// `THP_enabled` of process `pid` (`/proc/PID/status`, Linux 5.0 on).
+fn huge_pages_enabled(pid: u32) -> Result<Option<bool>> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    Ok(status
+        .lines()
+        .find_map(|l| l.strip_prefix("THP_enabled:"))
+        .map(|v| v.trim() != "0"))
+}
+
+/// Huge pages are off in the server (khugepaged refilled what a collect
+/// gave back: docs/OPERATIONS.md, "Many connections"), unless
+/// `MIMALLOC_ALLOW_THP` says otherwise.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_turns_transparent_huge_pages_off_unless_told_otherwise() -> Result<()> {
+    if !Path::new("/sys/kernel/mm/transparent_hugepage").exists() {
+        eprintln!("this kernel has no transparent huge pages: not checked");
+        return Ok(());
+    }
+    let dir = Scratch::new("thp")?;
+    let args = ["--listen", "127.0.0.1:0", "--admin-listen", "off"];
+    let off = Served::start(&dir.dir, &args, &[], false).await?;
+    let Some(enabled) = huge_pages_enabled(off.pid)? else {
+        eprintln!("this kernel has no THP_enabled in /proc/PID/status: not checked");
+        return Ok(());
+    };
+    assert!(!enabled, "huge pages still on in the server");
+    drop(off);
+
+    let kept = Served::start(&dir.dir, &args, &[("MIMALLOC_ALLOW_THP", "1")], false).await?;
+    assert_eq!(
+        huge_pages_enabled(kept.pid)?,
+        Some(true),
+        "MIMALLOC_ALLOW_THP=1 did not keep them"
+    );
+    Ok(())
+}
