@@ -261,6 +261,9 @@ const baseline = samples[samples.length - 1];
 const baselineResident = residentByKind();
 const ids = Array.from({ length: N }, (_, i) => `u${i}`);
 const cycles = [];
+const mib = (b) => +(b / 2 ** 20).toFixed(1);
+// What must come back to its baseline, from one sample.
+const kept = (s) => ({ fds: s.fds, held: s.held, queued: s.queued, stored: s.stored, history_bytes: s.history_bytes, open: s.open });
 for (let cycle = 1; cycle <= CYCLES; cycle++) {
 const cycleStart = samples.length;
 const rampStart = Date.now();
@@ -359,11 +362,7 @@ phase = 'after';
 for (let i = 0; i < 3; i++) (await sample(), await sleep(2000));
 const last = samples[samples.length - 1];
 const top = samples.slice(cycleStart).reduce((m, s) => (s.rss > m.rss ? s : m));
-cycles.push({
-  cycle, peak_rss_mib: +(top.rss / 2 ** 20).toFixed(1), after_rss_mib: +(last.rss / 2 ** 20).toFixed(1),
-  after: { fds: last.fds, held: last.held, queued: last.queued, stored: last.stored, history_bytes: last.history_bytes, open: last.open },
-  resident_mib: residentByKind(),
-});
+cycles.push({ cycle, peak_rss_mib: mib(top.rss), after_rss_mib: mib(last.rss), after: kept(last), resident_mib: residentByKind() });
 console.error(`cycle ${cycle}: after ${cycles.at(-1).after_rss_mib} MiB (peak ${cycles.at(-1).peak_rss_mib})`);
 }
 const after = samples[samples.length - 1];
@@ -374,18 +373,17 @@ const peak = samples.reduce((m, s) => (s.rss > m.rss ? s : m), samples[0]);
 mkdirSync(OUT, { recursive: true });
 const cols = ['t', 'phase', 'clients', 'rss', 'fds', ...Object.keys(FAMILIES)];
 writeFileSync(resolve(OUT, 'samples.csv'), [cols.join(','), ...samples.map((s) => cols.map((c) => s[c]).join(','))].join('\n') + '\n');
-const mib = (b) => +(b / 2 ** 20).toFixed(1);
 const summary = {
   connections: N,
   minutes: MINUTES,
   per_second: Object.fromEntries(Object.entries(PER_TICK).map(([k, v]) => [k, v * (1000 / TICK_MS)])),
   stats,
-  baseline: { rss_mib: mib(baseline.rss), fds: baseline.fds, held: baseline.held, queued: baseline.queued, stored: baseline.stored, history_bytes: baseline.history_bytes },
+  baseline: { rss_mib: mib(baseline.rss), ...kept(baseline) },
   peak: { rss_mib: mib(peak.rss), at_s: peak.t, open: peak.open },
   cycles,
   // Resident MiB by kind of mapping (residentByKind).
   resident_mib: { baseline: baselineResident, after: afterResident },
-  after: { rss_mib: mib(after.rss), fds: after.fds, held: after.held, queued: after.queued, stored: after.stored, history_bytes: after.history_bytes, open: after.open },
+  after: { rss_mib: mib(after.rss), ...kept(after) },
 };
 console.log(JSON.stringify(summary, null, 2));
 writeFileSync(resolve(OUT, 'summary.json'), JSON.stringify(summary, null, 2) + '\n');

@@ -23,7 +23,7 @@
 //! run that put RSS 10–27 MiB back up within a minute of every client
 //! having gone, with no client and no allocation; without huge pages RSS
 //! came back to within 6 MiB of its baseline after 6,000 connections
-//! (15–23 MiB after 19,000, from a peak 116 MiB above it), and the
+//! (9–23 MiB after 19,000, from a peak 116 MiB above it), and the
 //! baseline itself halved (bench/RESULTS.md).
 
 use std::cell::Cell;
@@ -74,8 +74,8 @@ pub fn no_huge_pages() {
     // not only this thread's, whatever rustix's doc says.
     match rustix::thread::disable_transparent_huge_pages(true) {
         Ok(()) => tracing::debug!("transparent huge pages off"),
-        // Kernels before 3.15 have no such prctl: memory is then as before.
-        // RSS then stays higher after a crowd (docs/OPERATIONS.md).
+        // Kernels before 3.15 have no such prctl: RSS then stays higher
+        // after a crowd, as before (docs/OPERATIONS.md).
         Err(e) => tracing::info!("cannot turn transparent huge pages off: {e}"),
     }
 }
